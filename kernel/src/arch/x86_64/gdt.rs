@@ -1,0 +1,105 @@
+//! Global descriptor table and task state segment.
+//!
+//! Selector layout is dictated by `syscall`/`sysret` (STAR): kernel code 0x08, kernel data
+//! 0x10, user 32-bit code 0x1B, user data 0x23, user 64-bit code 0x2B (as in Pistachio, spec
+//! 4.5). The TSS supplies the kernel stack for entries from user mode (RSP0, updated on every
+//! thread switch) and a separate stack for double faults (IST1).
+
+use core::arch::asm;
+use core::mem::size_of;
+
+use crate::sync::KernelCell;
+
+pub const KERNEL_CS: u16 = 0x08;
+pub const KERNEL_DS: u16 = 0x10;
+pub const USER_CS32: u16 = 0x18 | 3;
+pub const USER_DS: u16 = 0x20 | 3;
+pub const USER_CS: u16 = 0x28 | 3;
+const TSS_SEL: u16 = 0x30;
+
+#[repr(C, packed)]
+pub struct Tss {
+    _r0: u32,
+    pub rsp0: u64,
+    _rsp1: u64,
+    _rsp2: u64,
+    _r1: u64,
+    pub ist: [u64; 7],
+    _r2: u64,
+    _r3: u16,
+    iomap_base: u16,
+}
+
+static TSS: KernelCell<Tss> = KernelCell::new(Tss {
+    _r0: 0,
+    rsp0: 0,
+    _rsp1: 0,
+    _rsp2: 0,
+    _r1: 0,
+    ist: [0; 7],
+    _r2: 0,
+    _r3: 0,
+    iomap_base: size_of::<Tss>() as u16,
+});
+
+static GDT: KernelCell<[u64; 8]> = KernelCell::new([
+    0,
+    0x00AF_9A00_0000_FFFF, // 0x08 kernel code 64
+    0x00CF_9200_0000_FFFF, // 0x10 kernel data
+    0x00CF_FA00_0000_FFFF, // 0x18 user code 32
+    0x00CF_F200_0000_FFFF, // 0x20 user data
+    0x00AF_FA00_0000_FFFF, // 0x28 user code 64
+    0,                     // 0x30 TSS low
+    0,                     // 0x38 TSS high
+]);
+
+#[repr(C, align(16))]
+struct Stack([u8; 16384]);
+static DOUBLE_FAULT_STACK: KernelCell<Stack> = KernelCell::new(Stack([0; 16384]));
+
+#[repr(C, packed)]
+struct DescriptorPointer {
+    limit: u16,
+    base: u64,
+}
+
+pub fn init() {
+    let tss = TSS.get();
+    tss.ist[0] = DOUBLE_FAULT_STACK.as_ptr() as u64 + size_of::<Stack>() as u64;
+    let base = TSS.as_ptr() as u64;
+    let limit = size_of::<Tss>() as u64 - 1;
+    let gdt = GDT.get();
+    gdt[6] = (limit & 0xFFFF)
+        | ((base & 0xFF_FFFF) << 16)
+        | (0x89 << 40)
+        | (((limit >> 16) & 0xF) << 48)
+        | (((base >> 24) & 0xFF) << 56);
+    gdt[7] = base >> 32;
+    let ptr = DescriptorPointer { limit: (size_of::<[u64; 8]>() - 1) as u16, base: GDT.as_ptr() as u64 };
+    // SAFETY: the GDT is static and keeps the boot selectors' meaning (0x08 code, 0x10 data);
+    // the far return reloads CS from it.
+    unsafe {
+        asm!(
+            "lgdt [{ptr}]",
+            "push {cs}",
+            "lea {tmp}, [rip + 2f]",
+            "push {tmp}",
+            "retfq",
+            "2:",
+            "mov ds, {ds:x}",
+            "mov es, {ds:x}",
+            "mov ss, {ds:x}",
+            "ltr {tss:x}",
+            ptr = in(reg) &ptr,
+            cs = in(reg) KERNEL_CS as u64,
+            ds = in(reg) KERNEL_DS as u64,
+            tss = in(reg) TSS_SEL as u64,
+            tmp = out(reg) _,
+        );
+    }
+}
+
+/// Sets the stack the CPU switches to on an interrupt or exception from user mode.
+pub fn set_kernel_stack(top: u64) {
+    TSS.get().rsp0 = top;
+}

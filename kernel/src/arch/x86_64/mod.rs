@@ -1,0 +1,9 @@
+//! Everything specific to x86-64: boot trampoline, CPU control, descriptor tables, trap and
+//! system-call entry, page tables. Generic kernel code calls into this module and never uses
+//! inline assembly itself.
+
+pub mod boot;
+pub mod cpu;
+pub mod gdt;
+pub mod paging;
+pub mod trap;

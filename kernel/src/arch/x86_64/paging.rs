@@ -1,0 +1,136 @@
+//! Four-level x86-64 page tables: the kernel's own mappings and the per-space user tables.
+//!
+//! Virtual memory layout (see docs/design.md):
+//! * `0 .. USER_END`: user space of the current address space (PML4 slots 0..255, per space).
+//! * `PHYS_OFFSET ..`: all physical memory, 1:1 (PML4 slot 511, PDPT entries 0..509), kernel only.
+//! * `KERNEL_VMA + phys`: the kernel image (PDPT entry 510 of slot 511) mapped with 4 KiB pages
+//!   and per-section rights; its `.user_stubs` pages are user-executable, so that the KIP's
+//!   system-call links work at the same address in every space.
+//!
+//! Slot 511 is shared by every address space (its PML4 entry is copied into each new space).
+
+use crate::mm::frame;
+
+pub const PHYS_OFFSET: u64 = 0xFFFF_FF80_0000_0000;
+pub const KERNEL_VMA: u64 = 0xFFFF_FFFF_8000_0000;
+/// First address above user space (lower canonical half, less a guard page so that `sysret`
+/// can never return to a non-canonical address).
+pub const USER_END: u64 = 0x0000_7FFF_FFFF_F000;
+/// Physical memory above this is not reachable through the direct map.
+pub const MAX_PHYS: u64 = 510 << 30;
+
+pub const P: u64 = 1;
+pub const RW: u64 = 1 << 1;
+pub const US: u64 = 1 << 2;
+pub const PWT: u64 = 1 << 3;
+pub const PCD: u64 = 1 << 4;
+pub const ACCESSED: u64 = 1 << 5;
+pub const DIRTY: u64 = 1 << 6;
+pub const PS: u64 = 1 << 7;
+pub const G: u64 = 1 << 8;
+pub const NX: u64 = 1 << 63;
+pub const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+
+use crate::sync::KernelCell;
+
+/// Where physical memory is visible: the boot tables' -2 GiB window until the kernel's own
+/// tables are live, then the direct map.
+static PHYS_WINDOW: KernelCell<u64> = KernelCell::new(KERNEL_VMA);
+static KERNEL_PML4: KernelCell<u64> = KernelCell::new(0);
+
+pub fn phys_to_virt(p: u64) -> u64 {
+    *PHYS_WINDOW.get() + p
+}
+
+/// A page table page, viewed through the physical window.
+pub fn table(phys: u64) -> &'static mut [u64; 512] {
+    // SAFETY: `phys` is a page-table frame owned by the kernel; the physical window maps it.
+    unsafe { &mut *(phys_to_virt(phys) as *mut [u64; 512]) }
+}
+
+pub fn kernel_pml4() -> u64 {
+    *KERNEL_PML4.get()
+}
+
+unsafe extern "C" {
+    static __kip_start: u8;
+    static __text_start: u8;
+    static __user_stubs_start: u8;
+    static __user_stubs_end: u8;
+    static __rodata_start: u8;
+    static __data_start: u8;
+    static __image_end: u8;
+}
+
+fn sym(s: &u8) -> u64 {
+    s as *const u8 as u64
+}
+
+/// Builds the kernel's page tables (direct map of `0..phys_top`, the image with section rights)
+/// and switches to them. Returns false if memory ran out.
+pub fn init_kernel_tables(phys_top: u64) -> bool {
+    let f = crate::arch::x86_64::cpu::features();
+    let nx = if f.nx { NX } else { 0 };
+    let g = if f.pge { G } else { 0 };
+    let Some(pml4) = frame::alloc() else { return false };
+    let Some(pdpt) = frame::alloc() else { return false };
+    let gib = phys_top.min(MAX_PHYS).div_ceil(1 << 30).max(4);
+    for i in 0..gib {
+        if f.pdpe1gb {
+            table(pdpt)[i as usize] = (i << 30) | P | RW | PS | g | nx;
+        } else {
+            let Some(pd) = frame::alloc() else { return false };
+            for j in 0..512u64 {
+                table(pd)[j as usize] = (i << 30) | (j << 21) | P | RW | PS | g | nx;
+            }
+            table(pdpt)[i as usize] = pd | P | RW;
+        }
+    }
+    // The image: 4 KiB pages with rights by section.
+    let Some(pd_img) = frame::alloc() else { return false };
+    table(pdpt)[510] = pd_img | P | RW | US;
+    // SAFETY: linker-provided symbols; only their addresses are used.
+    let (kip, text, stubs, stubs_end, rodata, data, end) = unsafe {
+        (
+            sym(&__kip_start),
+            sym(&__text_start),
+            sym(&__user_stubs_start),
+            sym(&__user_stubs_end),
+            sym(&__rodata_start),
+            sym(&__data_start),
+            sym(&__image_end),
+        )
+    };
+    let mut va = kip;
+    while va < end {
+        let flags = if va < text {
+            P | RW | nx // KIP (kernel view)
+        } else if va < stubs {
+            P // text
+        } else if va < stubs_end {
+            P | US // system-call stubs: user-executable, same address in every space
+        } else if va < rodata {
+            P
+        } else if va < data {
+            P | nx
+        } else {
+            P | RW | nx
+        };
+        let pdi = ((va >> 21) & 511) as usize;
+        let pti = ((va >> 12) & 511) as usize;
+        if table(pd_img)[pdi] & P == 0 {
+            let Some(pt) = frame::alloc() else { return false };
+            table(pd_img)[pdi] = pt | P | RW | US;
+        }
+        let pt = table(pd_img)[pdi] & ADDR_MASK;
+        table(pt)[pti] = (va - KERNEL_VMA) | flags | g;
+        va += 4096;
+    }
+    table(pml4)[511] = pdpt | P | RW | US;
+    *KERNEL_PML4.get() = pml4;
+    // SAFETY: the new tables map the running image (same virtual addresses) and the stack
+    // (in .bss); the physical window moves to the direct map, which they also contain.
+    unsafe { crate::arch::x86_64::cpu::write_cr3(pml4) };
+    *PHYS_WINDOW.get() = PHYS_OFFSET;
+    true
+}

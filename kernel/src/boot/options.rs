@@ -1,0 +1,23 @@
+//! Kernel command-line options (`key=value` words on the multiboot command line).
+//!
+//! * `kmem=<n>[K|M|G]`: size of the kernel memory pool (default 64 MiB).
+//! * `selftest=pf|gp|ud|panic`: after boot, provoke that fault in the kernel (test builds of the
+//!   harness use it to check the register dumps).
+//! * `exit=ready`: leave QEMU (success) as soon as the kernel is ready (boot-only tests).
+
+pub fn value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
+    cmdline.split_ascii_whitespace().find_map(|w| {
+        let (k, v) = w.split_once('=')?;
+        (k == key).then_some(v)
+    })
+}
+
+pub fn size(s: &str) -> Option<u64> {
+    let (digits, mult) = match s.as_bytes().last()? {
+        b'K' | b'k' => (&s[..s.len() - 1], 1 << 10),
+        b'M' | b'm' => (&s[..s.len() - 1], 1 << 20),
+        b'G' | b'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(mult)
+}

@@ -1,0 +1,3 @@
+//! Kernel memory: the physical frame pool the kernel allocates from.
+
+pub mod frame;

@@ -1,0 +1,3 @@
+//! Platform devices.
+
+pub mod pc;
