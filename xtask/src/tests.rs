@@ -1,0 +1,238 @@
+//! The test command: host unit tests, then integration tests that boot the real kernel.
+//!
+//! Each integration test is one QEMU boot, bounded by a timeout, judged by what the kernel and
+//! the user programs print on the serial console and by QEMU's exit status. One line per test
+//! (`ok` / `FAILED` with the serial log), then a closing `N passed, N failed` line that counts
+//! the host tests too.
+
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::build::{self, Images};
+use crate::qemu::{self, Boot, Module, SerialInput, EXIT_FAILURE, EXIT_SUCCESS};
+
+pub struct Test {
+    pub name: &'static str,
+    /// Builds the boot configuration from the built images; `None` = skip (not applicable).
+    pub boot: fn(&Images) -> Boot,
+    /// Texts that must appear, in this order.
+    pub expect: &'static [&'static str],
+    /// Texts that must not appear.
+    pub forbid: &'static [&'static str],
+    /// Required QEMU exit status; `None` = the run is ended by the harness at `stop_at`.
+    pub exit: Option<i32>,
+    pub stop_at: Option<&'static str>,
+    pub input: fn() -> Vec<SerialInput>,
+    pub timeout_s: u64,
+}
+
+const PANIC: &str = "*** kernel panic";
+const NO_INPUT: fn() -> Vec<SerialInput> = Vec::new;
+
+fn kernel_only(images: &Images, cmdline: &str) -> Boot {
+    let mut b = Boot::new(images.kernel());
+    b.cmdline = cmdline.into();
+    b
+}
+
+fn with_root(images: &Images, cmdline: &str, root_args: &str) -> Boot {
+    let mut b = kernel_only(images, cmdline);
+    b.modules = vec![
+        Module { path: images.user("sigma0"), args: String::new() },
+        Module { path: images.user("root"), args: root_args.into() },
+    ];
+    b
+}
+
+pub fn all_tests() -> Vec<Test> {
+    let mut t = vec![
+        Test {
+            name: "boot-qemu64",
+            boot: |i| kernel_only(i, "exit=ready"),
+            expect: &["L4 X.2 microkernel", "cpu: features used:", "memory map:", "paging: kernel tables live", "kernel: ready"],
+            forbid: &[PANIC, "*** exception"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 30,
+        },
+        Test {
+            name: "boot-cpu-max",
+            boot: |i| {
+                let mut b = kernel_only(i, "exit=ready");
+                b.cpu = "max".into();
+                b
+            },
+            expect: &["L4 X.2 microkernel", "kernel: ready"],
+            forbid: &[PANIC, "*** exception"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 30,
+        },
+        Test {
+            name: "fault-dump-pf",
+            boot: |i| kernel_only(i, "selftest=pf"),
+            expect: &["exception 14 (#PF page fault)", "CR2=0x00000deadbeef000", "RIP=", "RAX=", "R15=", "reported as expected"],
+            forbid: &[PANIC],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 30,
+        },
+        Test {
+            name: "fault-dump-gp",
+            boot: |i| kernel_only(i, "selftest=gp"),
+            expect: &["exception 13 (#GP general protection)", "RIP=", "RAX=", "R15=", "reported as expected"],
+            forbid: &[PANIC],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 30,
+        },
+        Test {
+            name: "fault-dump-ud",
+            boot: |i| kernel_only(i, "selftest=ud"),
+            expect: &["exception 6 (#UD invalid opcode)", "RIP=", "RAX=", "R15=", "reported as expected"],
+            forbid: &[PANIC],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 30,
+        },
+        Test {
+            name: "panic-exits-with-failure",
+            boot: |i| kernel_only(i, "selftest=panic"),
+            expect: &["*** kernel panic at kernel/src/selftest.rs", "selftest panic"],
+            forbid: &[],
+            exit: Some(EXIT_FAILURE),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 30,
+        },
+    ];
+    t.extend(crate::tests::user_tests());
+    t
+}
+
+/// Integration tests that need sigma0 and a root server.
+pub fn user_tests() -> Vec<Test> {
+    let _ = with_root;
+    Vec::new()
+}
+
+pub struct Verdict {
+    pub ok: bool,
+    pub reason: String,
+}
+
+pub fn judge(test: &Test, out: &qemu::Outcome) -> Verdict {
+    let mut pos = 0;
+    for e in test.expect {
+        match out.output[pos..].find(e) {
+            Some(i) => pos += i + e.len(),
+            None => {
+                let reason = if out.output.contains(e) {
+                    format!("\"{e}\" appeared, but not in the expected order")
+                } else {
+                    format!("missing \"{e}\"")
+                };
+                return Verdict { ok: false, reason };
+            }
+        }
+    }
+    for f in test.forbid {
+        if out.output.contains(f) {
+            return Verdict { ok: false, reason: format!("unexpected \"{f}\"") };
+        }
+    }
+    if out.timed_out {
+        return Verdict { ok: false, reason: format!("timed out after {} s", test.timeout_s) };
+    }
+    match test.exit {
+        Some(code) if out.status != Some(code) => Verdict {
+            ok: false,
+            reason: format!("QEMU exit status {:?}, expected {}", out.status, code),
+        },
+        None if !out.stopped => Verdict { ok: false, reason: format!("QEMU exited ({:?}) before the end marker", out.status) },
+        _ => Verdict { ok: true, reason: String::new() },
+    }
+}
+
+/// Host unit tests (`cargo test` of the default members); returns (passed, failed).
+fn host_tests() -> (usize, usize) {
+    println!("== host tests (cargo test) ==");
+    let root = build::workspace_root();
+    let child = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["test", "--workspace", "--color", "never"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output();
+    let out = match child {
+        Ok(o) => o,
+        Err(e) => {
+            println!("cannot run cargo test: {e}");
+            return (0, 1);
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (mut passed, mut failed) = (0, 0);
+    for line in text.lines() {
+        if line.starts_with("test ") && (line.ends_with(" ... FAILED") || line.contains("panicked")) {
+            println!("{line}");
+        }
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += crate::bench::number_after(rest, ". ").unwrap_or(0) as usize;
+            failed += crate::bench::number_after(rest, "passed; ").unwrap_or(0) as usize;
+        }
+    }
+    if !out.status.success() && failed == 0 {
+        println!("{text}");
+        println!("cargo test failed to build or run");
+        failed = 1;
+    }
+    println!("host tests: {passed} passed, {failed} failed");
+    (passed, failed)
+}
+
+pub fn run_all(args: &[String]) -> ExitCode {
+    let filter = args.first().cloned();
+    let (mut passed, mut failed) = if filter.is_none() { host_tests() } else { (0, 0) };
+    println!("== building images ==");
+    let images = match build::build_all() {
+        Ok(i) => i,
+        Err(e) => {
+            println!("build failed: {e}");
+            println!("{passed} passed, {} failed", failed + 1);
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("== integration tests (QEMU, TCG) ==");
+    let start = Instant::now();
+    for test in all_tests() {
+        if let Some(f) = &filter {
+            if !test.name.contains(f.as_str()) {
+                continue;
+            }
+        }
+        let boot = (test.boot)(&images);
+        let out = qemu::run(&boot, Duration::from_secs(test.timeout_s), test.stop_at, &(test.input)(), false);
+        let v = judge(&test, &out);
+        if v.ok {
+            passed += 1;
+            println!("test {} ... ok ({:.1} s)", test.name, out.elapsed.as_secs_f64());
+        } else {
+            failed += 1;
+            println!("test {} ... FAILED: {}", test.name, v.reason);
+            println!("---- serial log of {} ----", test.name);
+            for line in out.output.lines() {
+                println!("  | {line}");
+            }
+            println!("---- end of {} ----", test.name);
+        }
+    }
+    println!("integration tests took {:.1} s", start.elapsed().as_secs_f64());
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
