@@ -1,12 +1,36 @@
 //! CPU exceptions: what the kernel does when a thread (or the kernel itself) faults.
 //!
-//! A fault in kernel mode is a kernel bug: the registers are dumped and the system stops
-//! (unless a self-test asked for exactly that fault).
+//! * In kernel mode: a guarded user-memory access resumes at its fixup; anything else is a
+//!   kernel bug: the registers are dumped and the system stops (unless a self-test asked for
+//!   exactly that fault).
+//! * From user mode: `lock; nop` (#UD) is KernelInterface (spec 4.1); `int3` is the KDB
+//!   interface (spec 8); a page fault becomes page-fault IPC to the pager (6.2), or an
+//!   idempotent mapping for sigma0; every other exception becomes exception IPC to the
+//!   thread's exception handler (6.3). A thread whose fault cannot be delivered is halted.
 
+use abi::msgtag::{labels, MsgTag};
+use abi::thread_id::ThreadId;
+use abi::utcb;
+
+use crate::arch::x86_64::paging::USER_END;
 use crate::arch::x86_64::trap::{self, TrapFrame};
+use crate::arch::x86_64::{cpu, usercopy};
+use crate::kip;
+use crate::schedule;
+use crate::thread;
+
+const VEC_UD: u64 = 6;
+const VEC_BP: u64 = 3;
+const VEC_PF: u64 = 14;
 
 pub fn handle(frame: &mut TrapFrame) {
     if !frame.from_user() {
+        if frame.vector == VEC_PF {
+            if let Some(to) = usercopy::fixup(frame.rip) {
+                frame.rip = to;
+                return;
+            }
+        }
         trap::dump(frame);
         if crate::selftest::expected(frame.vector) {
             crate::kprintln!("selftest: exception {} reported as expected", frame.vector);
@@ -14,6 +38,120 @@ pub fn handle(frame: &mut TrapFrame) {
         }
         panic!("unexpected exception {} in kernel mode", frame.vector);
     }
+    match frame.vector {
+        VEC_UD if is_kernel_interface(frame.rip) => {
+            let k = &kip::kip();
+            frame.rax = thread::current().space().kip_area.base();
+            frame.rcx = k.kip.api_version;
+            frame.rdx = k.kip.api_flags;
+            frame.rsi = k.kernel_desc.kernel_id;
+            frame.rip += 2;
+        }
+        VEC_BP => {
+            if !crate::kdb::handle(frame) {
+                exception_ipc(frame);
+            }
+        }
+        VEC_PF => page_fault(frame),
+        _ => exception_ipc(frame),
+    }
+}
+
+fn is_kernel_interface(rip: u64) -> bool {
+    usercopy::read_u8(rip) == Some(0xF0) && usercopy::read_u8(rip + 1) == Some(0x90)
+}
+
+fn page_fault(frame: &mut TrapFrame) {
+    let addr = cpu::read_cr2();
+    let cur = thread::current();
+    let s = cur.space();
+    if s.sigma0 && crate::space::sigma0_fault(s, addr) {
+        return;
+    }
+    let err = frame.error;
+    let rwx = if err & (1 << 4) != 0 {
+        1
+    } else if err & 2 != 0 {
+        2
+    } else {
+        4
+    };
+    let pager = ThreadId::from_raw(cur.utcb_word(utcb::PAGER));
+    let ip = frame.rip;
+    let ok = !pager.is_nil()
+        && addr < USER_END + 0x1000
+        && crate::ipc::kernel_call(
+            cur,
+            pager,
+            |t| {
+                t.set_mr(0, MsgTag::new(labels::PAGE_FAULT | rwx, 2, 0).raw());
+                t.set_mr(1, addr);
+                t.set_mr(2, ip);
+            },
+            |_| {},
+        );
+    if !ok {
+        halt_faulting(frame, "page fault not resolved by a pager");
+    }
+}
+
+/// Exception IPC (spec 6.3): MR1..MR18 registers, MR19 vector, MR20 error code; the reply's
+/// MR1..MR18 become the new registers (RFLAGS through the user mask).
+fn exception_ipc(frame: &mut TrapFrame) {
+    let cur = thread::current();
+    let handler = ThreadId::from_raw(cur.utcb_word(utcb::EXCEPTION_HANDLER));
+    if handler.is_nil() {
+        return halt_faulting(frame, "exception with no exception handler");
+    }
+    let f = *frame;
+    let regs = [f.rip, f.rbx, f.r10, f.r12, f.r13, f.r14, f.r15, f.rax, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9, f.r11, f.rsp, f.rflags];
+    let mut reply = [0u64; 18];
+    let ok = crate::ipc::kernel_call(
+        cur,
+        handler,
+        |t| {
+            t.set_mr(0, MsgTag::new(labels::EXCEPTION, 20, 0).raw());
+            for (i, r) in regs.iter().enumerate() {
+                t.set_mr(i + 1, *r);
+            }
+            t.set_mr(19, f.vector);
+            t.set_mr(20, f.error);
+        },
+        |t| {
+            for (i, r) in reply.iter_mut().enumerate() {
+                *r = t.mr(i + 1);
+            }
+        },
+    );
+    if !ok {
+        return halt_faulting(frame, "exception IPC failed");
+    }
+    let fr = &mut *frame;
+    fr.rip = if reply[0] < USER_END { reply[0] } else { 0 };
+    fr.rbx = reply[1];
+    fr.r10 = reply[2];
+    fr.r12 = reply[3];
+    fr.r13 = reply[4];
+    fr.r14 = reply[5];
+    fr.r15 = reply[6];
+    fr.rax = reply[7];
+    fr.rcx = reply[8];
+    fr.rdx = reply[9];
+    fr.rsi = reply[10];
+    fr.rdi = reply[11];
+    fr.rbp = reply[12];
+    fr.r8 = reply[13];
+    fr.r9 = reply[14];
+    fr.r11 = reply[15];
+    fr.rsp = reply[16];
+    fr.rflags = (fr.rflags & !0x8D5) | (reply[17] & 0x8D5);
+}
+
+fn halt_faulting(frame: &mut TrapFrame, why: &str) {
+    let cur = thread::current();
+    crate::kprintln!("thread {:#x}: {}; halted", cur.id.raw(), why);
     trap::dump(frame);
-    panic!("user exception {} with no handler", frame.vector);
+    cur.halted = true;
+    schedule::dequeue(cur);
+    schedule::schedule();
 }

@@ -1,8 +1,19 @@
-//! Hardware interrupts: the kernel's timer tick and device lines.
+//! Hardware interrupts: the kernel's timer tick and interrupts delivered to user-level handlers
+//! as IPC (spec 6.5).
+//!
+//! IRQ n appears as the thread id (n, 1). ThreadControl associates a handler; when the line
+//! fires it is masked and the handler receives a message from (n, 1) with label -1<<4; the
+//! handler acknowledges by sending any message to (n, 1), which unmasks the line.
+
+use abi::error::{IpcError, IpcErrorCode, IpcPhase};
+use abi::msgtag::{labels, MsgTag};
+use abi::thread_id::ThreadId;
 
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::platform::pc::pic;
+use crate::schedule;
 use crate::sync::KernelCell;
+use crate::thread::{self, IpcWake, State, Tcb};
 
 pub struct Clock {
     pub tsc_khz: u64,
@@ -12,14 +23,37 @@ pub struct Clock {
 
 pub static CLOCK: KernelCell<Clock> = KernelCell::new(Clock { tsc_khz: 1, tick_ns: 1_000_000, ticks: 0 });
 
+#[derive(Clone, Copy)]
+struct Line {
+    handler: ThreadId,
+    /// Fired, message not yet delivered.
+    pending: bool,
+    priority: u8,
+}
+
+static LINES: KernelCell<[Line; pic::NUM_IRQS]> =
+    KernelCell::new([Line { handler: ThreadId::NIL, pending: false, priority: 255 }; pic::NUM_IRQS]);
+
 pub fn init(tsc_khz: u64, tick_ns: u64) {
     *CLOCK.get() = Clock { tsc_khz, tick_ns, ticks: 0 };
 }
 
-pub fn handle_irq(irq: usize, _frame: &mut TrapFrame) {
+/// Microseconds since boot (SystemClock).
+pub fn now_us() -> u64 {
+    let c = CLOCK.get();
+    let khz = c.tsc_khz.max(1);
+    let t = crate::arch::x86_64::cpu::rdtsc() as u128;
+    (t * 1000 / khz as u128) as u64
+}
+
+pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
     if irq == 0 {
-        CLOCK.get().ticks += 1;
+        let c = CLOCK.get();
+        c.ticks += 1;
         pic::eoi(0);
+        if frame.from_user() || thread::current_ptr() == schedule::idle_tcb() {
+            schedule::tick(c.tick_ns / 1000);
+        }
         return;
     }
     if (irq == 7 || irq == 15) && pic::is_spurious(irq) {
@@ -28,7 +62,115 @@ pub fn handle_irq(irq: usize, _frame: &mut TrapFrame) {
         }
         return;
     }
-    // No handler yet: keep the line quiet.
     pic::mask(irq);
     pic::eoi(irq);
+    let line = &mut LINES.get()[irq];
+    if line.handler.is_nil() {
+        return;
+    }
+    line.pending = true;
+    if let Some(h) = thread::lookup_global(line.handler) {
+        let me = ThreadId::interrupt(irq as u64);
+        if h.state == State::RecvBlocked && (h.from_spec.is_any() || h.from_spec == me) {
+            line.pending = false;
+            h.set_mr(0, MsgTag::new(labels::INTERRUPT, 0, 0).raw());
+            h.ipc_from = me;
+            schedule::wake(h, IpcWake::Done);
+        }
+    }
+    if frame.from_user() || thread::current_ptr() == schedule::idle_tcb() {
+        schedule::preempt_if_higher();
+    }
+}
+
+fn line_of(id: ThreadId) -> Option<usize> {
+    (id.is_global() && id.version() == 1 && (id.number() as usize) < pic::NUM_IRQS && id.number() != 0 && id.number() != 2)
+        .then_some(id.number() as usize)
+}
+
+/// ThreadControl on an interrupt thread id (spec 5.3.1): `handler` = the irq id itself
+/// deassociates; an existing thread associates.
+pub fn associate(irq_tid: ThreadId, handler: ThreadId) -> Result<(), abi::error::SyscallError> {
+    let irq = line_of(irq_tid).ok_or(abi::error::SyscallError::InvalidThread)?;
+    let line = &mut LINES.get()[irq];
+    if handler == irq_tid || handler.is_nil() {
+        line.handler = ThreadId::NIL;
+        line.pending = false;
+        pic::mask(irq);
+        return Ok(());
+    }
+    let cur = thread::current();
+    let h = thread::resolve(cur, handler).ok_or(abi::error::SyscallError::InvalidThread)?;
+    line.handler = h.id;
+    line.pending = false;
+    pic::unmask(irq);
+    Ok(())
+}
+
+/// The handler's send to the interrupt thread: acknowledge and unmask.
+pub fn acknowledge(cur: &Tcb, irq_tid: ThreadId) -> Result<(), ()> {
+    let irq = line_of(irq_tid).ok_or(())?;
+    if LINES.get()[irq].handler != cur.id {
+        return Err(());
+    }
+    pic::unmask(irq);
+    Ok(())
+}
+
+/// Closed receive from an interrupt thread id: error if it is not ours.
+pub fn try_receive(cur: &mut Tcb, irq_tid: ThreadId) -> Option<Result<ThreadId, u64>> {
+    match line_of(irq_tid) {
+        Some(irq) if LINES.get()[irq].handler == cur.id => {
+            cur.from_spec = irq_tid;
+            None
+        }
+        _ => Some(Err(IpcError::new(IpcPhase::Receive, IpcErrorCode::NotExist).encode())),
+    }
+}
+
+fn pending_line(cur: &Tcb, spec: ThreadId) -> Option<usize> {
+    (0..pic::NUM_IRQS).find(|&i| {
+        let l = &LINES.get()[i];
+        l.pending && l.handler == cur.id && (spec.is_any() || spec == ThreadId::interrupt(i as u64))
+    })
+}
+
+pub fn pending_for(cur: &Tcb, spec: ThreadId) -> bool {
+    pending_line(cur, spec).is_some()
+}
+
+pub fn deliver_pending(cur: &mut Tcb, spec: ThreadId) -> Result<ThreadId, u64> {
+    let i = pending_line(cur, spec).unwrap_or(0);
+    LINES.get()[i].pending = false;
+    cur.set_mr(0, MsgTag::new(labels::INTERRUPT, 0, 0).raw());
+    let id = ThreadId::interrupt(i as u64);
+    cur.ipc_from = id;
+    Ok(id)
+}
+
+/// Schedule on an interrupt thread id: valid once associated (spec 6.5).
+pub fn schedule_irq(id: ThreadId, prio: u64, privileged: bool) -> Result<(u64, u64), abi::error::SyscallError> {
+    let irq = line_of(id).ok_or(abi::error::SyscallError::InvalidThread)?;
+    let line = &mut LINES.get()[irq];
+    if line.handler.is_nil() {
+        return Err(abi::error::SyscallError::InvalidThread);
+    }
+    if !privileged {
+        return Err(abi::error::SyscallError::NoPrivilege);
+    }
+    if prio != u64::MAX {
+        line.priority = prio as u8;
+    }
+    Ok((abi::syscall_args::ScheduleResult::Waiting as u64, 0))
+}
+
+/// Drops associations of a deleted handler.
+pub fn handler_deleted(id: ThreadId) {
+    for (i, l) in LINES.get().iter_mut().enumerate() {
+        if l.handler == id {
+            l.handler = ThreadId::NIL;
+            l.pending = false;
+            pic::mask(i);
+        }
+    }
 }

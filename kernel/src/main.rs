@@ -13,11 +13,21 @@ mod arch;
 mod boot;
 mod console;
 mod exception;
+mod exregs;
 mod interrupt;
+mod ipc;
+mod kdb;
+mod kip;
+mod loader;
 mod mm;
 mod platform;
+mod schedule;
 mod selftest;
+mod space;
 mod sync;
+mod syscall;
+mod thread;
+mod thread_control;
 
 use arch::x86_64::{cpu, gdt, paging, trap};
 use boot::multiboot::{self, BOOT};
@@ -80,10 +90,14 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     let kmem = boot::options::value(boot.cmdline(), "kmem")
         .and_then(boot::options::size)
         .unwrap_or(DEFAULT_KMEM);
-    let (pool_start, pool_end) = match choose_pool(kmem) {
+    let mut targets = [(0u64, 0u64); 16];
+    let ntargets = loader::load_targets(&mut targets);
+    let (area_start, pool_end) = match choose_pool(kmem + BOOT_AREA, &targets[..ntargets]) {
         Some(p) => p,
         None => panic!("no room for a kernel memory pool of {} KiB below 1 GiB", kmem >> 10),
     };
+    let boot_area = (area_start, area_start + BOOT_AREA);
+    let pool_start = boot_area.1;
     mm::frame::init(pool_start, pool_end);
     // SAFETY: linker symbols; only addresses are used.
     let (img_start, img_end) =
@@ -104,25 +118,66 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
 
     selftest::run_from_cmdline(boot.cmdline());
 
+    kip::init(tsc_khz, tick_ns / 1000);
+    arch::x86_64::syscall::init();
+    if !thread::init() {
+        panic!("kernel memory pool too small for the thread table");
+    }
+    let mut images = [loader::Image::default(); 2];
+    let have_roots = boot.nmodules >= 2;
+    if have_roots {
+        let staging = (boot_area.0 + 4096, boot_area.1);
+        if let Err(e) = loader::move_overlapping(&targets[..ntargets], staging) {
+            panic!("boot modules: {}", e);
+        }
+        match loader::load_root_images() {
+            Ok(i) => images = i,
+            Err(e) => panic!("boot modules: {}", e),
+        }
+        kprintln!("sigma0: {:#x}-{:#x} entry {:#x}", images[0].low, images[0].high, images[0].entry);
+        kprintln!("root server: {:#x}-{:#x} entry {:#x}", images[1].low, images[1].high, images[1].entry);
+    }
+    loader::describe_memory((pool_start, pool_end), boot_area, if have_roots { &images } else { &[] });
+    if !loader::write_bootinfo(boot_area.0, if have_roots { &images } else { &[] }) {
+        kprintln!("bootinfo: does not fit in one page; none written");
+    }
+    let boot_tcb = BOOT_TCB.as_ptr() as *mut thread::Tcb;
+    if !schedule::init_idle(boot_tcb) {
+        panic!("out of kernel memory creating the idle thread");
+    }
+    if have_roots {
+        if let Err(e) = loader::start_root_servers() {
+            panic!("root servers: {}", e);
+        }
+    } else {
+        kprintln!("no boot modules: nothing to run (give sigma0 and a root server as modules)");
+    }
+
     let t_ready = cpu::rdtsc();
     kprintln!("kernel: ready at tsc={} ({} since first log line)", t_ready, t_ready - t_first);
+    kprintln!("kernel: {} frames of kernel memory in use", mm::frame::in_use());
     if boot::options::value(boot.cmdline(), "exit") == Some("ready") {
         pc::qemu_exit(pc::EXIT_SUCCESS);
     }
-    idle()
+    schedule::start(boot_tcb)
 }
 
-/// Nothing to run: wait for interrupts.
-fn idle() -> ! {
-    loop {
-        // SAFETY: enabling interrupts and halting until the next one is the idle loop.
-        unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
-    }
+/// Room for the boot flow's TCB-shaped save area (only its stack pointer and FPU area are used).
+#[repr(C, align(4096))]
+struct BootTcb([u64; 4096 / 8]);
+static BOOT_TCB: sync::KernelCell<BootTcb> = sync::KernelCell::new(BootTcb([0; 512]));
+/// Bootinfo page and staging area for moved modules, just below the kernel pool.
+const BOOT_AREA: u64 = 2 << 20;
+
+/// Physical range of the kernel image (including bss).
+pub fn kernel_image_range() -> (u64, u64) {
+    // SAFETY: linker symbols; only addresses are used.
+    unsafe { (&__image_phys_start as *const u8 as u64, &__bss_end_phys as *const u8 as u64) }
 }
 
 /// Picks the kernel memory pool: `size` bytes, 2 MiB aligned, at the top of usable memory below
 /// 1 GiB, clear of the kernel image and of every boot module.
-fn choose_pool(size: u64) -> Option<(u64, u64)> {
+fn choose_pool(size: u64, targets: &[(u64, u64)]) -> Option<(u64, u64)> {
     const ALIGN: u64 = 2 << 20;
     const LIMIT: u64 = 1 << 30;
     let boot = BOOT.get();
@@ -130,7 +185,9 @@ fn choose_pool(size: u64) -> Option<(u64, u64)> {
     let (img_start, img_end) =
         unsafe { (&__image_phys_start as *const u8 as u64, &__bss_end_phys as *const u8 as u64) };
     let busy = |s: u64, e: u64| {
-        (s < img_end && img_start < e) || boot.modules().iter().any(|m| s < m.end && m.start < e)
+        (s < img_end && img_start < e)
+            || boot.modules().iter().any(|m| s < m.end && m.start < e)
+            || targets.iter().any(|&(ts, te)| s < te && ts < e)
     };
     let mut best: Option<(u64, u64)> = None;
     for r in boot.regions().iter().filter(|r| r.kind == 1) {

@@ -7,6 +7,7 @@
 use core::cell::UnsafeCell;
 
 /// A global touched only from kernel mode with interrupts disabled.
+#[repr(transparent)]
 pub struct KernelCell<T>(UnsafeCell<T>);
 
 // SAFETY: the kernel runs on a single CPU with interrupts disabled whenever it is in kernel mode,

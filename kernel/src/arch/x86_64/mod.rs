@@ -3,7 +3,10 @@
 //! inline assembly itself.
 
 pub mod boot;
+pub mod context;
 pub mod cpu;
 pub mod gdt;
 pub mod paging;
+pub mod syscall;
 pub mod trap;
+pub mod usercopy;

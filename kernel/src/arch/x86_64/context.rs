@@ -1,0 +1,127 @@
+//! Thread switching on per-thread kernel stacks.
+//!
+//! A thread that is not running is always stopped inside `switch_stacks` on its own kernel
+//! stack (callee-saved registers pushed, stack pointer in its TCB), with its user state in the
+//! `TrapFrame` at the top of that stack. A new thread's stack is prepared so that the first
+//! switch to it "returns" into its start function.
+
+use core::arch::global_asm;
+
+use super::cpu::{self, MSR_GS_BASE};
+use super::gdt;
+use crate::sync::KernelCell;
+
+global_asm!(
+    r#"
+    .text
+    /* switch_stacks(save: *mut u64 (rdi), load: u64 (rsi)) */
+    .global switch_stacks
+switch_stacks:
+    pushq %rbx
+    pushq %rbp
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
+    ret
+
+    /* First code of a new thread: the start function is in r12, its argument in r13. */
+    .global thread_bootstrap
+thread_bootstrap:
+    movq %r13, %rdi
+    call *%r12
+    ud2
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn switch_stacks(save: *mut u64, load: u64);
+    fn thread_bootstrap();
+}
+
+/// Kernel stack top used by `syscall` entry and (via the TSS) by interrupts from user mode.
+#[unsafe(no_mangle)]
+pub static CURRENT_KSTACK_TOP: KernelCell<u64> = KernelCell::new(0);
+
+/// Prepares a fresh kernel stack (top `top`) so that switching to it calls `entry(arg)`.
+/// Returns the stack pointer to store in the thread.
+pub fn prepare_stack(top: u64, entry: extern "C" fn(u64) -> !, arg: u64) -> u64 {
+    let frames = [
+        0u64,                           // r15
+        0,                              // r14
+        arg,                            // r13
+        entry as usize as u64,          // r12
+        0,                              // rbp
+        0,                              // rbx
+        thread_bootstrap as usize as u64, // return address
+        0,                              // alignment
+    ];
+    let sp = top - (frames.len() as u64) * 8;
+    for (i, w) in frames.iter().enumerate() {
+        // SAFETY: the stack belongs to the new thread, which is not running; `top` is its top.
+        unsafe { *((sp + 8 * i as u64) as *mut u64) = *w };
+    }
+    sp
+}
+
+/// Everything the CPU must know about the thread that runs next.
+pub struct SwitchTo {
+    pub kstack_top: u64,
+    pub ksp: u64,
+    /// Physical address of the page-table root, if the address space changes.
+    pub cr3: Option<u64>,
+    /// User GS base (its UTCB, whose first word holds the UTCB pointer read by `%gs:0`).
+    pub gs_base: u64,
+    pub fpu_save: *mut u8,
+    pub fpu_load: *const u8,
+}
+
+/// Switches from the running thread (whose stack pointer goes to `save_ksp`) to another.
+/// Returns when the old thread is switched back to.
+pub fn switch(save_ksp: *mut u64, to: &SwitchTo) {
+    *CURRENT_KSTACK_TOP.get() = to.kstack_top;
+    gdt::set_kernel_stack(to.kstack_top);
+    if let Some(cr3) = to.cr3 {
+        // SAFETY: every address-space root maps the kernel (shared slot 511).
+        unsafe { cpu::write_cr3(cr3) };
+    }
+    // SAFETY: GS is not used by the kernel; the base only matters in user mode.
+    unsafe { cpu::wrmsr(MSR_GS_BASE, to.gs_base) };
+    if to.fpu_save != to.fpu_load as *mut u8 {
+        if !to.fpu_save.is_null() {
+            // SAFETY: 512-byte, 16-aligned save areas owned by the two threads.
+            unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) to.fpu_save, options(nostack)) };
+        }
+        if !to.fpu_load.is_null() {
+            // SAFETY: as above; the area holds a valid image (initialised at thread creation).
+            unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) to.fpu_load, options(nostack)) };
+        }
+    }
+    // SAFETY: `to.ksp` was produced by `switch_stacks` or `prepare_stack` for a thread that is
+    // not running; `save_ksp` belongs to the running thread.
+    unsafe { switch_stacks(save_ksp, to.ksp) };
+}
+
+/// The FPU/SSE image every new thread starts with.
+pub fn init_fpu_image(area: *mut u8) {
+    // SAFETY: fninit resets the FPU; the area is a 512-byte, 16-aligned save area. The running
+    // thread's FPU state is saved first and restored afterwards.
+    unsafe {
+        let mut tmp = [0u128; 32];
+        core::arch::asm!("fxsave64 [{}]", in(reg) tmp.as_mut_ptr(), options(nostack));
+        core::arch::asm!("fninit", options(nostack));
+        let mxcsr: u32 = 0x1F80;
+        core::arch::asm!("ldmxcsr [{}]", in(reg) &mxcsr, options(nostack));
+        core::arch::asm!("fxsave64 [{}]", in(reg) area, options(nostack));
+        core::arch::asm!("fxrstor64 [{}]", in(reg) tmp.as_ptr(), options(nostack));
+    }
+}

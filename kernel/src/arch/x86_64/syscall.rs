@@ -1,0 +1,218 @@
+//! `syscall` entry and the user-visible system-call stubs.
+//!
+//! The stubs live in `.user_stubs`, one per 256-byte slot, mapped user-executable at the same
+//! (kernel-half) address in every address space; the KIP's link words hold their absolute
+//! addresses (spec 4.3). The kernel identifies a call by the slot its `syscall` instruction sits
+//! in (RCX after `syscall` is the return address inside the stub), so no register is spent on
+//! a call number and every register contract of spec 4.4 is kept.
+//!
+//! Ipc, Lipc and Unmap stubs store MR0..MR7 from their registers into the UTCB before entering
+//! and reload them afterwards, so the kernel only ever reads and writes message registers in
+//! UTCB memory. Entry builds a `TrapFrame` on the thread's kernel stack; return is `iretq`
+//! through `trap_return`, so every register the call does not define keeps its value.
+
+use core::arch::global_asm;
+
+use super::cpu::{self, MSR_FMASK, MSR_LSTAR, MSR_STAR};
+use super::gdt::{KERNEL_CS, USER_CS32};
+
+/// `TrapFrame::vector` value of a system-call entry.
+pub const SYSCALL_VECTOR: u64 = 0x100;
+
+/// System calls in stub-slot order.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Syscall {
+    Ipc = 0,
+    Lipc = 1,
+    ExchangeRegisters = 2,
+    ThreadControl = 3,
+    SystemClock = 4,
+    ThreadSwitch = 5,
+    Schedule = 6,
+    Unmap = 7,
+    SpaceControl = 8,
+    ProcessorControl = 9,
+    MemoryControl = 10,
+}
+
+pub const ALL_SYSCALLS: [Syscall; 11] = [
+    Syscall::Ipc,
+    Syscall::Lipc,
+    Syscall::ExchangeRegisters,
+    Syscall::ThreadControl,
+    Syscall::SystemClock,
+    Syscall::ThreadSwitch,
+    Syscall::Schedule,
+    Syscall::Unmap,
+    Syscall::SpaceControl,
+    Syscall::ProcessorControl,
+    Syscall::MemoryControl,
+];
+
+global_asm!(
+    r#"
+    .macro STORE_MRS
+        movq %r9, 0(%rdi)
+        movq %rax, 8(%rdi)
+        movq %rbx, 16(%rdi)
+        movq %r10, 24(%rdi)
+        movq %r12, 32(%rdi)
+        movq %r13, 40(%rdi)
+        movq %r14, 48(%rdi)
+        movq %r15, 56(%rdi)
+    .endm
+    .macro LOAD_MRS
+        movq 0(%rdi), %r9
+        movq 8(%rdi), %rax
+        movq 16(%rdi), %rbx
+        movq 24(%rdi), %r10
+        movq 32(%rdi), %r12
+        movq 40(%rdi), %r13
+        movq 48(%rdi), %r14
+        movq 56(%rdi), %r15
+    .endm
+
+    .section .user_stubs, "ax"
+    .balign 4096
+    .global user_stubs_base
+user_stubs_base:
+    /* 0: Ipc */
+    STORE_MRS
+    syscall
+    LOAD_MRS
+    ret
+    .balign 256
+    /* 1: Lipc */
+    STORE_MRS
+    syscall
+    LOAD_MRS
+    ret
+    .balign 256
+    /* 2: ExchangeRegisters */
+    syscall
+    ret
+    .balign 256
+    /* 3: ThreadControl */
+    syscall
+    ret
+    .balign 256
+    /* 4: SystemClock */
+    syscall
+    ret
+    .balign 256
+    /* 5: ThreadSwitch */
+    syscall
+    ret
+    .balign 256
+    /* 6: Schedule */
+    syscall
+    ret
+    .balign 256
+    /* 7: Unmap */
+    STORE_MRS
+    syscall
+    LOAD_MRS
+    ret
+    .balign 256
+    /* 8: SpaceControl */
+    syscall
+    ret
+    .balign 256
+    /* 9: ProcessorControl */
+    syscall
+    ret
+    .balign 256
+    /* 10: MemoryControl: attribute0 (RCX) and attribute3 (R11) would be destroyed by syscall,
+       so they travel in R9 and R10; the fpages are read from UTCB MR0.. */
+    movq %rax, 8(%rdi)
+    movq %rbx, 16(%rdi)
+    movq %r10, 24(%rdi)
+    movq %r12, 32(%rdi)
+    movq %r13, 40(%rdi)
+    movq %r14, 48(%rdi)
+    movq %r15, 56(%rdi)
+    movq %rcx, %r9
+    movq %r11, %r10
+    syscall
+    movq 8(%rdi), %rax
+    movq 0(%rdi), %rcx
+    ret
+    .balign 4096
+
+    .text
+    .global syscall_entry
+syscall_entry:
+    /* User RSP to a scratch slot, kernel stack from CURRENT_KSTACK_TOP. */
+    movq %rsp, syscall_user_rsp(%rip)
+    movq CURRENT_KSTACK_TOP(%rip), %rsp
+    pushq $0x23                 /* ss: user data */
+    pushq syscall_user_rsp(%rip)
+    pushq %r11                  /* rflags */
+    pushq $0x2b                 /* cs: user code 64 */
+    pushq %rcx                  /* rip */
+    pushq $0                    /* error */
+    pushq $0x100                /* vector: SYSCALL_VECTOR */
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    cld
+    movq %rsp, %rdi
+    call syscall_dispatch
+    jmp trap_return
+
+    .section .bss.syscall_user_rsp, "aw", @nobits
+    .balign 8
+syscall_user_rsp:
+    .quad 0
+    .text
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    static user_stubs_base: u8;
+    fn syscall_entry();
+}
+
+pub fn stubs_base() -> u64 {
+    // SAFETY: only the address of the linker-placed stub page is taken.
+    unsafe { &user_stubs_base as *const u8 as u64 }
+}
+
+/// Absolute address of a call's stub (the value of its KIP link word).
+pub fn stub_address(call: Syscall) -> u64 {
+    stubs_base() + 256 * call as u64
+}
+
+/// The call whose stub executed `syscall`, from the return address in RCX.
+pub fn identify(rcx: u64) -> Option<Syscall> {
+    let off = rcx.wrapping_sub(stubs_base());
+    if off >= 4096 {
+        return None;
+    }
+    ALL_SYSCALLS.get((off / 256) as usize).copied()
+}
+
+pub fn init() {
+    // STAR: kernel CS in 47:32; user base selector in 63:48 (sysret CS = base+16, SS = base+8).
+    let star = ((USER_CS32 as u64 & !3) << 48) | ((KERNEL_CS as u64) << 32);
+    // SAFETY: standard syscall configuration; the entry point is `syscall_entry`.
+    unsafe {
+        cpu::wrmsr(MSR_STAR, star);
+        cpu::wrmsr(MSR_LSTAR, syscall_entry as usize as u64);
+        // Clear IF, TF, DF, AC, NT, RF on entry.
+        cpu::wrmsr(MSR_FMASK, 0x4_4700);
+    }
+}

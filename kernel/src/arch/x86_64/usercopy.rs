@@ -1,0 +1,98 @@
+//! Reading and writing user memory from the kernel without trusting it.
+//!
+//! Each access is one instruction at a known address; if it faults, the page-fault handler
+//! (`fixup`) resumes at the matching recovery label and the access reports failure. Callers
+//! check that the range is below `USER_END` first, so a user pointer can never reach kernel
+//! memory.
+
+use core::arch::global_asm;
+
+use super::paging::USER_END;
+
+global_asm!(
+    r#"
+    .text
+    /* user_load_u8(addr: rdi) -> rax = byte, rdx = 0 ok / 1 fault */
+    .global user_load_u8
+user_load_u8:
+    xorl %edx, %edx
+    .global user_load_u8_insn
+user_load_u8_insn:
+    movzbq (%rdi), %rax
+    ret
+    /* user_store_u8(addr: rdi, value: rsi) -> rdx = 0 ok / 1 fault */
+    .global user_store_u8
+user_store_u8:
+    xorl %edx, %edx
+    .global user_store_u8_insn
+user_store_u8_insn:
+    movb %sil, (%rdi)
+    ret
+    .global user_access_fixup
+user_access_fixup:
+    movl $1, %edx
+    xorl %eax, %eax
+    ret
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn user_load_u8_insn();
+    fn user_store_u8_insn();
+    fn user_access_fixup();
+}
+
+#[repr(C)]
+struct Ret {
+    value: u64,
+    fault: u64,
+}
+
+unsafe extern "sysv64" {
+    fn user_load_u8(addr: u64) -> Ret;
+    fn user_store_u8(addr: u64, v: u64) -> Ret;
+}
+
+/// If `rip` is one of the guarded user accesses, returns where to resume.
+pub fn fixup(rip: u64) -> Option<u64> {
+    let r = rip as usize;
+    if r == user_load_u8_insn as usize || r == user_store_u8_insn as usize {
+        Some(user_access_fixup as usize as u64)
+    } else {
+        None
+    }
+}
+
+fn user_range_ok(addr: u64, len: u64) -> bool {
+    addr.checked_add(len).is_some_and(|end| end <= USER_END)
+}
+
+/// One byte of the current address space's user memory, if mapped and readable.
+pub fn read_u8(addr: u64) -> Option<u8> {
+    if !user_range_ok(addr, 1) {
+        return None;
+    }
+    // SAFETY: a guarded access: a fault resumes at the fixup and reports failure.
+    let r = unsafe { user_load_u8(addr) };
+    (r.fault == 0).then_some(r.value as u8)
+}
+
+pub fn write_u8(addr: u64, v: u8) -> bool {
+    if !user_range_ok(addr, 1) {
+        return false;
+    }
+    // SAFETY: a guarded access, as in `read_u8`.
+    let r = unsafe { user_store_u8(addr, v as u64) };
+    r.fault == 0
+}
+
+pub fn read_bytes(addr: u64, out: &mut [u8]) -> bool {
+    for (i, b) in out.iter_mut().enumerate() {
+        match read_u8(addr + i as u64) {
+            Some(v) => *b = v,
+            None => return false,
+        }
+    }
+    true
+}

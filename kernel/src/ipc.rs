@@ -1,0 +1,368 @@
+//! IPC: the Ipc/Lipc system call, message transfer, timeouts, cancellation, and the messages the
+//! kernel sends on a thread's behalf (page faults, exceptions, thread start-up).
+//!
+//! The story of one message (see docs/design.md): the Ipc stub stores MR0..MR7 into the UTCB
+//! and executes `syscall`; `syscall_dispatch` calls `sys_ipc`, which runs the send phase
+//! (`send_phase`: find the partner, deliver directly if it waits for us, else block in its
+//! send queue) and then the receive phase (`receive_phase`: take a queued sender, else block).
+//! `transfer` copies the message between the two UTCBs (kernel views through the direct map) and
+//! processes typed items. A blocked thread sleeps inside `schedule::block_current` on its own
+//! kernel stack; whoever completes its IPC writes the outcome into its TCB (`wake`).
+//!
+//! May touch: thread IPC fields and states (through `schedule::wake`), UTCBs, spaces (items).
+
+use abi::error::{IpcError, IpcErrorCode, IpcPhase};
+use abi::msgtag::MsgTag;
+use abi::thread_id::ThreadId;
+use abi::time::{Time, Timeouts};
+use abi::utcb;
+
+use crate::interrupt;
+use crate::schedule;
+use crate::thread::{self, IpcWake, State, Tcb};
+
+fn err(phase: IpcPhase, code: IpcErrorCode) -> u64 {
+    IpcError::new(phase, code).encode()
+}
+
+/// Absolute deadline (µs) of a timeout, `None` = zero timeout, `Some(MAX)` = never.
+fn deadline(t: Time) -> Option<u64> {
+    if t == Time::NEVER {
+        return Some(u64::MAX);
+    }
+    if t == Time::ZERO {
+        return None;
+    }
+    let now = interrupt::now_us();
+    match t.decode().deadline(now) {
+        Some(d) => Some(d.max(now + 1)),
+        None => Some(u64::MAX),
+    }
+}
+
+/// Does a receiver waiting with `from_spec` accept a message from `sender`?
+fn accepts(receiver: &Tcb, sender: &Tcb) -> bool {
+    let f = receiver.from_spec;
+    f.is_any() || (f.is_any_local() && receiver.same_space(sender)) || f == sender.id
+}
+
+/// The id under which `receiver` sees `sender`.
+fn sender_id_for(receiver: &Tcb, sender: &Tcb) -> ThreadId {
+    if receiver.same_space(sender) && sender.is_activated() { sender.local_id() } else { sender.id }
+}
+
+/// Copies the message from `src` to `dst`. Returns the error code pair (sender, receiver) on
+/// failure; both UTCBs then carry the error.
+fn transfer(src: &Tcb, dst: &Tcb) -> Result<(), (u64, u64)> {
+    let tag = MsgTag::from_raw(src.mr(0));
+    let u = tag.untyped() as usize;
+    let t = tag.typed() as usize;
+    let s = src.mrs();
+    let d = dst.mrs();
+    d[0] = tag.clear_receive_flags().raw();
+    if u + t >= 64 {
+        let n = 63.min(u + t);
+        d[1..=n].copy_from_slice(&s[1..=n]);
+        return Err((err(IpcPhase::Send, IpcErrorCode::Overflow), err(IpcPhase::Receive, IpcErrorCode::Overflow)));
+    }
+    d[1..=u + t].copy_from_slice(&s[1..=u + t]);
+    let mut i = u + 1;
+    let end = u + t + 1;
+    while i < end {
+        match abi::items::decode_typed(&s[i..end]) {
+            Ok((abi::items::TypedItem::Map { item: m, .. }, n)) => {
+                crate::space::map_item(src, dst, m.snd_base, m.fpage, false).map_err(|_| overflow())?;
+                i += n;
+            }
+            Ok((abi::items::TypedItem::Grant { item: g, .. }, n)) => {
+                crate::space::map_item(src, dst, g.snd_base, g.fpage, true).map_err(|_| overflow())?;
+                i += n;
+            }
+            // String items arrive with the memory issue; until then they overflow.
+            _ => return Err(overflow()),
+        }
+    }
+    Ok(())
+}
+
+fn overflow() -> (u64, u64) {
+    (err(IpcPhase::Send, IpcErrorCode::Overflow), err(IpcPhase::Receive, IpcErrorCode::Overflow))
+}
+
+/// Delivers `sender`'s message to a `receiver` that is blocked receiving and accepts it.
+fn deliver(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), u64> {
+    let r = transfer(sender, receiver);
+    match r {
+        Ok(()) => {
+            let id = sender_id_for(receiver, sender);
+            receiver.ipc_from = id;
+            schedule::wake(receiver, IpcWake::Done);
+            Ok(())
+        }
+        Err((se, re)) => {
+            receiver.mrs()[0] = MsgTag::from_raw(receiver.mr(0)).with_error(true).raw();
+            receiver.set_utcb_word(utcb::ERROR_CODE, re);
+            receiver.ipc_from = sender_id_for(receiver, sender);
+            schedule::wake(receiver, IpcWake::Error(re));
+            Err(se)
+        }
+    }
+}
+
+/// Outcome of a whole Ipc call for the caller: the from id (nil if none).
+pub struct IpcResult {
+    pub from: ThreadId,
+}
+
+fn fail(cur: &Tcb, code: u64) -> IpcResult {
+    cur.set_utcb_word(utcb::ERROR_CODE, code);
+    cur.mrs()[0] = MsgTag::from_raw(cur.mr(0)).with_error(true).raw();
+    IpcResult { from: ThreadId::NIL }
+}
+
+/// The Ipc system call (spec 5.7) for the current thread.
+pub fn sys_ipc(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResult {
+    let cur = thread::current();
+    if !to.is_nil() {
+        if let Err(code) = send_phase(cur, to, timeouts.send()) {
+            return fail(cur, code);
+        }
+    }
+    if from_spec.is_nil() {
+        return IpcResult { from: ThreadId::NIL };
+    }
+    match receive_phase(cur, from_spec, timeouts.receive()) {
+        Ok(from) => IpcResult { from },
+        Err(code) => {
+            cur.set_utcb_word(utcb::ERROR_CODE, code);
+            // Keep what the sender wrote (if anything) but flag the error.
+            cur.mrs()[0] = MsgTag::from_raw(cur.mr(0)).with_error(true).raw();
+            IpcResult { from: cur.ipc_from }
+        }
+    }
+}
+
+/// Send phase: returns the ErrorCode value on failure.
+pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64> {
+    if to.is_global() && to.number() < thread::SYSTEM_BASE {
+        return interrupt::acknowledge(cur, to).map_err(|_| err(IpcPhase::Send, IpcErrorCode::NotExist));
+    }
+    let Some(dest) = thread::resolve(cur, to).filter(|t| t.is_activated() && t.id.number() >= thread::USER_BASE) else {
+        return Err(err(IpcPhase::Send, IpcErrorCode::NotExist));
+    };
+    if dest.state == State::RecvBlocked && accepts(dest, cur) {
+        return deliver(cur, dest);
+    }
+    let Some(dl) = deadline(timeout) else {
+        return Err(err(IpcPhase::Send, IpcErrorCode::Timeout));
+    };
+    // Block in dest's send queue.
+    cur.state = State::SendBlocked;
+    cur.partner = dest as *mut Tcb;
+    sendq_push(dest, cur);
+    schedule::block_current(dl);
+    match cur.wake {
+        IpcWake::Done => Ok(()),
+        IpcWake::Error(e) => Err(e),
+        IpcWake::None => Err(err(IpcPhase::Send, IpcErrorCode::Canceled)),
+    }
+}
+
+/// Receive phase: returns the from id, or the ErrorCode value.
+pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Result<ThreadId, u64> {
+    let mut spec = from_spec;
+    if !from_spec.is_any() && !from_spec.is_any_local() {
+        if from_spec.is_global() && from_spec.number() < thread::SYSTEM_BASE {
+            if let Some(r) = interrupt::try_receive(cur, from_spec) {
+                return r;
+            }
+        } else {
+            match thread::resolve(cur, from_spec).filter(|t| t.id.number() >= thread::USER_BASE) {
+                Some(t) => spec = t.id,
+                None => return Err(err(IpcPhase::Receive, IpcErrorCode::NotExist)),
+            }
+        }
+    }
+    cur.from_spec = spec;
+    // A queued sender?
+    let mut p = cur.sendq_head;
+    while !p.is_null() {
+        // SAFETY: send-queue members are live, blocked TCBs.
+        let s = unsafe { &mut *p };
+        p = s.sendq_next;
+        if accepts(cur, s) {
+            sendq_remove(cur, s);
+            let r = transfer(s, cur);
+            let id = sender_id_for(cur, s);
+            cur.ipc_from = id;
+            return match r {
+                Ok(()) => {
+                    schedule::wake(s, IpcWake::Done);
+                    Ok(id)
+                }
+                Err((se, re)) => {
+                    s.set_utcb_word(utcb::ERROR_CODE, se);
+                    s.mrs()[0] = MsgTag::from_raw(s.mr(0)).with_error(true).raw();
+                    schedule::wake(s, IpcWake::Error(se));
+                    Err(re)
+                }
+            };
+        }
+    }
+    if interrupt::pending_for(cur, spec) {
+        return interrupt::deliver_pending(cur, spec);
+    }
+    let Some(dl) = deadline(timeout) else {
+        return Err(err(IpcPhase::Receive, IpcErrorCode::Timeout));
+    };
+    cur.state = State::RecvBlocked;
+    schedule::block_current(dl);
+    match cur.wake {
+        IpcWake::Done => Ok(cur.ipc_from),
+        IpcWake::Error(e) => Err(e),
+        IpcWake::None => Err(err(IpcPhase::Receive, IpcErrorCode::Canceled)),
+    }
+}
+
+fn sendq_push(dest: &mut Tcb, s: &mut Tcb) {
+    let p = s as *mut Tcb;
+    s.sendq_next = core::ptr::null_mut();
+    if dest.sendq_head.is_null() {
+        dest.sendq_head = p;
+        s.sendq_prev = p; // head's prev = tail
+    } else {
+        // SAFETY: queue members are live TCBs; the head's prev is the tail.
+        unsafe {
+            let head = &mut *dest.sendq_head;
+            let tail = head.sendq_prev;
+            (*tail).sendq_next = p;
+            s.sendq_prev = tail;
+            head.sendq_prev = p;
+        }
+    }
+}
+
+fn sendq_remove(dest: &mut Tcb, s: &mut Tcb) {
+    let p = s as *mut Tcb;
+    // SAFETY: `s` is in `dest`'s send queue; members are live TCBs.
+    unsafe {
+        let head = dest.sendq_head;
+        if head == p {
+            dest.sendq_head = s.sendq_next;
+            if !s.sendq_next.is_null() {
+                (*s.sendq_next).sendq_prev = s.sendq_prev;
+            }
+        } else {
+            (*s.sendq_prev).sendq_next = s.sendq_next;
+            if s.sendq_next.is_null() {
+                (*head).sendq_prev = s.sendq_prev;
+            } else {
+                (*s.sendq_next).sendq_prev = s.sendq_prev;
+            }
+        }
+    }
+    s.sendq_next = core::ptr::null_mut();
+    s.sendq_prev = core::ptr::null_mut();
+    s.partner = core::ptr::null_mut();
+}
+
+/// A blocked thread's timeout expired.
+pub fn timeout(t: &mut Tcb) {
+    let code = match t.state {
+        State::SendBlocked => {
+            // SAFETY: a send-blocked thread's partner is live (deletion unblocks its senders).
+            let dest = unsafe { &mut *t.partner };
+            sendq_remove(dest, t);
+            err(IpcPhase::Send, IpcErrorCode::Timeout)
+        }
+        _ => err(IpcPhase::Receive, IpcErrorCode::Timeout),
+    };
+    schedule::wake(t, IpcWake::Error(code));
+}
+
+/// Aborts a blocked IPC of `t` (ExchangeRegisters, deletion): the thread returns with `code`
+/// for the phase it was in. Returns whether it was sending / receiving.
+pub fn cancel(t: &mut Tcb, abort_send: bool, abort_receive: bool, code: IpcErrorCode) -> (bool, bool) {
+    match t.state {
+        State::SendBlocked => {
+            if abort_send {
+                // SAFETY: as in `timeout`.
+                let dest = unsafe { &mut *t.partner };
+                sendq_remove(dest, t);
+                schedule::wake(t, IpcWake::Error(err(IpcPhase::Send, code)));
+            }
+            (true, false)
+        }
+        State::RecvBlocked => {
+            if abort_receive {
+                schedule::wake(t, IpcWake::Error(err(IpcPhase::Receive, code)));
+            }
+            (false, true)
+        }
+        _ => (false, false),
+    }
+}
+
+/// Wakes every thread whose IPC involves `gone` (being deleted) with "non-existing partner",
+/// and takes `gone` out of any send queue.
+pub fn unlink_deleted(gone: &mut Tcb) {
+    if gone.state == State::SendBlocked {
+        // SAFETY: as in `timeout`.
+        let dest = unsafe { &mut *gone.partner };
+        sendq_remove(dest, gone);
+    }
+    schedule::timer_remove(gone);
+    while !gone.sendq_head.is_null() {
+        // SAFETY: send-queue members are live TCBs.
+        let s = unsafe { &mut *gone.sendq_head };
+        sendq_remove(gone, s);
+        schedule::wake(s, IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::NotExist)));
+    }
+    let id = gone.id;
+    thread::for_each(|t| {
+        if t.state == State::RecvBlocked && t.from_spec == id {
+            schedule::wake(t, IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::NotExist)));
+        }
+    });
+}
+
+/// Sends a kernel-generated message (page fault, exception) from `cur` to `handler` as a
+/// Call with infinite timeouts, saving and restoring the thread's MR0..MR63, BR0 and
+/// ErrorCode around it (spec 5.7.8). `build` fills the message; `reply` reads the answer
+/// before the registers are restored. Returns false if the IPC failed.
+pub fn kernel_call(cur: &mut Tcb, handler: ThreadId, build: impl FnOnce(&Tcb), reply: impl FnOnce(&Tcb)) -> bool {
+    let mut saved = [0u64; 64];
+    saved.copy_from_slice(cur.mrs());
+    let br0 = cur.utcb_word(utcb::br(0));
+    let ec = cur.utcb_word(utcb::ERROR_CODE);
+    cur.set_utcb_word(utcb::br(0), abi::fpage::Fpage::COMPLETE.raw());
+    build(cur);
+    cur.kernel_ipc_depth += 1;
+    let ok = send_phase(cur, handler, Time::NEVER).is_ok() && receive_phase(cur, handler, Time::NEVER).is_ok();
+    cur.kernel_ipc_depth -= 1;
+    if ok {
+        reply(cur);
+    }
+    cur.mrs().copy_from_slice(&saved);
+    cur.set_utcb_word(utcb::br(0), br0);
+    cur.set_utcb_word(utcb::ERROR_CODE, ec);
+    ok
+}
+
+/// First code of an activated thread: wait for the start-up message from the pager
+/// (spec 6.1), then enter user mode.
+pub extern "C" fn thread_startup(_: u64) -> ! {
+    let cur = thread::current();
+    // The thread was put into RecvBlocked by ThreadControl and has now been woken.
+    if cur.wake == IpcWake::Done {
+        let tag = MsgTag::from_raw(cur.mr(0));
+        if tag.untyped() == 2 {
+            let (ip, sp) = (cur.mr(1), cur.mr(2));
+            let f = cur.frame();
+            f.rip = ip;
+            f.rsp = sp;
+        }
+    }
+    cur.startup = false;
+    crate::syscall::return_to_user()
+}
