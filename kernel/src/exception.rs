@@ -110,7 +110,7 @@ fn exception_ipc(frame: &mut TrapFrame) {
         cur,
         handler,
         |t| {
-            t.set_mr(0, MsgTag::new(labels::EXCEPTION, 20, 0).raw());
+            t.set_mr(0, MsgTag::new(labels::EXCEPTION, abi::exception::EXCEPTION_MSG_UNTYPED, 0).raw());
             for (i, r) in regs.iter().enumerate() {
                 t.set_mr(i + 1, *r);
             }

@@ -1,7 +1,8 @@
 //! The kernel-debugger interface for user programs (spec 8): `int3` followed by an opcode
 //! pattern. Print char / string and read char work on the serial console; KDB_Enter prints its
 //! message — and a message of `exit-success` / `exit-failure` leaves QEMU with that status
-//! (how test root servers end a run).
+//! (how test root servers end a run). Extension: `int3; cmpb $0x20,%al` returns the number
+//! of kernel-memory frames in use in RAX.
 
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::arch::x86_64::usercopy;
@@ -20,6 +21,8 @@ pub fn handle(f: &mut TrapFrame) -> bool {
                 Some(0) => serial::write_byte(f.rax as u8),
                 Some(1) => print_user_string(f.rax),
                 Some(8) => f.rax = serial::try_read_byte().map(|c| c as u64).unwrap_or(u64::MAX),
+                // l4rs extension: RAX = frames of kernel memory in use (tests of memory reclaim).
+                Some(0x20) => f.rax = crate::mm::frame::in_use(),
                 Some(0x0D) => {
                     f.rax = loop {
                         if let Some(c) = serial::try_read_byte() {

@@ -7,7 +7,7 @@ use crate::qemu::{Boot, Module};
 
 pub const TARGET: &str = "x86_64-unknown-none";
 /// Bare-metal packages: the kernel and every user program booted as a module.
-pub const PACKAGES: &[&str] = &["kernel"];
+pub const PACKAGES: &[&str] = &["kernel", "sigma0", "root"];
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()

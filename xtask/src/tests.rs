@@ -117,8 +117,58 @@ pub fn all_tests() -> Vec<Test> {
 
 /// Integration tests that need sigma0 and a root server.
 pub fn user_tests() -> Vec<Test> {
-    let _ = with_root;
-    Vec::new()
+    vec![
+        Test {
+            name: "root-demo",
+            boot: |i| with_root(i, "", "demo"),
+            expect: &["sigma0: ready", "KIP", "API version", "root: demo done"],
+            forbid: &[PANIC, "halted", "*** exception"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 60,
+        },
+        Test {
+            name: "conformance",
+            boot: |i| with_root(i, "", "conformance"),
+            expect: &["sigma0: ready", "conformance: done"],
+            forbid: &[PANIC, "FAILED"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 240,
+        },
+        Test {
+            name: "conformance-cpu-max",
+            boot: |i| {
+                let mut b = with_root(i, "", "conformance");
+                b.cpu = "max".into();
+                b
+            },
+            expect: &["sigma0: ready", "conformance: done"],
+            forbid: &[PANIC, "FAILED"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 240,
+        },
+    ]
+}
+
+/// Individual `check <name> ... ok|FAILED` lines of a conformance run: (passed, failed).
+fn report_checks(test: &Test, out: &qemu::Outcome) -> (usize, usize) {
+    let (mut p, mut f) = (0, 0);
+    for line in out.output.lines() {
+        let Some(rest) = line.trim().strip_prefix("check ") else { continue };
+        if let Some(name) = rest.strip_suffix(" ... ok") {
+            p += 1;
+            println!("test {}/{} ... ok", test.name, name);
+        } else if let Some((name, why)) = rest.split_once(" ... FAILED") {
+            f += 1;
+            println!("test {}/{} ... FAILED{}", test.name, name, why);
+        }
+    }
+    (p, f)
 }
 
 pub struct Verdict {
@@ -219,6 +269,9 @@ pub fn run_all(args: &[String]) -> ExitCode {
         let boot = (test.boot)(&images);
         let out = qemu::run(&boot, Duration::from_secs(test.timeout_s), test.stop_at, &(test.input)(), false);
         let v = judge(&test, &out);
+        let (cp, cf) = report_checks(&test, &out);
+        passed += cp;
+        failed += cf;
         if v.ok {
             passed += 1;
             println!("test {} ... ok ({:.1} s)", test.name, out.elapsed.as_secs_f64());
