@@ -1,0 +1,44 @@
+//! The root server: the first user program the kernel starts besides sigma0 (spec 6.8).
+//!
+//! It reads its command line from the generic bootinfo ([`l4::bootinfo::arguments`]) and
+//! runs one of its modes:
+//! * `demo` (also the default for an empty or unknown line) prints a readable summary of the
+//!   Kernel Interface Page ([`demo`]) and then `root: demo done`;
+//! * `conformance` runs the conformance suite ([`conformance`], checks in [`tests`]) and ends
+//!   the run with `kdb::enter("exit-success")` or `("exit-failure")`.
+//!
+//! Its pager is sigma0, which maps its image pages on demand.
+
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod conformance;
+mod demo;
+mod tests;
+
+use l4::println;
+
+l4::entry!(main);
+
+fn main() -> ! {
+    let args = match l4::bootinfo::arguments() {
+        Ok(a) => a,
+        Err(e) => {
+            println!("root: no command line ({e:?}); running the demo");
+            ""
+        }
+    };
+    let mode = args.split_whitespace().next().unwrap_or("demo");
+    match mode {
+        "conformance" => conformance::run(),
+        "demo" => demo::run(),
+        other => {
+            println!("root: unknown mode `{other}`; running the demo");
+            demo::run()
+        }
+    }
+    loop {
+        l4::msg::sleep(abi::Time::NEVER);
+    }
+}

@@ -1,0 +1,35 @@
+//! The conformance checks, one module per system call or topic. To add a module: create
+//! `tests/<topic>.rs` with `pub fn run(s: &mut Suite)`, declare it here and append it to
+//! [`ALL`] (order = run order; later modules may rely on earlier ones having passed).
+
+use crate::conformance::Suite;
+
+mod clock;
+mod exregs;
+mod ipc;
+mod kernel_interface;
+mod kip;
+mod schedule;
+mod sigma0;
+mod space_control;
+mod thread_control;
+mod unmap;
+mod utcb;
+
+/// A test module's entry point.
+pub type TestFn = fn(&mut Suite);
+
+/// Every test module in run order: (name, entry).
+pub const ALL: &[(&str, TestFn)] = &[
+    ("kip", kip::run),
+    ("kernel_interface", kernel_interface::run),
+    ("utcb", utcb::run),
+    ("clock", clock::run),
+    ("exregs", exregs::run),
+    ("thread_control", thread_control::run),
+    ("space_control", space_control::run),
+    ("ipc", ipc::run),
+    ("schedule", schedule::run),
+    ("unmap", unmap::run),
+    ("sigma0", sigma0::run),
+];
