@@ -78,9 +78,10 @@ fn page_fault(frame: &mut TrapFrame) {
     };
     let pager = ThreadId::from_raw(cur.utcb_word(utcb::PAGER));
     let ip = frame.rip;
-    let ok = !pager.is_nil()
-        && addr < USER_END + 0x1000
-        && crate::ipc::kernel_call(
+    if pager.is_nil() {
+        return halt_faulting(frame, "page fault and no pager");
+    }
+    let r = crate::ipc::kernel_call(
             cur,
             pager,
             |t| {
@@ -90,8 +91,10 @@ fn page_fault(frame: &mut TrapFrame) {
             },
             |_| {},
         );
-    if !ok {
-        halt_faulting(frame, "page fault not resolved by a pager");
+    match r {
+        Ok(()) => {}
+        Err(code) if crate::ipc::was_aborted(code) => {} // retry the instruction
+        Err(_) => halt_faulting(frame, "page-fault IPC to the pager failed"),
     }
 }
 
@@ -106,7 +109,7 @@ fn exception_ipc(frame: &mut TrapFrame) {
     let f = *frame;
     let regs = [f.rip, f.rbx, f.r10, f.r12, f.r13, f.r14, f.r15, f.rax, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9, f.r11, f.rsp, f.rflags];
     let mut reply = [0u64; 18];
-    let ok = crate::ipc::kernel_call(
+    let r = crate::ipc::kernel_call(
         cur,
         handler,
         |t| {
@@ -123,8 +126,10 @@ fn exception_ipc(frame: &mut TrapFrame) {
             }
         },
     );
-    if !ok {
-        return halt_faulting(frame, "exception IPC failed");
+    match r {
+        Ok(()) => {}
+        Err(code) if crate::ipc::was_aborted(code) => return, // re-execute, fault again
+        Err(_) => return halt_faulting(frame, "exception IPC failed"),
     }
     let fr = &mut *frame;
     fr.rip = if reply[0] < USER_END { reply[0] } else { 0 };

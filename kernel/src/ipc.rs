@@ -329,8 +329,8 @@ pub fn unlink_deleted(gone: &mut Tcb) {
 /// Sends a kernel-generated message (page fault, exception) from `cur` to `handler` as a
 /// Call with infinite timeouts, saving and restoring the thread's MR0..MR63, BR0 and
 /// ErrorCode around it (spec 5.7.8). `build` fills the message; `reply` reads the answer
-/// before the registers are restored. Returns false if the IPC failed.
-pub fn kernel_call(cur: &mut Tcb, handler: ThreadId, build: impl FnOnce(&Tcb), reply: impl FnOnce(&Tcb)) -> bool {
+/// before the registers are restored. Returns the ErrorCode value if the IPC failed.
+pub fn kernel_call(cur: &mut Tcb, handler: ThreadId, build: impl FnOnce(&Tcb), reply: impl FnOnce(&Tcb)) -> Result<(), u64> {
     let mut saved = [0u64; 64];
     saved.copy_from_slice(cur.mrs());
     let br0 = cur.utcb_word(utcb::br(0));
@@ -338,15 +338,21 @@ pub fn kernel_call(cur: &mut Tcb, handler: ThreadId, build: impl FnOnce(&Tcb), r
     cur.set_utcb_word(utcb::br(0), abi::fpage::Fpage::COMPLETE.raw());
     build(cur);
     cur.kernel_ipc_depth += 1;
-    let ok = send_phase(cur, handler, Time::NEVER).is_ok() && receive_phase(cur, handler, Time::NEVER).is_ok();
+    let r = send_phase(cur, handler, Time::NEVER).and_then(|_| receive_phase(cur, handler, Time::NEVER).map(|_| ()));
     cur.kernel_ipc_depth -= 1;
-    if ok {
+    if r.is_ok() {
         reply(cur);
     }
     cur.mrs().copy_from_slice(&saved);
     cur.set_utcb_word(utcb::br(0), br0);
     cur.set_utcb_word(utcb::ERROR_CODE, ec);
-    ok
+    r
+}
+
+/// Did a kernel-generated IPC fail because it was aborted (ExchangeRegisters), rather than for
+/// lack of a partner? An aborted fault IPC makes the thread retry its instruction (spec 5.2).
+pub fn was_aborted(code: u64) -> bool {
+    matches!(IpcError::decode(code), Some(e) if e.code == IpcErrorCode::Canceled || e.code == IpcErrorCode::Aborted)
 }
 
 /// First code of an activated thread: wait for the start-up message from the pager

@@ -60,7 +60,7 @@ static KIP_PAGE: KernelCell<KipPage> = KernelCell::new(KipPage {
         proc_desc_ptr: PISTACHIO_PROC_DESC_OFFSET,
         page_info: PageInfo::PISTACHIO.0,
         thread_info: ThreadInfo::new(18, crate::thread::SYSTEM_BASE, crate::thread::USER_BASE).0,
-        processor_info: ProcessorInfo::new(0, PROC_DESC_SIZE_LOG2).0,
+        processor_info: ProcessorInfo::new(1, PROC_DESC_SIZE_LOG2).0,
         ..Kip::ZERO
     },
     proc_desc: ProcDesc { external_freq_khz: 0, internal_freq_khz: 0, reserved0: 0, reserved1: 0 },

@@ -1,8 +1,377 @@
-//! Ipc / Lipc (spec 5.7): send, receive, call, timeouts, error codes, map/grant/string items, propagation.
+//! IPC (spec 5.7, 6.1 to 6.5): untyped words, call/reply, local and global from-ids,
+//! timeouts, non-existing partners, cancellation, deletion of a partner, message overflow,
+//! sleep, exception and page-fault messages (with the 64-MR abort rule), interrupts.
 //!
-//! Placeholder: the checks are added by the lead.
+//! Helper threads run in the root server's own space on stacks in `.bss` that the root touches
+//! first, so they never fault unless a check wants them to.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use abi::items::MapItem;
+use abi::msgtag::labels;
+use abi::{Fpage, MsgTag, Rights, ThreadId, Time, Timeouts};
+use l4::syscall::{self, ExregsState};
+use l4::{kip, msg, thread, utcb};
 
 use crate::conformance::Suite;
 
+const STACK: usize = 16 * 1024;
+const NTHREADS: usize = 8;
+
+#[repr(C, align(4096))]
+struct Stacks([[u8; STACK]; NTHREADS]);
+static mut STACKS: Stacks = Stacks([[0; STACK]; NTHREADS]);
+
+/// Shared words between the root and its helper threads (same space).
+static SHARED: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
+
+fn root() -> ThreadId {
+    utcb::my_global_id()
+}
+
+/// Thread number of helper `i` (well clear of the suite's other threads).
+fn helper_id(i: usize) -> ThreadId {
+    ThreadId::global(kip::thread_info().user_base() + 0x40 + i as u64, 1)
+}
+
+/// Creates helper `i` in the root's space (pager = root) and starts it at `entry`.
+fn spawn(i: usize, entry: extern "C" fn() -> !) -> ThreadId {
+    let t = helper_id(i);
+    let utcb_base = utcb::my_local_id().raw() & !0xFFF;
+    let loc = utcb_base + 0x400 * (0x40 + i as u64);
+    // SAFETY: the stacks are only touched here (prefault) and by the helper thread that owns
+    // stack `i`, which does not run yet.
+    let top = unsafe {
+        let s = &raw mut STACKS.0[i];
+        for p in (0..STACK).step_by(4096) {
+            core::ptr::write_volatile((s as *mut u8).add(p), 0);
+        }
+        s as u64 + STACK as u64 - 8
+    };
+    let r = syscall::thread_control(t, root(), root(), root(), loc);
+    if r != 1 {
+        l4::println!("ipc: cannot create helper {} (error {})", i, utcb::error_code());
+        return ThreadId::NIL;
+    }
+    thread::start(t, top, entry as usize as u64);
+    t
+}
+
+fn kill(t: ThreadId) {
+    syscall::thread_control(t, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
+}
+
+fn ms(n: u64) -> Time {
+    Time::period_micros(n * 1000)
+}
+
+/// Echo server: answers every message with the same tag and each word + 1.
+extern "C" fn echo() -> ! {
+    let mut r = msg::wait();
+    loop {
+        match r {
+            Ok((from, tag)) => {
+                SHARED[0].store(from.raw(), Ordering::SeqCst);
+                for i in 1..=tag.untyped() as usize {
+                    utcb::set_mr(i, utcb::mr(i).wrapping_add(1));
+                }
+                utcb::set_mr(0, MsgTag::new(tag.label(), tag.untyped(), 0).raw());
+                r = msg::reply_wait(from);
+            }
+            Err(_) => r = msg::wait(),
+        }
+    }
+}
+
+/// Waits forever in a receive from itself (never accepts anybody).
+extern "C" fn sleeper() -> ! {
+    loop {
+        let _ = msg::receive(utcb::my_global_id());
+    }
+}
+
+/// Receives from the root with no timeout and reports the error code it got to the root.
+extern "C" fn blocked_receiver() -> ! {
+    let r = msg::receive(ThreadId::global(kip::thread_info().user_base() + 2, 1));
+    SHARED[1].store(r.err().map(|e| e.error_code).unwrap_or(0), Ordering::SeqCst);
+    SHARED[2].store(1, Ordering::SeqCst);
+    loop {
+        let _ = msg::receive(utcb::my_global_id());
+    }
+}
+
+/// Sends to helper 1 (the sleeper) with no timeout and reports its error code.
+extern "C" fn blocked_sender() -> ! {
+    utcb::set_mr(0, MsgTag::new(0x77, 0, 0).raw());
+    let r = msg::send(helper_id(1));
+    SHARED[3].store(r.err().map(|e| e.error_code).unwrap_or(0), Ordering::SeqCst);
+    SHARED[4].store(1, Ordering::SeqCst);
+    loop {
+        let _ = msg::receive(utcb::my_global_id());
+    }
+}
+
+/// Executes `ud2` with RAX = 0x1111; after the exception reply, stores RAX to SHARED[5].
+extern "C" fn faulter() -> ! {
+    utcb::set_exception_handler(ThreadId::global(kip::thread_info().user_base() + 2, 1));
+    let rax: u64;
+    // SAFETY: a deliberate #UD; the exception handler (the root) resumes us after it.
+    unsafe { core::arch::asm!("mov rax, 0x1111", "ud2", out("rax") rax) };
+    SHARED[5].store(rax, Ordering::SeqCst);
+    SHARED[6].store(1, Ordering::SeqCst);
+    loop {
+        let _ = msg::receive(utcb::my_global_id());
+    }
+}
+
+const PF_ADDR: u64 = 0x5000_0000;
+
+/// Fills all 64 MRs, reads an unmapped address, then checks the MRs and reports.
+extern "C" fn toucher() -> ! {
+    for i in 0..64 {
+        utcb::set_mr(i, 0xA5A5_0000 + i as u64);
+    }
+    // SAFETY: a deliberate page fault at an address the root will map for us.
+    let v = unsafe { core::ptr::read_volatile(PF_ADDR as *const u64) };
+    let intact = (0..64).all(|i| utcb::mr(i) == 0xA5A5_0000 + i as u64);
+    SHARED[7].store(v, Ordering::SeqCst);
+    SHARED[8].store(intact as u64, Ordering::SeqCst);
+    SHARED[9].store(1, Ordering::SeqCst);
+    loop {
+        let _ = msg::receive(utcb::my_global_id());
+    }
+}
+
+#[repr(C, align(4096))]
+struct Page([u64; 512]);
+static mut MAPPED_PAGE: Page = Page([0; 512]);
+
+fn wait_flag(i: usize) -> bool {
+    for _ in 0..200 {
+        if SHARED[i].load(Ordering::SeqCst) != 0 {
+            return true;
+        }
+        msg::sleep(ms(1));
+    }
+    false
+}
+
+fn error_code_of<T>(r: Result<T, msg::IpcFailure>) -> u64 {
+    r.err().map(|e| e.error_code).unwrap_or(0)
+}
+
 /// Runs this module's checks.
-pub fn run(_s: &mut Suite) {}
+pub fn run(s: &mut Suite) {
+    // Fault in the whole image first, so helper threads never fault on code or data.
+    let (lo, hi) = (kip::kip().root_server.low, kip::kip().root_server.high);
+    for a in (lo & !0xFFF..hi).step_by(4096) {
+        // SAFETY: the root server's own loaded image; a read brings the page in through sigma0.
+        unsafe { core::ptr::read_volatile(a as *const u8) };
+    }
+    let echo_t = spawn(0, echo);
+    let sleeper_t = spawn(1, sleeper);
+    msg::sleep(ms(2));
+
+    // 0..63 untyped words, call/reply-wait.
+    let mut all_ok = true;
+    for n in 0..=63u64 {
+        for i in 1..=n as usize {
+            utcb::set_mr(i, (n << 32) | i as u64);
+        }
+        utcb::set_mr(0, MsgTag::new(0x42, n, 0).raw());
+        match msg::call(echo_t) {
+            Ok(tag) => {
+                let words_ok = (1..=n as usize).all(|i| utcb::mr(i) == ((n << 32) | i as u64) + 1);
+                if tag.untyped() != n || tag.label() != 0x42 || !words_ok {
+                    all_ok = false;
+                    s.check("ipc.untyped_words", false, format_args!("{n} words: tag {:#x}", tag.raw()));
+                    break;
+                }
+            }
+            Err(e) => {
+                all_ok = false;
+                s.check("ipc.untyped_words", false, format_args!("{n} words: error {:#x}", e.error_code));
+                break;
+            }
+        }
+    }
+    if all_ok {
+        s.check("ipc.untyped_words_0_to_63", true, format_args!(""));
+    }
+    s.check_eq("ipc.from_is_local_id_in_same_space", SHARED[0].load(Ordering::SeqCst), utcb::my_local_id().raw());
+
+    // Lipc between threads of one space.
+    utcb::set_mr(1, 7);
+    utcb::set_mr(0, MsgTag::new(1, 1, 0).raw());
+    let ok = msg::lcall(echo_t).is_ok() && utcb::mr(1) == 8;
+    s.check("ipc.lipc_call", ok, format_args!("MR1 {}", utcb::mr(1)));
+
+    // From a thread of another space (sigma0): the global id.
+    let r = syscall::ipc(kip::sigma0_id(), kip::sigma0_id(), Timeouts::new(Time::NEVER, ms(50)));
+    let _ = r;
+    let page = l4::sigma0::get_any(12);
+    s.check("ipc.sigma0_rpc_answers", page.is_ok(), format_args!("{:?}", page.err()));
+
+    // Timeouts.
+    let t0 = syscall::system_clock();
+    utcb::set_mr(0, 0);
+    let e = error_code_of(msg::send_timeout(sleeper_t, ms(30)));
+    let dt = syscall::system_clock() - t0;
+    s.check("ipc.send_timeout_code", e == 2, format_args!("ErrorCode {e:#x}"));
+    s.check("ipc.send_timeout_duration", (25_000..2_000_000).contains(&dt), format_args!("{dt} us"));
+    let t0 = syscall::system_clock();
+    let e = error_code_of(msg::receive_timeout(echo_t, ms(30)));
+    let dt = syscall::system_clock() - t0;
+    s.check("ipc.receive_timeout_code", e == 3, format_args!("ErrorCode {e:#x}"));
+    s.check("ipc.receive_timeout_duration", (25_000..2_000_000).contains(&dt), format_args!("{dt} us"));
+    let e = error_code_of(msg::send_timeout(sleeper_t, Time::ZERO));
+    s.check("ipc.zero_send_timeout", e == 2, format_args!("ErrorCode {e:#x}"));
+    let e = error_code_of(msg::receive_timeout(echo_t, Time::ZERO));
+    s.check("ipc.zero_receive_timeout", e == 3, format_args!("ErrorCode {e:#x}"));
+    let t0 = syscall::system_clock();
+    msg::sleep(ms(20));
+    let dt = syscall::system_clock() - t0;
+    s.check("ipc.sleep", (19_000..2_000_000).contains(&dt), format_args!("{dt} us"));
+
+    // Non-existing partners.
+    let ghost = ThreadId::global(0x3_0000, 7);
+    let e = error_code_of(msg::send_timeout(ghost, Time::ZERO));
+    s.check("ipc.send_to_nonexistent", e == 4, format_args!("ErrorCode {e:#x}"));
+    let e = error_code_of(msg::receive_timeout(ghost, Time::ZERO));
+    s.check("ipc.receive_from_nonexistent", e == 5, format_args!("ErrorCode {e:#x}"));
+    let stale = ThreadId::global(echo_t.number(), 2);
+    let e = error_code_of(msg::send_timeout(stale, Time::ZERO));
+    s.check("ipc.send_to_stale_version", e == 4, format_args!("ErrorCode {e:#x}"));
+    let e = error_code_of(msg::send_timeout(ThreadId::global(kip::thread_info().system_base(), 1), Time::ZERO));
+    s.check("ipc.send_to_kernel_thread", e == 4, format_args!("ErrorCode {e:#x}"));
+
+    // Message overflow: u + t > 63.
+    utcb::set_mr(0, MsgTag::new(0, 60, 4).raw());
+    let e = error_code_of(msg::send_timeout(echo_t, ms(10)));
+    s.check("ipc.message_overflow", e & 0xF == 8, format_args!("ErrorCode {e:#x}"));
+
+    // Cancel a blocked receive and a blocked send (ExchangeRegisters R / S).
+    let rcv = spawn(2, blocked_receiver);
+    msg::sleep(ms(5));
+    syscall::exchange_registers(rcv, ExregsState { control: 1 << 1, ..ExregsState::default() });
+    let ok = wait_flag(2);
+    s.check("ipc.cancel_receive", ok && SHARED[1].load(Ordering::SeqCst) == 7, format_args!("ErrorCode {:#x}", SHARED[1].load(Ordering::SeqCst)));
+    let snd = spawn(3, blocked_sender);
+    msg::sleep(ms(5));
+    let (_, old) = syscall::exchange_registers(snd, ExregsState { control: 1 << 2, ..ExregsState::default() });
+    let ok = wait_flag(4);
+    s.check("ipc.cancel_send_reports_sending", old.control & 4 != 0, format_args!("control out {:#x}", old.control));
+    s.check("ipc.cancel_send", ok && SHARED[3].load(Ordering::SeqCst) == 6, format_args!("ErrorCode {:#x}", SHARED[3].load(Ordering::SeqCst)));
+
+    // A partner deleted while a sender is blocked on it.
+    SHARED[4].store(0, Ordering::SeqCst);
+    kill(snd);
+    let snd = spawn(3, blocked_sender);
+    msg::sleep(ms(5));
+    kill(sleeper_t);
+    let ok = wait_flag(4);
+    s.check("ipc.partner_deleted_while_sending", ok && SHARED[3].load(Ordering::SeqCst) == 4, format_args!("ErrorCode {:#x}", SHARED[3].load(Ordering::SeqCst)));
+    kill(snd);
+    kill(rcv);
+
+    // Exception IPC and resumption with modified registers.
+    let f = spawn(4, faulter);
+    match msg::receive_timeout(f, ms(500)) {
+        Ok(tag) => {
+            let ok_tag = tag.label() == labels::EXCEPTION && tag.untyped() == 19;
+            s.check("ipc.exception_message_tag", ok_tag, format_args!("tag {:#x}", tag.raw()));
+            s.check_eq("ipc.exception_message_vector", utcb::mr(19), 6);
+            s.check_eq("ipc.exception_message_rax", utcb::mr(8), 0x1111);
+            let rip = utcb::mr(1);
+            utcb::set_mr(1, rip + 2);
+            utcb::set_mr(8, 0x4242);
+            utcb::set_mr(0, MsgTag::new(0, 18, 0).raw());
+            let _ = msg::reply(f);
+            let ok = wait_flag(6);
+            s.check("ipc.exception_reply_resumes", ok && SHARED[5].load(Ordering::SeqCst) == 0x4242, format_args!("RAX {:#x}", SHARED[5].load(Ordering::SeqCst)));
+        }
+        Err(e) => {
+            s.check("ipc.exception_message_tag", false, format_args!("no exception message: {:#x}", e.error_code));
+        }
+    }
+    kill(f);
+
+    // Page fault: message contents; an aborted fault IPC is retried and keeps all 64 MRs.
+    // SAFETY: the page is only written here, before the toucher maps and reads it.
+    unsafe { (&raw mut MAPPED_PAGE.0[0]).write_volatile(0xFEED_F00D) };
+    let p = spawn(5, toucher);
+    match msg::receive_timeout(p, ms(500)) {
+        Ok(tag) => {
+            s.check("ipc.pagefault_tag", tag.label() == labels::PAGE_FAULT | 4 && tag.untyped() == 2, format_args!("tag {:#x}", tag.raw()));
+            s.check_eq("ipc.pagefault_address", utcb::mr(1), PF_ADDR);
+            let ip = utcb::mr(2);
+            s.check("ipc.pagefault_ip_in_image", ip >= kip::kip().root_server.low && ip < kip::kip().root_server.high, format_args!("ip {ip:#x}"));
+            // Abort the fault IPC: the thread retries and faults again.
+            syscall::exchange_registers(p, ExregsState { control: 6, ..ExregsState::default() });
+            match msg::receive_timeout(p, ms(500)) {
+                Ok(tag) => {
+                    s.check("ipc.pagefault_retried_after_abort", tag.label() == labels::PAGE_FAULT | 4, format_args!("tag {:#x}", tag.raw()));
+                    let src = &raw const MAPPED_PAGE as u64;
+                    let item = MapItem::new(Fpage::new_log2(src, 12).with_rights(Rights::FULL), PF_ADDR);
+                    let w = item.to_words(false);
+                    utcb::set_mr(1, w[0]);
+                    utcb::set_mr(2, w[1]);
+                    utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
+                    let _ = msg::reply(p);
+                    let ok = wait_flag(9);
+                    s.check("ipc.pagefault_resolved_by_map_item", ok && SHARED[7].load(Ordering::SeqCst) == 0xFEED_F00D, format_args!("read {:#x}", SHARED[7].load(Ordering::SeqCst)));
+                    s.check("ipc.pagefault_keeps_64_mrs", SHARED[8].load(Ordering::SeqCst) == 1, format_args!(""));
+                }
+                Err(e) => {
+                    s.check("ipc.pagefault_retried_after_abort", false, format_args!("{:#x}", e.error_code));
+                }
+            }
+        }
+        Err(e) => {
+            s.check("ipc.pagefault_tag", false, format_args!("no page-fault message: {:#x}", e.error_code));
+        }
+    }
+    kill(p);
+
+    interrupt(s);
+    kill(echo_t);
+}
+
+/// COM1's transmitter-empty interrupt (IRQ 4) delivered as IPC, acknowledged by a send.
+fn interrupt(s: &mut Suite) {
+    let irq = ThreadId::global(4, 1);
+    let r = syscall::thread_control(irq, irq, ThreadId::NIL, root(), u64::MAX);
+    s.check("ipc.interrupt_associate", r == 1, format_args!("error {}", utcb::error_code()));
+    // Enable the UART's THR-empty interrupt: it fires at once (the transmitter is idle).
+    outb(0x3F9, 0x02);
+    let r = msg::receive_timeout(irq, ms(500));
+    outb(0x3F9, 0x00);
+    let _ = inb(0x3FA); // read IIR: clears the THRE condition
+    match r {
+        Ok(tag) => {
+            s.check("ipc.interrupt_message", tag.label() == labels::INTERRUPT && tag.untyped() == 0, format_args!("tag {:#x}", tag.raw()));
+        }
+        Err(e) => {
+            s.check("ipc.interrupt_message", false, format_args!("ErrorCode {:#x}", e.error_code));
+        }
+    }
+    utcb::set_mr(0, 0);
+    let ack = msg::send_timeout(irq, Time::ZERO);
+    s.check("ipc.interrupt_acknowledge", ack.is_ok(), format_args!("{:?}", ack.err()));
+    let e = error_code_of(msg::send_timeout(ThreadId::global(5, 1), Time::ZERO));
+    s.check("ipc.interrupt_not_ours", e == 4, format_args!("ErrorCode {e:#x}"));
+    let r = syscall::thread_control(irq, irq, ThreadId::NIL, irq, u64::MAX);
+    s.check("ipc.interrupt_deassociate", r == 1, format_args!("error {}", utcb::error_code()));
+}
+
+fn outb(port: u16, v: u8) {
+    // SAFETY: root servers run with IOPL 3; COM1 belongs to this test for a moment.
+    unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") v) }
+}
+
+fn inb(port: u16) -> u8 {
+    let v: u8;
+    // SAFETY: as for `outb`.
+    unsafe { core::arch::asm!("in al, dx", out("al") v, in("dx") port) }
+    v
+}
