@@ -40,10 +40,57 @@ fn deadline(t: Time) -> Option<u64> {
     }
 }
 
+/// Whom a message from `sender` appears to come from: its virtual sender when propagating.
+fn apparent_sender(sender: &Tcb) -> &Tcb {
+    if sender.propagate_as.is_null() {
+        sender
+    } else {
+        // SAFETY: `propagate_as` points at a live thread (cleared when that thread is deleted).
+        unsafe { &*sender.propagate_as }
+    }
+}
+
 /// Does a receiver waiting with `from_spec` accept a message from `sender`?
 fn accepts(receiver: &Tcb, sender: &Tcb) -> bool {
     let f = receiver.from_spec;
-    f.is_any() || (f.is_any_local() && receiver.same_space(sender)) || f == sender.id
+    let s = apparent_sender(sender);
+    f.is_any() || (f.is_any_local() && receiver.same_space(s)) || f == s.id
+}
+
+/// Decides whether `cur`'s message to `dest` is propagated (spec 5.7.5): the virtual sender
+/// must exist and be in the sender's space, or the receiver must be in the sender's space;
+/// otherwise the p bit is silently dropped.
+fn setup_propagation(cur: &mut Tcb, dest: &Tcb) {
+    cur.propagate_as = core::ptr::null_mut();
+    let tag = MsgTag::from_raw(cur.mr(0));
+    if !tag.propagated() {
+        return;
+    }
+    let vs = ThreadId::from_raw(cur.utcb_word(utcb::VIRTUAL_SENDER));
+    match thread::resolve(cur, vs) {
+        Some(v) if v.id.number() >= thread::USER_BASE && (v.same_space(cur) || dest.same_space(cur)) => {
+            cur.propagate_as = v as *mut Tcb;
+        }
+        _ => cur.mrs()[0] = tag.with_propagated(false).raw(),
+    }
+}
+
+/// Completes a transfer from `sender` to `receiver`: message, from id, and for a propagated
+/// message the ActualSender TCR and the redirection of the virtual sender's closed receive.
+fn complete(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), (u64, u64)> {
+    let r = transfer(sender, receiver);
+    let apparent = apparent_sender(sender);
+    receiver.ipc_from = sender_id_for(receiver, apparent);
+    if !sender.propagate_as.is_null() {
+        receiver.set_utcb_word(utcb::VIRTUAL_SENDER, sender.id.raw());
+        // SAFETY: as in `apparent_sender`.
+        let vs = unsafe { &mut *sender.propagate_as };
+        if vs.state == State::RecvBlocked && vs.from_spec == sender.id {
+            vs.from_spec = receiver.id;
+        }
+        sender.propagate_as = core::ptr::null_mut();
+    }
+    r
 }
 
 /// The id under which `receiver` sees `sender`.
@@ -91,18 +138,14 @@ fn overflow() -> (u64, u64) {
 
 /// Delivers `sender`'s message to a `receiver` that is blocked receiving and accepts it.
 fn deliver(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), u64> {
-    let r = transfer(sender, receiver);
-    match r {
+    match complete(sender, receiver) {
         Ok(()) => {
-            let id = sender_id_for(receiver, sender);
-            receiver.ipc_from = id;
             schedule::wake(receiver, IpcWake::Done);
             Ok(())
         }
         Err((se, re)) => {
             receiver.mrs()[0] = MsgTag::from_raw(receiver.mr(0)).with_error(true).raw();
             receiver.set_utcb_word(utcb::ERROR_CODE, re);
-            receiver.ipc_from = sender_id_for(receiver, sender);
             schedule::wake(receiver, IpcWake::Error(re));
             Err(se)
         }
@@ -150,6 +193,7 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64>
     let Some(dest) = thread::resolve(cur, to).filter(|t| t.is_activated() && t.id.number() >= thread::USER_BASE) else {
         return Err(err(IpcPhase::Send, IpcErrorCode::NotExist));
     };
+    setup_propagation(cur, dest);
     if dest.state == State::RecvBlocked && accepts(dest, cur) {
         return deliver(cur, dest);
     }
@@ -192,9 +236,8 @@ pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Resul
         p = s.sendq_next;
         if accepts(cur, s) {
             sendq_remove(cur, s);
-            let r = transfer(s, cur);
-            let id = sender_id_for(cur, s);
-            cur.ipc_from = id;
+            let r = complete(s, cur);
+            let id = cur.ipc_from;
             return match r {
                 Ok(()) => {
                     schedule::wake(s, IpcWake::Done);
@@ -319,7 +362,11 @@ pub fn unlink_deleted(gone: &mut Tcb) {
         schedule::wake(s, IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::NotExist)));
     }
     let id = gone.id;
+    let gp = gone as *mut Tcb;
     thread::for_each(|t| {
+        if t.propagate_as == gp {
+            t.propagate_as = core::ptr::null_mut();
+        }
         if t.state == State::RecvBlocked && t.from_spec == id {
             schedule::wake(t, IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::NotExist)));
         }

@@ -95,6 +95,8 @@ pub struct Tcb {
     pub sendq_prev: *mut Tcb,
     pub wake: IpcWake,
     pub ipc_from: ThreadId,
+    /// While sending a propagated message: the virtual sender (spec 5.7.5), else null.
+    pub propagate_as: *mut Tcb,
     /// Absolute timeout in µs, `u64::MAX` = none.
     pub deadline: u64,
     pub timer_next: *mut Tcb,
@@ -334,6 +336,7 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         sendq_prev: core::ptr::null_mut(),
         wake: IpcWake::None,
         ipc_from: ThreadId::NIL,
+        propagate_as: core::ptr::null_mut(),
         deadline: u64::MAX,
         timer_next: core::ptr::null_mut(),
         startup: false,

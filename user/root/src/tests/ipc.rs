@@ -72,6 +72,9 @@ extern "C" fn echo() -> ! {
         match r {
             Ok((from, tag)) => {
                 SHARED[0].store(from.raw(), Ordering::SeqCst);
+                if tag.propagated() {
+                    SHARED[10].store(utcb::actual_sender().raw(), Ordering::SeqCst);
+                }
                 for i in 1..=tag.untyped() as usize {
                     utcb::set_mr(i, utcb::mr(i).wrapping_add(1));
                 }
@@ -79,6 +82,19 @@ extern "C" fn echo() -> ! {
                 r = msg::reply_wait(from);
             }
             Err(_) => r = msg::wait(),
+        }
+    }
+}
+
+/// Forwards each request to the echo server (helper 0) as a propagated message on behalf of
+/// its client, so that the echo server replies straight to the client (spec 5.7.5).
+extern "C" fn propagator() -> ! {
+    loop {
+        if let Ok((from, tag)) = msg::wait() {
+            let client = thread::global_id_of(from);
+            utcb::set_virtual_sender(client);
+            utcb::set_mr(0, tag.with_propagated(true).raw());
+            let _ = msg::send(helper_id(0));
         }
     }
 }
@@ -207,10 +223,35 @@ pub fn run(s: &mut Suite) {
     s.check("ipc.lipc_call", ok, format_args!("MR1 {}", utcb::mr(1)));
 
     // From a thread of another space (sigma0): the global id.
-    let r = syscall::ipc(kip::sigma0_id(), kip::sigma0_id(), Timeouts::new(Time::NEVER, ms(50)));
-    let _ = r;
     let page = l4::sigma0::get_any(12);
     s.check("ipc.sigma0_rpc_answers", page.is_ok(), format_args!("{:?}", page.err()));
+    utcb::set_mr(0, MsgTag::new(0x1234, 0, 0).raw());
+    let r = syscall::ipc(kip::sigma0_id(), kip::sigma0_id(), Timeouts::new(Time::NEVER, ms(50)));
+    let _ = r;
+    utcb::set_mr(1, abi::sigma0::any_page(12).raw());
+    utcb::set_mr(2, 0);
+    utcb::set_mr(0, abi::sigma0::rpc_tag().raw());
+    msg::accept(abi::Acceptor::map_grant(Fpage::COMPLETE));
+    let r = syscall::ipc(kip::sigma0_id(), kip::sigma0_id(), Timeouts::NEVER);
+    s.check_eq("ipc.from_is_global_id_across_spaces", r.from, kip::sigma0_id());
+    msg::accept(abi::Acceptor::UNTYPED_WORDS);
+
+    // anylocalthread: a same-space sender is accepted.
+    utcb::set_mr(1, 1);
+    utcb::set_mr(0, MsgTag::new(2, 1, 0).raw());
+    let r = syscall::ipc(echo_t, ThreadId::ANY_LOCAL, Timeouts::NEVER);
+    s.check("ipc.receive_anylocalthread", !r.tag.error() && r.from == thread::local_id_of(echo_t) && utcb::mr(1) == 2, format_args!("tag {:#x} from {:#x}", r.tag.raw(), r.from.raw()));
+
+    // Propagation: root calls the propagator, which forwards to echo on the root's behalf;
+    // echo sees the root as sender, the propagator as ActualSender, and replies to the root.
+    let prop = spawn(6, propagator);
+    utcb::set_mr(1, 100);
+    utcb::set_mr(0, MsgTag::new(3, 1, 0).raw());
+    let r = msg::call_timeouts(prop, Time::NEVER, ms(500));
+    s.check("ipc.propagation_reply_from_final_server", r.is_ok() && utcb::mr(1) == 101, format_args!("{:?} MR1 {}", r.err(), utcb::mr(1)));
+    s.check_eq("ipc.propagation_from_is_virtual_sender", SHARED[0].load(Ordering::SeqCst), utcb::my_local_id().raw());
+    s.check_eq("ipc.propagation_actual_sender", SHARED[10].load(Ordering::SeqCst), prop.raw());
+    kill(prop);
 
     // Timeouts.
     let t0 = syscall::system_clock();

@@ -1,0 +1,164 @@
+//! The `(space, vaddr) → node` index: a treap threaded through the nodes' `left`/`right` links.
+//!
+//! A treap is a binary search tree on the key that is also a heap on a priority; with random
+//! priorities its expected depth is logarithmic whatever order keys arrive in. The priority
+//! here is a hash of the node's slab index, so it costs no storage and stays deterministic.
+//! Split and merge are recursive; the recursion depth is the tree depth (expected ~2 log2 n).
+
+use crate::{NIL, Node};
+
+pub(crate) type Key = (u64, u64);
+
+fn key(nodes: &[Node], i: u32) -> Key {
+    let n = &nodes[i as usize];
+    (n.space, n.vaddr)
+}
+
+/// Heap priority of slab entry `i` (the murmur3 finaliser: a bijection that mixes all bits).
+pub(crate) fn priority(i: u32) -> u32 {
+    let mut x = i ^ 0x9E37_79B9;
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x85EB_CA6B);
+    x ^= x >> 13;
+    x = x.wrapping_mul(0xC2B2_AE35);
+    x ^ (x >> 16)
+}
+
+/// Split `t` into the keys `< k` and the keys `>= k`.
+fn split(nodes: &mut [Node], t: u32, k: Key) -> (u32, u32) {
+    if t == NIL {
+        return (NIL, NIL);
+    }
+    if key(nodes, t) < k {
+        let (a, b) = split(nodes, nodes[t as usize].right, k);
+        nodes[t as usize].right = a;
+        (t, b)
+    } else {
+        let (a, b) = split(nodes, nodes[t as usize].left, k);
+        nodes[t as usize].left = b;
+        (a, t)
+    }
+}
+
+/// Join two treaps where every key of `a` is below every key of `b`.
+fn merge(nodes: &mut [Node], a: u32, b: u32) -> u32 {
+    if a == NIL {
+        return b;
+    }
+    if b == NIL {
+        return a;
+    }
+    if priority(a) > priority(b) {
+        let r = merge(nodes, nodes[a as usize].right, b);
+        nodes[a as usize].right = r;
+        a
+    } else {
+        let l = merge(nodes, a, nodes[b as usize].left);
+        nodes[b as usize].left = l;
+        b
+    }
+}
+
+/// Insert node `i` (its key must not be present) into the treap rooted at `root`.
+pub(crate) fn insert(nodes: &mut [Node], root: u32, i: u32) -> u32 {
+    nodes[i as usize].left = NIL;
+    nodes[i as usize].right = NIL;
+    let (l, r) = split(nodes, root, key(nodes, i));
+    let l = merge(nodes, l, i);
+    merge(nodes, l, r)
+}
+
+/// Remove node `i` (which must be present) from the treap rooted at `t`; return the new root.
+pub(crate) fn remove(nodes: &mut [Node], t: u32, i: u32) -> u32 {
+    if t == i {
+        let (l, r) = (nodes[t as usize].left, nodes[t as usize].right);
+        return merge(nodes, l, r);
+    }
+    debug_assert!(t != NIL, "index: removing a node that is not indexed");
+    if key(nodes, i) < key(nodes, t) {
+        let l = remove(nodes, nodes[t as usize].left, i);
+        nodes[t as usize].left = l;
+    } else {
+        let r = remove(nodes, nodes[t as usize].right, i);
+        nodes[t as usize].right = r;
+    }
+    t
+}
+
+/// The node with the greatest key `<= k`.
+pub(crate) fn floor(nodes: &[Node], mut t: u32, k: Key) -> u32 {
+    let mut best = NIL;
+    while t != NIL {
+        if key(nodes, t) <= k {
+            best = t;
+            t = nodes[t as usize].right;
+        } else {
+            t = nodes[t as usize].left;
+        }
+    }
+    best
+}
+
+/// The node with the smallest key `>= k`.
+pub(crate) fn ceil(nodes: &[Node], mut t: u32, k: Key) -> u32 {
+    let mut best = NIL;
+    while t != NIL {
+        if key(nodes, t) >= k {
+            best = t;
+            t = nodes[t as usize].left;
+        } else {
+            t = nodes[t as usize].right;
+        }
+    }
+    best
+}
+
+/// The lowest-addressed node of `space` overlapping `[start, last]`, or `NIL`.
+pub(crate) fn first_overlapping(
+    nodes: &[Node],
+    root: u32,
+    space: u64,
+    start: u64,
+    last: u64,
+) -> u32 {
+    let f = floor(nodes, root, (space, start));
+    if f != NIL && nodes[f as usize].space == space && nodes[f as usize].last() >= start {
+        return f;
+    }
+    let c = ceil(nodes, root, (space, start));
+    if c != NIL && nodes[c as usize].space == space && nodes[c as usize].vaddr <= last {
+        return c;
+    }
+    NIL
+}
+
+/// Check the search-tree and heap orders below `t`, and that nodes of one space do not
+/// overlap. `prev` is the previous node in key order; returns the number of nodes.
+pub(crate) fn check(nodes: &[Node], t: u32, prev: &mut u32) -> Result<u32, &'static str> {
+    if t == NIL {
+        return Ok(0);
+    }
+    let n = &nodes[t as usize];
+    if !n.used {
+        return Err("index: free node indexed");
+    }
+    for child in [n.left, n.right] {
+        if child != NIL && priority(child) > priority(t) {
+            return Err("index: heap order broken");
+        }
+    }
+    let mut count = check(nodes, n.left, prev)?;
+    if *prev != NIL {
+        let p = &nodes[*prev as usize];
+        if key(nodes, *prev) >= key(nodes, t) {
+            return Err("index: keys out of order");
+        }
+        if p.space == n.space && p.last() >= n.vaddr {
+            return Err("index: overlapping mappings in one space");
+        }
+    }
+    *prev = t;
+    count += 1;
+    count += check(nodes, n.right, prev)?;
+    Ok(count)
+}
