@@ -240,6 +240,9 @@ pub fn start_root_servers() -> Result<(), &'static str> {
         let s = unsafe { &mut *space };
         s.privileged = true;
         s.sigma0 = is_sigma0;
+        if is_sigma0 {
+            crate::mapping::init(space);
+        }
         crate::space::map_kip(s, Fpage::new_log2(ROOT_KIP_AREA, 12)).map_err(|_| "out of kernel memory")?;
         s.utcb_area = Fpage::new_log2(ROOT_UTCB_AREA, ROOT_UTCB_AREA_LOG2);
         s.initialised = true;

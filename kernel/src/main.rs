@@ -19,6 +19,7 @@ mod ipc;
 mod kdb;
 mod kip;
 mod loader;
+mod mapping;
 mod mm;
 mod platform;
 mod schedule;

@@ -91,6 +91,7 @@ pub fn release(s: &mut Space) {
 }
 
 fn destroy(s: &mut Space) {
+    crate::mapping::delete_space(s);
     let (pool_lo, pool_hi) = frame::range();
     let utcb = s.utcb_area;
     // Free user page tables, and the UTCB pages (the only pool frames mapped as user pages).
@@ -351,83 +352,58 @@ pub fn sigma0_fault(s: &Space, va: u64) -> bool {
     s.map_page(page, page, 12, Rights::FULL).is_ok()
 }
 
-/// Transfers one map or grant item from `from` to `to` (spec 2.4). Silently skips what
-/// cannot be mapped (outside the window or user space, KIP/UTCB areas, unmapped source).
+/// Transfers one map or grant item from `from` to `to` (spec 2.4) through the mapping
+/// database. What cannot be mapped is skipped silently: parts outside the receive window or
+/// user space, the receiver's KIP and UTCB areas, unmapped source pages, and (from sigma0)
+/// kernel memory. `Err` only when kernel memory ran out.
 pub fn map_item(from: &Tcb, to: &Tcb, snd_base: u64, fpage: Fpage, grant: bool) -> Result<(), SyscallError> {
     let acceptor = Acceptor(to.utcb_word(abi::utcb::br(0)));
     let window = acceptor.window();
-    if window.is_nil() || fpage.is_nil() {
+    if window.is_nil() || fpage.is_nil() || fpage.rights().raw() == 0 {
         return Ok(());
     }
-    let ws = if window.is_complete() { 64 } else { window.size_log2() };
-    let fs = if fpage.is_complete() { 64 } else { fpage.size_log2() };
+    // The user area is 2^47 bytes minus a guard page: treat "complete" as 2^47 at 0.
+    let ws = if window.is_complete() { 47 } else { window.size_log2().min(47) };
+    let fs = if fpage.is_complete() { 47 } else { fpage.size_log2().min(47) };
     if fs < 12 || ws < 12 {
         return Ok(());
     }
     let wbase = if window.is_complete() { 0 } else { window.base() };
     let fbase = if fpage.is_complete() { 0 } else { fpage.base() };
-    let mask = |s: u64| if s >= 64 { u64::MAX } else { (1u64 << s) - 1 };
+    let mask = |s: u64| (1u64 << s) - 1;
     let (src, dst, size_log2) = if fs <= ws {
         (fbase, wbase + (snd_base & mask(ws) & !mask(fs)), fs)
     } else {
         (fbase + (snd_base & mask(fs) & !mask(ws)), wbase, ws)
     };
-    let size = if size_log2 >= 64 { u64::MAX } else { 1u64 << size_log2 };
-    let rights = fpage.rights();
     let fs_ = from.space();
     let ts = to.space();
-    // Walk the source in pages.
-    let mut off = 0u64;
-    while off < size {
-        let sva = src.wrapping_add(off);
-        let dva = dst.wrapping_add(off);
-        if dva >= USER_END || sva >= USER_END && !fs_.sigma0 {
-            break;
+    let from_sigma0 = fs_.sigma0;
+    map_clipped(fs_, src, ts, dst, size_log2 as u32, fpage.rights().raw(), grant, from_sigma0)
+}
+
+/// Splits [dst, dst + 2^log2) around what may not be mapped and hands the rest to the database.
+#[allow(clippy::too_many_arguments)]
+fn map_clipped(from: &Space, src: u64, to: &Space, dst: u64, log2: u32, rights: u64, grant: bool, from_sigma0: bool) -> Result<(), SyscallError> {
+    let size = 1u64 << log2;
+    let dst_forbidden = |a: u64, len: u64| {
+        a.saturating_add(len) > USER_END
+            || fpages_overlap(Fpage::new_log2(a, log2 as u64), to.kip_area)
+            || fpages_overlap(Fpage::new_log2(a, log2 as u64), to.utcb_area)
+    };
+    let src_forbidden = |a: u64, len: u64| from_sigma0 && is_kernel_memory(a, len);
+    if !dst_forbidden(dst, size) && !src_forbidden(src, size) {
+        if to.sigma0 || (core::ptr::eq(from, to) && src == dst) {
+            return Ok(());
         }
-        let (pa, plog2, have) = if fs_.sigma0 {
-            let aligned2m = sva & 0x1F_FFFF == 0 && dva & 0x1F_FFFF == 0 && size - off >= 1 << 21;
-            (sva, if aligned2m { 21 } else { 12 }, Rights::FULL)
-        } else {
-            match fs_.lookup(sva) {
-                Some((pa, l, r)) => {
-                    let l = if l == 21 && sva & 0x1F_FFFF == 0 && dva & 0x1F_FFFF == 0 && size - off >= 1 << 21 { 21 } else { 12 };
-                    (pa, l, r)
-                }
-                None => {
-                    off += 4096;
-                    continue;
-                }
-            }
-        };
-        let step = 1u64 << plog2;
-        let r = Rights::from_raw(rights.raw() & have.raw());
-        let skip = r.raw() & 4 == 0 && r.raw() == 0
-            || ts.is_kip_or_utcb(dva)
-            || (plog2 == 21 && (ts.is_kip_or_utcb(dva + step - 1) || fpages_overlap(Fpage::new_log2(dva, 21), ts.utcb_area) || fpages_overlap(Fpage::new_log2(dva, 21), ts.kip_area)))
-            || (fs_.sigma0 && is_kernel_memory(pa, step))
-            || (!fs_.sigma0 && fs_.is_kip_or_utcb(sva));
-        if skip {
-            if plog2 == 21 {
-                // Retry this range in 4 KiB pieces.
-                let mut o = 0;
-                while o < step {
-                    let d = dva + o;
-                    let p = pa + o;
-                    if !ts.is_kip_or_utcb(d) && !(fs_.sigma0 && is_kernel_memory(p, 4096)) && r.raw() != 0 {
-                        ts.map_page(d, p, 12, Rights::from_raw(r.raw() | 4))?;
-                    }
-                    o += 4096;
-                }
-            }
-        } else {
-            ts.map_page(dva, pa, plog2, Rights::from_raw(r.raw() | 4))?;
-            if grant && !fs_.sigma0 {
-                fs_.unmap_range(sva, step, Rights::FULL);
-            }
-        }
-        off += step;
+        return crate::mapping::map(from, src, to, dst, log2 as u8, rights, grant).map_err(|_| SyscallError::NoMem);
     }
-    Ok(())
+    if log2 <= 12 {
+        return Ok(());
+    }
+    let half = size / 2;
+    map_clipped(from, src, to, dst, log2 - 1, rights, grant, from_sigma0)?;
+    map_clipped(from, src + half, to, dst + half, log2 - 1, rights, grant, from_sigma0)
 }
 
 // ---- system calls ----
@@ -469,26 +445,25 @@ pub fn map_kip(s: &mut Space, kip_area: Fpage) -> Result<(), SyscallError> {
     Ok(())
 }
 
-/// Unmap (spec 5.8): fpages in MR0..MRk of the caller; each is replaced by itself with the
-/// status bits of what it covered.
+/// Unmap (spec 5.8): fpages in MR0..MRk of the caller; each is revoked from the mappings
+/// derived from the caller's (and from the caller's own with flush) and replaced by itself with
+/// the status bits of what it covered.
 pub fn sys_unmap(control: u64) {
     let cur = thread::current();
     let k = (control & 0x3F) as usize;
     let flush = control & 0x40 != 0;
-    let s = cur.space();
+    let s = cur.space;
     for i in 0..=k {
         let f = Fpage::from_raw(cur.mr(i));
-        if f.is_nil() {
+        if f.is_nil() || f.is_io() {
             continue;
         }
-        let (base, size) = if f.is_complete() { (0, USER_END) } else { (f.base(), f.size()) };
-        let status = if flush {
-            s.unmap_range(base, size, f.rights())
-        } else {
-            // Without the mapping database there are no derived mappings to revoke; report
-            // and reset the status bits only.
-            s.unmap_range(base, size, Rights::NONE)
-        };
-        cur.set_mr(i, (f.raw() & !7) | status.raw());
+        let (base, log2) = if f.is_complete() { (0, 47) } else { (f.base(), f.size_log2().clamp(12, 47)) };
+        if base >= USER_END {
+            continue;
+        }
+        let base = base & !((1u64 << log2) - 1);
+        let status = crate::mapping::unmap(s, base, log2 as u8, f.rights().raw(), flush);
+        cur.set_mr(i, (f.raw() & !7) | status);
     }
 }
