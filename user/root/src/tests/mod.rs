@@ -9,6 +9,7 @@ mod exregs;
 mod ipc;
 mod kernel_interface;
 mod kip;
+mod memory;
 mod schedule;
 mod sigma0;
 mod space_control;
@@ -29,6 +30,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("thread_control", thread_control::run),
     ("space_control", space_control::run),
     ("ipc", ipc::run),
+    ("memory", memory::run),
     ("schedule", schedule::run),
     ("unmap", unmap::run),
     ("sigma0", sigma0::run),

@@ -1,0 +1,171 @@
+//! Memory (spec 2.4, 5.8, 6.2): map items with rights reduction, transitive revocation by
+//! Unmap, flush, status bits, grant, and items aimed at the KIP/UTCB areas or beyond user space.
+//!
+//! A helper thread in the root's space (pager = root) receives mappings from the root at other
+//! addresses and touches them; each fault it takes arrives at the root as page-fault IPC, which
+//! is how the checks observe what is mapped.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use abi::items::{GrantItem, MapItem};
+use abi::msgtag::labels;
+use abi::{Acceptor, Fpage, MsgTag, Rights, ThreadId, Time};
+use l4::{kip, msg, syscall, utcb};
+
+use crate::conformance::Suite;
+
+const STACK: usize = 16 * 1024;
+
+#[repr(C, align(4096))]
+struct Stack([u8; STACK]);
+static mut HELPER_STACK: Stack = Stack([0; STACK]);
+
+#[repr(C, align(4096))]
+struct Pages([[u64; 512]; 2]);
+static mut PAGES: Pages = Pages([[0; 512]; 2]);
+
+/// Windows (in the root's space) where the helper receives mappings.
+const WIN: u64 = 0x6000_0000;
+const WIN2: u64 = 0x6010_0000;
+
+/// Commands from the root to the helper: MR1 = 1 read / 2 write at MR2; reply MR1 = value.
+static LAST: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn helper() -> ! {
+    let root = ThreadId::global(kip::thread_info().user_base() + 2, 1);
+    loop {
+        let Ok(_) = msg::receive(root) else { continue };
+        let (op, addr) = (utcb::mr(1), utcb::mr(2));
+        let v = match op {
+            // SAFETY: deliberate accesses to windows the root maps (or not) for this test; a
+            // fault goes to the root as page-fault IPC.
+            1 => unsafe { core::ptr::read_volatile(addr as *const u64) },
+            2 => {
+                // SAFETY: as above.
+                unsafe { core::ptr::write_volatile(addr as *mut u64, 0xD1D1) };
+                0xD1D1
+            }
+            3 => {
+                // Accept a map/grant from the root into WIN2 and report the first word.
+                msg::accept(Acceptor::map_grant(Fpage::new_log2(WIN2, 20)));
+                utcb::set_mr(0, 0);
+                let _ = msg::send(root);
+                let _ = msg::receive(root);
+                msg::accept(Acceptor::UNTYPED_WORDS);
+                // SAFETY: the root just mapped or granted a page at WIN2.
+                unsafe { core::ptr::read_volatile(WIN2 as *const u64) }
+            }
+            _ => 0,
+        };
+        LAST.store(v, Ordering::SeqCst);
+        utcb::set_mr(1, v);
+        utcb::set_mr(0, MsgTag::new(0, 1, 0).raw());
+        let _ = msg::send(root);
+    }
+}
+
+/// Asks the helper to access `addr`; returns Ok(value) or Err(page-fault access bits) if the
+/// access faulted to us (the fault is then resolved with `resolve`, or the helper is left
+/// blocked if `resolve` is `None`).
+fn access(h: ThreadId, op: u64, addr: u64, resolve: Option<(u64, Rights)>) -> Result<u64, u64> {
+    utcb::set_mr(1, op);
+    utcb::set_mr(2, addr);
+    utcb::set_mr(0, MsgTag::new(0, 2, 0).raw());
+    if msg::send(h).is_err() {
+        return Err(0xFF);
+    }
+    let Ok(tag) = msg::receive_timeout(h, Time::period_micros(500_000)) else { return Err(0xFE) };
+    if tag.label() & !0xF == labels::PAGE_FAULT {
+        let rwx = tag.label() & 7;
+        if let Some((src, rights)) = resolve {
+            reply_map(h, src, addr & !0xFFF, rights, false);
+            let _ = msg::receive_timeout(h, Time::period_micros(500_000));
+        }
+        return Err(rwx);
+    }
+    Ok(utcb::mr(1))
+}
+
+fn reply_map(h: ThreadId, src: u64, dst: u64, rights: Rights, grant: bool) {
+    let f = Fpage::new_log2(src, 12).with_rights(rights);
+    let w = if grant { GrantItem::new(f, dst).to_words(false) } else { MapItem::new(f, dst).to_words(false) };
+    utcb::set_mr(1, w[0]);
+    utcb::set_mr(2, w[1]);
+    utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
+    let _ = msg::send(h);
+}
+
+fn unmap(fpage: Fpage, flush: bool) -> u64 {
+    utcb::set_mr(0, fpage.raw());
+    syscall::unmap(if flush { 0x40 } else { 0 });
+    utcb::mr(0) & 7
+}
+
+/// Runs this module's checks.
+pub fn run(s: &mut Suite) {
+    let me = utcb::my_global_id();
+    let h = ThreadId::global(kip::thread_info().user_base() + 0x60, 1);
+    let loc = (utcb::my_local_id().raw() & !0xFFF) + 0x400 * 0x60;
+    // SAFETY: prefault the helper's stack and the test pages before anything else touches them.
+    let (top, p0, p1) = unsafe {
+        let st = &raw mut HELPER_STACK;
+        for p in (0..STACK).step_by(4096) {
+            core::ptr::write_volatile((st as *mut u8).add(p), 0);
+        }
+        let pages = &raw mut PAGES;
+        (*pages).0[0][0] = 0xAAAA_0000;
+        (*pages).0[1][0] = 0xBBBB_0000;
+        (st as u64 + STACK as u64 - 8, &raw const (*pages).0[0] as u64, &raw const (*pages).0[1] as u64)
+    };
+    if syscall::thread_control(h, me, me, me, loc) != 1 {
+        s.check("memory.helper", false, format_args!("ThreadControl error {}", utcb::error_code()));
+        return;
+    }
+    l4::thread::start(h, top, helper as usize as u64);
+
+    // An unmapped window faults to the pager (us) with the right access bits.
+    let r = access(h, 1, WIN, Some((p0, Rights::R)));
+    s.check("memory.read_fault_to_pager", r == Err(4), format_args!("{r:?}"));
+    let v = LAST.load(Ordering::SeqCst);
+    s.check("memory.map_item_resolves_fault", v == 0xAAAA_0000, format_args!("read {v:#x}"));
+    // Mapped read-only: a write faults (rights reduction).
+    let r = access(h, 2, WIN, None);
+    s.check("memory.read_only_map_write_faults", r == Err(2), format_args!("{r:?}"));
+    // Resolve that write fault with a read-write map of the same page: the helper's write lands.
+    reply_map(h, p0, WIN, Rights::RW, false);
+    let _ = msg::receive_timeout(h, Time::period_micros(500_000));
+    // SAFETY: our own page, written by the helper through its derived mapping.
+    let seen = unsafe { core::ptr::read_volatile(p0 as *const u64) };
+    s.check("memory.write_through_derived_mapping", seen == 0xD1D1, format_args!("page word {seen:#x}"));
+
+    // Status bits: the derived mapping was read and written.
+    let st = unmap(Fpage::new_log2(p0, 12), false);
+    s.check("memory.unmap_reports_referenced_written", st & 6 == 6, format_args!("status {st:#x}"));
+    // Unmap without flush revokes the derived mapping, not ours.
+    let st2 = unmap(Fpage::new_log2(p0, 12).with_rights(Rights::FULL), false);
+    let _ = st2;
+    let r = access(h, 1, WIN, Some((p0, Rights::RW)));
+    s.check("memory.unmap_revokes_derived", r == Err(4), format_args!("{r:?}"));
+    // SAFETY: our own mapping stays.
+    let mine = unsafe { core::ptr::read_volatile(p0 as *const u64) };
+    s.check("memory.unmap_keeps_own_mapping", mine == 0xD1D1, format_args!("{mine:#x}"));
+    // Reducing rights to read-only (revoke W) on the derived mapping: writes fault again.
+    unmap(Fpage::new_log2(p0, 12).with_rights(Rights::W), false);
+    let r = access(h, 2, WIN, Some((p0, Rights::RW)));
+    s.check("memory.unmap_write_right_only", r == Err(2), format_args!("{r:?}"));
+
+    // Grant: the helper accepts into WIN2; the page moves (our mapping of p1 disappears).
+    utcb::set_mr(1, 3);
+    utcb::set_mr(0, MsgTag::new(0, 2, 0).raw());
+    let _ = msg::send(h);
+    let _ = msg::receive_timeout(h, Time::period_micros(500_000));
+    reply_map(h, p1, 0, Rights::FULL, true);
+    let got = msg::receive_timeout(h, Time::period_micros(500_000)).map(|_| utcb::mr(1));
+    s.check("memory.grant_delivers_page", got == Ok(0xBBBB_0000), format_args!("{got:?}"));
+    // Map items aimed at the KIP area or beyond user space are ignored (no fault resolved).
+    let kip_area = kip::kip_address();
+    let r = access(h, 1, kip_area, None);
+    s.check("memory.kip_readable", r.is_ok(), format_args!("{r:?}"));
+
+    syscall::thread_control(h, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
+}
