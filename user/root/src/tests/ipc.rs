@@ -16,7 +16,7 @@ use l4::{kip, msg, thread, utcb};
 use crate::conformance::Suite;
 
 const STACK: usize = 16 * 1024;
-const NTHREADS: usize = 8;
+const NTHREADS: usize = 12;
 
 #[repr(C, align(4096))]
 struct Stacks([[u8; STACK]; NTHREADS]);
@@ -96,6 +96,45 @@ extern "C" fn propagator() -> ! {
             utcb::set_mr(0, tag.with_propagated(true).raw());
             let _ = msg::send(helper_id(0));
         }
+    }
+}
+
+/// Started by a start-up message: records that it ran.
+extern "C" fn started_by_message() -> ! {
+    SHARED[11].store(0x5747, Ordering::SeqCst);
+    loop {
+        let _ = msg::receive(utcb::my_global_id());
+    }
+}
+
+/// xorshift64: the stress test's deterministic randomness.
+fn next(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+static STRESS_DONE: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// Stress worker `i`: random sends, receives, calls and sleeps among the workers with short
+/// timeouts; counts completed rounds.
+extern "C" fn stress_worker() -> ! {
+    let me = utcb::my_global_id();
+    let i = (me.number() - kip::thread_info().user_base() - 0x48) as usize;
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64 + 1);
+    loop {
+        let peer = helper_id(8 + (next(&mut x) % 4) as usize);
+        let t = Time::period_micros(next(&mut x) % 3000);
+        utcb::set_mr(0, MsgTag::new(next(&mut x) & 0xFF, next(&mut x) % 64, 0).raw());
+        let _ = match next(&mut x) % 5 {
+            0 => syscall::ipc(peer, ThreadId::NIL, Timeouts::new(t, Time::NEVER)),
+            1 => syscall::ipc(ThreadId::NIL, ThreadId::ANY, Timeouts::new(Time::NEVER, t)),
+            2 => syscall::ipc(peer, peer, Timeouts::new(t, t)),
+            3 => syscall::ipc(peer, ThreadId::ANY_LOCAL, Timeouts::new(Time::ZERO, t)),
+            _ => syscall::ipc(ThreadId::NIL, peer, Timeouts::new(Time::NEVER, t)),
+        };
+        STRESS_DONE[i].fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -375,11 +414,92 @@ pub fn run(s: &mut Suite) {
     kill(p);
 
     interrupt(s);
+    start_message(s);
+    time_point(s);
+    stress(s);
     kill(echo_t);
+}
+
+/// Thread start-up by the pager's message (spec 6.1): u = 2 → MR1 = IP, MR2 = SP.
+fn start_message(s: &mut Suite) {
+    let t = helper_id(7);
+    let loc = (utcb::my_local_id().raw() & !0xFFF) + 0x400 * (0x40 + 7);
+    // SAFETY: stack 7 belongs to this thread only; prefault it.
+    let top = unsafe {
+        let st = &raw mut STACKS.0[7];
+        for p in (0..STACK).step_by(4096) {
+            core::ptr::write_volatile((st as *mut u8).add(p), 0);
+        }
+        st as u64 + STACK as u64 - 8
+    };
+    let r = syscall::thread_control(t, root(), root(), root(), loc);
+    s.check("ipc.start_thread_created", r == 1, format_args!("error {}", utcb::error_code()));
+    let (res, _) = syscall::schedule(t, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
+    s.check_eq("ipc.start_thread_waits_for_start_message", res, 6);
+    utcb::set_mr(1, started_by_message as extern "C" fn() -> ! as usize as u64);
+    utcb::set_mr(2, top);
+    utcb::set_mr(0, MsgTag::new(0, 2, 0).raw());
+    let sent = msg::send_timeout(t, Time::ZERO);
+    let ok = sent.is_ok() && wait_flag(11) && SHARED[11].load(Ordering::SeqCst) == 0x5747;
+    s.check("ipc.start_by_message_runs_at_mr1_mr2", ok, format_args!("{:?}", sent.err()));
+    kill(t);
+}
+
+/// A receive timeout given as an absolute time point (spec 2.7) expires around that point.
+fn time_point(s: &mut Suite) {
+    let now = syscall::system_clock();
+    let at = now + 20_000;
+    let p = Time::point_at(at, now);
+    let r = msg::receive_timeout(helper_id(0), p);
+    let end = syscall::system_clock();
+    let e = error_code_of(r);
+    s.check("ipc.time_point_timeout_code", e == 3, format_args!("ErrorCode {e:#x}"));
+    s.check("ipc.time_point_timeout_when", end + 2_000 >= at && end < at + 1_000_000, format_args!("now {now} point {at} woke {end}"));
+}
+
+/// Random IPC among four workers while the root cancels their IPCs and deletes and recreates
+/// them; afterwards every worker must still make progress (nothing blocked for ever, no panic).
+fn stress(s: &mut Suite) {
+    let mut x = 0x1234_5678_9ABC_DEF1u64;
+    let mut ids = [ThreadId::NIL; 4];
+    for (k, id) in ids.iter_mut().enumerate() {
+        *id = spawn(8 + k, stress_worker_entry(k));
+    }
+    let t_end = syscall::system_clock() + 300_000;
+    let mut ops = 0;
+    while syscall::system_clock() < t_end {
+        let k = (next(&mut x) % 4) as usize;
+        match next(&mut x) % 4 {
+            0 => {
+                kill(ids[k]);
+                ids[k] = spawn(8 + k, stress_worker_entry(k));
+            }
+            1 | 2 => {
+                let ctl = (next(&mut x) % 3 + 1) << 1; // R, S or both
+                syscall::exchange_registers(ids[k], ExregsState { control: ctl, ..ExregsState::default() });
+            }
+            _ => msg::sleep(Time::period_micros(next(&mut x) % 2000 + 1)),
+        }
+        ops += 1;
+    }
+    let before: [u64; 4] = core::array::from_fn(|k| STRESS_DONE[k].load(Ordering::SeqCst));
+    msg::sleep(ms(50));
+    let progress = (0..4).all(|k| STRESS_DONE[k].load(Ordering::SeqCst) > before[k]);
+    s.check("ipc.stress_cancel_delete_no_hang", progress, format_args!("{ops} root operations; rounds {before:?}"));
+    for id in ids {
+        kill(id);
+    }
+}
+
+fn stress_worker_entry(_k: usize) -> extern "C" fn() -> ! {
+    stress_worker
 }
 
 /// COM1's transmitter-empty interrupt (IRQ 4) delivered as IPC, acknowledged by a send.
 fn interrupt(s: &mut Suite) {
+    // User threads run with IOPL 3 (spec 6.6): port I/O works without IO-fpages.
+    let lsr = inb(0x3FD);
+    s.check("ipc.io_ports_usable_iopl3", lsr & 0x60 != 0, format_args!("COM1 LSR {lsr:#x}"));
     let irq = ThreadId::global(4, 1);
     let r = syscall::thread_control(irq, irq, ThreadId::NIL, root(), u64::MAX);
     s.check("ipc.interrupt_associate", r == 1, format_args!("error {}", utcb::error_code()));

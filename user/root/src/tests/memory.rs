@@ -121,7 +121,7 @@ pub fn run(s: &mut Suite) {
         s.check("memory.helper", false, format_args!("ThreadControl error {}", utcb::error_code()));
         return;
     }
-    l4::thread::start(h, top, helper as usize as u64);
+    l4::thread::start(h, top, helper as extern "C" fn() -> ! as usize as u64);
 
     // An unmapped window faults to the pager (us) with the right access bits.
     let r = access(h, 1, WIN, Some((p0, Rights::R)));
