@@ -79,6 +79,8 @@ fn setup_propagation(cur: &mut Tcb, dest: &Tcb) {
 /// message the ActualSender TCR and the redirection of the virtual sender's closed receive.
 fn complete(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), (u64, u64)> {
     let r = transfer(sender, receiver);
+    sender.tunnel_for = core::ptr::null_mut();
+    receiver.tunnel_for = core::ptr::null_mut();
     let apparent = apparent_sender(sender);
     receiver.ipc_from = sender_id_for(receiver, apparent);
     if !sender.propagate_as.is_null() {
@@ -100,11 +102,12 @@ fn sender_id_for(receiver: &Tcb, sender: &Tcb) -> ThreadId {
 
 /// Copies the message from `src` to `dst`. Returns the error code pair (sender, receiver) on
 /// failure; both UTCBs then carry the error.
-fn transfer(src: &Tcb, dst: &Tcb) -> Result<(), (u64, u64)> {
+fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
     let tag = MsgTag::from_raw(src.mr(0));
     let u = tag.untyped() as usize;
     let t = tag.typed() as usize;
-    let s = src.mrs();
+    // A copy: nested fault IPCs during string copies save and restore the MRs.
+    let s: [u64; 64] = *src.mrs();
     let d = dst.mrs();
     d[0] = tag.clear_receive_flags().raw();
     if u + t >= 64 {
@@ -115,7 +118,24 @@ fn transfer(src: &Tcb, dst: &Tcb) -> Result<(), (u64, u64)> {
     d[1..=u + t].copy_from_slice(&s[1..=u + t]);
     let mut i = u + 1;
     let end = u + t + 1;
+    let mut buffers: Option<crate::string::Buffers> = None;
+    let mut copied = 0u64;
     while i < end {
+        if abi::items::StringHeader::is_string_item(s[i]) {
+            let mut pos = i;
+            let Some((send, _)) = crate::string::logical_string(&s[..end], &mut pos) else {
+                return Err(crate::string::overflow(copied));
+            };
+            if buffers.is_none() {
+                buffers = crate::string::Buffers::of(dst);
+            }
+            let Some(recv) = buffers.as_mut().and_then(|b| b.next()) else {
+                return Err(crate::string::overflow(copied));
+            };
+            crate::string::copy(src, &send, dst, &recv, &mut copied)?;
+            i = pos;
+            continue;
+        }
         match abi::items::decode_typed(&s[i..end]) {
             Ok((abi::items::TypedItem::Map { item: m, .. }, n)) => {
                 crate::space::map_item(src, dst, m.snd_base, m.fpage, false).map_err(|_| overflow())?;
@@ -125,7 +145,6 @@ fn transfer(src: &Tcb, dst: &Tcb) -> Result<(), (u64, u64)> {
                 crate::space::map_item(src, dst, g.snd_base, g.fpage, true).map_err(|_| overflow())?;
                 i += n;
             }
-            // String items arrive with the memory issue; until then they overflow.
             _ => return Err(overflow()),
         }
     }
@@ -205,10 +224,11 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64>
     cur.partner = dest as *mut Tcb;
     sendq_push(dest, cur);
     schedule::block_current(dl);
+    crate::string::serve_tunnel(cur);
     match cur.wake {
         IpcWake::Done => Ok(()),
         IpcWake::Error(e) => Err(e),
-        IpcWake::None => Err(err(IpcPhase::Send, IpcErrorCode::Canceled)),
+        IpcWake::None | IpcWake::Tunnel => Err(err(IpcPhase::Send, IpcErrorCode::Canceled)),
     }
 }
 
@@ -260,10 +280,11 @@ pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Resul
     };
     cur.state = State::RecvBlocked;
     schedule::block_current(dl);
+    crate::string::serve_tunnel(cur);
     match cur.wake {
         IpcWake::Done => Ok(cur.ipc_from),
         IpcWake::Error(e) => Err(e),
-        IpcWake::None => Err(err(IpcPhase::Receive, IpcErrorCode::Canceled)),
+        IpcWake::None | IpcWake::Tunnel => Err(err(IpcPhase::Receive, IpcErrorCode::Canceled)),
     }
 }
 
@@ -311,6 +332,9 @@ fn sendq_remove(dest: &mut Tcb, s: &mut Tcb) {
 
 /// A blocked thread's timeout expired.
 pub fn timeout(t: &mut Tcb) {
+    if t.state == State::XferWait {
+        return schedule::wake(t, IpcWake::Error(crate::string::XFER_EXPIRED));
+    }
     let code = match t.state {
         State::SendBlocked => {
             // SAFETY: a send-blocked thread's partner is live (deletion unblocks its senders).
@@ -367,6 +391,15 @@ pub fn unlink_deleted(gone: &mut Tcb) {
         if t.propagate_as == gp {
             t.propagate_as = core::ptr::null_mut();
         }
+        if t.tunnel_for == gp {
+            t.tunnel_for = core::ptr::null_mut();
+            if t.state == State::Transfer || t.state == State::XferWait {
+                schedule::wake(t, IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)));
+            }
+        }
+        if (t.state == State::XferWait || t.state == State::Transfer) && gone.tunnel_for == t as *mut Tcb {
+            schedule::wake(t, IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)));
+        }
         if t.state == State::RecvBlocked && t.from_spec == id {
             schedule::wake(t, IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::NotExist)));
         }
@@ -378,6 +411,11 @@ pub fn unlink_deleted(gone: &mut Tcb) {
 /// ErrorCode around it (spec 5.7.8). `build` fills the message; `reply` reads the answer
 /// before the registers are restored. Returns the ErrorCode value if the IPC failed.
 pub fn kernel_call(cur: &mut Tcb, handler: ThreadId, build: impl FnOnce(&Tcb), reply: impl FnOnce(&Tcb)) -> Result<(), u64> {
+    kernel_call_timeout(cur, handler, Time::NEVER, build, reply)
+}
+
+/// `kernel_call` with a timeout for both phases.
+pub fn kernel_call_timeout(cur: &mut Tcb, handler: ThreadId, timeout: Time, build: impl FnOnce(&Tcb), reply: impl FnOnce(&Tcb)) -> Result<(), u64> {
     let mut saved = [0u64; 64];
     saved.copy_from_slice(cur.mrs());
     let br0 = cur.utcb_word(utcb::br(0));
@@ -385,7 +423,7 @@ pub fn kernel_call(cur: &mut Tcb, handler: ThreadId, build: impl FnOnce(&Tcb), r
     cur.set_utcb_word(utcb::br(0), abi::fpage::Fpage::COMPLETE.raw());
     build(cur);
     cur.kernel_ipc_depth += 1;
-    let r = send_phase(cur, handler, Time::NEVER).and_then(|_| receive_phase(cur, handler, Time::NEVER).map(|_| ()));
+    let r = send_phase(cur, handler, timeout).and_then(|_| receive_phase(cur, handler, timeout).map(|_| ()));
     cur.kernel_ipc_depth -= 1;
     if r.is_ok() {
         reply(cur);

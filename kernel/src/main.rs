@@ -25,6 +25,7 @@ mod platform;
 mod schedule;
 mod selftest;
 mod space;
+mod string;
 mod sync;
 mod syscall;
 mod thread;

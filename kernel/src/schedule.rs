@@ -358,6 +358,8 @@ pub fn state_result(t: &Tcb) -> ScheduleResult {
         State::Ready => ScheduleResult::Running,
         State::SendBlocked => ScheduleResult::PendingSend,
         State::RecvBlocked => ScheduleResult::Waiting,
+        State::Transfer => ScheduleResult::Sending,
+        State::XferWait => ScheduleResult::Receiving,
     }
 }
 

@@ -53,6 +53,10 @@ pub enum State {
     RecvBlocked,
     /// Deleted; the slot is being reclaimed.
     Dead,
+    /// In a string transfer run by the partner, waiting for it to finish (or to tunnel a fault).
+    Transfer,
+    /// Running a string transfer, waiting for the partner to resolve a page fault.
+    XferWait,
 }
 
 /// How a blocked IPC ended, written by whoever woke the thread.
@@ -63,6 +67,8 @@ pub enum IpcWake {
     Done,
     /// Error code for the ErrorCode TCR (phase and code already encoded).
     Error(u64),
+    /// The partner needs a page fault of ours resolved during a string copy (`string.rs`).
+    Tunnel,
 }
 
 #[repr(C, align(16))]
@@ -95,6 +101,13 @@ pub struct Tcb {
     pub sendq_prev: *mut Tcb,
     pub wake: IpcWake,
     pub ipc_from: ThreadId,
+    /// Page fault to tunnel for the partner's string copy (`string.rs`).
+    pub tunnel_addr: u64,
+    pub tunnel_receiver_side: bool,
+    /// The transfer gave up waiting for this tunnelled fault: do not (or no longer) send it.
+    pub tunnel_abandon: bool,
+    /// The thread running the transfer this thread takes part in (while tunnelling).
+    pub tunnel_for: *mut Tcb,
     /// While sending a propagated message: the virtual sender (spec 5.7.5), else null.
     pub propagate_as: *mut Tcb,
     /// Absolute timeout in µs, `u64::MAX` = none.
@@ -337,6 +350,10 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         wake: IpcWake::None,
         ipc_from: ThreadId::NIL,
         propagate_as: core::ptr::null_mut(),
+        tunnel_addr: 0,
+        tunnel_receiver_side: false,
+        tunnel_abandon: false,
+        tunnel_for: core::ptr::null_mut(),
         deadline: u64::MAX,
         timer_next: core::ptr::null_mut(),
         startup: false,

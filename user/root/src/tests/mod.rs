@@ -13,6 +13,7 @@ mod memory;
 mod schedule;
 mod sigma0;
 mod space_control;
+mod strings;
 mod thread_control;
 mod unmap;
 mod utcb;
@@ -31,6 +32,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("space_control", space_control::run),
     ("ipc", ipc::run),
     ("memory", memory::run),
+    ("strings", strings::run),
     ("schedule", schedule::run),
     ("unmap", unmap::run),
     ("sigma0", sigma0::run),

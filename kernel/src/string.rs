@@ -1,0 +1,317 @@
+//! String items (spec 2.5, 5.7.4, 5.7.6): copying a message's strings from the sender's address
+//! space into the receiver's buffers.
+//!
+//! Both sides are reached through their page tables and the direct map, so the copy works
+//! whichever of the two threads runs it. A page missing (or not writable for the receiver) on
+//! the running thread's side is resolved by a nested page-fault IPC of that thread to its pager
+//! (IP = the sender's real IP, or ~0 for the receiver, whose fault is reported as a write). A
+//! page missing on the partner's side is "tunnelled": the partner is woken to send the fault
+//! message to its own pager while the running thread waits (`State::XferWait`), then the copy
+//! continues. Page faults are bounded by the transfer timeout: the smaller of the sender's
+//! send-side and the receiver's receive-side XferTimeouts (spec 5.7.6 decides who gets 5/6).
+//!
+//! May touch: both UTCBs (items, buffers, ErrorCode), the thread states of the two partners.
+
+use abi::error::{IpcError, IpcErrorCode, IpcPhase};
+use abi::items::{decode_typed, TypedItem};
+use abi::msgtag::{labels, MsgTag};
+use abi::thread_id::ThreadId;
+use abi::time::Time;
+use abi::utcb;
+
+use crate::arch::x86_64::paging::{phys_to_virt, USER_END};
+use crate::schedule;
+use crate::thread::{self, IpcWake, State, Tcb};
+
+/// Segments of one logical string (a chain of compound string items).
+pub struct Segments {
+    seg: [(u64, u64); 64],
+    n: usize,
+}
+
+impl Segments {
+    const fn new() -> Self {
+        Segments { seg: [(0, 0); 64], n: 0 }
+    }
+    fn total(&self) -> u64 {
+        self.seg[..self.n].iter().map(|s| s.1).sum()
+    }
+}
+
+/// Reads one logical string starting at `words[*pos]`; `None` if the words are not a string.
+/// Also returns the C bit of its last item (another string follows).
+pub fn logical_string(words: &[u64], pos: &mut usize) -> Option<(Segments, bool)> {
+    let mut s = Segments::new();
+    loop {
+        let (TypedItem::String { header, substrings }, n) = decode_typed(words.get(*pos..)?).ok()? else {
+            return None;
+        };
+        for &a in substrings {
+            if s.n == s.seg.len() {
+                return None;
+            }
+            s.seg[s.n] = (a, header.length());
+            s.n += 1;
+        }
+        *pos += n;
+        if !header.compound() {
+            return Some((s, header.more()));
+        }
+    }
+}
+
+/// Receive buffers of the receiver: BR1..BR32 (spec 2.6), with a cursor.
+pub struct Buffers {
+    words: [u64; 32],
+    pos: usize,
+    more: bool,
+}
+
+impl Buffers {
+    pub fn of(dst: &Tcb) -> Option<Self> {
+        if dst.utcb_word(utcb::br(0)) & 1 == 0 {
+            return None;
+        }
+        let mut words = [0u64; 32];
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = dst.utcb_word(utcb::br(i + 1));
+        }
+        Some(Buffers { words, pos: 0, more: true })
+    }
+
+    /// The next logical receive string, if any is left (buffers are chained by their C bit;
+    /// running past BR32 is an overflow).
+    pub fn next(&mut self) -> Option<Segments> {
+        if !self.more || self.pos >= self.words.len() {
+            return None;
+        }
+        let (s, more) = logical_string(&self.words, &mut self.pos)?;
+        self.more = more;
+        Some(s)
+    }
+}
+
+/// Error codes for (sender, receiver).
+pub type Codes = (u64, u64);
+
+fn code(phase: IpcPhase, c: IpcErrorCode, offset: u64) -> u64 {
+    IpcError::with_offset(phase, c, offset).encode()
+}
+
+pub fn overflow(offset: u64) -> Codes {
+    (code(IpcPhase::Send, IpcErrorCode::Overflow, offset), code(IpcPhase::Receive, IpcErrorCode::Overflow, offset))
+}
+
+fn aborted(offset: u64) -> Codes {
+    (code(IpcPhase::Send, IpcErrorCode::Aborted, offset), code(IpcPhase::Receive, IpcErrorCode::Aborted, offset))
+}
+
+/// Transfer timeout expiry: 5 for the party whose timeout was the effective one (ties: the
+/// sender), 6 for the other (spec 5.7.6).
+fn xfer_timeout(src: &Tcb, dst: &Tcb, offset: u64) -> Codes {
+    let s = period(Time((src.utcb_word(utcb::XFER_TIMEOUTS) >> 16) as u16));
+    let r = period(Time(dst.utcb_word(utcb::XFER_TIMEOUTS) as u16));
+    if r < s {
+        (code(IpcPhase::Send, IpcErrorCode::XferTimeoutPartner, offset), code(IpcPhase::Receive, IpcErrorCode::XferTimeoutCurrent, offset))
+    } else {
+        (code(IpcPhase::Send, IpcErrorCode::XferTimeoutCurrent, offset), code(IpcPhase::Receive, IpcErrorCode::XferTimeoutPartner, offset))
+    }
+}
+
+/// A timeout as µs (never = MAX, zero = 0).
+fn period(t: Time) -> u64 {
+    match t.decode() {
+        abi::time::TimeSpec::Never => u64::MAX,
+        abi::time::TimeSpec::Zero => 0,
+        abi::time::TimeSpec::Period(us) => us,
+        abi::time::TimeSpec::Point { .. } => t.decode().deadline(crate::interrupt::now_us()).unwrap_or(u64::MAX).saturating_sub(crate::interrupt::now_us()),
+    }
+}
+
+/// The effective transfer timeout of a transfer from `src` to `dst`, as a Time.
+fn effective_timeout(src: &Tcb, dst: &Tcb) -> (u64, Time) {
+    let s = Time((src.utcb_word(utcb::XFER_TIMEOUTS) >> 16) as u16);
+    let r = Time(dst.utcb_word(utcb::XFER_TIMEOUTS) as u16);
+    if period(r) < period(s) { (period(r), r) } else { (period(s), s) }
+}
+
+/// Physical address of `va` in `t`'s space if mapped user-accessible (and writable if `write`).
+fn translate(t: &Tcb, va: u64, write: bool) -> Option<u64> {
+    if va >= USER_END {
+        return None;
+    }
+    let (pa, _, rights) = t.space().lookup(va)?;
+    if t.space().is_kip_or_utcb(va) {
+        return None;
+    }
+    (!write || rights.raw() & 2 != 0).then_some(pa)
+}
+
+/// Outcome of resolving one fault.
+pub enum Resolve {
+    Done,
+    Timeout,
+    Aborted,
+    Failed,
+}
+
+/// Copies one logical send string into one logical receive string. `copied` counts the bytes
+/// of the whole message so far (the error offset).
+pub fn copy(src: &mut Tcb, s: &Segments, dst: &mut Tcb, d: &Segments, copied: &mut u64) -> Result<(), Codes> {
+    let cur_is_src = core::ptr::eq(src, thread::current());
+    let (mut si, mut soff, mut di, mut doff) = (0usize, 0u64, 0usize, 0u64);
+    let total = s.total();
+    let mut done = 0u64;
+    while done < total {
+        while si < s.n && soff >= s.seg[si].1 {
+            si += 1;
+            soff = 0;
+        }
+        while di < d.n && doff >= d.seg[di].1 {
+            di += 1;
+            doff = 0;
+        }
+        if si >= s.n {
+            break;
+        }
+        if di >= d.n {
+            return Err(overflow(*copied));
+        }
+        let sa = s.seg[si].0.wrapping_add(soff);
+        let da = d.seg[di].0.wrapping_add(doff);
+        let n = (s.seg[si].1 - soff).min(d.seg[di].1 - doff).min(4096 - (sa & 0xFFF)).min(4096 - (da & 0xFFF));
+        let sp = translate(src, sa, false);
+        let dp = translate(dst, da, true);
+        match (sp, dp) {
+            (Some(sp), Some(dp)) => {
+                // SAFETY: both ranges lie within one mapped user page each (checked above),
+                // reached through the direct map.
+                unsafe { core::ptr::copy(phys_to_virt(sp) as *const u8, phys_to_virt(dp) as *mut u8, n as usize) };
+                soff += n;
+                doff += n;
+                done += n;
+                *copied += n;
+            }
+            (None, _) => {
+                let r = if cur_is_src { fault_self(src, dst, sa, false) } else { tunnel(dst, src, sa, false) };
+                check(r, src, dst, *copied)?;
+            }
+            (_, None) => {
+                let r = if cur_is_src { tunnel(src, dst, da, true) } else { fault_self(dst, src, da, true) };
+                check(r, src, dst, *copied)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check(r: Resolve, src: &Tcb, dst: &Tcb, offset: u64) -> Result<(), Codes> {
+    match r {
+        Resolve::Done => Ok(()),
+        Resolve::Timeout => Err(xfer_timeout(src, dst, offset)),
+        Resolve::Aborted => Err(aborted(offset)),
+        Resolve::Failed => Err(aborted(offset)),
+    }
+}
+
+/// The running thread `me` faulted at `va` in its own space during the copy: page-fault IPC to
+/// its pager, bounded by the transfer timeout.
+fn fault_self(me: &mut Tcb, partner: &Tcb, va: u64, receiver_side: bool) -> Resolve {
+    let (src, dst): (&Tcb, &Tcb) = if receiver_side { (partner, me) } else { (me, partner) };
+    let (us, t) = effective_timeout(src, dst);
+    if us == 0 {
+        return Resolve::Timeout;
+    }
+    pagefault_ipc(me, va, receiver_side, t)
+}
+
+/// Page-fault IPC of `me` (which must be running) for a fault at `va` during a string copy.
+pub fn pagefault_ipc(me: &mut Tcb, va: u64, receiver_side: bool, timeout: Time) -> Resolve {
+    let pager = ThreadId::from_raw(me.utcb_word(utcb::PAGER));
+    if pager.is_nil() {
+        return Resolve::Failed;
+    }
+    let ip = if receiver_side { u64::MAX } else { me.frame().rip };
+    let rwx = if receiver_side { 2 } else { 4 };
+    let r = crate::ipc::kernel_call_timeout(
+        me,
+        pager,
+        timeout,
+        |t| {
+            t.set_mr(0, MsgTag::new(labels::PAGE_FAULT | rwx, 2, 0).raw());
+            t.set_mr(1, va);
+            t.set_mr(2, ip);
+        },
+        |_| {},
+    );
+    match r {
+        Ok(()) => Resolve::Done,
+        Err(c) if IpcError::decode(c).is_some_and(|e| e.code == IpcErrorCode::Timeout) => Resolve::Timeout,
+        Err(c) if crate::ipc::was_aborted(c) => Resolve::Aborted,
+        Err(_) => Resolve::Failed,
+    }
+}
+
+/// The partner's page at `va` is missing: wake the partner to send the fault message to its own
+/// pager (tunnelling) and wait until it is resolved.
+fn tunnel(me: &mut Tcb, partner: &mut Tcb, va: u64, receiver_side: bool) -> Resolve {
+    let (src, dst): (&Tcb, &Tcb) = if receiver_side { (&*me, &*partner) } else { (&*partner, &*me) };
+    let (us, _) = effective_timeout(src, dst);
+    if us == 0 {
+        return Resolve::Timeout;
+    }
+    let deadline = if us == u64::MAX { u64::MAX } else { crate::interrupt::now_us().saturating_add(us) };
+    partner.tunnel_addr = va;
+    partner.tunnel_receiver_side = receiver_side;
+    partner.tunnel_abandon = false;
+    partner.tunnel_for = me as *mut Tcb;
+    schedule::wake(partner, IpcWake::Tunnel);
+    me.state = State::XferWait;
+    schedule::block_current(deadline);
+    match me.wake {
+        IpcWake::Done => Resolve::Done,
+        IpcWake::Error(c) if c == XFER_EXPIRED => {
+            // Our timeout expired while the partner is still at its fault: abort its fault
+            // IPC (or stop it from sending one) and wait until it has checked back in.
+            partner.tunnel_abandon = true;
+            crate::ipc::cancel(partner, true, true, IpcErrorCode::Aborted);
+            me.state = State::XferWait;
+            schedule::block_current(u64::MAX);
+            Resolve::Timeout
+        }
+        IpcWake::Error(c) if crate::ipc::was_aborted(c) => Resolve::Aborted,
+        _ => Resolve::Failed,
+    }
+}
+
+/// Wake reason of a thread in `XferWait` whose transfer timeout expired.
+pub const XFER_EXPIRED: u64 = u64::MAX - 1;
+
+/// Run by a partner woken with `IpcWake::Tunnel`: sends the fault message for its own space,
+/// reports to the waiting thread, and goes back to waiting for the end of the transfer.
+pub fn serve_tunnel(me: &mut Tcb) {
+    while me.wake == IpcWake::Tunnel {
+        let waiter = me.tunnel_for;
+        let r = if me.tunnel_abandon {
+            Resolve::Failed
+        } else {
+            pagefault_ipc(me, me.tunnel_addr, me.tunnel_receiver_side, Time::NEVER)
+        };
+        me.tunnel_abandon = false;
+        if !waiter.is_null() {
+            // SAFETY: the waiting thread is blocked in `tunnel` (it clears `tunnel_for` when it
+            // gives up), so it is alive.
+            let w = unsafe { &mut *waiter };
+            if w.state == State::XferWait {
+                let how = match r {
+                    Resolve::Done => IpcWake::Done,
+                    Resolve::Aborted => IpcWake::Error(aborted(0).0),
+                    _ => IpcWake::Error(0),
+                };
+                schedule::wake(w, how);
+            }
+        }
+        me.state = State::Transfer;
+        schedule::block_current(u64::MAX);
+    }
+}
