@@ -185,22 +185,88 @@ fn fail(cur: &Tcb, code: u64) -> IpcResult {
 /// The Ipc system call (spec 5.7) for the current thread.
 pub fn sys_ipc(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResult {
     let cur = thread::current();
-    if !to.is_nil() {
-        if let Err(code) = send_phase(cur, to, timeouts.send()) {
-            return fail(cur, code);
-        }
-    }
-    if from_spec.is_nil() {
-        return IpcResult { from: ThreadId::NIL };
-    }
-    match receive_phase(cur, from_spec, timeouts.receive()) {
+    match do_ipc(cur, to, from_spec, timeouts) {
         Ok(from) => IpcResult { from },
-        Err(code) => {
+        Err(Phase::Send(code)) => fail(cur, code),
+        Err(Phase::Receive(code)) => {
             cur.set_utcb_word(utcb::ERROR_CODE, code);
             // Keep what the sender wrote (if anything) but flag the error.
             cur.mrs()[0] = MsgTag::from_raw(cur.mr(0)).with_error(true).raw();
             IpcResult { from: cur.ipc_from }
         }
+    }
+}
+
+/// Which phase of an IPC failed, with its ErrorCode value.
+pub enum Phase {
+    Send(u64),
+    Receive(u64),
+}
+
+/// Send phase then receive phase. A sender whose message is taken from the partner's send
+/// queue passes straight into its receive phase (`enter_receive_after_send`), so a reply sent
+/// with a zero timeout right away finds it waiting.
+pub fn do_ipc(cur: &mut Tcb, to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Result<ThreadId, Phase> {
+    cur.recv_after_send = if to.is_nil() { ThreadId::NIL } else { from_spec };
+    cur.recv_timeout = timeouts.receive();
+    cur.recv_phase_done = false;
+    if !to.is_nil() {
+        send_phase(cur, to, timeouts.send()).map_err(Phase::Send)?;
+    }
+    cur.recv_after_send = ThreadId::NIL;
+    if cur.recv_phase_done {
+        cur.recv_phase_done = false;
+        return match cur.wake {
+            IpcWake::Done => Ok(cur.ipc_from),
+            IpcWake::Error(e) => Err(Phase::Receive(e)),
+            IpcWake::None | IpcWake::Tunnel => Err(Phase::Receive(err(IpcPhase::Receive, IpcErrorCode::Canceled))),
+        };
+    }
+    if from_spec.is_nil() {
+        return Ok(ThreadId::NIL);
+    }
+    receive_phase(cur, from_spec, timeouts.receive()).map_err(Phase::Receive)
+}
+
+/// `s`'s send completed while it was blocked in a send queue. If it has a receive phase, it
+/// goes into it right now (still blocked) instead of waking up first; else it wakes.
+fn finish_queued_send(s: &mut Tcb) {
+    let spec = s.recv_after_send;
+    if spec.is_nil() || spec.is_global() && spec.number() < thread::SYSTEM_BASE {
+        // No receive phase, or one from an interrupt: the thread runs it itself.
+        return schedule::wake(s, IpcWake::Done);
+    }
+    let resolved = if spec.is_any() || spec.is_any_local() {
+        Some(spec)
+    } else {
+        thread::resolve(s, spec).filter(|t| t.id.number() >= thread::USER_BASE).map(|t| t.id)
+    };
+    s.recv_phase_done = true;
+    let Some(resolved) = resolved else {
+        return schedule::wake(s, IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::NotExist)));
+    };
+    // A matching sender already queued to it: let the thread receive that one itself.
+    s.from_spec = resolved;
+    let mut q = s.sendq_head;
+    while !q.is_null() {
+        // SAFETY: send-queue members are live, blocked TCBs.
+        let w = unsafe { &*q };
+        if accepts(s, w) {
+            s.recv_phase_done = false;
+            return schedule::wake(s, IpcWake::Done);
+        }
+        q = w.sendq_next;
+    }
+    let Some(dl) = deadline(s.recv_timeout) else {
+        return schedule::wake(s, IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::Timeout)));
+    };
+    schedule::timer_remove(s);
+    s.partner = core::ptr::null_mut();
+    s.from_spec = resolved;
+    s.state = State::RecvBlocked;
+    s.wake = IpcWake::None;
+    if dl != u64::MAX {
+        schedule::block_other(s, dl);
     }
 }
 
@@ -225,6 +291,9 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64>
     sendq_push(dest, cur);
     schedule::block_current(dl);
     crate::string::serve_tunnel(cur);
+    if cur.recv_phase_done {
+        return Ok(());
+    }
     match cur.wake {
         IpcWake::Done => Ok(()),
         IpcWake::Error(e) => Err(e),
@@ -260,7 +329,7 @@ pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Resul
             let id = cur.ipc_from;
             return match r {
                 Ok(()) => {
-                    schedule::wake(s, IpcWake::Done);
+                    finish_queued_send(s);
                     Ok(id)
                 }
                 Err((se, re)) => {
@@ -423,7 +492,10 @@ pub fn kernel_call_timeout(cur: &mut Tcb, handler: ThreadId, timeout: Time, buil
     cur.set_utcb_word(utcb::br(0), abi::fpage::Fpage::COMPLETE.raw());
     build(cur);
     cur.kernel_ipc_depth += 1;
-    let r = send_phase(cur, handler, timeout).and_then(|_| receive_phase(cur, handler, timeout).map(|_| ()));
+    let r = match do_ipc(cur, handler, handler, Timeouts::new(timeout, timeout)) {
+        Ok(_) => Ok(()),
+        Err(Phase::Send(e)) | Err(Phase::Receive(e)) => Err(e),
+    };
     cur.kernel_ipc_depth -= 1;
     if r.is_ok() {
         reply(cur);

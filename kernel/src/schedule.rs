@@ -150,6 +150,12 @@ pub fn block_current(deadline: u64) {
     schedule();
 }
 
+/// Gives a blocked thread that is not running a timeout (µs deadline).
+pub fn block_other(t: &mut Tcb, deadline: u64) {
+    t.deadline = deadline;
+    timer_insert(t);
+}
+
 fn timer_insert(t: &mut Tcb) {
     let q = QUEUES.get();
     let p = t as *mut Tcb;

@@ -108,6 +108,11 @@ pub struct Tcb {
     pub tunnel_abandon: bool,
     /// The thread running the transfer this thread takes part in (while tunnelling).
     pub tunnel_for: *mut Tcb,
+    /// The receive phase that follows the current send phase (nil: none), its timeout, and
+    /// whether a partner already moved this thread into it (`ipc::finish_queued_send`).
+    pub recv_after_send: ThreadId,
+    pub recv_timeout: abi::time::Time,
+    pub recv_phase_done: bool,
     /// While sending a propagated message: the virtual sender (spec 5.7.5), else null.
     pub propagate_as: *mut Tcb,
     /// Absolute timeout in µs, `u64::MAX` = none.
@@ -349,6 +354,9 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         sendq_prev: core::ptr::null_mut(),
         wake: IpcWake::None,
         ipc_from: ThreadId::NIL,
+        recv_after_send: ThreadId::NIL,
+        recv_timeout: abi::time::Time::NEVER,
+        recv_phase_done: false,
         propagate_as: core::ptr::null_mut(),
         tunnel_addr: 0,
         tunnel_receiver_side: false,

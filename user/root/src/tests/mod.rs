@@ -4,6 +4,7 @@
 
 use crate::conformance::Suite;
 
+mod chain;
 mod clock;
 mod exregs;
 mod ipc;
@@ -33,6 +34,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("ipc", ipc::run),
     ("memory", memory::run),
     ("strings", strings::run),
+    ("chain", chain::run),
     ("schedule", schedule::run),
     ("unmap", unmap::run),
     ("sigma0", sigma0::run),
