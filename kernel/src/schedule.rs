@@ -263,7 +263,7 @@ pub fn start(boot: *mut Tcb) -> ! {
 pub fn sys_thread_switch(dest: ThreadId) {
     let cur = thread::current();
     if !dest.is_nil() {
-        if let Some(t) = thread::resolve(cur, dest) {
+        if let Some(t) = thread::resolve(cur, dest).filter(|t| t.id.number() >= thread::USER_BASE) {
             if core::ptr::eq(t, cur) {
                 return;
             }

@@ -148,7 +148,7 @@ fn modify(t: &mut Tcb, dest: ThreadId, space_spec: ThreadId, scheduler: ThreadId
     if t.id.number() < thread::USER_BASE {
         return Err(SyscallError::InvalidThread);
     }
-    let target = thread::lookup_global(space_spec).ok_or(SyscallError::InvalidSpace)?;
+    let target = thread::lookup_global(space_spec).filter(|t| t.id.number() >= thread::USER_BASE).ok_or(SyscallError::InvalidSpace)?;
     let target_space = target.space;
     if utcb_location != u64::MAX {
         if t.is_activated() {

@@ -322,8 +322,16 @@ pub fn run(s: &mut Suite) {
     let stale = ThreadId::global(echo_t.number(), 2);
     let e = error_code_of(msg::send_timeout(stale, Time::ZERO));
     s.check("ipc.send_to_stale_version", e == 4, format_args!("ErrorCode {e:#x}"));
-    let e = error_code_of(msg::send_timeout(ThreadId::global(kip::thread_info().system_base(), 1), Time::ZERO));
+    let kernel_thread = ThreadId::global(kip::thread_info().system_base(), 1);
+    let e = error_code_of(msg::send_timeout(kernel_thread, Time::ZERO));
     s.check("ipc.send_to_kernel_thread", e == 4, format_args!("ErrorCode {e:#x}"));
+    // ThreadSwitch to a kernel thread (the idle thread) is an ordinary yield.
+    for _ in 0..3 {
+        syscall::thread_switch(kernel_thread);
+    }
+    s.check("ipc.thread_switch_to_kernel_thread_is_yield", true, format_args!(""));
+    let r = syscall::thread_control(ThreadId::global(0x3_1234, 1), kernel_thread, root(), ThreadId::NIL, u64::MAX);
+    s.check("ipc.kernel_thread_is_no_space", r == 0 && utcb::error_code() == 3, format_args!("result {r} error {}", utcb::error_code()));
 
     // Message overflow: u + t > 63.
     utcb::set_mr(0, MsgTag::new(0, 60, 4).raw());
