@@ -6,6 +6,7 @@ use crate::conformance::Suite;
 
 mod chain;
 mod clock;
+mod cpu_state;
 mod exregs;
 mod ipc;
 mod kernel_interface;
@@ -35,6 +36,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("memory", memory::run),
     ("strings", strings::run),
     ("chain", chain::run),
+    ("cpu_state", cpu_state::run),
     ("schedule", schedule::run),
     ("unmap", unmap::run),
     ("sigma0", sigma0::run),
