@@ -8,7 +8,7 @@
 //!   idempotent mapping for sigma0; every other exception becomes exception IPC to the
 //!   thread's exception handler (6.3). A thread whose fault cannot be delivered is halted.
 
-use abi::msgtag::{labels, MsgTag};
+use abi::msgtag::{MsgTag, labels};
 use abi::thread_id::ThreadId;
 use abi::utcb;
 
@@ -24,12 +24,12 @@ const VEC_BP: u64 = 3;
 const VEC_PF: u64 = 14;
 
 pub fn handle(frame: &mut TrapFrame) {
-    if !frame.from_user() {
-        if frame.vector == VEC_PF {
-            if let Some(to) = usercopy::fixup(frame.rip) {
-                frame.rip = to;
-                return;
-            }
+    if !frame.is_from_user() {
+        if frame.vector == VEC_PF
+            && let Some(to) = usercopy::fixup(frame.rip)
+        {
+            frame.rip = to;
+            return;
         }
         trap::dump(frame);
         if crate::selftest::expected(frame.vector) {
@@ -82,15 +82,15 @@ fn page_fault(frame: &mut TrapFrame) {
         return halt_faulting(frame, "page fault and no pager");
     }
     let r = crate::ipc::kernel_call(
-            cur,
-            pager,
-            |t| {
-                t.set_mr(0, MsgTag::new(labels::PAGE_FAULT | rwx, 2, 0).raw());
-                t.set_mr(1, addr);
-                t.set_mr(2, ip);
-            },
-            |_| {},
-        );
+        cur,
+        pager,
+        |t| {
+            t.set_mr(0, MsgTag::new(labels::PAGE_FAULT | rwx, 2, 0).raw());
+            t.set_mr(1, addr);
+            t.set_mr(2, ip);
+        },
+        |_| {},
+    );
     match r {
         Ok(()) => {}
         Err(code) if crate::ipc::was_aborted(code) => {} // retry the instruction
@@ -107,13 +107,19 @@ fn exception_ipc(frame: &mut TrapFrame) {
         return halt_faulting(frame, "exception with no exception handler");
     }
     let f = *frame;
-    let regs = [f.rip, f.rbx, f.r10, f.r12, f.r13, f.r14, f.r15, f.rax, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9, f.r11, f.rsp, f.rflags];
+    let regs = [
+        f.rip, f.rbx, f.r10, f.r12, f.r13, f.r14, f.r15, f.rax, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp,
+        f.r8, f.r9, f.r11, f.rsp, f.rflags,
+    ];
     let mut reply = [0u64; 18];
     let r = crate::ipc::kernel_call(
         cur,
         handler,
         |t| {
-            t.set_mr(0, MsgTag::new(labels::EXCEPTION, abi::exception::EXCEPTION_MSG_UNTYPED, 0).raw());
+            t.set_mr(
+                0,
+                MsgTag::new(labels::EXCEPTION, abi::exception::EXCEPTION_MSG_UNTYPED, 0).raw(),
+            );
             for (i, r) in regs.iter().enumerate() {
                 t.set_mr(i + 1, *r);
             }

@@ -26,12 +26,15 @@ pub fn sys_exchange_registers(f: &mut TrapFrame) {
         f.r10 = 0;
         f.rdi = 0;
     };
-    let Some(t) = thread::resolve(cur, dest) else { return fail(f) };
+    let Some(t) = thread::resolve(cur, dest) else {
+        return fail(f);
+    };
     if !t.is_activated() || t.id.number() < thread::USER_BASE {
         return fail(f);
     }
     // Same space, or the space of the thread's pager (Pistachio's "pagerexregs").
-    let pager_space = thread::lookup_global(ThreadId::from_raw(t.utcb_word(utcb::PAGER))).map(|p| p.space);
+    let pager_space =
+        thread::lookup_global(ThreadId::from_raw(t.utcb_word(utcb::PAGER))).map(|p| p.space);
     if !t.same_space(cur) && pager_space != Some(cur.space) {
         return fail(f);
     }
@@ -42,7 +45,11 @@ pub fn sys_exchange_registers(f: &mut TrapFrame) {
     let old_pager = t.utcb_word(utcb::PAGER);
     // SAFETY: `t` is not running (or is the caller, whose live frame is `f`); its saved frame
     // is at the top of its kernel stack.
-    let tf: &mut TrapFrame = if is_self { &mut *f } else { unsafe { &mut *(t.frame() as *mut TrapFrame) } };
+    let tf: &mut TrapFrame = if is_self {
+        &mut *f
+    } else {
+        unsafe { &mut *(t.frame() as *mut TrapFrame) }
+    };
     let old_sp = tf.rsp;
     let old_ip = tf.rip;
     let old_flags = tf.rflags;
@@ -65,7 +72,12 @@ pub fn sys_exchange_registers(f: &mut TrapFrame) {
     if t.halted {
         out |= 1;
     }
-    let (sending, receiving) = crate::ipc::cancel(t, control & (1 << 2) != 0, control & (1 << 1) != 0, IpcErrorCode::Canceled);
+    let (sending, receiving) = crate::ipc::cancel(
+        t,
+        control & (1 << 2) != 0,
+        control & (1 << 1) != 0,
+        IpcErrorCode::Canceled,
+    );
     if sending {
         out |= 4;
     }

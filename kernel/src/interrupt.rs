@@ -6,7 +6,7 @@
 //! handler acknowledges by sending any message to (n, 1), which unmasks the line.
 
 use abi::error::{IpcError, IpcErrorCode, IpcPhase};
-use abi::msgtag::{labels, MsgTag};
+use abi::msgtag::{MsgTag, labels};
 use abi::thread_id::ThreadId;
 
 use crate::arch::x86_64::trap::TrapFrame;
@@ -21,7 +21,11 @@ pub struct Clock {
     pub ticks: u64,
 }
 
-pub static CLOCK: KernelCell<Clock> = KernelCell::new(Clock { tsc_khz: 1, tick_ns: 1_000_000, ticks: 0 });
+pub static CLOCK: KernelCell<Clock> = KernelCell::new(Clock {
+    tsc_khz: 1,
+    tick_ns: 1_000_000,
+    ticks: 0,
+});
 
 #[derive(Clone, Copy)]
 struct Line {
@@ -31,11 +35,20 @@ struct Line {
     priority: u8,
 }
 
-static LINES: KernelCell<[Line; pic::NUM_IRQS]> =
-    KernelCell::new([Line { handler: ThreadId::NIL, pending: false, priority: 255 }; pic::NUM_IRQS]);
+static LINES: KernelCell<[Line; pic::NUM_IRQS]> = KernelCell::new(
+    [Line {
+        handler: ThreadId::NIL,
+        pending: false,
+        priority: 255,
+    }; pic::NUM_IRQS],
+);
 
 pub fn init(tsc_khz: u64, tick_ns: u64) {
-    *CLOCK.get() = Clock { tsc_khz, tick_ns, ticks: 0 };
+    *CLOCK.get() = Clock {
+        tsc_khz,
+        tick_ns,
+        ticks: 0,
+    };
 }
 
 /// Microseconds since boot (SystemClock).
@@ -51,7 +64,7 @@ pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
         let c = CLOCK.get();
         c.ticks += 1;
         pic::eoi(0);
-        if frame.from_user() || thread::current_ptr() == schedule::idle_tcb() {
+        if frame.is_from_user() || thread::current_ptr() == schedule::idle_tcb() {
             schedule::tick(c.tick_ns / 1000);
         }
         return;
@@ -78,13 +91,17 @@ pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
             schedule::wake(h, IpcWake::Done);
         }
     }
-    if frame.from_user() || thread::current_ptr() == schedule::idle_tcb() {
+    if frame.is_from_user() || thread::current_ptr() == schedule::idle_tcb() {
         schedule::preempt_if_higher();
     }
 }
 
 fn line_of(id: ThreadId) -> Option<usize> {
-    (id.is_global() && id.version() == 1 && (id.number() as usize) < pic::NUM_IRQS && id.number() != 0 && id.number() != 2)
+    (id.is_global()
+        && id.version() == 1
+        && (id.number() as usize) < pic::NUM_IRQS
+        && id.number() != 0
+        && id.number() != 2)
         .then_some(id.number() as usize)
 }
 
@@ -124,7 +141,11 @@ pub fn try_receive(cur: &mut Tcb, irq_tid: ThreadId) -> Option<Result<ThreadId, 
             cur.from_spec = irq_tid;
             None
         }
-        _ => Some(Err(IpcError::new(IpcPhase::Receive, IpcErrorCode::NotExist).encode())),
+        _ => Some(Err(IpcError::new(
+            IpcPhase::Receive,
+            IpcErrorCode::NotExist,
+        )
+        .encode())),
     }
 }
 
@@ -149,7 +170,11 @@ pub fn deliver_pending(cur: &mut Tcb, spec: ThreadId) -> Result<ThreadId, u64> {
 }
 
 /// Schedule on an interrupt thread id: valid once associated (spec 6.5).
-pub fn schedule_irq(id: ThreadId, prio: u64, privileged: bool) -> Result<(u64, u64), abi::error::SyscallError> {
+pub fn schedule_irq(
+    id: ThreadId,
+    prio: u64,
+    privileged: bool,
+) -> Result<(u64, u64), abi::error::SyscallError> {
     let irq = line_of(id).ok_or(abi::error::SyscallError::InvalidThread)?;
     let line = &mut LINES.get()[irq];
     if line.handler.is_nil() {

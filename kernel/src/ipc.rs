@@ -68,7 +68,10 @@ fn setup_propagation(cur: &mut Tcb, dest: &Tcb) {
     }
     let vs = ThreadId::from_raw(cur.utcb_word(utcb::VIRTUAL_SENDER));
     match thread::resolve(cur, vs) {
-        Some(v) if v.id.number() >= thread::USER_BASE && (v.same_space(cur) || dest.same_space(cur)) => {
+        Some(v)
+            if v.id.number() >= thread::USER_BASE
+                && (v.same_space(cur) || dest.same_space(cur)) =>
+        {
             cur.propagate_as = v as *mut Tcb;
         }
         _ => cur.mrs()[0] = tag.with_propagated(false).raw(),
@@ -97,7 +100,11 @@ fn complete(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), (u64, u64)> {
 
 /// The id under which `receiver` sees `sender`.
 fn sender_id_for(receiver: &Tcb, sender: &Tcb) -> ThreadId {
-    if receiver.same_space(sender) && sender.is_activated() { sender.local_id() } else { sender.id }
+    if receiver.same_space(sender) && sender.is_activated() {
+        sender.local_id()
+    } else {
+        sender.id
+    }
 }
 
 /// Copies the message from `src` to `dst`. Returns the error code pair (sender, receiver) on
@@ -113,7 +120,10 @@ fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
     if u + t >= 64 {
         let n = 63.min(u + t);
         d[1..=n].copy_from_slice(&s[1..=n]);
-        return Err((err(IpcPhase::Send, IpcErrorCode::Overflow), err(IpcPhase::Receive, IpcErrorCode::Overflow)));
+        return Err((
+            err(IpcPhase::Send, IpcErrorCode::Overflow),
+            err(IpcPhase::Receive, IpcErrorCode::Overflow),
+        ));
     }
     d[1..=u + t].copy_from_slice(&s[1..=u + t]);
     let mut i = u + 1;
@@ -138,11 +148,13 @@ fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
         }
         match abi::items::decode_typed(&s[i..end]) {
             Ok((abi::items::TypedItem::Map { item: m, .. }, n)) => {
-                crate::space::map_item(src, dst, m.snd_base, m.fpage, false).map_err(|_| overflow())?;
+                crate::space::map_item(src, dst, m.snd_base, m.fpage, false)
+                    .map_err(|_| overflow())?;
                 i += n;
             }
             Ok((abi::items::TypedItem::Grant { item: g, .. }, n)) => {
-                crate::space::map_item(src, dst, g.snd_base, g.fpage, true).map_err(|_| overflow())?;
+                crate::space::map_item(src, dst, g.snd_base, g.fpage, true)
+                    .map_err(|_| overflow())?;
                 i += n;
             }
             _ => return Err(overflow()),
@@ -152,7 +164,10 @@ fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
 }
 
 fn overflow() -> (u64, u64) {
-    (err(IpcPhase::Send, IpcErrorCode::Overflow), err(IpcPhase::Receive, IpcErrorCode::Overflow))
+    (
+        err(IpcPhase::Send, IpcErrorCode::Overflow),
+        err(IpcPhase::Receive, IpcErrorCode::Overflow),
+    )
 }
 
 /// Delivers `sender`'s message to a `receiver` that is blocked receiving and accepts it.
@@ -179,7 +194,9 @@ pub struct IpcResult {
 fn fail(cur: &Tcb, code: u64) -> IpcResult {
     cur.set_utcb_word(utcb::ERROR_CODE, code);
     cur.mrs()[0] = MsgTag::from_raw(cur.mr(0)).with_error(true).raw();
-    IpcResult { from: ThreadId::NIL }
+    IpcResult {
+        from: ThreadId::NIL,
+    }
 }
 
 /// The Ipc system call (spec 5.7) for the current thread.
@@ -206,8 +223,17 @@ pub enum Phase {
 /// Send phase then receive phase. A sender whose message is taken from the partner's send
 /// queue passes straight into its receive phase (`enter_receive_after_send`), so a reply sent
 /// with a zero timeout right away finds it waiting.
-pub fn do_ipc(cur: &mut Tcb, to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Result<ThreadId, Phase> {
-    cur.recv_after_send = if to.is_nil() { ThreadId::NIL } else { from_spec };
+pub fn do_ipc(
+    cur: &mut Tcb,
+    to: ThreadId,
+    from_spec: ThreadId,
+    timeouts: Timeouts,
+) -> Result<ThreadId, Phase> {
+    cur.recv_after_send = if to.is_nil() {
+        ThreadId::NIL
+    } else {
+        from_spec
+    };
     cur.recv_timeout = timeouts.receive();
     cur.recv_phase_done = false;
     if !to.is_nil() {
@@ -219,7 +245,10 @@ pub fn do_ipc(cur: &mut Tcb, to: ThreadId, from_spec: ThreadId, timeouts: Timeou
         return match cur.wake {
             IpcWake::Done => Ok(cur.ipc_from),
             IpcWake::Error(e) => Err(Phase::Receive(e)),
-            IpcWake::None | IpcWake::Tunnel => Err(Phase::Receive(err(IpcPhase::Receive, IpcErrorCode::Canceled))),
+            IpcWake::None | IpcWake::Tunnel => Err(Phase::Receive(err(
+                IpcPhase::Receive,
+                IpcErrorCode::Canceled,
+            ))),
         };
     }
     if from_spec.is_nil() {
@@ -239,11 +268,16 @@ fn finish_queued_send(s: &mut Tcb) {
     let resolved = if spec.is_any() || spec.is_any_local() {
         Some(spec)
     } else {
-        thread::resolve(s, spec).filter(|t| t.id.number() >= thread::USER_BASE).map(|t| t.id)
+        thread::resolve(s, spec)
+            .filter(|t| t.id.number() >= thread::USER_BASE)
+            .map(|t| t.id)
     };
     s.recv_phase_done = true;
     let Some(resolved) = resolved else {
-        return schedule::wake(s, IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::NotExist)));
+        return schedule::wake(
+            s,
+            IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::NotExist)),
+        );
     };
     // A matching sender already queued to it: let the thread receive that one itself.
     s.from_spec = resolved;
@@ -258,7 +292,10 @@ fn finish_queued_send(s: &mut Tcb) {
         q = w.sendq_next;
     }
     let Some(dl) = deadline(s.recv_timeout) else {
-        return schedule::wake(s, IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::Timeout)));
+        return schedule::wake(
+            s,
+            IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::Timeout)),
+        );
     };
     schedule::timer_remove(s);
     s.partner = core::ptr::null_mut();
@@ -273,9 +310,12 @@ fn finish_queued_send(s: &mut Tcb) {
 /// Send phase: returns the ErrorCode value on failure.
 pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64> {
     if to.is_global() && to.number() < thread::SYSTEM_BASE {
-        return interrupt::acknowledge(cur, to).map_err(|_| err(IpcPhase::Send, IpcErrorCode::NotExist));
+        return interrupt::acknowledge(cur, to)
+            .map_err(|_| err(IpcPhase::Send, IpcErrorCode::NotExist));
     }
-    let Some(dest) = thread::resolve(cur, to).filter(|t| t.is_activated() && t.id.number() >= thread::USER_BASE) else {
+    let Some(dest) =
+        thread::resolve(cur, to).filter(|t| t.is_activated() && t.id.number() >= thread::USER_BASE)
+    else {
         return Err(err(IpcPhase::Send, IpcErrorCode::NotExist));
     };
     setup_propagation(cur, dest);
@@ -418,7 +458,12 @@ pub fn timeout(t: &mut Tcb) {
 
 /// Aborts a blocked IPC of `t` (ExchangeRegisters, deletion): the thread returns with `code`
 /// for the phase it was in. Returns whether it was sending / receiving.
-pub fn cancel(t: &mut Tcb, abort_send: bool, abort_receive: bool, code: IpcErrorCode) -> (bool, bool) {
+pub fn cancel(
+    t: &mut Tcb,
+    abort_send: bool,
+    abort_receive: bool,
+    code: IpcErrorCode,
+) -> (bool, bool) {
     match t.state {
         State::SendBlocked => {
             if abort_send {
@@ -452,7 +497,10 @@ pub fn unlink_deleted(gone: &mut Tcb) {
         // SAFETY: send-queue members are live TCBs.
         let s = unsafe { &mut *gone.sendq_head };
         sendq_remove(gone, s);
-        schedule::wake(s, IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::NotExist)));
+        schedule::wake(
+            s,
+            IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::NotExist)),
+        );
     }
     let id = gone.id;
     let gp = gone as *mut Tcb;
@@ -463,14 +511,25 @@ pub fn unlink_deleted(gone: &mut Tcb) {
         if t.tunnel_for == gp {
             t.tunnel_for = core::ptr::null_mut();
             if t.state == State::Transfer || t.state == State::XferWait {
-                schedule::wake(t, IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)));
+                schedule::wake(
+                    t,
+                    IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
+                );
             }
         }
-        if (t.state == State::XferWait || t.state == State::Transfer) && gone.tunnel_for == t as *mut Tcb {
-            schedule::wake(t, IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)));
+        if (t.state == State::XferWait || t.state == State::Transfer)
+            && core::ptr::eq(gone.tunnel_for, t)
+        {
+            schedule::wake(
+                t,
+                IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
+            );
         }
         if t.state == State::RecvBlocked && t.from_spec == id {
-            schedule::wake(t, IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::NotExist)));
+            schedule::wake(
+                t,
+                IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::NotExist)),
+            );
         }
     });
 }
@@ -479,12 +538,23 @@ pub fn unlink_deleted(gone: &mut Tcb) {
 /// Call with infinite timeouts, saving and restoring the thread's MR0..MR63, BR0 and
 /// ErrorCode around it (spec 5.7.8). `build` fills the message; `reply` reads the answer
 /// before the registers are restored. Returns the ErrorCode value if the IPC failed.
-pub fn kernel_call(cur: &mut Tcb, handler: ThreadId, build: impl FnOnce(&Tcb), reply: impl FnOnce(&Tcb)) -> Result<(), u64> {
+pub fn kernel_call(
+    cur: &mut Tcb,
+    handler: ThreadId,
+    build: impl FnOnce(&Tcb),
+    reply: impl FnOnce(&Tcb),
+) -> Result<(), u64> {
     kernel_call_timeout(cur, handler, Time::NEVER, build, reply)
 }
 
 /// `kernel_call` with a timeout for both phases.
-pub fn kernel_call_timeout(cur: &mut Tcb, handler: ThreadId, timeout: Time, build: impl FnOnce(&Tcb), reply: impl FnOnce(&Tcb)) -> Result<(), u64> {
+pub fn kernel_call_timeout(
+    cur: &mut Tcb,
+    handler: ThreadId,
+    timeout: Time,
+    build: impl FnOnce(&Tcb),
+    reply: impl FnOnce(&Tcb),
+) -> Result<(), u64> {
     let mut saved = [0u64; 64];
     saved.copy_from_slice(cur.mrs());
     let br0 = cur.utcb_word(utcb::br(0));

@@ -13,14 +13,22 @@ use crate::platform::pc::{self, serial};
 pub fn handle(f: &mut TrapFrame) -> bool {
     let ip = f.rip; // byte after the int3
     let b0 = usercopy::read_u8(ip);
-    let (b0, ip) = if b0 == Some(0x90) { (usercopy::read_u8(ip + 1), ip + 1) } else { (b0, ip) };
+    let (b0, ip) = if b0 == Some(0x90) {
+        (usercopy::read_u8(ip + 1), ip + 1)
+    } else {
+        (b0, ip)
+    };
     match b0 {
         Some(0x3C) => {
             let op = usercopy::read_u8(ip + 1);
             match op {
                 Some(0) => serial::write_byte(f.rax as u8),
                 Some(1) => print_user_string(f.rax),
-                Some(8) => f.rax = serial::try_read_byte().map(|c| c as u64).unwrap_or(u64::MAX),
+                Some(8) => {
+                    f.rax = serial::try_read_byte()
+                        .map(|c| c as u64)
+                        .unwrap_or(u64::MAX)
+                }
                 // l4rs extension: RAX = frames of kernel memory in use (tests of memory reclaim).
                 Some(0x20) => f.rax = crate::mm::frame::in_use(),
                 Some(0x0D) => {
@@ -40,8 +48,14 @@ pub fn handle(f: &mut TrapFrame) -> bool {
         Some(0xEB) => {
             // jmp over `mov $imm32, %rax` (48 C7 C0 imm32) or `mov $imm, %eax` (B8 imm32)
             let p = ip + 2;
-            let addr = match (usercopy::read_u8(p), usercopy::read_u8(p + 1), usercopy::read_u8(p + 2)) {
-                (Some(0x48), Some(0xC7), Some(0xC0)) => read_imm32(p + 3).map(|v| v as i32 as i64 as u64),
+            let addr = match (
+                usercopy::read_u8(p),
+                usercopy::read_u8(p + 1),
+                usercopy::read_u8(p + 2),
+            ) {
+                (Some(0x48), Some(0xC7), Some(0xC0)) => {
+                    read_imm32(p + 3).map(|v| v as i32 as i64 as u64)
+                }
                 (Some(0xB8), _, _) => read_imm32(p + 1).map(|v| v as u64),
                 _ => None,
             };
@@ -51,7 +65,12 @@ pub fn handle(f: &mut TrapFrame) -> bool {
             match text {
                 "exit-success" => pc::qemu_exit(pc::EXIT_SUCCESS),
                 "exit-failure" => pc::qemu_exit(pc::EXIT_FAILURE),
-                _ => crate::kprintln!("--- KD# \"{}\" --- (ip {:#x}, sp {:#x}); continuing", text, f.rip - 1, f.rsp),
+                _ => crate::kprintln!(
+                    "--- KD# \"{}\" --- (ip {:#x}, sp {:#x}); continuing",
+                    text,
+                    f.rip - 1,
+                    f.rsp
+                ),
             }
             true
         }

@@ -7,13 +7,14 @@
 //! descriptor and version string at 0x260, memory descriptors from 0x2E0 to the page end.
 
 use abi::kip::{
-    ApiVersion, ClockInfo, KernelDesc, Kip, KipAreaInfo, MemDesc, MemoryInfo, PageInfo, ProcDesc, ProcessorInfo,
-    ThreadInfo, UtcbInfo, API_FLAGS_64BIT, KIP_MAGIC, PISTACHIO_KERNEL_DESC_OFFSET, PISTACHIO_MEM_DESC_OFFSET,
-    PISTACHIO_PROC_DESC_OFFSET, PROC_DESC_SIZE_LOG2,
+    API_FLAGS_64BIT, ApiVersion, ClockInfo, KIP_MAGIC, KernelDesc, Kip, KipAreaInfo, MemDesc,
+    MemoryInfo, PISTACHIO_KERNEL_DESC_OFFSET, PISTACHIO_MEM_DESC_OFFSET,
+    PISTACHIO_PROC_DESC_OFFSET, PROC_DESC_SIZE_LOG2, PageInfo, ProcDesc, ProcessorInfo, ThreadInfo,
+    UtcbInfo,
 };
 
 use crate::arch::x86_64::paging::KERNEL_VMA;
-use crate::arch::x86_64::syscall::{stub_address, Syscall};
+use crate::arch::x86_64::syscall::{Syscall, stub_address};
 use crate::sync::KernelCell;
 
 pub const MAX_MEMDESC: usize = (4096 - PISTACHIO_MEM_DESC_OFFSET as usize) / 16;
@@ -28,9 +29,12 @@ pub struct KipPage {
     pub mem_desc: [MemDesc; MAX_MEMDESC],
 }
 
-const _: () = assert!(core::mem::offset_of!(KipPage, proc_desc) == PISTACHIO_PROC_DESC_OFFSET as usize);
-const _: () = assert!(core::mem::offset_of!(KipPage, kernel_desc) == PISTACHIO_KERNEL_DESC_OFFSET as usize);
-const _: () = assert!(core::mem::offset_of!(KipPage, mem_desc) == PISTACHIO_MEM_DESC_OFFSET as usize);
+const _: () =
+    assert!(core::mem::offset_of!(KipPage, proc_desc) == PISTACHIO_PROC_DESC_OFFSET as usize);
+const _: () =
+    assert!(core::mem::offset_of!(KipPage, kernel_desc) == PISTACHIO_KERNEL_DESC_OFFSET as usize);
+const _: () =
+    assert!(core::mem::offset_of!(KipPage, mem_desc) == PISTACHIO_MEM_DESC_OFFSET as usize);
 const _: () = assert!(core::mem::size_of::<KipPage>() == 4096);
 
 const fn version_string() -> [u8; VERSION_STRING_LEN] {
@@ -63,7 +67,12 @@ static KIP_PAGE: KernelCell<KipPage> = KernelCell::new(KipPage {
         processor_info: ProcessorInfo::new(1, PROC_DESC_SIZE_LOG2).0,
         ..Kip::ZERO
     },
-    proc_desc: ProcDesc { external_freq_khz: 0, internal_freq_khz: 0, reserved0: 0, reserved1: 0 },
+    proc_desc: ProcDesc {
+        external_freq_khz: 0,
+        internal_freq_khz: 0,
+        reserved0: 0,
+        reserved1: 0,
+    },
     kernel_desc: KernelDesc {
         kernel_id: KernelDesc::kernel_id(KERNEL_ID.0, KERNEL_ID.1),
         gen_date: KernelDesc::gen_date(2026, 11, 24),

@@ -7,7 +7,7 @@ use abi::fpage::Fpage;
 use abi::kip::{MemDesc, MemType};
 use abi::thread_id::ThreadId;
 
-use crate::arch::x86_64::paging::{phys_to_virt, USER_END};
+use crate::arch::x86_64::paging::{USER_END, phys_to_virt};
 use crate::boot::multiboot::BOOT;
 use crate::kip;
 use crate::schedule;
@@ -29,7 +29,9 @@ fn rd<const N: usize>(base: u64, off: u64) -> [u8; N] {
     let mut b = [0u8; N];
     // SAFETY: reads inside a boot module (physical memory through the direct map); callers
     // bound `off + N` by the module size.
-    unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(base + off) as *const u8, b.as_mut_ptr(), N) };
+    unsafe {
+        core::ptr::copy_nonoverlapping(phys_to_virt(base + off) as *const u8, b.as_mut_ptr(), N)
+    };
     b
 }
 fn u16_at(base: u64, off: u64) -> u64 {
@@ -43,7 +45,11 @@ fn u64_at(base: u64, off: u64) -> u64 {
 }
 
 /// The PT_LOAD segments of an ELF64 file: (file offset, filesz, paddr, vaddr, memsz, flags).
-fn segments(start: u64, size: u64, mut f: impl FnMut(u64, u64, u64, u64, u64, u64)) -> Result<u64, &'static str> {
+fn segments(
+    start: u64,
+    size: u64,
+    mut f: impl FnMut(u64, u64, u64, u64, u64, u64),
+) -> Result<u64, &'static str> {
     if size < 64 || rd::<4>(start, 0) != *b"\x7fELF" {
         return Err("not an ELF file");
     }
@@ -53,7 +59,11 @@ fn segments(start: u64, size: u64, mut f: impl FnMut(u64, u64, u64, u64, u64, u6
     let phoff = u64_at(start, 32);
     let phentsize = u16_at(start, 54);
     let phnum = u16_at(start, 56);
-    if phentsize < 56 || phoff.checked_add(phentsize * phnum).is_none_or(|e| e > size) {
+    if phentsize < 56
+        || phoff
+            .checked_add(phentsize * phnum)
+            .is_none_or(|e| e > size)
+    {
         return Err("bad program headers");
     }
     for i in 0..phnum {
@@ -67,7 +77,10 @@ fn segments(start: u64, size: u64, mut f: impl FnMut(u64, u64, u64, u64, u64, u6
         let paddr = u64_at(start, ph + 24);
         let filesz = u64_at(start, ph + 32);
         let memsz = u64_at(start, ph + 40);
-        if off.checked_add(filesz).is_none_or(|e| e > size) || filesz > memsz || paddr.checked_add(memsz).is_none_or(|e| e > USER_END) {
+        if off.checked_add(filesz).is_none_or(|e| e > size)
+            || filesz > memsz
+            || paddr.checked_add(memsz).is_none_or(|e| e > USER_END)
+        {
             return Err("segment out of bounds");
         }
         f(off, filesz, paddr, vaddr, memsz, flags);
@@ -93,29 +106,44 @@ pub fn load_targets(out: &mut [(u64, u64); 16]) -> usize {
 /// Loads module `idx` (moving it first if it overlaps a target is the caller's job).
 fn load(idx: usize) -> Result<Image, &'static str> {
     let m = BOOT.get().modules()[idx];
-    let mut img = Image { low: u64::MAX, ..Image::default() };
-    let entry = segments(m.start, m.end - m.start, |off, filesz, paddr, vaddr, memsz, flags| {
-        // SAFETY: target ranges were checked not to overlap the kernel, its pool or other
-        // modules; copying within physical memory through the direct map.
-        unsafe {
-            core::ptr::copy(phys_to_virt(m.start + off) as *const u8, phys_to_virt(paddr) as *mut u8, filesz as usize);
-            core::ptr::write_bytes(phys_to_virt(paddr + filesz) as *mut u8, 0, (memsz - filesz) as usize);
-        }
-        img.low = img.low.min(paddr);
-        img.high = img.high.max(paddr + memsz);
-        if flags & 1 != 0 {
-            img.exec.text_pstart = paddr;
-            img.exec.text_vstart = vaddr;
-            img.exec.text_size = memsz;
-        } else {
-            img.exec.data_pstart = paddr;
-            img.exec.data_vstart = vaddr;
-            img.exec.data_size = filesz;
-            img.exec.bss_pstart = paddr + filesz;
-            img.exec.bss_vstart = vaddr + filesz;
-            img.exec.bss_size = memsz - filesz;
-        }
-    })?;
+    let mut img = Image {
+        low: u64::MAX,
+        ..Image::default()
+    };
+    let entry = segments(
+        m.start,
+        m.end - m.start,
+        |off, filesz, paddr, vaddr, memsz, flags| {
+            // SAFETY: target ranges were checked not to overlap the kernel, its pool or other
+            // modules; copying within physical memory through the direct map.
+            unsafe {
+                core::ptr::copy(
+                    phys_to_virt(m.start + off) as *const u8,
+                    phys_to_virt(paddr) as *mut u8,
+                    filesz as usize,
+                );
+                core::ptr::write_bytes(
+                    phys_to_virt(paddr + filesz) as *mut u8,
+                    0,
+                    (memsz - filesz) as usize,
+                );
+            }
+            img.low = img.low.min(paddr);
+            img.high = img.high.max(paddr + memsz);
+            if flags & 1 != 0 {
+                img.exec.text_pstart = paddr;
+                img.exec.text_vstart = vaddr;
+                img.exec.text_size = memsz;
+            } else {
+                img.exec.data_pstart = paddr;
+                img.exec.data_vstart = vaddr;
+                img.exec.data_size = filesz;
+                img.exec.bss_pstart = paddr + filesz;
+                img.exec.bss_vstart = vaddr + filesz;
+                img.exec.bss_size = memsz - filesz;
+            }
+        },
+    )?;
     if img.low == u64::MAX {
         return Err("no loadable segment");
     }
@@ -140,7 +168,13 @@ pub fn move_overlapping(targets: &[(u64, u64)], staging: (u64, u64)) -> Result<(
             return Err("no room to move an overlapping module");
         }
         // SAFETY: the staging area is free physical memory reserved for this at boot.
-        unsafe { core::ptr::copy(phys_to_virt(m.start) as *const u8, phys_to_virt(next) as *mut u8, len as usize) };
+        unsafe {
+            core::ptr::copy(
+                phys_to_virt(m.start) as *const u8,
+                phys_to_virt(next) as *mut u8,
+                len as usize,
+            )
+        };
         boot.modules[i].start = next;
         boot.modules[i].end = next + len;
         next = (next + len + 0xFFF) & !0xFFF;
@@ -164,19 +198,43 @@ pub fn describe_memory(pool: (u64, u64), boot_area: (u64, u64), images: &[Image]
         if r.kind == 1 {
             add(MemType::Conventional, 0, false, r.base, r.base + r.len - 1);
         } else {
-            add(MemType::Arch, r.kind as u8, false, r.base, r.base + r.len - 1);
+            add(
+                MemType::Arch,
+                r.kind as u8,
+                false,
+                r.base,
+                r.base + r.len - 1,
+            );
         }
     }
     add(MemType::Shared, 0, false, 0xA0000, 0xBFFFF);
     add(MemType::Shared, 0, false, 0xC0000, 0xEFFFF);
     add(MemType::Reserved, 0, false, pool.0, pool.1 - 1);
     for img in images {
-        add(MemType::BootLoader, abi::kip::bootloader_subtype::INIT_SERVER, false, img.low & !0x3FF, (img.high + 0x3FF & !0x3FF) - 1);
+        add(
+            MemType::BootLoader,
+            abi::kip::bootloader_subtype::INIT_SERVER,
+            false,
+            img.low & !0x3FF,
+            ((img.high + 0x3FF) & !0x3FF) - 1,
+        );
     }
     for m in boot.modules().iter().skip(2) {
-        add(MemType::BootLoader, abi::kip::bootloader_subtype::MODULE, false, m.start & !0x3FF, (m.end + 0x3FF & !0x3FF) - 1);
+        add(
+            MemType::BootLoader,
+            abi::kip::bootloader_subtype::MODULE,
+            false,
+            m.start & !0x3FF,
+            ((m.end + 0x3FF) & !0x3FF) - 1,
+        );
     }
-    add(MemType::BootLoader, abi::kip::bootloader_subtype::INIT_TABLE, false, boot_area.0, boot_area.1 - 1);
+    add(
+        MemType::BootLoader,
+        abi::kip::bootloader_subtype::INIT_TABLE,
+        false,
+        boot_area.0,
+        boot_area.1 - 1,
+    );
     let (ilo, ihi) = crate::kernel_image_range();
     add(MemType::Reserved, 0, false, ilo, ihi - 1);
     add(MemType::Conventional, 0, true, 0, USER_END - 1);
@@ -187,7 +245,9 @@ pub fn describe_memory(pool: (u64, u64), boot_area: (u64, u64), images: &[Image]
 pub fn write_bootinfo(at: u64, images: &[Image]) -> bool {
     // SAFETY: the boot area page is reserved for the bootinfo.
     let buf = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(at) as *mut u8, 4096) };
-    let Ok(mut w) = BootInfoWriter::new(buf) else { return false };
+    let Ok(mut w) = BootInfoWriter::new(buf) else {
+        return false;
+    };
     let boot = BOOT.get();
     for (i, m) in boot.modules().iter().enumerate() {
         let cmd = m.cmdline().as_bytes();
@@ -232,8 +292,22 @@ pub fn start_root_servers() -> Result<(), &'static str> {
     let sigma0_id = ThreadId::global(thread::SIGMA0_NO, 1);
     let root_id = ThreadId::global(thread::ROOT_NO, 1);
     for (id, ip, sp, pager, scheduler, is_sigma0) in [
-        (sigma0_id, k.sigma0.ip, k.sigma0.sp, ThreadId::NIL, root_id, true),
-        (root_id, k.root_server.ip, k.root_server.sp, sigma0_id, root_id, false),
+        (
+            sigma0_id,
+            k.sigma0.ip,
+            k.sigma0.sp,
+            ThreadId::NIL,
+            root_id,
+            true,
+        ),
+        (
+            root_id,
+            k.root_server.ip,
+            k.root_server.sp,
+            sigma0_id,
+            root_id,
+            false,
+        ),
     ] {
         let space = crate::space::create().ok_or("out of kernel memory")?;
         // SAFETY: a fresh space.
@@ -243,12 +317,14 @@ pub fn start_root_servers() -> Result<(), &'static str> {
         if is_sigma0 {
             crate::mapping::init(space);
         }
-        crate::space::map_kip(s, Fpage::new_log2(ROOT_KIP_AREA, 12)).map_err(|_| "out of kernel memory")?;
+        crate::space::map_kip(s, Fpage::new_log2(ROOT_KIP_AREA, 12))
+            .map_err(|_| "out of kernel memory")?;
         s.utcb_area = Fpage::new_log2(ROOT_UTCB_AREA, ROOT_UTCB_AREA_LOG2);
         s.initialised = true;
         let t = thread::create(id, space, scheduler).ok_or("out of kernel memory")?;
         t.priority = thread::ROOT_PRIORITY;
-        crate::thread_control::activate(t, ROOT_UTCB_AREA, pager).map_err(|_| "out of kernel memory")?;
+        crate::thread_control::activate(t, ROOT_UTCB_AREA, pager)
+            .map_err(|_| "out of kernel memory")?;
         let f = t.frame();
         f.rip = ip;
         f.rsp = sp;

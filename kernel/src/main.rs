@@ -53,7 +53,11 @@ unsafe extern "C" {
 extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     serial::init();
     let t_first = cpu::rdtsc();
-    kprintln!("{} {}: L4 X.2 microkernel for x86-64 booting", KERNEL_NAME, KERNEL_VERSION);
+    kprintln!(
+        "{} {}: L4 X.2 microkernel for x86-64 booting",
+        KERNEL_NAME,
+        KERNEL_VERSION
+    );
     kprintln!("boot: first log line at tsc={}", t_first);
 
     cpu::init();
@@ -65,7 +69,9 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
 
     if let Err(e) = multiboot::parse(magic, mbi as u64) {
         match e {
-            multiboot::Error::BadMagic(m) => panic!("not started by a multiboot loader (magic {:#x})", m),
+            multiboot::Error::BadMagic(m) => {
+                panic!("not started by a multiboot loader (magic {:#x})", m)
+            }
             multiboot::Error::NoMemoryMap => panic!("the boot loader gave no memory map"),
         }
     }
@@ -86,7 +92,13 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     }
     kprintln!("modules: {}", boot.nmodules);
     for (i, m) in boot.modules().iter().enumerate() {
-        kprintln!("  [{}] {:#010x}-{:#010x} {}", i, m.start, m.end, m.cmdline());
+        kprintln!(
+            "  [{}] {:#010x}-{:#010x} {}",
+            i,
+            m.start,
+            m.end,
+            m.cmdline()
+        );
     }
 
     let kmem = boot::options::value(boot.cmdline(), "kmem")
@@ -96,20 +108,37 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     let ntargets = loader::load_targets(&mut targets);
     let (area_start, pool_end) = match choose_pool(kmem + BOOT_AREA, &targets[..ntargets]) {
         Some(p) => p,
-        None => panic!("no room for a kernel memory pool of {} KiB below 1 GiB", kmem >> 10),
+        None => panic!(
+            "no room for a kernel memory pool of {} KiB below 1 GiB",
+            kmem >> 10
+        ),
     };
     let boot_area = (area_start, area_start + BOOT_AREA);
     let pool_start = boot_area.1;
     mm::frame::init(pool_start, pool_end);
     // SAFETY: linker symbols; only addresses are used.
-    let (img_start, img_end) =
-        unsafe { (&__image_phys_start as *const u8 as u64, &__bss_end_phys as *const u8 as u64) };
-    kprintln!("kernel: image {:#x}-{:#x}, memory pool {:#x}-{:#x} ({} KiB)", img_start, img_end - 1, pool_start, pool_end - 1, (pool_end - pool_start) >> 10);
+    let (img_start, img_end) = unsafe {
+        (
+            &__image_phys_start as *const u8 as u64,
+            &__bss_end_phys as *const u8 as u64,
+        )
+    };
+    kprintln!(
+        "kernel: image {:#x}-{:#x}, memory pool {:#x}-{:#x} ({} KiB)",
+        img_start,
+        img_end - 1,
+        pool_start,
+        pool_end - 1,
+        (pool_end - pool_start) >> 10
+    );
 
     if !paging::init_kernel_tables(phys_top) {
         panic!("kernel memory pool too small for the kernel page tables");
     }
-    kprintln!("paging: kernel tables live, {} frames in use", mm::frame::in_use());
+    kprintln!(
+        "paging: kernel tables live, {} frames in use",
+        mm::frame::in_use()
+    );
 
     pic::init();
     let tsc_khz = pit::calibrate_tsc_khz();
@@ -136,10 +165,24 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
             Ok(i) => images = i,
             Err(e) => panic!("boot modules: {}", e),
         }
-        kprintln!("sigma0: {:#x}-{:#x} entry {:#x}", images[0].low, images[0].high, images[0].entry);
-        kprintln!("root server: {:#x}-{:#x} entry {:#x}", images[1].low, images[1].high, images[1].entry);
+        kprintln!(
+            "sigma0: {:#x}-{:#x} entry {:#x}",
+            images[0].low,
+            images[0].high,
+            images[0].entry
+        );
+        kprintln!(
+            "root server: {:#x}-{:#x} entry {:#x}",
+            images[1].low,
+            images[1].high,
+            images[1].entry
+        );
     }
-    loader::describe_memory((pool_start, pool_end), boot_area, if have_roots { &images } else { &[] });
+    loader::describe_memory(
+        (pool_start, pool_end),
+        boot_area,
+        if have_roots { &images } else { &[] },
+    );
     if !loader::write_bootinfo(boot_area.0, if have_roots { &images } else { &[] }) {
         kprintln!("bootinfo: does not fit in one page; none written");
     }
@@ -156,8 +199,15 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     }
 
     let t_ready = cpu::rdtsc();
-    kprintln!("kernel: ready at tsc={} ({} since first log line)", t_ready, t_ready - t_first);
-    kprintln!("kernel: {} frames of kernel memory in use", mm::frame::in_use());
+    kprintln!(
+        "kernel: ready at tsc={} ({} since first log line)",
+        t_ready,
+        t_ready - t_first
+    );
+    kprintln!(
+        "kernel: {} frames of kernel memory in use",
+        mm::frame::in_use()
+    );
     if boot::options::value(boot.cmdline(), "exit") == Some("ready") {
         pc::qemu_exit(pc::EXIT_SUCCESS);
     }
@@ -174,7 +224,12 @@ const BOOT_AREA: u64 = 2 << 20;
 /// Physical range of the kernel image (including bss).
 pub fn kernel_image_range() -> (u64, u64) {
     // SAFETY: linker symbols; only addresses are used.
-    unsafe { (&__image_phys_start as *const u8 as u64, &__bss_end_phys as *const u8 as u64) }
+    unsafe {
+        (
+            &__image_phys_start as *const u8 as u64,
+            &__bss_end_phys as *const u8 as u64,
+        )
+    }
 }
 
 /// Picks the kernel memory pool: `size` bytes, 2 MiB aligned, at the top of usable memory below
@@ -184,8 +239,12 @@ fn choose_pool(size: u64, targets: &[(u64, u64)]) -> Option<(u64, u64)> {
     const LIMIT: u64 = 1 << 30;
     let boot = BOOT.get();
     // SAFETY: linker symbols; only addresses are used.
-    let (img_start, img_end) =
-        unsafe { (&__image_phys_start as *const u8 as u64, &__bss_end_phys as *const u8 as u64) };
+    let (img_start, img_end) = unsafe {
+        (
+            &__image_phys_start as *const u8 as u64,
+            &__bss_end_phys as *const u8 as u64,
+        )
+    };
     let busy = |s: u64, e: u64| {
         (s < img_end && img_start < e)
             || boot.modules().iter().any(|m| s < m.end && m.start < e)
@@ -212,7 +271,12 @@ fn choose_pool(size: u64, targets: &[(u64, u64)]) -> Option<(u64, u64)> {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     if let Some(loc) = info.location() {
-        kprintln!("*** kernel panic at {}:{}: {}", loc.file(), loc.line(), info.message());
+        kprintln!(
+            "*** kernel panic at {}:{}: {}",
+            loc.file(),
+            loc.line(),
+            info.message()
+        );
     } else {
         kprintln!("*** kernel panic: {}", info.message());
     }

@@ -13,7 +13,7 @@
 use mapdb::{MapDb, MapError, Node, PageTableOps, Rights as MRights, SpaceId};
 
 use crate::arch::x86_64::cpu;
-use crate::arch::x86_64::paging::{table, ACCESSED, ADDR_MASK, DIRTY, NX, P, PS, RW, US};
+use crate::arch::x86_64::paging::{ACCESSED, ADDR_MASK, DIRTY, NX, P, PS, RW, US, table};
 use crate::mm::frame;
 use crate::space::Space;
 use crate::sync::KernelCell;
@@ -39,11 +39,9 @@ fn space(id: SpaceId) -> &'static Space {
 }
 
 fn db() -> &'static mut MapDb<'static> {
-    DB.get().as_mut().expect("mapping database initialised at boot")
-}
-
-pub fn nodes_in_use() -> usize {
-    DB.get().as_ref().map(|d| d.len()).unwrap_or(0)
+    DB.get()
+        .as_mut()
+        .expect("mapping database initialised at boot")
 }
 
 fn level_of(size_log2: u8) -> u32 {
@@ -57,7 +55,12 @@ fn level_of(size_log2: u8) -> u32 {
 /// The entry for `vaddr` at `level` (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB). Missing tables are
 /// created from `take` when it yields frames; a superpage above the level is replaced by an
 /// empty table only when `split_superpages` (its node is being removed by the database).
-fn entry(s: &Space, vaddr: u64, level: u32, take: &mut dyn FnMut() -> Option<u64>) -> Option<&'static mut u64> {
+fn entry(
+    s: &Space,
+    vaddr: u64,
+    level: u32,
+    take: &mut dyn FnMut() -> Option<u64>,
+) -> Option<&'static mut u64> {
     let mut t = s.pml4;
     let mut l = 4;
     loop {
@@ -88,10 +91,10 @@ fn pte_flags(r: MRights) -> u64 {
 fn status_of(e: u64) -> MRights {
     let mut st = MRights::NONE;
     if e & ACCESSED != 0 {
-        st = st | MRights::R;
+        st |= MRights::R;
     }
     if e & DIRTY != 0 {
-        st = st | MRights::W;
+        st |= MRights::W;
     }
     st
 }
@@ -119,7 +122,9 @@ impl PageTableOps for Ops {
         while l > level {
             let e = &mut table(t)[((vaddr >> (12 + 9 * (l - 1))) & 511) as usize];
             if *e & P == 0 {
-                let Some(nt) = frame::alloc() else { return false };
+                let Some(nt) = frame::alloc() else {
+                    return false;
+                };
                 *e = nt | P | RW | US;
             } else if *e & PS != 0 {
                 let sp = SPARES.get();
@@ -127,7 +132,9 @@ impl PageTableOps for Ops {
                     if sp.1 == sp.0.len() {
                         break;
                     }
-                    let Some(f) = frame::alloc() else { return false };
+                    let Some(f) = frame::alloc() else {
+                        return false;
+                    };
                     sp.0[sp.1] = f;
                     sp.1 += 1;
                 }
@@ -165,7 +172,9 @@ impl PageTableOps for Ops {
     }
 
     fn protect(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8, rights: MRights) -> MRights {
-        let Some(e) = entry(space(sp), vaddr, level_of(size_log2), &mut || None) else { return MRights::NONE };
+        let Some(e) = entry(space(sp), vaddr, level_of(size_log2), &mut || None) else {
+            return MRights::NONE;
+        };
         let st = status_of(*e);
         let ps = *e & PS;
         *e = (*e & ADDR_MASK) | pte_flags(rights) | ps;
@@ -174,7 +183,9 @@ impl PageTableOps for Ops {
     }
 
     fn remove(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8) -> MRights {
-        let Some(e) = entry(space(sp), vaddr, level_of(size_log2), &mut || None) else { return MRights::NONE };
+        let Some(e) = entry(space(sp), vaddr, level_of(size_log2), &mut || None) else {
+            return MRights::NONE;
+        };
         let st = status_of(*e);
         *e = 0;
         flush(vaddr);
@@ -182,7 +193,9 @@ impl PageTableOps for Ops {
     }
 
     fn read_status(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8) -> MRights {
-        let Some(e) = entry(space(sp), vaddr, level_of(size_log2), &mut || None) else { return MRights::NONE };
+        let Some(e) = entry(space(sp), vaddr, level_of(size_log2), &mut || None) else {
+            return MRights::NONE;
+        };
         let st = status_of(*e);
         *e &= !(ACCESSED | DIRTY);
         flush(vaddr);
@@ -199,12 +212,36 @@ fn return_spares() {
 }
 
 /// Map (or grant) `2^size_log2` bytes; `Err(())` only when kernel memory ran out.
-pub fn map(from: *const Space, from_vaddr: u64, to: *const Space, to_vaddr: u64, size_log2: u8, rights: u64, grant: bool) -> Result<(), ()> {
+pub fn map(
+    from: *const Space,
+    from_vaddr: u64,
+    to: *const Space,
+    to_vaddr: u64,
+    size_log2: u8,
+    rights: u64,
+    grant: bool,
+) -> Result<(), ()> {
     let mut ops = Ops { no_mem: false };
     let r = if grant {
-        db().grant(&mut ops, id(from), from_vaddr, id(to), to_vaddr, size_log2, MRights::from_bits(rights))
+        db().grant(
+            &mut ops,
+            id(from),
+            from_vaddr,
+            id(to),
+            to_vaddr,
+            size_log2,
+            MRights::from_bits(rights),
+        )
     } else {
-        db().map(&mut ops, id(from), from_vaddr, id(to), to_vaddr, size_log2, MRights::from_bits(rights))
+        db().map(
+            &mut ops,
+            id(from),
+            from_vaddr,
+            id(to),
+            to_vaddr,
+            size_log2,
+            MRights::from_bits(rights),
+        )
     };
     return_spares();
     match r {
@@ -218,7 +255,14 @@ pub fn map(from: *const Space, from_vaddr: u64, to: *const Space, to_vaddr: u64,
 /// own with `flush`); returns the referenced/written/executed status bits.
 pub fn unmap(s: *const Space, vaddr: u64, size_log2: u8, rights: u64, flush: bool) -> u64 {
     let mut ops = Ops { no_mem: false };
-    let r = db().unmap(&mut ops, id(s), vaddr, size_log2, MRights::from_bits(rights), flush);
+    let r = db().unmap(
+        &mut ops,
+        id(s),
+        vaddr,
+        size_log2,
+        MRights::from_bits(rights),
+        flush,
+    );
     return_spares();
     r.map(|st| st.bits() as u64).unwrap_or(0)
 }

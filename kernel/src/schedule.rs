@@ -14,7 +14,6 @@ use abi::thread_id::ThreadId;
 use abi::time::{Time, TimeSpec};
 
 use crate::arch::x86_64::context::{self, SwitchTo};
-use crate::arch::x86_64::cpu;
 use crate::interrupt;
 use crate::sync::KernelCell;
 use crate::thread::{self, IpcWake, State, Tcb};
@@ -25,8 +24,11 @@ struct RunQueues {
     timers: *mut Tcb,
 }
 
-static QUEUES: KernelCell<RunQueues> =
-    KernelCell::new(RunQueues { heads: [core::ptr::null_mut(); 256], bitmap: [0; 4], timers: core::ptr::null_mut() });
+static QUEUES: KernelCell<RunQueues> = KernelCell::new(RunQueues {
+    heads: [core::ptr::null_mut(); 256],
+    bitmap: [0; 4],
+    timers: core::ptr::null_mut(),
+});
 
 /// The idle thread: a kernel thread that halts the CPU when nothing is ready.
 static IDLE: KernelCell<*mut Tcb> = KernelCell::new(core::ptr::null_mut());
@@ -82,7 +84,10 @@ pub fn dequeue(t: &mut Tcb) {
 
 fn highest_ready() -> Option<usize> {
     let q = QUEUES.get();
-    (0..4).rev().find(|&i| q.bitmap[i] != 0).map(|i| i * 64 + 63 - q.bitmap[i].leading_zeros() as usize)
+    (0..4)
+        .rev()
+        .find(|&i| q.bitmap[i] != 0)
+        .map(|i| i * 64 + 63 - q.bitmap[i].leading_zeros() as usize)
 }
 
 /// Moves a thread to the tail of its priority list (end of its turn).
@@ -109,13 +114,21 @@ pub fn schedule() {
 fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
     // SAFETY: both are live TCBs; `cur` is the running thread.
     let (c, n) = unsafe { (&mut *cur, &mut *next) };
-    let cr3 = if n.space.is_null() || c.space == n.space { None } else { Some(n.space().pml4) };
+    let cr3 = if n.space.is_null() || c.space == n.space {
+        None
+    } else {
+        Some(n.space().pml4)
+    };
     let idle = next == *IDLE.get();
     let to = SwitchTo {
         kstack_top: n.kstack_top(),
         ksp: n.ksp,
         cr3: if idle { None } else { cr3 },
-        gs_base: if n.utcb_location == u64::MAX { 0 } else { n.utcb_location },
+        gs_base: if n.utcb_location == u64::MAX {
+            0
+        } else {
+            n.utcb_location
+        },
         fpu_save: c.fpu.0.as_mut_ptr(),
         fpu_load: n.fpu.0.as_ptr(),
     };
@@ -127,7 +140,8 @@ fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
 }
 
 /// The space whose page tables are loaded (idle keeps the last user space's tables).
-static LAST_SPACE_USER: KernelCell<*mut crate::space::Space> = KernelCell::new(core::ptr::null_mut());
+static LAST_SPACE_USER: KernelCell<*mut crate::space::Space> =
+    KernelCell::new(core::ptr::null_mut());
 
 /// Makes a blocked thread runnable with the given IPC outcome.
 pub fn wake(t: &mut Tcb, how: IpcWake) {
@@ -218,10 +232,12 @@ pub fn tick(tick_us: u64) {
 /// Runs a higher-priority thread if one became ready (after a wake-up in a system call).
 pub fn preempt_if_higher() {
     let cur = thread::current();
-    if let Some(p) = highest_ready() {
-        if thread::current_ptr() == *IDLE.get() || p > cur.priority as usize || cur.state != State::Ready {
-            schedule();
-        }
+    if let Some(p) = highest_ready()
+        && (thread::current_ptr() == *IDLE.get()
+            || p > cur.priority as usize
+            || cur.state != State::Ready)
+    {
+        schedule();
     }
 }
 
@@ -236,11 +252,19 @@ extern "C" fn idle_loop(_: u64) -> ! {
 /// Creates the idle thread and makes the boot flow the idle thread's predecessor.
 pub fn init_idle(boot_tcb: *mut Tcb) -> bool {
     let space = crate::space::kernel_space();
-    let Some(t) = thread::create(ThreadId::global(thread::SYSTEM_BASE, 1), space, ThreadId::NIL) else {
+    let Some(t) = thread::create(
+        ThreadId::global(thread::SYSTEM_BASE, 1),
+        space,
+        ThreadId::NIL,
+    ) else {
         return false;
     };
     t.state = State::Ready; // never queued: chosen only when nothing else is ready
-    t.ksp = context::prepare_stack(t.kstack_top() - crate::arch::x86_64::trap::TRAP_FRAME_SIZE as u64, idle_loop, 0);
+    t.ksp = context::prepare_stack(
+        t.kstack_top() - crate::arch::x86_64::trap::TRAP_FRAME_SIZE as u64,
+        idle_loop,
+        0,
+    );
     *IDLE.get() = t as *mut Tcb;
     *thread::CURRENT.get() = boot_tcb;
     true
@@ -262,19 +286,19 @@ pub fn start(boot: *mut Tcb) -> ! {
 /// ThreadSwitch (spec 5.5).
 pub fn sys_thread_switch(dest: ThreadId) {
     let cur = thread::current();
-    if !dest.is_nil() {
-        if let Some(t) = thread::resolve(cur, dest).filter(|t| t.id.number() >= thread::USER_BASE) {
-            if core::ptr::eq(t, cur) {
-                return;
-            }
-            if t.state == State::Ready && !t.halted {
-                // Donate: run the target now; the caller keeps its place.
-                rotate(cur);
-                dequeue(t);
-                enqueue_front(t);
-                schedule();
-                return;
-            }
+    if !dest.is_nil()
+        && let Some(t) = thread::resolve(cur, dest).filter(|t| t.id.number() >= thread::USER_BASE)
+    {
+        if core::ptr::eq(t, cur) {
+            return;
+        }
+        if t.state == State::Ready && !t.halted {
+            // Donate: run the target now; the caller keeps its place.
+            rotate(cur);
+            dequeue(t);
+            enqueue_front(t);
+            schedule();
+            return;
         }
     }
     cur.slice_left_us = cur.timeslice_us;
@@ -288,15 +312,24 @@ fn enqueue_front(t: &mut Tcb) {
 }
 
 /// Schedule (spec 5.6): returns (result word, old TimeControl) or an error.
-pub fn sys_schedule(dest: ThreadId, time_control: u64, processor: u64, prio_control: u64, preemption: u64) -> Result<(u64, u64), SyscallError> {
+pub fn sys_schedule(
+    dest: ThreadId,
+    time_control: u64,
+    processor: u64,
+    prio_control: u64,
+    preemption: u64,
+) -> Result<(u64, u64), SyscallError> {
     let cur = thread::current();
     let privileged = cur.space().privileged;
     let t = if dest.is_global() && dest.number() < thread::SYSTEM_BASE {
         return crate::interrupt::schedule_irq(dest, prio_control, privileged);
     } else {
-        thread::resolve(cur, dest).filter(|t| t.id.number() >= thread::USER_BASE || t.id.number() < thread::SYSTEM_BASE)
+        thread::resolve(cur, dest)
+            .filter(|t| t.id.number() >= thread::USER_BASE || t.id.number() < thread::SYSTEM_BASE)
     };
-    let Some(t) = t else { return Err(SyscallError::InvalidThread) };
+    let Some(t) = t else {
+        return Err(SyscallError::InvalidThread);
+    };
     let is_scheduler = t.scheduler == cur.id;
     if !privileged && !is_scheduler {
         return Err(SyscallError::NoPrivilege);
@@ -372,10 +405,10 @@ pub fn state_result(t: &Tcb) -> ScheduleResult {
 /// Encodes remaining slice and quantum (µs) as a TimeControl word of two time periods.
 fn encode_time_control(slice_us: u64, quantum_us: u64) -> u64 {
     let ts = Time::period_micros(slice_us.min(u32::MAX as u64)).0 as u64;
-    let tq = if quantum_us == 0 { Time::NEVER.0 as u64 } else { Time::period_micros(quantum_us).0 as u64 };
+    let tq = if quantum_us == 0 {
+        Time::NEVER.0 as u64
+    } else {
+        Time::period_micros(quantum_us).0 as u64
+    };
     (ts << 16) | tq
-}
-
-pub fn now_cycles() -> u64 {
-    cpu::rdtsc()
 }

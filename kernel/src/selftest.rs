@@ -10,13 +10,15 @@ pub fn expected(vector: u64) -> bool {
 }
 
 pub fn run_from_cmdline(cmdline: &str) {
-    let Some(which) = crate::boot::options::value(cmdline, "selftest") else { return };
+    let Some(which) = crate::boot::options::value(cmdline, "selftest") else {
+        return;
+    };
     crate::kprintln!("selftest: provoking {}", which);
     match which {
         "pf" => {
             *EXPECTED.get() = Some(14);
             // SAFETY: deliberately faulting read of an unmapped address (the point of the test).
-            unsafe { core::ptr::read_volatile(0xdead_beef_000 as *const u64) };
+            unsafe { core::ptr::read_volatile(0x0dea_dbee_f000 as *const u64) };
         }
         "gp" => {
             *EXPECTED.get() = Some(13);

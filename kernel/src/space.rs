@@ -19,7 +19,9 @@ use abi::error::SyscallError;
 use abi::fpage::{Fpage, Rights};
 use abi::thread_id::ThreadId;
 
-use crate::arch::x86_64::paging::{self, phys_to_virt, table, ADDR_MASK, DIRTY, ACCESSED, NX, P, PS, RW, US, USER_END};
+use crate::arch::x86_64::paging::{
+    self, ADDR_MASK, NX, P, PS, RW, US, USER_END, phys_to_virt, table,
+};
 use crate::arch::x86_64::{cpu, usercopy};
 use crate::mm::frame;
 use crate::sync::KernelCell;
@@ -115,9 +117,17 @@ fn destroy(s: &mut Space) {
                 let pt = e2 & ADDR_MASK;
                 for i1 in 0..512usize {
                     let e1 = table(pt)[i1];
-                    let va = ((i4 as u64) << 39) | ((i3 as u64) << 30) | ((i2 as u64) << 21) | ((i1 as u64) << 12);
+                    let va = ((i4 as u64) << 39)
+                        | ((i3 as u64) << 30)
+                        | ((i2 as u64) << 21)
+                        | ((i1 as u64) << 12);
                     let pa = e1 & ADDR_MASK;
-                    if e1 & P != 0 && !utcb.is_nil() && fpage_contains(utcb, va) && pa >= pool_lo && pa < pool_hi {
+                    if e1 & P != 0
+                        && !utcb.is_nil()
+                        && fpage_contains(utcb, va)
+                        && pa >= pool_lo
+                        && pa < pool_hi
+                    {
                         frame::free(pa);
                     }
                 }
@@ -149,7 +159,12 @@ impl Space {
 
     /// Walks to the leaf entry for `va`, allocating tables if `alloc`. Returns (entry, level:
     /// 1 = 4 KiB, 2 = 2 MiB).
-    fn walk(&self, va: u64, alloc: bool, want_level: u32) -> Result<Option<(&'static mut u64, u32)>, SyscallError> {
+    fn walk(
+        &self,
+        va: u64,
+        alloc: bool,
+        want_level: u32,
+    ) -> Result<Option<(&'static mut u64, u32)>, SyscallError> {
         let mut t = self.pml4;
         for level in [4u32, 3, 2] {
             let idx = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
@@ -181,17 +196,31 @@ impl Space {
         if *e & P == 0 {
             return None;
         }
-        let size_log2 = if level == 2 { 21 } else if level == 3 { 30 } else { 12 };
+        let size_log2 = if level == 2 {
+            21
+        } else if level == 3 {
+            30
+        } else {
+            12
+        };
         let base = *e & ADDR_MASK & !((1u64 << size_log2) - 1);
         let pa = base + (va & ((1 << size_log2) - 1));
         Some((pa, size_log2, pte_rights(*e)))
     }
 
     /// Maps one page (4 KiB or 2 MiB) of user memory, replacing what was there.
-    pub fn map_page(&self, va: u64, pa: u64, size_log2: u32, rights: Rights) -> Result<(), SyscallError> {
+    pub fn map_page(
+        &self,
+        va: u64,
+        pa: u64,
+        size_log2: u32,
+        rights: Rights,
+    ) -> Result<(), SyscallError> {
         let flags = rights_to_pte(rights);
         if size_log2 == 21 {
-            let Some((e, level)) = self.walk(va, true, 2)? else { return Ok(()) };
+            let Some((e, level)) = self.walk(va, true, 2)? else {
+                return Ok(());
+            };
             if level == 2 {
                 if *e & P != 0 && *e & PS == 0 {
                     free_table(*e & ADDR_MASK);
@@ -201,7 +230,9 @@ impl Space {
                 return Ok(());
             }
         }
-        let Some((e, level)) = self.walk(va, true, 1)? else { return Ok(()) };
+        let Some((e, level)) = self.walk(va, true, 1)? else {
+            return Ok(());
+        };
         if level != 1 {
             // A superpage covers this address: split it into 4 KiB pages first.
             let old = *e;
@@ -217,52 +248,6 @@ impl Space {
         *e = (pa & ADDR_MASK) | flags;
         cpu::invlpg(va);
         Ok(())
-    }
-
-    /// Removes or reduces rights of the mappings inside [va, va+size); returns the accumulated
-    /// referenced/written status (R=4, W=2) of what was there.
-    pub fn unmap_range(&self, va: u64, size: u64, revoke: Rights) -> Rights {
-        let mut status = 0u64;
-        let end = va.saturating_add(size).min(USER_END);
-        let mut a = va;
-        while a < end {
-            let step;
-            match self.walk(a, false, 0).ok().flatten() {
-                Some((e, level)) if *e & P != 0 => {
-                    let sz = if level == 2 { 1u64 << 21 } else { 1 << 12 };
-                    step = sz - (a & (sz - 1));
-                    if self.is_kip_or_utcb(a) {
-                        a = a.saturating_add(step);
-                        continue;
-                    }
-                    if level == 2 && (a & (sz - 1) != 0 || end - a < sz) {
-                        // Partial superpage: split, then retry this address.
-                        if self.map_page(a, (*e & ADDR_MASK) + (a & (sz - 1) & !0xFFF), 12, pte_rights(*e)).is_err() {
-                            a = a.saturating_add(step);
-                        }
-                        continue;
-                    }
-                    if *e & ACCESSED != 0 {
-                        status |= 4;
-                    }
-                    if *e & DIRTY != 0 {
-                        status |= 2;
-                    }
-                    let left = Rights::from_raw(pte_rights(*e).raw() & !revoke.raw());
-                    if revoke.raw() == 0 {
-                        *e &= !(ACCESSED | DIRTY);
-                    } else if left.raw() & 4 == 0 {
-                        *e = 0;
-                    } else {
-                        *e = (*e & ADDR_MASK & !if level == 2 { 0x1F_FFFF } else { 0 }) | rights_to_pte(left) | if level == 2 { PS } else { 0 };
-                    }
-                    cpu::invlpg(a);
-                }
-                _ => step = 4096 - (a & 0xFFF),
-            }
-            a = a.saturating_add(step);
-        }
-        Rights::from_raw(status)
     }
 
     /// Makes sure the page holding the UTCB at `location` exists; returns its kernel address.
@@ -284,7 +269,9 @@ impl Space {
         !self.utcb_area.is_nil()
             && loc & 0x3FF == 0
             && loc >= self.utcb_area.base()
-            && loc.checked_add(1024).is_some_and(|e| e <= self.utcb_area.base() + self.utcb_area.size())
+            && loc
+                .checked_add(1024)
+                .is_some_and(|e| e <= self.utcb_area.base() + self.utcb_area.size())
     }
 }
 
@@ -342,7 +329,10 @@ pub fn sigma0_fault(s: &Space, va: u64) -> bool {
     }
     let big = va & !0x1F_FFFF;
     let fp = Fpage::new_log2(big, 21);
-    if !fpages_overlap(fp, s.kip_area) && !fpages_overlap(fp, s.utcb_area) && !is_kernel_memory(big, 1 << 21) {
+    if !fpages_overlap(fp, s.kip_area)
+        && !fpages_overlap(fp, s.utcb_area)
+        && !is_kernel_memory(big, 1 << 21)
+    {
         return s.map_page(big, big, 21, Rights::FULL).is_ok();
     }
     let page = va & !0xFFF;
@@ -356,19 +346,37 @@ pub fn sigma0_fault(s: &Space, va: u64) -> bool {
 /// database. What cannot be mapped is skipped silently: parts outside the receive window or
 /// user space, the receiver's KIP and UTCB areas, unmapped source pages, and (from sigma0)
 /// kernel memory. `Err` only when kernel memory ran out.
-pub fn map_item(from: &Tcb, to: &Tcb, snd_base: u64, fpage: Fpage, grant: bool) -> Result<(), SyscallError> {
+pub fn map_item(
+    from: &Tcb,
+    to: &Tcb,
+    snd_base: u64,
+    fpage: Fpage,
+    grant: bool,
+) -> Result<(), SyscallError> {
     let acceptor = Acceptor(to.utcb_word(abi::utcb::br(0)));
     let window = acceptor.window();
     if window.is_nil() || fpage.is_nil() || fpage.rights().raw() == 0 {
         return Ok(());
     }
     // The user area is 2^47 bytes minus a guard page: treat "complete" as 2^47 at 0.
-    let ws = if window.is_complete() { 47 } else { window.size_log2().min(47) };
-    let fs = if fpage.is_complete() { 47 } else { fpage.size_log2().min(47) };
+    let ws = if window.is_complete() {
+        47
+    } else {
+        window.size_log2().min(47)
+    };
+    let fs = if fpage.is_complete() {
+        47
+    } else {
+        fpage.size_log2().min(47)
+    };
     if fs < 12 || ws < 12 {
         return Ok(());
     }
-    let wbase = if window.is_complete() { 0 } else { window.base() };
+    let wbase = if window.is_complete() {
+        0
+    } else {
+        window.base()
+    };
     let fbase = if fpage.is_complete() { 0 } else { fpage.base() };
     let mask = |s: u64| (1u64 << s) - 1;
     let (src, dst, size_log2) = if fs <= ws {
@@ -379,12 +387,30 @@ pub fn map_item(from: &Tcb, to: &Tcb, snd_base: u64, fpage: Fpage, grant: bool) 
     let fs_ = from.space();
     let ts = to.space();
     let from_sigma0 = fs_.sigma0;
-    map_clipped(fs_, src, ts, dst, size_log2 as u32, fpage.rights().raw(), grant, from_sigma0)
+    map_clipped(
+        fs_,
+        src,
+        ts,
+        dst,
+        size_log2 as u32,
+        fpage.rights().raw(),
+        grant,
+        from_sigma0,
+    )
 }
 
 /// Splits [dst, dst + 2^log2) around what may not be mapped and hands the rest to the database.
 #[allow(clippy::too_many_arguments)]
-fn map_clipped(from: &Space, src: u64, to: &Space, dst: u64, log2: u32, rights: u64, grant: bool, from_sigma0: bool) -> Result<(), SyscallError> {
+fn map_clipped(
+    from: &Space,
+    src: u64,
+    to: &Space,
+    dst: u64,
+    log2: u32,
+    rights: u64,
+    grant: bool,
+    from_sigma0: bool,
+) -> Result<(), SyscallError> {
     let size = 1u64 << log2;
     let dst_forbidden = |a: u64, len: u64| {
         a.saturating_add(len) > USER_END
@@ -396,29 +422,53 @@ fn map_clipped(from: &Space, src: u64, to: &Space, dst: u64, log2: u32, rights: 
         if to.sigma0 || (core::ptr::eq(from, to) && src == dst) {
             return Ok(());
         }
-        return crate::mapping::map(from, src, to, dst, log2 as u8, rights, grant).map_err(|_| SyscallError::NoMem);
+        return crate::mapping::map(from, src, to, dst, log2 as u8, rights, grant)
+            .map_err(|_| SyscallError::NoMem);
     }
     if log2 <= 12 {
         return Ok(());
     }
     let half = size / 2;
     map_clipped(from, src, to, dst, log2 - 1, rights, grant, from_sigma0)?;
-    map_clipped(from, src + half, to, dst + half, log2 - 1, rights, grant, from_sigma0)
+    map_clipped(
+        from,
+        src + half,
+        to,
+        dst + half,
+        log2 - 1,
+        rights,
+        grant,
+        from_sigma0,
+    )
 }
 
 // ---- system calls ----
 
 /// SpaceControl (spec 5.9): returns the old control word.
-pub fn sys_space_control(space: ThreadId, control: u64, kip_area: Fpage, utcb_area: Fpage, redirector: ThreadId) -> Result<u64, SyscallError> {
+pub fn sys_space_control(
+    space: ThreadId,
+    control: u64,
+    kip_area: Fpage,
+    utcb_area: Fpage,
+    redirector: ThreadId,
+) -> Result<u64, SyscallError> {
     let cur = thread::current();
     if !cur.space().privileged {
         return Err(SyscallError::NoPrivilege);
     }
     let _ = control;
-    let t = thread::resolve(cur, space).filter(|t| t.id.number() >= thread::USER_BASE).ok_or(SyscallError::InvalidSpace)?;
+    let t = thread::resolve(cur, space)
+        .filter(|t| t.id.number() >= thread::USER_BASE)
+        .ok_or(SyscallError::InvalidSpace)?;
     let s = t.space();
     if !s.initialised {
-        let in_user = |f: Fpage| !f.is_nil() && !f.is_complete() && f.base().checked_add(f.size()).is_some_and(|e| e <= USER_END);
+        let in_user = |f: Fpage| {
+            !f.is_nil()
+                && !f.is_complete()
+                && f.base()
+                    .checked_add(f.size())
+                    .is_some_and(|e| e <= USER_END)
+        };
         if !in_user(utcb_area) || utcb_area.size_log2() < 12 {
             return Err(SyscallError::UtcbArea);
         }
@@ -439,7 +489,9 @@ pub fn sys_space_control(space: ThreadId, control: u64, kip_area: Fpage, utcb_ar
 pub fn map_kip(s: &mut Space, kip_area: Fpage) -> Result<(), SyscallError> {
     let kip_phys = crate::kip::kip_phys();
     let base = kip_area.base();
-    let Some((e, _)) = s.walk(base, true, 1)? else { return Err(SyscallError::NoMem) };
+    let Some((e, _)) = s.walk(base, true, 1)? else {
+        return Err(SyscallError::NoMem);
+    };
     *e = kip_phys | P | US | if cpu::features().nx { NX } else { 0 };
     s.kip_area = kip_area;
     Ok(())
@@ -458,7 +510,11 @@ pub fn sys_unmap(control: u64) {
         if f.is_nil() || f.is_io() {
             continue;
         }
-        let (base, log2) = if f.is_complete() { (0, 47) } else { (f.base(), f.size_log2().clamp(12, 47)) };
+        let (base, log2) = if f.is_complete() {
+            (0, 47)
+        } else {
+            (f.base(), f.size_log2().clamp(12, 47))
+        };
         if base >= USER_END {
             continue;
         }

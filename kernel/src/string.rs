@@ -13,13 +13,13 @@
 //! May touch: both UTCBs (items, buffers, ErrorCode), the thread states of the two partners.
 
 use abi::error::{IpcError, IpcErrorCode, IpcPhase};
-use abi::items::{decode_typed, TypedItem};
-use abi::msgtag::{labels, MsgTag};
+use abi::items::{TypedItem, decode_typed};
+use abi::msgtag::{MsgTag, labels};
 use abi::thread_id::ThreadId;
 use abi::time::Time;
 use abi::utcb;
 
-use crate::arch::x86_64::paging::{phys_to_virt, USER_END};
+use crate::arch::x86_64::paging::{USER_END, phys_to_virt};
 use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};
 
@@ -31,7 +31,10 @@ pub struct Segments {
 
 impl Segments {
     const fn new() -> Self {
-        Segments { seg: [(0, 0); 64], n: 0 }
+        Segments {
+            seg: [(0, 0); 64],
+            n: 0,
+        }
     }
     fn total(&self) -> u64 {
         self.seg[..self.n].iter().map(|s| s.1).sum()
@@ -43,7 +46,9 @@ impl Segments {
 pub fn logical_string(words: &[u64], pos: &mut usize) -> Option<(Segments, bool)> {
     let mut s = Segments::new();
     loop {
-        let (TypedItem::String { header, substrings }, n) = decode_typed(words.get(*pos..)?).ok()? else {
+        let (TypedItem::String { header, substrings }, n) =
+            decode_typed(words.get(*pos..)?).ok()?
+        else {
             return None;
         };
         for &a in substrings {
@@ -76,7 +81,11 @@ impl Buffers {
         for (i, w) in words.iter_mut().enumerate() {
             *w = dst.utcb_word(utcb::br(i + 1));
         }
-        Some(Buffers { words, pos: 0, more: true })
+        Some(Buffers {
+            words,
+            pos: 0,
+            more: true,
+        })
     }
 
     /// The next logical receive string, if any is left (buffers are chained by their C bit;
@@ -99,11 +108,17 @@ fn code(phase: IpcPhase, c: IpcErrorCode, offset: u64) -> u64 {
 }
 
 pub fn overflow(offset: u64) -> Codes {
-    (code(IpcPhase::Send, IpcErrorCode::Overflow, offset), code(IpcPhase::Receive, IpcErrorCode::Overflow, offset))
+    (
+        code(IpcPhase::Send, IpcErrorCode::Overflow, offset),
+        code(IpcPhase::Receive, IpcErrorCode::Overflow, offset),
+    )
 }
 
 fn aborted(offset: u64) -> Codes {
-    (code(IpcPhase::Send, IpcErrorCode::Aborted, offset), code(IpcPhase::Receive, IpcErrorCode::Aborted, offset))
+    (
+        code(IpcPhase::Send, IpcErrorCode::Aborted, offset),
+        code(IpcPhase::Receive, IpcErrorCode::Aborted, offset),
+    )
 }
 
 /// Transfer timeout expiry: 5 for the party whose timeout was the effective one (ties: the
@@ -112,9 +127,15 @@ fn xfer_timeout(src: &Tcb, dst: &Tcb, offset: u64) -> Codes {
     let s = period(Time((src.utcb_word(utcb::XFER_TIMEOUTS) >> 16) as u16));
     let r = period(Time(dst.utcb_word(utcb::XFER_TIMEOUTS) as u16));
     if r < s {
-        (code(IpcPhase::Send, IpcErrorCode::XferTimeoutPartner, offset), code(IpcPhase::Receive, IpcErrorCode::XferTimeoutCurrent, offset))
+        (
+            code(IpcPhase::Send, IpcErrorCode::XferTimeoutPartner, offset),
+            code(IpcPhase::Receive, IpcErrorCode::XferTimeoutCurrent, offset),
+        )
     } else {
-        (code(IpcPhase::Send, IpcErrorCode::XferTimeoutCurrent, offset), code(IpcPhase::Receive, IpcErrorCode::XferTimeoutPartner, offset))
+        (
+            code(IpcPhase::Send, IpcErrorCode::XferTimeoutCurrent, offset),
+            code(IpcPhase::Receive, IpcErrorCode::XferTimeoutPartner, offset),
+        )
     }
 }
 
@@ -124,7 +145,11 @@ fn period(t: Time) -> u64 {
         abi::time::TimeSpec::Never => u64::MAX,
         abi::time::TimeSpec::Zero => 0,
         abi::time::TimeSpec::Period(us) => us,
-        abi::time::TimeSpec::Point { .. } => t.decode().deadline(crate::interrupt::now_us()).unwrap_or(u64::MAX).saturating_sub(crate::interrupt::now_us()),
+        abi::time::TimeSpec::Point { .. } => t
+            .decode()
+            .deadline(crate::interrupt::now_us())
+            .unwrap_or(u64::MAX)
+            .saturating_sub(crate::interrupt::now_us()),
     }
 }
 
@@ -132,7 +157,11 @@ fn period(t: Time) -> u64 {
 fn effective_timeout(src: &Tcb, dst: &Tcb) -> (u64, Time) {
     let s = Time((src.utcb_word(utcb::XFER_TIMEOUTS) >> 16) as u16);
     let r = Time(dst.utcb_word(utcb::XFER_TIMEOUTS) as u16);
-    if period(r) < period(s) { (period(r), r) } else { (period(s), s) }
+    if period(r) < period(s) {
+        (period(r), r)
+    } else {
+        (period(s), s)
+    }
 }
 
 /// Physical address of `va` in `t`'s space if mapped user-accessible (and writable if `write`).
@@ -157,7 +186,13 @@ pub enum Resolve {
 
 /// Copies one logical send string into one logical receive string. `copied` counts the bytes
 /// of the whole message so far (the error offset).
-pub fn copy(src: &mut Tcb, s: &Segments, dst: &mut Tcb, d: &Segments, copied: &mut u64) -> Result<(), Codes> {
+pub fn copy(
+    src: &mut Tcb,
+    s: &Segments,
+    dst: &mut Tcb,
+    d: &Segments,
+    copied: &mut u64,
+) -> Result<(), Codes> {
     let cur_is_src = core::ptr::eq(src, thread::current());
     let (mut si, mut soff, mut di, mut doff) = (0usize, 0u64, 0usize, 0u64);
     let total = s.total();
@@ -179,25 +214,42 @@ pub fn copy(src: &mut Tcb, s: &Segments, dst: &mut Tcb, d: &Segments, copied: &m
         }
         let sa = s.seg[si].0.wrapping_add(soff);
         let da = d.seg[di].0.wrapping_add(doff);
-        let n = (s.seg[si].1 - soff).min(d.seg[di].1 - doff).min(4096 - (sa & 0xFFF)).min(4096 - (da & 0xFFF));
+        let n = (s.seg[si].1 - soff)
+            .min(d.seg[di].1 - doff)
+            .min(4096 - (sa & 0xFFF))
+            .min(4096 - (da & 0xFFF));
         let sp = translate(src, sa, false);
         let dp = translate(dst, da, true);
         match (sp, dp) {
             (Some(sp), Some(dp)) => {
                 // SAFETY: both ranges lie within one mapped user page each (checked above),
                 // reached through the direct map.
-                unsafe { core::ptr::copy(phys_to_virt(sp) as *const u8, phys_to_virt(dp) as *mut u8, n as usize) };
+                unsafe {
+                    core::ptr::copy(
+                        phys_to_virt(sp) as *const u8,
+                        phys_to_virt(dp) as *mut u8,
+                        n as usize,
+                    )
+                };
                 soff += n;
                 doff += n;
                 done += n;
                 *copied += n;
             }
             (None, _) => {
-                let r = if cur_is_src { fault_self(src, dst, sa, false) } else { tunnel(dst, src, sa, false) };
+                let r = if cur_is_src {
+                    fault_self(src, dst, sa, false)
+                } else {
+                    tunnel(dst, src, sa, false)
+                };
                 check(r, src, dst, *copied)?;
             }
             (_, None) => {
-                let r = if cur_is_src { tunnel(src, dst, da, true) } else { fault_self(dst, src, da, true) };
+                let r = if cur_is_src {
+                    tunnel(src, dst, da, true)
+                } else {
+                    fault_self(dst, src, da, true)
+                };
                 check(r, src, dst, *copied)?;
             }
         }
@@ -217,7 +269,11 @@ fn check(r: Resolve, src: &Tcb, dst: &Tcb, offset: u64) -> Result<(), Codes> {
 /// The running thread `me` faulted at `va` in its own space during the copy: page-fault IPC to
 /// its pager, bounded by the transfer timeout.
 fn fault_self(me: &mut Tcb, partner: &Tcb, va: u64, receiver_side: bool) -> Resolve {
-    let (src, dst): (&Tcb, &Tcb) = if receiver_side { (partner, me) } else { (me, partner) };
+    let (src, dst): (&Tcb, &Tcb) = if receiver_side {
+        (partner, me)
+    } else {
+        (me, partner)
+    };
     let (us, t) = effective_timeout(src, dst);
     if us == 0 {
         return Resolve::Timeout;
@@ -231,7 +287,11 @@ pub fn pagefault_ipc(me: &mut Tcb, va: u64, receiver_side: bool, timeout: Time) 
     if pager.is_nil() {
         return Resolve::Failed;
     }
-    let ip = if receiver_side { u64::MAX } else { me.frame().rip };
+    let ip = if receiver_side {
+        u64::MAX
+    } else {
+        me.frame().rip
+    };
     let rwx = if receiver_side { 2 } else { 4 };
     let r = crate::ipc::kernel_call_timeout(
         me,
@@ -246,7 +306,9 @@ pub fn pagefault_ipc(me: &mut Tcb, va: u64, receiver_side: bool, timeout: Time) 
     );
     match r {
         Ok(()) => Resolve::Done,
-        Err(c) if IpcError::decode(c).is_some_and(|e| e.code == IpcErrorCode::Timeout) => Resolve::Timeout,
+        Err(c) if IpcError::decode(c).is_some_and(|e| e.code == IpcErrorCode::Timeout) => {
+            Resolve::Timeout
+        }
         Err(c) if crate::ipc::was_aborted(c) => Resolve::Aborted,
         Err(_) => Resolve::Failed,
     }
@@ -255,12 +317,20 @@ pub fn pagefault_ipc(me: &mut Tcb, va: u64, receiver_side: bool, timeout: Time) 
 /// The partner's page at `va` is missing: wake the partner to send the fault message to its own
 /// pager (tunnelling) and wait until it is resolved.
 fn tunnel(me: &mut Tcb, partner: &mut Tcb, va: u64, receiver_side: bool) -> Resolve {
-    let (src, dst): (&Tcb, &Tcb) = if receiver_side { (&*me, &*partner) } else { (&*partner, &*me) };
+    let (src, dst): (&Tcb, &Tcb) = if receiver_side {
+        (&*me, &*partner)
+    } else {
+        (&*partner, &*me)
+    };
     let (us, _) = effective_timeout(src, dst);
     if us == 0 {
         return Resolve::Timeout;
     }
-    let deadline = if us == u64::MAX { u64::MAX } else { crate::interrupt::now_us().saturating_add(us) };
+    let deadline = if us == u64::MAX {
+        u64::MAX
+    } else {
+        crate::interrupt::now_us().saturating_add(us)
+    };
     partner.tunnel_addr = va;
     partner.tunnel_receiver_side = receiver_side;
     partner.tunnel_abandon = false;

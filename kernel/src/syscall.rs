@@ -8,7 +8,7 @@ use abi::thread_id::ThreadId;
 use abi::time::Timeouts;
 use abi::utcb;
 
-use crate::arch::x86_64::syscall::{identify, Syscall};
+use crate::arch::x86_64::syscall::{Syscall, identify};
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::schedule;
 use crate::thread;
@@ -35,7 +35,11 @@ extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
     }
     match call {
         Syscall::Ipc | Syscall::Lipc => {
-            let r = crate::ipc::sys_ipc(ThreadId::from_raw(f.rsi), ThreadId::from_raw(f.rdx), Timeouts(f.r8 & 0xFFFF_FFFF));
+            let r = crate::ipc::sys_ipc(
+                ThreadId::from_raw(f.rsi),
+                ThreadId::from_raw(f.rdx),
+                Timeouts(f.r8 & 0xFFFF_FFFF),
+            );
             f.rsi = r.from.raw();
         }
         Syscall::ExchangeRegisters => crate::exregs::sys_exchange_registers(f),

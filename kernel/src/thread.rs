@@ -11,8 +11,8 @@
 
 use abi::thread_id::ThreadId;
 
-use crate::arch::x86_64::paging::{self, phys_to_virt, table, ADDR_MASK, G, NX, P, RW};
-use crate::arch::x86_64::trap::{TrapFrame, TRAP_FRAME_SIZE};
+use crate::arch::x86_64::paging::{self, ADDR_MASK, G, NX, P, RW, table};
+use crate::arch::x86_64::trap::{TRAP_FRAME_SIZE, TrapFrame};
 use crate::arch::x86_64::{cpu, gdt};
 use crate::mm::frame;
 use crate::space::Space;
@@ -131,8 +131,13 @@ pub struct Tcb {
 
 const _: () = assert!(core::mem::size_of::<Tcb>() <= 4096);
 
-pub static THREADS: KernelCell<[*mut Tcb; MAX_THREADS]> = KernelCell::new([core::ptr::null_mut(); MAX_THREADS]);
-static FREE_SLOTS: KernelCell<SlotAllocator> = KernelCell::new(SlotAllocator { next_fresh: 0, free: [0; MAX_SLOTS], nfree: 0 });
+pub static THREADS: KernelCell<[*mut Tcb; MAX_THREADS]> =
+    KernelCell::new([core::ptr::null_mut(); MAX_THREADS]);
+static FREE_SLOTS: KernelCell<SlotAllocator> = KernelCell::new(SlotAllocator {
+    next_fresh: 0,
+    free: [0; MAX_SLOTS],
+    nfree: 0,
+});
 /// Every thread (for scans on deletion).
 pub static ALL_THREADS: KernelCell<*mut Tcb> = KernelCell::new(core::ptr::null_mut());
 pub static CURRENT: KernelCell<*mut Tcb> = KernelCell::new(core::ptr::null_mut());
@@ -148,11 +153,15 @@ struct SlotAllocator {
 pub fn init() -> bool {
     let pml4 = paging::kernel_pml4();
     let pdpt = table(pml4)[511] & ADDR_MASK;
-    let Some(pd) = frame::alloc() else { return false };
+    let Some(pd) = frame::alloc() else {
+        return false;
+    };
     let region_bytes = MAX_SLOTS as u64 * SLOT_SIZE;
     let pts = region_bytes.div_ceil(2 << 20);
     for i in 0..pts as usize {
-        let Some(pt) = frame::alloc() else { return false };
+        let Some(pt) = frame::alloc() else {
+            return false;
+        };
         table(pd)[i] = pt | P | RW;
     }
     table(pdpt)[511] = pd | P | RW;
@@ -425,8 +434,4 @@ pub fn for_each(mut f: impl FnMut(&'static mut Tcb)) {
         p = t.all_next;
         f(t);
     }
-}
-
-pub fn phys_utcb(kva: u64) -> u64 {
-    kva - phys_to_virt(0)
 }

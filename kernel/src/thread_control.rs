@@ -31,14 +31,24 @@ pub fn activate(t: &mut Tcb, utcb_location: u64, pager: ThreadId) -> Result<(), 
     t.set_utcb_word(utcb::EXCEPTION_HANDLER, 0);
     t.set_utcb_word(utcb::WORD_SIZE_MASK, u64::MAX);
     // Start-up wait: a closed receive from the pager; the first switch runs `thread_startup`.
-    t.ksp = context::prepare_stack(t.kstack_top() - TRAP_FRAME_SIZE as u64, crate::ipc::thread_startup, 0);
+    t.ksp = context::prepare_stack(
+        t.kstack_top() - TRAP_FRAME_SIZE as u64,
+        crate::ipc::thread_startup,
+        0,
+    );
     t.state = State::RecvBlocked;
     t.from_spec = pager;
     t.startup = true;
     Ok(())
 }
 
-pub fn sys_thread_control(dest: ThreadId, space_spec: ThreadId, scheduler: ThreadId, pager: ThreadId, utcb_location: u64) -> Result<(), SyscallError> {
+pub fn sys_thread_control(
+    dest: ThreadId,
+    space_spec: ThreadId,
+    scheduler: ThreadId,
+    pager: ThreadId,
+    utcb_location: u64,
+) -> Result<(), SyscallError> {
     let cur = thread::current();
     if !cur.space().privileged {
         return Err(SyscallError::NoPrivilege);
@@ -54,7 +64,15 @@ pub fn sys_thread_control(dest: ThreadId, space_spec: ThreadId, scheduler: Threa
         return Err(SyscallError::InvalidThread);
     }
     // Resolve the other ids (local ids name threads of the caller's space).
-    let resolve = |id: ThreadId| if id.is_local() { thread::resolve(cur, id).map(|t| t.id).unwrap_or(ThreadId::from_raw(u64::MAX - 1)) } else { id };
+    let resolve = |id: ThreadId| {
+        if id.is_local() {
+            thread::resolve(cur, id)
+                .map(|t| t.id)
+                .unwrap_or(ThreadId::from_raw(u64::MAX - 1))
+        } else {
+            id
+        }
+    };
     let space_spec = resolve(space_spec);
     let scheduler = resolve(scheduler);
     let pager = resolve(pager);
@@ -71,7 +89,11 @@ pub fn sys_thread_control(dest: ThreadId, space_spec: ThreadId, scheduler: Threa
 fn delete(dest: ThreadId) -> Result<(), SyscallError> {
     let cur = thread::current();
     let Some(t) = thread::lookup_global(dest) else {
-        return if thread::lookup_number(dest.number()).is_some() { Err(SyscallError::InvalidThread) } else { Ok(()) };
+        return if thread::lookup_number(dest.number()).is_some() {
+            Err(SyscallError::InvalidThread)
+        } else {
+            Ok(())
+        };
     };
     if core::ptr::eq(t, cur) {
         return Err(SyscallError::InvalidThread);
@@ -87,7 +109,13 @@ fn delete(dest: ThreadId) -> Result<(), SyscallError> {
     Ok(())
 }
 
-fn create(dest: ThreadId, space_spec: ThreadId, scheduler: ThreadId, pager: ThreadId, utcb_location: u64) -> Result<(), SyscallError> {
+fn create(
+    dest: ThreadId,
+    space_spec: ThreadId,
+    scheduler: ThreadId,
+    pager: ThreadId,
+    utcb_location: u64,
+) -> Result<(), SyscallError> {
     if scheduler.is_nil() {
         return Err(SyscallError::InvalidThread);
     }
@@ -95,17 +123,27 @@ fn create(dest: ThreadId, space_spec: ThreadId, scheduler: ThreadId, pager: Thre
     let space = if new_space {
         None
     } else {
-        Some(thread::lookup_global(space_spec).filter(|t| t.id.number() >= thread::USER_BASE).ok_or(SyscallError::InvalidSpace)?.space)
+        Some(
+            thread::lookup_global(space_spec)
+                .filter(|t| t.id.number() >= thread::USER_BASE)
+                .ok_or(SyscallError::InvalidSpace)?
+                .space,
+        )
     };
     if !pager.is_nil() {
         // Created active: the space must be initialised and the UTCB location valid.
-        let Some(sp) = space else { return Err(SyscallError::InvalidSpace) };
+        let Some(sp) = space else {
+            return Err(SyscallError::InvalidSpace);
+        };
         // SAFETY: a live thread's space.
         let s = unsafe { &*sp };
         if !s.initialised {
             return Err(SyscallError::InvalidSpace);
         }
-        if utcb_location == u64::MAX || !s.valid_utcb_location(utcb_location) || utcb_taken(sp, utcb_location) {
+        if utcb_location == u64::MAX
+            || !s.valid_utcb_location(utcb_location)
+            || utcb_taken(sp, utcb_location)
+        {
             return Err(SyscallError::UtcbArea);
         }
     }
@@ -125,11 +163,11 @@ fn create(dest: ThreadId, space_spec: ThreadId, scheduler: ThreadId, pager: Thre
     if utcb_location != u64::MAX {
         t.utcb_location = utcb_location;
     }
-    if !pager.is_nil() {
-        if let Err(e) = activate(t, utcb_location, pager) {
-            thread::destroy(t);
-            return Err(e);
-        }
+    if !pager.is_nil()
+        && let Err(e) = activate(t, utcb_location, pager)
+    {
+        thread::destroy(t);
+        return Err(e);
     }
     Ok(())
 }
@@ -144,11 +182,20 @@ fn utcb_taken(space: *mut space::Space, loc: u64) -> bool {
     taken
 }
 
-fn modify(t: &mut Tcb, dest: ThreadId, space_spec: ThreadId, scheduler: ThreadId, pager: ThreadId, utcb_location: u64) -> Result<(), SyscallError> {
+fn modify(
+    t: &mut Tcb,
+    dest: ThreadId,
+    space_spec: ThreadId,
+    scheduler: ThreadId,
+    pager: ThreadId,
+    utcb_location: u64,
+) -> Result<(), SyscallError> {
     if t.id.number() < thread::USER_BASE {
         return Err(SyscallError::InvalidThread);
     }
-    let target = thread::lookup_global(space_spec).filter(|t| t.id.number() >= thread::USER_BASE).ok_or(SyscallError::InvalidSpace)?;
+    let target = thread::lookup_global(space_spec)
+        .filter(|t| t.id.number() >= thread::USER_BASE)
+        .ok_or(SyscallError::InvalidSpace)?;
     let target_space = target.space;
     if utcb_location != u64::MAX {
         if t.is_activated() {
@@ -156,7 +203,9 @@ fn modify(t: &mut Tcb, dest: ThreadId, space_spec: ThreadId, scheduler: ThreadId
         }
         // SAFETY: a live thread's space.
         let s = unsafe { &*target_space };
-        if s.initialised && (!s.valid_utcb_location(utcb_location) || utcb_taken(target_space, utcb_location)) {
+        if s.initialised
+            && (!s.valid_utcb_location(utcb_location) || utcb_taken(target_space, utcb_location))
+        {
             return Err(SyscallError::UtcbArea);
         }
     }

@@ -12,7 +12,10 @@ use crate::qemu;
 /// The number following `key` in `text`.
 pub fn number_after(text: &str, key: &str) -> Option<u64> {
     let i = text.find(key)? + key.len();
-    let digits: String = text[i..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    let digits: String = text[i..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
     digits.parse().ok()
 }
 
@@ -35,10 +38,16 @@ pub fn run(_args: &[String]) -> ExitCode {
         (Some(f), Some(r)) => {
             println!("instructions from reset to the first kernel log line: {f}");
             println!("instructions from reset to \"ready\":                 {r}");
-            println!("instructions from the first log line to \"ready\":    {}", r - f);
+            println!(
+                "instructions from the first log line to \"ready\":    {}",
+                r - f
+            );
         }
         _ => {
-            eprintln!("boot benchmark: figures not found in the output:\n{}", out.output);
+            eprintln!(
+                "boot benchmark: figures not found in the output:\n{}",
+                out.output
+            );
             return ExitCode::FAILURE;
         }
     }

@@ -10,7 +10,10 @@ pub const TARGET: &str = "x86_64-unknown-none";
 pub const PACKAGES: &[&str] = &["kernel", "sigma0", "root"];
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub struct Images {
@@ -32,8 +35,14 @@ impl Images {
         let mut b = Boot::new(self.kernel());
         if self.has_user("sigma0") && self.has_user("root") {
             b.modules = vec![
-                Module { path: self.user("sigma0"), args: String::new() },
-                Module { path: self.user("root"), args: "demo".into() },
+                Module {
+                    path: self.user("sigma0"),
+                    args: String::new(),
+                },
+                Module {
+                    path: self.user("root"),
+                    args: "demo".into(),
+                },
             ];
         }
         b
@@ -43,7 +52,8 @@ impl Images {
 pub fn build_all() -> Result<Images, String> {
     let root = workspace_root();
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(&root).args(["build", "--release", "--target", TARGET]);
+    cmd.current_dir(&root)
+        .args(["build", "--release", "--target", TARGET]);
     for p in PACKAGES {
         cmd.args(["-p", p]);
     }
@@ -51,5 +61,7 @@ pub fn build_all() -> Result<Images, String> {
     if !status.success() {
         return Err(format!("cargo build exited with {status}"));
     }
-    Ok(Images { dir: root.join("target").join(TARGET).join("release") })
+    Ok(Images {
+        dir: root.join("target").join(TARGET).join("release"),
+    })
 }

@@ -79,7 +79,11 @@ impl Boot {
                     .map(|m| {
                         let p = m.path.display().to_string();
                         // QEMU separates modules with ',' (escaped as ',,' inside a module line).
-                        let line = if m.args.is_empty() { p } else { format!("{} {}", p, m.args) };
+                        let line = if m.args.is_empty() {
+                            p
+                        } else {
+                            format!("{} {}", p, m.args)
+                        };
                         line.replace(',', ",,")
                     })
                     .collect();
@@ -115,11 +119,20 @@ pub struct SerialInput {
 
 /// Boots, captures the serial console (stdio) and returns when QEMU exits, when `stop_at` has
 /// been printed, or after `timeout`.
-pub fn run(boot: &Boot, timeout: Duration, stop_at: Option<&str>, input: &[SerialInput], echo: bool) -> Outcome {
+pub fn run(
+    boot: &Boot,
+    timeout: Duration,
+    stop_at: Option<&str>,
+    input: &[SerialInput],
+    echo: bool,
+) -> Outcome {
     let start = Instant::now();
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(boot.args()).args(["-serial", "stdio", "-monitor", "none"]);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(boot.args())
+        .args(["-serial", "stdio", "-monitor", "none"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -201,7 +214,9 @@ pub fn run(boot: &Boot, timeout: Duration, stop_at: Option<&str>, input: &[Seria
     } else {
         // Drain what is left and collect the exit status.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while let Ok(Some(line)) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        while let Ok(Some(line)) =
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             output.push_str(&line);
         }
         match child.wait() {
@@ -216,5 +231,11 @@ pub fn run(boot: &Boot, timeout: Duration, stop_at: Option<&str>, input: &[Seria
         output.push_str("[qemu stderr] ");
         output.push_str(&err);
     }
-    Outcome { output, status, timed_out, stopped, elapsed: start.elapsed() }
+    Outcome {
+        output,
+        status,
+        timed_out,
+        stopped,
+        elapsed: start.elapsed(),
+    }
 }

@@ -9,7 +9,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::build::{self, Images};
-use crate::qemu::{self, Boot, Module, SerialInput, EXIT_FAILURE, EXIT_SUCCESS};
+use crate::qemu::{self, Boot, EXIT_FAILURE, EXIT_SUCCESS, Module, SerialInput};
 
 pub struct Test {
     pub name: &'static str,
@@ -38,8 +38,14 @@ fn kernel_only(images: &Images, cmdline: &str) -> Boot {
 fn with_root(images: &Images, cmdline: &str, root_args: &str) -> Boot {
     let mut b = kernel_only(images, cmdline);
     b.modules = vec![
-        Module { path: images.user("sigma0"), args: String::new() },
-        Module { path: images.user("root"), args: root_args.into() },
+        Module {
+            path: images.user("sigma0"),
+            args: String::new(),
+        },
+        Module {
+            path: images.user("root"),
+            args: root_args.into(),
+        },
     ];
     b
 }
@@ -49,7 +55,13 @@ pub fn all_tests() -> Vec<Test> {
         Test {
             name: "boot-qemu64",
             boot: |i| kernel_only(i, "exit=ready"),
-            expect: &["L4 X.2 microkernel", "cpu: features used:", "memory map:", "paging: kernel tables live", "kernel: ready"],
+            expect: &[
+                "L4 X.2 microkernel",
+                "cpu: features used:",
+                "memory map:",
+                "paging: kernel tables live",
+                "kernel: ready",
+            ],
             forbid: &[PANIC, "*** exception"],
             exit: Some(EXIT_SUCCESS),
             stop_at: None,
@@ -73,7 +85,14 @@ pub fn all_tests() -> Vec<Test> {
         Test {
             name: "fault-dump-pf",
             boot: |i| kernel_only(i, "selftest=pf"),
-            expect: &["exception 14 (#PF page fault)", "CR2=0x00000deadbeef000", "RIP=", "RAX=", "R15=", "reported as expected"],
+            expect: &[
+                "exception 14 (#PF page fault)",
+                "CR2=0x00000deadbeef000",
+                "RIP=",
+                "RAX=",
+                "R15=",
+                "reported as expected",
+            ],
             forbid: &[PANIC],
             exit: Some(EXIT_SUCCESS),
             stop_at: None,
@@ -83,7 +102,13 @@ pub fn all_tests() -> Vec<Test> {
         Test {
             name: "fault-dump-gp",
             boot: |i| kernel_only(i, "selftest=gp"),
-            expect: &["exception 13 (#GP general protection)", "RIP=", "RAX=", "R15=", "reported as expected"],
+            expect: &[
+                "exception 13 (#GP general protection)",
+                "RIP=",
+                "RAX=",
+                "R15=",
+                "reported as expected",
+            ],
             forbid: &[PANIC],
             exit: Some(EXIT_SUCCESS),
             stop_at: None,
@@ -93,7 +118,13 @@ pub fn all_tests() -> Vec<Test> {
         Test {
             name: "fault-dump-ud",
             boot: |i| kernel_only(i, "selftest=ud"),
-            expect: &["exception 6 (#UD invalid opcode)", "RIP=", "RAX=", "R15=", "reported as expected"],
+            expect: &[
+                "exception 6 (#UD invalid opcode)",
+                "RIP=",
+                "RAX=",
+                "R15=",
+                "reported as expected",
+            ],
             forbid: &[PANIC],
             exit: Some(EXIT_SUCCESS),
             stop_at: None,
@@ -103,7 +134,10 @@ pub fn all_tests() -> Vec<Test> {
         Test {
             name: "panic-exits-with-failure",
             boot: |i| kernel_only(i, "selftest=panic"),
-            expect: &["*** kernel panic at kernel/src/selftest.rs", "selftest panic"],
+            expect: &[
+                "*** kernel panic at kernel/src/selftest.rs",
+                "selftest panic",
+            ],
             forbid: &[],
             exit: Some(EXIT_FAILURE),
             stop_at: None,
@@ -159,7 +193,9 @@ pub fn user_tests() -> Vec<Test> {
 fn report_checks(test: &Test, out: &qemu::Outcome) -> (usize, usize) {
     let (mut p, mut f) = (0, 0);
     for line in out.output.lines() {
-        let Some(rest) = line.trim().strip_prefix("check ") else { continue };
+        let Some(rest) = line.trim().strip_prefix("check ") else {
+            continue;
+        };
         if let Some(name) = rest.strip_suffix(" ... ok") {
             p += 1;
             println!("test {}/{} ... ok", test.name, name);
@@ -193,19 +229,31 @@ pub fn judge(test: &Test, out: &qemu::Outcome) -> Verdict {
     }
     for f in test.forbid {
         if out.output.contains(f) {
-            return Verdict { ok: false, reason: format!("unexpected \"{f}\"") };
+            return Verdict {
+                ok: false,
+                reason: format!("unexpected \"{f}\""),
+            };
         }
     }
     if out.timed_out {
-        return Verdict { ok: false, reason: format!("timed out after {} s", test.timeout_s) };
+        return Verdict {
+            ok: false,
+            reason: format!("timed out after {} s", test.timeout_s),
+        };
     }
     match test.exit {
         Some(code) if out.status != Some(code) => Verdict {
             ok: false,
             reason: format!("QEMU exit status {:?}, expected {}", out.status, code),
         },
-        None if !out.stopped => Verdict { ok: false, reason: format!("QEMU exited ({:?}) before the end marker", out.status) },
-        _ => Verdict { ok: true, reason: String::new() },
+        None if !out.stopped => Verdict {
+            ok: false,
+            reason: format!("QEMU exited ({:?}) before the end marker", out.status),
+        },
+        _ => Verdict {
+            ok: true,
+            reason: String::new(),
+        },
     }
 }
 
@@ -229,7 +277,8 @@ fn host_tests() -> (usize, usize) {
     let text = String::from_utf8_lossy(&out.stdout);
     let (mut passed, mut failed) = (0, 0);
     for line in text.lines() {
-        if line.starts_with("test ") && (line.ends_with(" ... FAILED") || line.contains("panicked")) {
+        if line.starts_with("test ") && (line.ends_with(" ... FAILED") || line.contains("panicked"))
+        {
             println!("{line}");
         }
         if let Some(rest) = line.strip_prefix("test result: ") {
@@ -248,7 +297,11 @@ fn host_tests() -> (usize, usize) {
 
 pub fn run_all(args: &[String]) -> ExitCode {
     let filter = args.first().cloned();
-    let (mut passed, mut failed) = if filter.is_none() { host_tests() } else { (0, 0) };
+    let (mut passed, mut failed) = if filter.is_none() {
+        host_tests()
+    } else {
+        (0, 0)
+    };
     println!("== building images ==");
     let images = match build::build_all() {
         Ok(i) => i,
@@ -267,14 +320,24 @@ pub fn run_all(args: &[String]) -> ExitCode {
             }
         }
         let boot = (test.boot)(&images);
-        let out = qemu::run(&boot, Duration::from_secs(test.timeout_s), test.stop_at, &(test.input)(), false);
+        let out = qemu::run(
+            &boot,
+            Duration::from_secs(test.timeout_s),
+            test.stop_at,
+            &(test.input)(),
+            false,
+        );
         let v = judge(&test, &out);
         let (cp, cf) = report_checks(&test, &out);
         passed += cp;
         failed += cf;
         if v.ok {
             passed += 1;
-            println!("test {} ... ok ({:.1} s)", test.name, out.elapsed.as_secs_f64());
+            println!(
+                "test {} ... ok ({:.1} s)",
+                test.name,
+                out.elapsed.as_secs_f64()
+            );
         } else {
             failed += 1;
             println!("test {} ... FAILED: {}", test.name, v.reason);
@@ -285,7 +348,14 @@ pub fn run_all(args: &[String]) -> ExitCode {
             println!("---- end of {} ----", test.name);
         }
     }
-    println!("integration tests took {:.1} s", start.elapsed().as_secs_f64());
+    println!(
+        "integration tests took {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
     println!("{passed} passed, {failed} failed");
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -53,9 +53,17 @@ impl BootInfo {
 pub static BOOT: KernelCell<BootInfo> = KernelCell::new(BootInfo {
     mbi_phys: 0,
     cmdline: [0; CMDLINE_LEN],
-    regions: [Region { base: 0, len: 0, kind: 0 }; MAX_REGIONS],
+    regions: [Region {
+        base: 0,
+        len: 0,
+        kind: 0,
+    }; MAX_REGIONS],
     nregions: 0,
-    modules: [Module { start: 0, end: 0, cmdline: [0; CMDLINE_LEN] }; MAX_MODULES],
+    modules: [Module {
+        start: 0,
+        end: 0,
+        cmdline: [0; CMDLINE_LEN],
+    }; MAX_MODULES],
     nmodules: 0,
 });
 
@@ -125,7 +133,11 @@ pub fn parse(magic: u32, mbi: u64) -> Result<(), Error> {
     while off + 24 <= len && b.nregions < MAX_REGIONS {
         let e = addr + off;
         let size = rd32(e) as u64;
-        b.regions[b.nregions] = Region { base: rd64(e + 4), len: rd64(e + 12), kind: rd32(e + 20) };
+        b.regions[b.nregions] = Region {
+            base: rd64(e + 4),
+            len: rd64(e + 12),
+            kind: rd32(e + 20),
+        };
         b.nregions += 1;
         off += size + 4;
     }

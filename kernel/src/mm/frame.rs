@@ -20,10 +20,22 @@ struct Pool {
     in_use: u64,
 }
 
-static POOL: KernelCell<Pool> = KernelCell::new(Pool { start: 0, end: 0, fresh: 0, free_head: 0, in_use: 0 });
+static POOL: KernelCell<Pool> = KernelCell::new(Pool {
+    start: 0,
+    end: 0,
+    fresh: 0,
+    free_head: 0,
+    in_use: 0,
+});
 
 pub fn init(start: u64, end: u64) {
-    *POOL.get() = Pool { start, end, fresh: start, free_head: 0, in_use: 0 };
+    *POOL.get() = Pool {
+        start,
+        end,
+        fresh: start,
+        free_head: 0,
+        in_use: 0,
+    };
 }
 
 pub fn alloc() -> Option<u64> {
@@ -49,7 +61,7 @@ pub fn alloc() -> Option<u64> {
 /// Returns a frame obtained from `alloc`.
 pub fn free(frame: u64) {
     let pool = POOL.get();
-    debug_assert!(frame >= pool.start && frame < pool.end && frame % FRAME_SIZE == 0);
+    debug_assert!(frame >= pool.start && frame < pool.end && frame.is_multiple_of(FRAME_SIZE));
     // SAFETY: the caller gives the frame back; its first word becomes the list link.
     unsafe { *(phys_to_virt(frame) as *mut u64) = pool.free_head };
     pool.free_head = frame;
@@ -65,9 +77,4 @@ pub fn in_use() -> u64 {
 pub fn range() -> (u64, u64) {
     let p = POOL.get();
     (p.start, p.end)
-}
-
-pub fn total() -> u64 {
-    let p = POOL.get();
-    (p.end - p.start) / FRAME_SIZE
 }

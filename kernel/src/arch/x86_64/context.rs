@@ -56,14 +56,14 @@ pub static CURRENT_KSTACK_TOP: KernelCell<u64> = KernelCell::new(0);
 /// Returns the stack pointer to store in the thread.
 pub fn prepare_stack(top: u64, entry: extern "C" fn(u64) -> !, arg: u64) -> u64 {
     let frames = [
-        0u64,                           // r15
-        0,                              // r14
-        arg,                            // r13
-        entry as usize as u64,          // r12
-        0,                              // rbp
-        0,                              // rbx
-        thread_bootstrap as usize as u64, // return address
-        0,                              // alignment
+        0u64,                                                       // r15
+        0,                                                          // r14
+        arg,                                                        // r13
+        entry as usize as u64,                                      // r12
+        0,                                                          // rbp
+        0,                                                          // rbx
+        thread_bootstrap as unsafe extern "C" fn() as usize as u64, // return address
+        0,                                                          // alignment
     ];
     let sp = top - (frames.len() as u64) * 8;
     for (i, w) in frames.iter().enumerate() {
@@ -96,7 +96,7 @@ pub fn switch(save_ksp: *mut u64, to: &SwitchTo) {
     }
     // SAFETY: GS is not used by the kernel; the base only matters in user mode.
     unsafe { cpu::wrmsr(MSR_GS_BASE, to.gs_base) };
-    if to.fpu_save != to.fpu_load as *mut u8 {
+    if !core::ptr::eq(to.fpu_save, to.fpu_load) {
         if !to.fpu_save.is_null() {
             // SAFETY: 512-byte, 16-aligned save areas owned by the two threads.
             unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) to.fpu_save, options(nostack)) };

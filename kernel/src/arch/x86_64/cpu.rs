@@ -9,13 +9,17 @@ use crate::sync::KernelCell;
 
 pub fn outb(port: u16, v: u8) {
     // SAFETY: port I/O has no memory effects visible to Rust; ports used are the PC's.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
+    }
 }
 
 pub fn inb(port: u16) -> u8 {
     let v: u8;
     // SAFETY: as for `outb`.
-    unsafe { asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags))
+    }
     v
 }
 
@@ -29,7 +33,9 @@ pub fn rdtsc() -> u64 {
 pub fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: callers pass architectural MSRs that exist on every x86-64 CPU or were checked.
-    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    }
     ((hi as u64) << 32) | lo as u64
 }
 
@@ -112,7 +118,12 @@ pub struct CpuidResult {
 
 pub fn cpuid(leaf: u32, sub: u32) -> CpuidResult {
     let r = core::arch::x86_64::__cpuid_count(leaf, sub);
-    CpuidResult { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx }
+    CpuidResult {
+        eax: r.eax,
+        ebx: r.ebx,
+        ecx: r.ecx,
+        edx: r.edx,
+    }
 }
 
 /// CPU features the kernel uses when present (and only then).
@@ -151,17 +162,28 @@ pub const MSR_EFER: u32 = 0xC000_0080;
 pub const MSR_STAR: u32 = 0xC000_0081;
 pub const MSR_LSTAR: u32 = 0xC000_0082;
 pub const MSR_FMASK: u32 = 0xC000_0084;
-pub const MSR_FS_BASE: u32 = 0xC000_0100;
 pub const MSR_GS_BASE: u32 = 0xC000_0101;
-pub const MSR_KERNEL_GS_BASE: u32 = 0xC000_0102;
 
 /// Discovers features and switches on the ones the kernel relies on: NX, global pages, SSE
 /// (for user threads), syscall/sysret.
 pub fn init() {
     let l1 = cpuid(1, 0);
     let max_ext = cpuid(0x8000_0000, 0).eax;
-    let e1 = if max_ext >= 0x8000_0001 { cpuid(0x8000_0001, 0) } else { cpuid(0, 0) };
-    let l7 = if cpuid(0, 0).eax >= 7 { cpuid(7, 0) } else { CpuidResult { eax: 0, ebx: 0, ecx: 0, edx: 0 } };
+    let e1 = if max_ext >= 0x8000_0001 {
+        cpuid(0x8000_0001, 0)
+    } else {
+        cpuid(0, 0)
+    };
+    let l7 = if cpuid(0, 0).eax >= 7 {
+        cpuid(7, 0)
+    } else {
+        CpuidResult {
+            eax: 0,
+            ebx: 0,
+            ecx: 0,
+            edx: 0,
+        }
+    };
     let inv = max_ext >= 0x8000_0007 && cpuid(0x8000_0007, 0).edx & (1 << 8) != 0;
     let f = Features {
         nx: max_ext >= 0x8000_0001 && e1.edx & (1 << 20) != 0,

@@ -75,7 +75,10 @@ pub fn init() {
         | (((limit >> 16) & 0xF) << 48)
         | (((base >> 24) & 0xFF) << 56);
     gdt[7] = base >> 32;
-    let ptr = DescriptorPointer { limit: (size_of::<[u64; 8]>() - 1) as u16, base: GDT.as_ptr() as u64 };
+    let ptr = DescriptorPointer {
+        limit: (size_of::<[u64; 8]>() - 1) as u16,
+        base: GDT.as_ptr() as u64,
+    };
     // SAFETY: the GDT is static and keeps the boot selectors' meaning (0x08 code, 0x10 data);
     // the far return reloads CS from it.
     unsafe {

@@ -22,8 +22,6 @@ pub const MAX_PHYS: u64 = 510 << 30;
 pub const P: u64 = 1;
 pub const RW: u64 = 1 << 1;
 pub const US: u64 = 1 << 2;
-pub const PWT: u64 = 1 << 3;
-pub const PCD: u64 = 1 << 4;
 pub const ACCESSED: u64 = 1 << 5;
 pub const DIRTY: u64 = 1 << 6;
 pub const PS: u64 = 1 << 7;
@@ -72,14 +70,20 @@ pub fn init_kernel_tables(phys_top: u64) -> bool {
     let f = crate::arch::x86_64::cpu::features();
     let nx = if f.nx { NX } else { 0 };
     let g = if f.pge { G } else { 0 };
-    let Some(pml4) = frame::alloc() else { return false };
-    let Some(pdpt) = frame::alloc() else { return false };
+    let Some(pml4) = frame::alloc() else {
+        return false;
+    };
+    let Some(pdpt) = frame::alloc() else {
+        return false;
+    };
     let gib = phys_top.min(MAX_PHYS).div_ceil(1 << 30).max(4);
     for i in 0..gib {
         if f.pdpe1gb {
             table(pdpt)[i as usize] = (i << 30) | P | RW | PS | g | nx;
         } else {
-            let Some(pd) = frame::alloc() else { return false };
+            let Some(pd) = frame::alloc() else {
+                return false;
+            };
             for j in 0..512u64 {
                 table(pd)[j as usize] = (i << 30) | (j << 21) | P | RW | PS | g | nx;
             }
@@ -87,7 +91,9 @@ pub fn init_kernel_tables(phys_top: u64) -> bool {
         }
     }
     // The image: 4 KiB pages with rights by section.
-    let Some(pd_img) = frame::alloc() else { return false };
+    let Some(pd_img) = frame::alloc() else {
+        return false;
+    };
     table(pdpt)[510] = pd_img | P | RW | US;
     // SAFETY: linker-provided symbols; only their addresses are used.
     let (kip, text, stubs, stubs_end, rodata, data, end) = unsafe {
@@ -119,7 +125,9 @@ pub fn init_kernel_tables(phys_top: u64) -> bool {
         let pdi = ((va >> 21) & 511) as usize;
         let pti = ((va >> 12) & 511) as usize;
         if table(pd_img)[pdi] & P == 0 {
-            let Some(pt) = frame::alloc() else { return false };
+            let Some(pt) = frame::alloc() else {
+                return false;
+            };
             table(pd_img)[pdi] = pt | P | RW | US;
         }
         let pt = table(pd_img)[pdi] & ADDR_MASK;

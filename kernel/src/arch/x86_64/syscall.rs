@@ -16,8 +16,7 @@ use core::arch::global_asm;
 use super::cpu::{self, MSR_FMASK, MSR_LSTAR, MSR_STAR};
 use super::gdt::{KERNEL_CS, USER_CS32};
 
-/// `TrapFrame::vector` value of a system-call entry.
-pub const SYSCALL_VECTOR: u64 = 0x100;
+// `TrapFrame::vector` of a system-call entry is 0x100 (pushed by `syscall_entry`).
 
 /// System calls in stub-slot order.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -211,7 +210,10 @@ pub fn init() {
     // SAFETY: standard syscall configuration; the entry point is `syscall_entry`.
     unsafe {
         cpu::wrmsr(MSR_STAR, star);
-        cpu::wrmsr(MSR_LSTAR, syscall_entry as usize as u64);
+        cpu::wrmsr(
+            MSR_LSTAR,
+            syscall_entry as unsafe extern "C" fn() as usize as u64,
+        );
         // Clear IF, TF, DF, AC, NT, RF on entry.
         cpu::wrmsr(MSR_FMASK, 0x4_4700);
     }

@@ -44,7 +44,7 @@ pub const TRAP_FRAME_SIZE: usize = size_of::<TrapFrame>();
 const _: () = assert!(TRAP_FRAME_SIZE == 22 * 8);
 
 impl TrapFrame {
-    pub fn from_user(&self) -> bool {
+    pub fn is_from_user(&self) -> bool {
         self.cs & 3 == 3
     }
 }
@@ -130,8 +130,6 @@ trap_stub_table:
 
 unsafe extern "C" {
     static trap_stub_table: [u64; NUM_VECTORS];
-    /// Pops a `TrapFrame` from the stack and returns with `iretq`.
-    pub fn trap_return();
 }
 
 #[repr(C)]
@@ -146,8 +144,17 @@ struct IdtEntry {
     _r: u32,
 }
 
-static IDT: KernelCell<[IdtEntry; 256]> =
-    KernelCell::new([IdtEntry { off_lo: 0, sel: 0, ist: 0, attr: 0, off_mid: 0, off_hi: 0, _r: 0 }; 256]);
+static IDT: KernelCell<[IdtEntry; 256]> = KernelCell::new(
+    [IdtEntry {
+        off_lo: 0,
+        sel: 0,
+        ist: 0,
+        attr: 0,
+        off_mid: 0,
+        off_hi: 0,
+        _r: 0,
+    }; 256],
+);
 
 pub const VEC_BREAKPOINT: usize = 3;
 pub const VEC_DOUBLE_FAULT: usize = 8;
@@ -174,7 +181,10 @@ pub fn init() {
         limit: u16,
         base: u64,
     }
-    let p = Ptr { limit: (size_of::<[IdtEntry; 256]>() - 1) as u16, base: IDT.as_ptr() as u64 };
+    let p = Ptr {
+        limit: (size_of::<[IdtEntry; 256]>() - 1) as u16,
+        base: IDT.as_ptr() as u64,
+    };
     // SAFETY: the IDT is static and every present entry points at a stub above.
     unsafe { core::arch::asm!("lidt [{}]", in(reg) &p, options(nostack)) };
 }
@@ -233,15 +243,50 @@ pub fn dump(frame: &TrapFrame) {
         v,
         name,
         frame.error,
-        if frame.from_user() { "user" } else { "kernel" }
+        if frame.is_from_user() {
+            "user"
+        } else {
+            "kernel"
+        }
     );
     if v == 14 {
         crate::kprintln!("    CR2={:#018x} (fault address)", super::cpu::read_cr2());
     }
     let f = frame;
-    crate::kprintln!("    RIP={:#018x} CS={:#x} RFLAGS={:#x} RSP={:#018x} SS={:#x}", f.rip, f.cs, f.rflags, f.rsp, f.ss);
-    crate::kprintln!("    RAX={:#018x} RBX={:#018x} RCX={:#018x} RDX={:#018x}", f.rax, f.rbx, f.rcx, f.rdx);
-    crate::kprintln!("    RSI={:#018x} RDI={:#018x} RBP={:#018x} R8 ={:#018x}", f.rsi, f.rdi, f.rbp, f.r8);
-    crate::kprintln!("    R9 ={:#018x} R10={:#018x} R11={:#018x} R12={:#018x}", f.r9, f.r10, f.r11, f.r12);
-    crate::kprintln!("    R13={:#018x} R14={:#018x} R15={:#018x} CR3={:#018x}", f.r13, f.r14, f.r15, super::cpu::read_cr3());
+    crate::kprintln!(
+        "    RIP={:#018x} CS={:#x} RFLAGS={:#x} RSP={:#018x} SS={:#x}",
+        f.rip,
+        f.cs,
+        f.rflags,
+        f.rsp,
+        f.ss
+    );
+    crate::kprintln!(
+        "    RAX={:#018x} RBX={:#018x} RCX={:#018x} RDX={:#018x}",
+        f.rax,
+        f.rbx,
+        f.rcx,
+        f.rdx
+    );
+    crate::kprintln!(
+        "    RSI={:#018x} RDI={:#018x} RBP={:#018x} R8 ={:#018x}",
+        f.rsi,
+        f.rdi,
+        f.rbp,
+        f.r8
+    );
+    crate::kprintln!(
+        "    R9 ={:#018x} R10={:#018x} R11={:#018x} R12={:#018x}",
+        f.r9,
+        f.r10,
+        f.r11,
+        f.r12
+    );
+    crate::kprintln!(
+        "    R13={:#018x} R14={:#018x} R15={:#018x} CR3={:#018x}",
+        f.r13,
+        f.r14,
+        f.r15,
+        super::cpu::read_cr3()
+    );
 }

@@ -20,14 +20,6 @@ user_load_u8:
 user_load_u8_insn:
     movzbq (%rdi), %rax
     ret
-    /* user_store_u8(addr: rdi, value: rsi) -> rdx = 0 ok / 1 fault */
-    .global user_store_u8
-user_store_u8:
-    xorl %edx, %edx
-    .global user_store_u8_insn
-user_store_u8_insn:
-    movb %sil, (%rdi)
-    ret
     .global user_access_fixup
 user_access_fixup:
     movl $1, %edx
@@ -39,7 +31,6 @@ user_access_fixup:
 
 unsafe extern "C" {
     fn user_load_u8_insn();
-    fn user_store_u8_insn();
     fn user_access_fixup();
 }
 
@@ -51,14 +42,13 @@ struct Ret {
 
 unsafe extern "sysv64" {
     fn user_load_u8(addr: u64) -> Ret;
-    fn user_store_u8(addr: u64, v: u64) -> Ret;
 }
 
 /// If `rip` is one of the guarded user accesses, returns where to resume.
 pub fn fixup(rip: u64) -> Option<u64> {
     let r = rip as usize;
-    if r == user_load_u8_insn as usize || r == user_store_u8_insn as usize {
-        Some(user_access_fixup as usize as u64)
+    if r == user_load_u8_insn as unsafe extern "C" fn() as usize {
+        Some(user_access_fixup as unsafe extern "C" fn() as usize as u64)
     } else {
         None
     }
@@ -76,15 +66,6 @@ pub fn read_u8(addr: u64) -> Option<u8> {
     // SAFETY: a guarded access: a fault resumes at the fixup and reports failure.
     let r = unsafe { user_load_u8(addr) };
     (r.fault == 0).then_some(r.value as u8)
-}
-
-pub fn write_u8(addr: u64, v: u8) -> bool {
-    if !user_range_ok(addr, 1) {
-        return false;
-    }
-    // SAFETY: a guarded access, as in `read_u8`.
-    let r = unsafe { user_store_u8(addr, v as u64) };
-    r.fault == 0
 }
 
 pub fn read_bytes(addr: u64, out: &mut [u8]) -> bool {

@@ -23,7 +23,7 @@ pub fn init() {
     outb(PIC2 + 1, 2);
     outb(PIC1 + 1, 1);
     outb(PIC2 + 1, 1);
-    *MASK.get() = 0xFFFF & !(1 << 2); // cascade line open
+    *MASK.get() = !(1 << 2); // cascade line open
     write_mask();
 }
 

@@ -57,7 +57,9 @@ fn reply_map(to: ThreadId, src: u64, dst: u64, rights: Rights) {
 /// the root's data page.
 extern "C" fn pg() -> ! {
     loop {
-        let Ok((from, tag)) = msg::wait() else { continue };
+        let Ok((from, tag)) = msg::wait() else {
+            continue;
+        };
         if tag.label() & !0xF != labels::PAGE_FAULT {
             continue;
         }
@@ -76,7 +78,9 @@ extern "C" fn pg() -> ! {
 /// Commands (label 1): MR1 = 1 read DATA, 2 start b at (MR2 ip, MR3 sp).
 extern "C" fn a_main() -> ! {
     loop {
-        let Ok((from, tag)) = msg::wait() else { continue };
+        let Ok((from, tag)) = msg::wait() else {
+            continue;
+        };
         if tag.label() & !0xF == labels::PAGE_FAULT {
             let addr = utcb::mr(1) & !0xFFF;
             let write = tag.label() & 2 != 0;
@@ -89,7 +93,11 @@ extern "C" fn a_main() -> ! {
             // Make sure we have the page ourselves (faults to PG), then map it on.
             // SAFETY: reading a page of our own space; a fault goes to our pager.
             unsafe { core::ptr::read_volatile(addr as *const u8) };
-            let rights = if addr == DATA { Rights::from_raw(B_RIGHTS.load(Ordering::SeqCst)) } else { Rights::FULL };
+            let rights = if addr == DATA {
+                Rights::from_raw(B_RIGHTS.load(Ordering::SeqCst))
+            } else {
+                Rights::FULL
+            };
             reply_map(from, addr, addr, rights);
             continue;
         }
@@ -134,7 +142,11 @@ extern "C" fn b_main() -> ! {
 fn command(t: ThreadId, words: &[u64]) -> Option<u64> {
     utcb::set_mrs(1, words);
     utcb::set_mr(0, MsgTag::new(1, words.len() as u64, 0).raw());
-    let r = syscall::ipc(t, t, Timeouts::new(Time::period_micros(500_000), Time::period_micros(500_000)));
+    let r = syscall::ipc(
+        t,
+        t,
+        Timeouts::new(Time::period_micros(500_000), Time::period_micros(500_000)),
+    );
     (!r.tag.error()).then(|| utcb::mr(1))
 }
 
@@ -142,9 +154,20 @@ fn command(t: ThreadId, words: &[u64]) -> Option<u64> {
 fn new_space(s: &mut Suite, t: ThreadId, pager: ThreadId) -> bool {
     let me = root();
     let ok = syscall::thread_control(t, t, me, ThreadId::NIL, u64::MAX) == 1
-        && syscall::space_control(t, 0, Fpage::new_log2(kip::kip_address(), 12), Fpage::new_log2(UTCB_AREA, 13), ThreadId::NIL).0 == 1
+        && syscall::space_control(
+            t,
+            0,
+            Fpage::new_log2(kip::kip_address(), 12),
+            Fpage::new_log2(UTCB_AREA, 13),
+            ThreadId::NIL,
+        )
+        .0 == 1
         && syscall::thread_control(t, t, me, pager, UTCB_AREA) == 1;
-    s.check("chain.create_space", ok, format_args!("thread {:#x}: error {}", t.raw(), utcb::error_code()));
+    s.check(
+        "chain.create_space",
+        ok,
+        format_args!("thread {:#x}: error {}", t.raw(), utcb::error_code()),
+    );
     ok
 }
 
@@ -163,20 +186,54 @@ pub fn run(s: &mut Suite) {
     let (pgt, a, b) = (n(0), n(1), n(2));
     let loc = (utcb::my_local_id().raw() & !0xFFF) + 0x400 * 0x80;
     if syscall::thread_control(pgt, root(), root(), root(), loc) != 1 {
-        s.check("chain.pager", false, format_args!("error {}", utcb::error_code()));
+        s.check(
+            "chain.pager",
+            false,
+            format_args!("error {}", utcb::error_code()),
+        );
         return;
     }
-    l4::thread::start(pgt, stack_top(0), pg as extern "C" fn() -> ! as usize as u64);
+    l4::thread::start(
+        pgt,
+        stack_top(0),
+        pg as extern "C" fn() -> ! as usize as u64,
+    );
     if !new_space(s, a, pgt) || !new_space(s, b, a) {
         return;
     }
     // a's pager (PG) is in our space: ExchangeRegisters may start it (pagerexregs).
-    let r = l4::thread::start(a, stack_top(1), a_main as extern "C" fn() -> ! as usize as u64);
-    s.check("chain.exregs_allowed_from_pager_space", !r.is_nil(), format_args!("error {}", utcb::error_code()));
+    let r = l4::thread::start(
+        a,
+        stack_top(1),
+        a_main as extern "C" fn() -> ! as usize as u64,
+    );
+    s.check(
+        "chain.exregs_allowed_from_pager_space",
+        !r.is_nil(),
+        format_args!("error {}", utcb::error_code()),
+    );
     // b's pager is a (space A): we may not, a starts it with the start-up message.
-    let (r, _) = syscall::exchange_registers(b, syscall::ExregsState { control: 0, ..Default::default() });
-    s.check("chain.exregs_refused_other_space", r.is_nil(), format_args!("result {:#x}", r.raw()));
-    let started = command(a, &[2, b_main as extern "C" fn() -> ! as usize as u64, stack_top(2), b.raw()]);
+    let (r, _) = syscall::exchange_registers(
+        b,
+        syscall::ExregsState {
+            control: 0,
+            ..Default::default()
+        },
+    );
+    s.check(
+        "chain.exregs_refused_other_space",
+        r.is_nil(),
+        format_args!("result {:#x}", r.raw()),
+    );
+    let started = command(
+        a,
+        &[
+            2,
+            b_main as extern "C" fn() -> ! as usize as u64,
+            stack_top(2),
+            b.raw(),
+        ],
+    );
     s.check_eq("chain.b_started_by_its_pager", started, Some(1));
 
     // sigma0 → root → A → B by page faults and map items.
@@ -193,8 +250,22 @@ pub fn run(s: &mut Suite) {
     syscall::unmap(0);
     let vb = command(b, &[1]);
     s.check_eq("chain.b_reads_after_unmap", vb, Some(0xC4A1_0001));
-    s.check("chain.unmap_at_root_removed_from_b", A_DATA_FAULTS_OF_B.load(Ordering::SeqCst) > faults_a, format_args!("b's faults at a: {}", A_DATA_FAULTS_OF_B.load(Ordering::SeqCst)));
-    s.check("chain.unmap_at_root_removed_from_a", PG_DATA_FAULTS.load(Ordering::SeqCst) > faults_pg, format_args!("a's faults at PG: {}", PG_DATA_FAULTS.load(Ordering::SeqCst)));
+    s.check(
+        "chain.unmap_at_root_removed_from_b",
+        A_DATA_FAULTS_OF_B.load(Ordering::SeqCst) > faults_a,
+        format_args!(
+            "b's faults at a: {}",
+            A_DATA_FAULTS_OF_B.load(Ordering::SeqCst)
+        ),
+    );
+    s.check(
+        "chain.unmap_at_root_removed_from_a",
+        PG_DATA_FAULTS.load(Ordering::SeqCst) > faults_pg,
+        format_args!(
+            "a's faults at PG: {}",
+            PG_DATA_FAULTS.load(Ordering::SeqCst)
+        ),
+    );
 
     // Rights reduction along the chain: a maps read-only to b; b's write faults (to a).
     utcb::set_mr(0, Fpage::new_log2(page, 12).with_rights(Rights::FULL).raw());
@@ -204,10 +275,21 @@ pub fn run(s: &mut Suite) {
     let w0 = A_WRITE_FAULTS_OF_B.load(Ordering::SeqCst);
     B_RIGHTS.store(Rights::RW.raw(), Ordering::SeqCst);
     let vw = command(b, &[2]);
-    s.check("chain.read_only_write_faults_to_pager", A_WRITE_FAULTS_OF_B.load(Ordering::SeqCst) > w0, format_args!("write faults {}", A_WRITE_FAULTS_OF_B.load(Ordering::SeqCst)));
+    s.check(
+        "chain.read_only_write_faults_to_pager",
+        A_WRITE_FAULTS_OF_B.load(Ordering::SeqCst) > w0,
+        format_args!(
+            "write faults {}",
+            A_WRITE_FAULTS_OF_B.load(Ordering::SeqCst)
+        ),
+    );
     // SAFETY: our own page, written by b through the chain.
     let seen = unsafe { (&raw const DATA_PAGE.0[0]).read_volatile() };
-    s.check("chain.b_write_reaches_root_page", vw == Some(0xB0B0) && seen == 0xB0B0, format_args!("{vw:?} {seen:#x}"));
+    s.check(
+        "chain.b_write_reaches_root_page",
+        vw == Some(0xB0B0) && seen == 0xB0B0,
+        format_args!("{vw:?} {seen:#x}"),
+    );
 
     // Deleting A's thread destroys space A and everything derived from it (B's DATA too).
     syscall::thread_control(a, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
@@ -223,30 +305,65 @@ fn sigma0_protocol(s: &mut Suite) {
     // A request that is not the protocol (u must be 2 or 3) gets no answer at all.
     utcb::set_mrs(1, &[abi::sigma0::any_page(12).raw(), 0, 0, 0, 0]);
     utcb::set_mr(0, MsgTag::new(labels::SIGMA0, 5, 0).raw());
-    let r = syscall::ipc(s0, s0, Timeouts::new(Time::period_micros(100_000), Time::period_micros(50_000)));
-    s.check("chain.sigma0_ignores_malformed_request", r.tag.error() && utcb::error_code() & 0xF == 3, format_args!("tag {:#x} error {:#x}", r.tag.raw(), utcb::error_code()));
+    let r = syscall::ipc(
+        s0,
+        s0,
+        Timeouts::new(Time::period_micros(100_000), Time::period_micros(50_000)),
+    );
+    s.check(
+        "chain.sigma0_ignores_malformed_request",
+        r.tag.error() && utcb::error_code() & 0xF == 3,
+        format_args!("tag {:#x} error {:#x}", r.tag.raw(), utcb::error_code()),
+    );
     // Unknown label: no answer.
     utcb::set_mr(0, MsgTag::new(0x1234, 2, 0).raw());
-    let r = syscall::ipc(s0, s0, Timeouts::new(Time::period_micros(100_000), Time::period_micros(50_000)));
-    s.check("chain.sigma0_ignores_unknown_label", r.tag.error() && utcb::error_code() & 0xF == 3, format_args!("tag {:#x} error {:#x}", r.tag.raw(), utcb::error_code()));
+    let r = syscall::ipc(
+        s0,
+        s0,
+        Timeouts::new(Time::period_micros(100_000), Time::period_micros(50_000)),
+    );
+    s.check(
+        "chain.sigma0_ignores_unknown_label",
+        r.tag.error() && utcb::error_code() & 0xF == 3,
+        format_args!("tag {:#x} error {:#x}", r.tag.raw(), utcb::error_code()),
+    );
     // Kernel memory (the reserved pool) is refused: nil map item.
-    let pool = l4::kip::memory_descriptors().iter().find(|d| d.mem_type() == Some(abi::MemType::Reserved) && d.low() > 0x100_0000).map(|d| d.low());
+    let pool = l4::kip::memory_descriptors()
+        .iter()
+        .find(|d| d.mem_type() == Some(abi::MemType::Reserved) && d.low() > 0x100_0000)
+        .map(|d| d.low());
     if let Some(p) = pool {
         let r = l4::sigma0::get_page(Fpage::new_log2(p, 12));
-        s.check("chain.sigma0_refuses_kernel_memory", r.is_err(), format_args!("{p:#x}: {:?}", r.ok()));
+        s.check(
+            "chain.sigma0_refuses_kernel_memory",
+            r.is_err(),
+            format_args!("{p:#x}: {:?}", r.ok()),
+        );
     }
     // Any 2 MiB page: granted as one superpage-sized fpage.
     let r = l4::sigma0::get_any(21);
-    s.check("chain.sigma0_any_2mib_page", r.is_ok(), format_args!("{:?}", r.err()));
+    s.check(
+        "chain.sigma0_any_2mib_page",
+        r.is_ok(),
+        format_args!("{:?}", r.err()),
+    );
     if let Ok(f) = r {
         // SAFETY: sigma0 just mapped these 2 MiB at their physical address in our space.
         let v = unsafe {
             ((f.base() + 0x1F_F000) as *mut u64).write_volatile(0x2B);
             ((f.base() + 0x1F_F000) as *const u64).read_volatile()
         };
-        s.check("chain.sigma0_2mib_page_usable", v == 0x2B && f.size_log2() == 21, format_args!("fpage {:#x}", f.raw()));
+        s.check(
+            "chain.sigma0_2mib_page_usable",
+            v == 0x2B && f.size_log2() == 21,
+            format_args!("fpage {:#x}", f.raw()),
+        );
         // The same page again: already ours, granted again.
         let again = l4::sigma0::get_page(Fpage::new_log2(f.base(), 12));
-        s.check("chain.sigma0_own_page_again", again.is_ok(), format_args!("{:?}", again.err()));
+        s.check(
+            "chain.sigma0_own_page_again",
+            again.is_ok(),
+            format_args!("{:?}", again.err()),
+        );
     }
 }

@@ -53,13 +53,21 @@ pub fn run(s: &mut Suite) {
         st as u64 + STACK as u64 - 8
     };
     if syscall::thread_control(t, me, me, me, loc) != 1 {
-        s.check("cpu.helper", false, format_args!("error {}", utcb::error_code()));
+        s.check(
+            "cpu.helper",
+            false,
+            format_args!("error {}", utcb::error_code()),
+        );
         return;
     }
     // Same priority as the helper, so that ThreadSwitch alternates between us.
     syscall::schedule(me, u64::MAX, u64::MAX, 100, u64::MAX);
     syscall::schedule(t, u64::MAX, u64::MAX, 100, u64::MAX);
-    l4::thread::start(t, top, sse_clobberer as extern "C" fn() -> ! as usize as u64);
+    l4::thread::start(
+        t,
+        top,
+        sse_clobberer as extern "C" fn() -> ! as usize as u64,
+    );
     let mut kept = true;
     for i in 0..50u64 {
         let pattern = 0x1111_0000_0000_0000 | i;
@@ -88,7 +96,11 @@ pub fn run(s: &mut Suite) {
         };
         if a != pattern || b != pattern || c != pattern {
             kept = false;
-            s.check("cpu.sse_registers_preserved", false, format_args!("round {i}: {a:#x} {b:#x} {c:#x}"));
+            s.check(
+                "cpu.sse_registers_preserved",
+                false,
+                format_args!("round {i}: {a:#x} {b:#x} {c:#x}"),
+            );
             break;
         }
     }
@@ -102,13 +114,21 @@ pub fn run(s: &mut Suite) {
         msg::sleep(Time::period_micros(1000));
     }
     let other = OTHER_GS.load(Ordering::SeqCst);
-    s.check("cpu.gs0_is_own_utcb", other == loc + 0x200 && utcb::utcb_pointer() as u64 == utcb::my_local_id().raw(), format_args!("helper {other:#x}, ours {:#x}", utcb::utcb_pointer() as u64));
+    s.check(
+        "cpu.gs0_is_own_utcb",
+        other == loc + 0x200 && utcb::utcb_pointer() as u64 == utcb::my_local_id().raw(),
+        format_args!("helper {other:#x}, ours {:#x}", utcb::utcb_pointer() as u64),
+    );
     syscall::schedule(me, u64::MAX, u64::MAX, 255, u64::MAX);
     syscall::thread_control(t, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
 
     // Kernel debugger interface: non-blocking read with nothing typed, enter-with-message.
     let c = kdb::read_char();
-    s.check("kdb.read_char_nonblocking", c.is_none(), format_args!("{c:?}"));
+    s.check(
+        "kdb.read_char_nonblocking",
+        c.is_none(),
+        format_args!("{c:?}"),
+    );
     kdb::enter("kdb-enter-check");
     s.check("kdb.enter_continues", true, format_args!(""));
     kdb::print_char(b'\n');

@@ -50,7 +50,11 @@ fn spawn(i: usize, entry: extern "C" fn() -> !) -> ThreadId {
     };
     let r = syscall::thread_control(t, root(), root(), root(), loc);
     if r != 1 {
-        l4::println!("ipc: cannot create helper {} (error {})", i, utcb::error_code());
+        l4::println!(
+            "ipc: cannot create helper {} (error {})",
+            i,
+            utcb::error_code()
+        );
         return ThreadId::NIL;
     }
     thread::start(t, top, entry as usize as u64);
@@ -126,7 +130,10 @@ extern "C" fn stress_worker() -> ! {
     loop {
         let peer = helper_id(8 + (next(&mut x) % 4) as usize);
         let t = Time::period_micros(next(&mut x) % 3000);
-        utcb::set_mr(0, MsgTag::new(next(&mut x) & 0xFF, next(&mut x) % 64, 0).raw());
+        utcb::set_mr(
+            0,
+            MsgTag::new(next(&mut x) & 0xFF, next(&mut x) % 64, 0).raw(),
+        );
         let _ = match next(&mut x) % 5 {
             0 => syscall::ipc(peer, ThreadId::NIL, Timeouts::new(t, Time::NEVER)),
             1 => syscall::ipc(ThreadId::NIL, ThreadId::ANY, Timeouts::new(Time::NEVER, t)),
@@ -239,13 +246,21 @@ pub fn run(s: &mut Suite) {
                 let words_ok = (1..=n as usize).all(|i| utcb::mr(i) == ((n << 32) | i as u64) + 1);
                 if tag.untyped() != n || tag.label() != 0x42 || !words_ok {
                     all_ok = false;
-                    s.check("ipc.untyped_words", false, format_args!("{n} words: tag {:#x}", tag.raw()));
+                    s.check(
+                        "ipc.untyped_words",
+                        false,
+                        format_args!("{n} words: tag {:#x}", tag.raw()),
+                    );
                     break;
                 }
             }
             Err(e) => {
                 all_ok = false;
-                s.check("ipc.untyped_words", false, format_args!("{n} words: error {:#x}", e.error_code));
+                s.check(
+                    "ipc.untyped_words",
+                    false,
+                    format_args!("{n} words: error {:#x}", e.error_code),
+                );
                 break;
             }
         }
@@ -253,7 +268,11 @@ pub fn run(s: &mut Suite) {
     if all_ok {
         s.check("ipc.untyped_words_0_to_63", true, format_args!(""));
     }
-    s.check_eq("ipc.from_is_local_id_in_same_space", SHARED[0].load(Ordering::SeqCst), utcb::my_local_id().raw());
+    s.check_eq(
+        "ipc.from_is_local_id_in_same_space",
+        SHARED[0].load(Ordering::SeqCst),
+        utcb::my_local_id().raw(),
+    );
 
     // Lipc between threads of one space.
     utcb::set_mr(1, 7);
@@ -263,23 +282,39 @@ pub fn run(s: &mut Suite) {
 
     // From a thread of another space (sigma0): the global id.
     let page = l4::sigma0::get_any(12);
-    s.check("ipc.sigma0_rpc_answers", page.is_ok(), format_args!("{:?}", page.err()));
+    s.check(
+        "ipc.sigma0_rpc_answers",
+        page.is_ok(),
+        format_args!("{:?}", page.err()),
+    );
     utcb::set_mr(0, MsgTag::new(0x1234, 0, 0).raw());
-    let r = syscall::ipc(kip::sigma0_id(), kip::sigma0_id(), Timeouts::new(Time::NEVER, ms(50)));
+    let r = syscall::ipc(
+        kip::sigma0_id(),
+        kip::sigma0_id(),
+        Timeouts::new(Time::NEVER, ms(50)),
+    );
     let _ = r;
     utcb::set_mr(1, abi::sigma0::any_page(12).raw());
     utcb::set_mr(2, 0);
     utcb::set_mr(0, abi::sigma0::rpc_tag().raw());
     msg::accept(abi::Acceptor::map_grant(Fpage::COMPLETE));
     let r = syscall::ipc(kip::sigma0_id(), kip::sigma0_id(), Timeouts::NEVER);
-    s.check_eq("ipc.from_is_global_id_across_spaces", r.from, kip::sigma0_id());
+    s.check_eq(
+        "ipc.from_is_global_id_across_spaces",
+        r.from,
+        kip::sigma0_id(),
+    );
     msg::accept(abi::Acceptor::UNTYPED_WORDS);
 
     // anylocalthread: a same-space sender is accepted.
     utcb::set_mr(1, 1);
     utcb::set_mr(0, MsgTag::new(2, 1, 0).raw());
     let r = syscall::ipc(echo_t, ThreadId::ANY_LOCAL, Timeouts::NEVER);
-    s.check("ipc.receive_anylocalthread", !r.tag.error() && r.from == thread::local_id_of(echo_t) && utcb::mr(1) == 2, format_args!("tag {:#x} from {:#x}", r.tag.raw(), r.from.raw()));
+    s.check(
+        "ipc.receive_anylocalthread",
+        !r.tag.error() && r.from == thread::local_id_of(echo_t) && utcb::mr(1) == 2,
+        format_args!("tag {:#x} from {:#x}", r.tag.raw(), r.from.raw()),
+    );
 
     // Propagation: root calls the propagator, which forwards to echo on the root's behalf;
     // echo sees the root as sender, the propagator as ActualSender, and replies to the root.
@@ -287,9 +322,21 @@ pub fn run(s: &mut Suite) {
     utcb::set_mr(1, 100);
     utcb::set_mr(0, MsgTag::new(3, 1, 0).raw());
     let r = msg::call_timeouts(prop, Time::NEVER, ms(500));
-    s.check("ipc.propagation_reply_from_final_server", r.is_ok() && utcb::mr(1) == 101, format_args!("{:?} MR1 {}", r.err(), utcb::mr(1)));
-    s.check_eq("ipc.propagation_from_is_virtual_sender", SHARED[0].load(Ordering::SeqCst), utcb::my_local_id().raw());
-    s.check_eq("ipc.propagation_actual_sender", SHARED[10].load(Ordering::SeqCst), prop.raw());
+    s.check(
+        "ipc.propagation_reply_from_final_server",
+        r.is_ok() && utcb::mr(1) == 101,
+        format_args!("{:?} MR1 {}", r.err(), utcb::mr(1)),
+    );
+    s.check_eq(
+        "ipc.propagation_from_is_virtual_sender",
+        SHARED[0].load(Ordering::SeqCst),
+        utcb::my_local_id().raw(),
+    );
+    s.check_eq(
+        "ipc.propagation_actual_sender",
+        SHARED[10].load(Ordering::SeqCst),
+        prop.raw(),
+    );
     kill(prop);
 
     // Timeouts.
@@ -297,59 +344,145 @@ pub fn run(s: &mut Suite) {
     utcb::set_mr(0, 0);
     let e = error_code_of(msg::send_timeout(sleeper_t, ms(30)));
     let dt = syscall::system_clock() - t0;
-    s.check("ipc.send_timeout_code", e == 2, format_args!("ErrorCode {e:#x}"));
-    s.check("ipc.send_timeout_duration", (25_000..2_000_000).contains(&dt), format_args!("{dt} us"));
+    s.check(
+        "ipc.send_timeout_code",
+        e == 2,
+        format_args!("ErrorCode {e:#x}"),
+    );
+    s.check(
+        "ipc.send_timeout_duration",
+        (25_000..2_000_000).contains(&dt),
+        format_args!("{dt} us"),
+    );
     let t0 = syscall::system_clock();
     let e = error_code_of(msg::receive_timeout(echo_t, ms(30)));
     let dt = syscall::system_clock() - t0;
-    s.check("ipc.receive_timeout_code", e == 3, format_args!("ErrorCode {e:#x}"));
-    s.check("ipc.receive_timeout_duration", (25_000..2_000_000).contains(&dt), format_args!("{dt} us"));
+    s.check(
+        "ipc.receive_timeout_code",
+        e == 3,
+        format_args!("ErrorCode {e:#x}"),
+    );
+    s.check(
+        "ipc.receive_timeout_duration",
+        (25_000..2_000_000).contains(&dt),
+        format_args!("{dt} us"),
+    );
     let e = error_code_of(msg::send_timeout(sleeper_t, Time::ZERO));
-    s.check("ipc.zero_send_timeout", e == 2, format_args!("ErrorCode {e:#x}"));
+    s.check(
+        "ipc.zero_send_timeout",
+        e == 2,
+        format_args!("ErrorCode {e:#x}"),
+    );
     let e = error_code_of(msg::receive_timeout(echo_t, Time::ZERO));
-    s.check("ipc.zero_receive_timeout", e == 3, format_args!("ErrorCode {e:#x}"));
+    s.check(
+        "ipc.zero_receive_timeout",
+        e == 3,
+        format_args!("ErrorCode {e:#x}"),
+    );
     let t0 = syscall::system_clock();
     msg::sleep(ms(20));
     let dt = syscall::system_clock() - t0;
-    s.check("ipc.sleep", (19_000..2_000_000).contains(&dt), format_args!("{dt} us"));
+    s.check(
+        "ipc.sleep",
+        (19_000..2_000_000).contains(&dt),
+        format_args!("{dt} us"),
+    );
 
     // Non-existing partners.
     let ghost = ThreadId::global(0x3_0000, 7);
     let e = error_code_of(msg::send_timeout(ghost, Time::ZERO));
-    s.check("ipc.send_to_nonexistent", e == 4, format_args!("ErrorCode {e:#x}"));
+    s.check(
+        "ipc.send_to_nonexistent",
+        e == 4,
+        format_args!("ErrorCode {e:#x}"),
+    );
     let e = error_code_of(msg::receive_timeout(ghost, Time::ZERO));
-    s.check("ipc.receive_from_nonexistent", e == 5, format_args!("ErrorCode {e:#x}"));
+    s.check(
+        "ipc.receive_from_nonexistent",
+        e == 5,
+        format_args!("ErrorCode {e:#x}"),
+    );
     let stale = ThreadId::global(echo_t.number(), 2);
     let e = error_code_of(msg::send_timeout(stale, Time::ZERO));
-    s.check("ipc.send_to_stale_version", e == 4, format_args!("ErrorCode {e:#x}"));
+    s.check(
+        "ipc.send_to_stale_version",
+        e == 4,
+        format_args!("ErrorCode {e:#x}"),
+    );
     let kernel_thread = ThreadId::global(kip::thread_info().system_base(), 1);
     let e = error_code_of(msg::send_timeout(kernel_thread, Time::ZERO));
-    s.check("ipc.send_to_kernel_thread", e == 4, format_args!("ErrorCode {e:#x}"));
+    s.check(
+        "ipc.send_to_kernel_thread",
+        e == 4,
+        format_args!("ErrorCode {e:#x}"),
+    );
     // ThreadSwitch to a kernel thread (the idle thread) is an ordinary yield.
     for _ in 0..3 {
         syscall::thread_switch(kernel_thread);
     }
-    s.check("ipc.thread_switch_to_kernel_thread_is_yield", true, format_args!(""));
-    let r = syscall::thread_control(ThreadId::global(0x3_1234, 1), kernel_thread, root(), ThreadId::NIL, u64::MAX);
-    s.check("ipc.kernel_thread_is_no_space", r == 0 && utcb::error_code() == 3, format_args!("result {r} error {}", utcb::error_code()));
+    s.check(
+        "ipc.thread_switch_to_kernel_thread_is_yield",
+        true,
+        format_args!(""),
+    );
+    let r = syscall::thread_control(
+        ThreadId::global(0x3_1234, 1),
+        kernel_thread,
+        root(),
+        ThreadId::NIL,
+        u64::MAX,
+    );
+    s.check(
+        "ipc.kernel_thread_is_no_space",
+        r == 0 && utcb::error_code() == 3,
+        format_args!("result {r} error {}", utcb::error_code()),
+    );
 
     // Message overflow: u + t > 63.
     utcb::set_mr(0, MsgTag::new(0, 60, 4).raw());
     let e = error_code_of(msg::send_timeout(echo_t, ms(10)));
-    s.check("ipc.message_overflow", e & 0xF == 8, format_args!("ErrorCode {e:#x}"));
+    s.check(
+        "ipc.message_overflow",
+        e & 0xF == 8,
+        format_args!("ErrorCode {e:#x}"),
+    );
 
     // Cancel a blocked receive and a blocked send (ExchangeRegisters R / S).
     let rcv = spawn(2, blocked_receiver);
     msg::sleep(ms(5));
-    syscall::exchange_registers(rcv, ExregsState { control: 1 << 1, ..ExregsState::default() });
+    syscall::exchange_registers(
+        rcv,
+        ExregsState {
+            control: 1 << 1,
+            ..ExregsState::default()
+        },
+    );
     let ok = wait_flag(2);
-    s.check("ipc.cancel_receive", ok && SHARED[1].load(Ordering::SeqCst) == 7, format_args!("ErrorCode {:#x}", SHARED[1].load(Ordering::SeqCst)));
+    s.check(
+        "ipc.cancel_receive",
+        ok && SHARED[1].load(Ordering::SeqCst) == 7,
+        format_args!("ErrorCode {:#x}", SHARED[1].load(Ordering::SeqCst)),
+    );
     let snd = spawn(3, blocked_sender);
     msg::sleep(ms(5));
-    let (_, old) = syscall::exchange_registers(snd, ExregsState { control: 1 << 2, ..ExregsState::default() });
+    let (_, old) = syscall::exchange_registers(
+        snd,
+        ExregsState {
+            control: 1 << 2,
+            ..ExregsState::default()
+        },
+    );
     let ok = wait_flag(4);
-    s.check("ipc.cancel_send_reports_sending", old.control & 4 != 0, format_args!("control out {:#x}", old.control));
-    s.check("ipc.cancel_send", ok && SHARED[3].load(Ordering::SeqCst) == 6, format_args!("ErrorCode {:#x}", SHARED[3].load(Ordering::SeqCst)));
+    s.check(
+        "ipc.cancel_send_reports_sending",
+        old.control & 4 != 0,
+        format_args!("control out {:#x}", old.control),
+    );
+    s.check(
+        "ipc.cancel_send",
+        ok && SHARED[3].load(Ordering::SeqCst) == 6,
+        format_args!("ErrorCode {:#x}", SHARED[3].load(Ordering::SeqCst)),
+    );
 
     // A partner deleted while a sender is blocked on it.
     SHARED[4].store(0, Ordering::SeqCst);
@@ -358,7 +491,11 @@ pub fn run(s: &mut Suite) {
     msg::sleep(ms(5));
     kill(sleeper_t);
     let ok = wait_flag(4);
-    s.check("ipc.partner_deleted_while_sending", ok && SHARED[3].load(Ordering::SeqCst) == 4, format_args!("ErrorCode {:#x}", SHARED[3].load(Ordering::SeqCst)));
+    s.check(
+        "ipc.partner_deleted_while_sending",
+        ok && SHARED[3].load(Ordering::SeqCst) == 4,
+        format_args!("ErrorCode {:#x}", SHARED[3].load(Ordering::SeqCst)),
+    );
     kill(snd);
     kill(rcv);
 
@@ -367,7 +504,11 @@ pub fn run(s: &mut Suite) {
     match msg::receive_timeout(f, ms(500)) {
         Ok(tag) => {
             let ok_tag = tag.label() == labels::EXCEPTION && tag.untyped() == 19;
-            s.check("ipc.exception_message_tag", ok_tag, format_args!("tag {:#x}", tag.raw()));
+            s.check(
+                "ipc.exception_message_tag",
+                ok_tag,
+                format_args!("tag {:#x}", tag.raw()),
+            );
             s.check_eq("ipc.exception_message_vector", utcb::mr(19), 6);
             s.check_eq("ipc.exception_message_rax", utcb::mr(8), 0x1111);
             let rip = utcb::mr(1);
@@ -376,10 +517,18 @@ pub fn run(s: &mut Suite) {
             utcb::set_mr(0, MsgTag::new(0, 18, 0).raw());
             let _ = msg::reply(f);
             let ok = wait_flag(6);
-            s.check("ipc.exception_reply_resumes", ok && SHARED[5].load(Ordering::SeqCst) == 0x4242, format_args!("RAX {:#x}", SHARED[5].load(Ordering::SeqCst)));
+            s.check(
+                "ipc.exception_reply_resumes",
+                ok && SHARED[5].load(Ordering::SeqCst) == 0x4242,
+                format_args!("RAX {:#x}", SHARED[5].load(Ordering::SeqCst)),
+            );
         }
         Err(e) => {
-            s.check("ipc.exception_message_tag", false, format_args!("no exception message: {:#x}", e.error_code));
+            s.check(
+                "ipc.exception_message_tag",
+                false,
+                format_args!("no exception message: {:#x}", e.error_code),
+            );
         }
     }
     kill(f);
@@ -390,33 +539,68 @@ pub fn run(s: &mut Suite) {
     let p = spawn(5, toucher);
     match msg::receive_timeout(p, ms(500)) {
         Ok(tag) => {
-            s.check("ipc.pagefault_tag", tag.label() == labels::PAGE_FAULT | 4 && tag.untyped() == 2, format_args!("tag {:#x}", tag.raw()));
+            s.check(
+                "ipc.pagefault_tag",
+                tag.label() == labels::PAGE_FAULT | 4 && tag.untyped() == 2,
+                format_args!("tag {:#x}", tag.raw()),
+            );
             s.check_eq("ipc.pagefault_address", utcb::mr(1), PF_ADDR);
             let ip = utcb::mr(2);
-            s.check("ipc.pagefault_ip_in_image", ip >= kip::kip().root_server.low && ip < kip::kip().root_server.high, format_args!("ip {ip:#x}"));
+            s.check(
+                "ipc.pagefault_ip_in_image",
+                ip >= kip::kip().root_server.low && ip < kip::kip().root_server.high,
+                format_args!("ip {ip:#x}"),
+            );
             // Abort the fault IPC: the thread retries and faults again.
-            syscall::exchange_registers(p, ExregsState { control: 6, ..ExregsState::default() });
+            syscall::exchange_registers(
+                p,
+                ExregsState {
+                    control: 6,
+                    ..ExregsState::default()
+                },
+            );
             match msg::receive_timeout(p, ms(500)) {
                 Ok(tag) => {
-                    s.check("ipc.pagefault_retried_after_abort", tag.label() == labels::PAGE_FAULT | 4, format_args!("tag {:#x}", tag.raw()));
+                    s.check(
+                        "ipc.pagefault_retried_after_abort",
+                        tag.label() == labels::PAGE_FAULT | 4,
+                        format_args!("tag {:#x}", tag.raw()),
+                    );
                     let src = &raw const MAPPED_PAGE as u64;
-                    let item = MapItem::new(Fpage::new_log2(src, 12).with_rights(Rights::FULL), PF_ADDR);
+                    let item =
+                        MapItem::new(Fpage::new_log2(src, 12).with_rights(Rights::FULL), PF_ADDR);
                     let w = item.to_words(false);
                     utcb::set_mr(1, w[0]);
                     utcb::set_mr(2, w[1]);
                     utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
                     let _ = msg::reply(p);
                     let ok = wait_flag(9);
-                    s.check("ipc.pagefault_resolved_by_map_item", ok && SHARED[7].load(Ordering::SeqCst) == 0xFEED_F00D, format_args!("read {:#x}", SHARED[7].load(Ordering::SeqCst)));
-                    s.check("ipc.pagefault_keeps_64_mrs", SHARED[8].load(Ordering::SeqCst) == 1, format_args!(""));
+                    s.check(
+                        "ipc.pagefault_resolved_by_map_item",
+                        ok && SHARED[7].load(Ordering::SeqCst) == 0xFEED_F00D,
+                        format_args!("read {:#x}", SHARED[7].load(Ordering::SeqCst)),
+                    );
+                    s.check(
+                        "ipc.pagefault_keeps_64_mrs",
+                        SHARED[8].load(Ordering::SeqCst) == 1,
+                        format_args!(""),
+                    );
                 }
                 Err(e) => {
-                    s.check("ipc.pagefault_retried_after_abort", false, format_args!("{:#x}", e.error_code));
+                    s.check(
+                        "ipc.pagefault_retried_after_abort",
+                        false,
+                        format_args!("{:#x}", e.error_code),
+                    );
                 }
             }
         }
         Err(e) => {
-            s.check("ipc.pagefault_tag", false, format_args!("no page-fault message: {:#x}", e.error_code));
+            s.check(
+                "ipc.pagefault_tag",
+                false,
+                format_args!("no page-fault message: {:#x}", e.error_code),
+            );
         }
     }
     kill(p);
@@ -441,15 +625,26 @@ fn start_message(s: &mut Suite) {
         st as u64 + STACK as u64 - 8
     };
     let r = syscall::thread_control(t, root(), root(), root(), loc);
-    s.check("ipc.start_thread_created", r == 1, format_args!("error {}", utcb::error_code()));
+    s.check(
+        "ipc.start_thread_created",
+        r == 1,
+        format_args!("error {}", utcb::error_code()),
+    );
     let (res, _) = syscall::schedule(t, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
     s.check_eq("ipc.start_thread_waits_for_start_message", res, 6);
-    utcb::set_mr(1, started_by_message as extern "C" fn() -> ! as usize as u64);
+    utcb::set_mr(
+        1,
+        started_by_message as extern "C" fn() -> ! as usize as u64,
+    );
     utcb::set_mr(2, top);
     utcb::set_mr(0, MsgTag::new(0, 2, 0).raw());
     let sent = msg::send_timeout(t, Time::ZERO);
     let ok = sent.is_ok() && wait_flag(11) && SHARED[11].load(Ordering::SeqCst) == 0x5747;
-    s.check("ipc.start_by_message_runs_at_mr1_mr2", ok, format_args!("{:?}", sent.err()));
+    s.check(
+        "ipc.start_by_message_runs_at_mr1_mr2",
+        ok,
+        format_args!("{:?}", sent.err()),
+    );
     kill(t);
 }
 
@@ -461,8 +656,16 @@ fn time_point(s: &mut Suite) {
     let r = msg::receive_timeout(helper_id(0), p);
     let end = syscall::system_clock();
     let e = error_code_of(r);
-    s.check("ipc.time_point_timeout_code", e == 3, format_args!("ErrorCode {e:#x}"));
-    s.check("ipc.time_point_timeout_when", end + 2_000 >= at && end < at + 1_000_000, format_args!("now {now} point {at} woke {end}"));
+    s.check(
+        "ipc.time_point_timeout_code",
+        e == 3,
+        format_args!("ErrorCode {e:#x}"),
+    );
+    s.check(
+        "ipc.time_point_timeout_when",
+        end + 2_000 >= at && end < at + 1_000_000,
+        format_args!("now {now} point {at} woke {end}"),
+    );
 }
 
 /// Random IPC among four workers while the root cancels their IPCs and deletes and recreates
@@ -484,7 +687,13 @@ fn stress(s: &mut Suite) {
             }
             1 | 2 => {
                 let ctl = (next(&mut x) % 3 + 1) << 1; // R, S or both
-                syscall::exchange_registers(ids[k], ExregsState { control: ctl, ..ExregsState::default() });
+                syscall::exchange_registers(
+                    ids[k],
+                    ExregsState {
+                        control: ctl,
+                        ..ExregsState::default()
+                    },
+                );
             }
             _ => msg::sleep(Time::period_micros(next(&mut x) % 2000 + 1)),
         }
@@ -493,7 +702,11 @@ fn stress(s: &mut Suite) {
     let before: [u64; 4] = core::array::from_fn(|k| STRESS_DONE[k].load(Ordering::SeqCst));
     msg::sleep(ms(50));
     let progress = (0..4).all(|k| STRESS_DONE[k].load(Ordering::SeqCst) > before[k]);
-    s.check("ipc.stress_cancel_delete_no_hang", progress, format_args!("{ops} root operations; rounds {before:?}"));
+    s.check(
+        "ipc.stress_cancel_delete_no_hang",
+        progress,
+        format_args!("{ops} root operations; rounds {before:?}"),
+    );
     for id in ids {
         kill(id);
     }
@@ -507,10 +720,18 @@ fn stress_worker_entry(_k: usize) -> extern "C" fn() -> ! {
 fn interrupt(s: &mut Suite) {
     // User threads run with IOPL 3 (spec 6.6): port I/O works without IO-fpages.
     let lsr = inb(0x3FD);
-    s.check("ipc.io_ports_usable_iopl3", lsr & 0x60 != 0, format_args!("COM1 LSR {lsr:#x}"));
+    s.check(
+        "ipc.io_ports_usable_iopl3",
+        lsr & 0x60 != 0,
+        format_args!("COM1 LSR {lsr:#x}"),
+    );
     let irq = ThreadId::global(4, 1);
     let r = syscall::thread_control(irq, irq, ThreadId::NIL, root(), u64::MAX);
-    s.check("ipc.interrupt_associate", r == 1, format_args!("error {}", utcb::error_code()));
+    s.check(
+        "ipc.interrupt_associate",
+        r == 1,
+        format_args!("error {}", utcb::error_code()),
+    );
     // Enable the UART's THR-empty interrupt: it fires at once (the transmitter is idle).
     outb(0x3F9, 0x02);
     let r = msg::receive_timeout(irq, ms(500));
@@ -518,19 +739,39 @@ fn interrupt(s: &mut Suite) {
     let _ = inb(0x3FA); // read IIR: clears the THRE condition
     match r {
         Ok(tag) => {
-            s.check("ipc.interrupt_message", tag.label() == labels::INTERRUPT && tag.untyped() == 0, format_args!("tag {:#x}", tag.raw()));
+            s.check(
+                "ipc.interrupt_message",
+                tag.label() == labels::INTERRUPT && tag.untyped() == 0,
+                format_args!("tag {:#x}", tag.raw()),
+            );
         }
         Err(e) => {
-            s.check("ipc.interrupt_message", false, format_args!("ErrorCode {:#x}", e.error_code));
+            s.check(
+                "ipc.interrupt_message",
+                false,
+                format_args!("ErrorCode {:#x}", e.error_code),
+            );
         }
     }
     utcb::set_mr(0, 0);
     let ack = msg::send_timeout(irq, Time::ZERO);
-    s.check("ipc.interrupt_acknowledge", ack.is_ok(), format_args!("{:?}", ack.err()));
+    s.check(
+        "ipc.interrupt_acknowledge",
+        ack.is_ok(),
+        format_args!("{:?}", ack.err()),
+    );
     let e = error_code_of(msg::send_timeout(ThreadId::global(5, 1), Time::ZERO));
-    s.check("ipc.interrupt_not_ours", e == 4, format_args!("ErrorCode {e:#x}"));
+    s.check(
+        "ipc.interrupt_not_ours",
+        e == 4,
+        format_args!("ErrorCode {e:#x}"),
+    );
     let r = syscall::thread_control(irq, irq, ThreadId::NIL, irq, u64::MAX);
-    s.check("ipc.interrupt_deassociate", r == 1, format_args!("error {}", utcb::error_code()));
+    s.check(
+        "ipc.interrupt_deassociate",
+        r == 1,
+        format_args!("error {}", utcb::error_code()),
+    );
 }
 
 fn outb(port: u16, v: u8) {

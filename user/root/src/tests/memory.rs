@@ -74,7 +74,9 @@ fn access(h: ThreadId, op: u64, addr: u64, resolve: Option<(u64, Rights)>) -> Re
     if msg::send(h).is_err() {
         return Err(0xFF);
     }
-    let Ok(tag) = msg::receive_timeout(h, Time::period_micros(500_000)) else { return Err(0xFE) };
+    let Ok(tag) = msg::receive_timeout(h, Time::period_micros(500_000)) else {
+        return Err(0xFE);
+    };
     if tag.label() & !0xF == labels::PAGE_FAULT {
         let rwx = tag.label() & 7;
         if let Some((src, rights)) = resolve {
@@ -88,7 +90,11 @@ fn access(h: ThreadId, op: u64, addr: u64, resolve: Option<(u64, Rights)>) -> Re
 
 fn reply_map(h: ThreadId, src: u64, dst: u64, rights: Rights, grant: bool) {
     let f = Fpage::new_log2(src, 12).with_rights(rights);
-    let w = if grant { GrantItem::new(f, dst).to_words(false) } else { MapItem::new(f, dst).to_words(false) };
+    let w = if grant {
+        GrantItem::new(f, dst).to_words(false)
+    } else {
+        MapItem::new(f, dst).to_words(false)
+    };
     utcb::set_mr(1, w[0]);
     utcb::set_mr(2, w[1]);
     utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
@@ -115,44 +121,84 @@ pub fn run(s: &mut Suite) {
         let pages = &raw mut PAGES;
         (*pages).0[0][0] = 0xAAAA_0000;
         (*pages).0[1][0] = 0xBBBB_0000;
-        (st as u64 + STACK as u64 - 8, &raw const (*pages).0[0] as u64, &raw const (*pages).0[1] as u64)
+        (
+            st as u64 + STACK as u64 - 8,
+            &raw const (*pages).0[0] as u64,
+            &raw const (*pages).0[1] as u64,
+        )
     };
     if syscall::thread_control(h, me, me, me, loc) != 1 {
-        s.check("memory.helper", false, format_args!("ThreadControl error {}", utcb::error_code()));
+        s.check(
+            "memory.helper",
+            false,
+            format_args!("ThreadControl error {}", utcb::error_code()),
+        );
         return;
     }
     l4::thread::start(h, top, helper as extern "C" fn() -> ! as usize as u64);
 
     // An unmapped window faults to the pager (us) with the right access bits.
     let r = access(h, 1, WIN, Some((p0, Rights::R)));
-    s.check("memory.read_fault_to_pager", r == Err(4), format_args!("{r:?}"));
+    s.check(
+        "memory.read_fault_to_pager",
+        r == Err(4),
+        format_args!("{r:?}"),
+    );
     let v = LAST.load(Ordering::SeqCst);
-    s.check("memory.map_item_resolves_fault", v == 0xAAAA_0000, format_args!("read {v:#x}"));
+    s.check(
+        "memory.map_item_resolves_fault",
+        v == 0xAAAA_0000,
+        format_args!("read {v:#x}"),
+    );
     // Mapped read-only: a write faults (rights reduction).
     let r = access(h, 2, WIN, None);
-    s.check("memory.read_only_map_write_faults", r == Err(2), format_args!("{r:?}"));
+    s.check(
+        "memory.read_only_map_write_faults",
+        r == Err(2),
+        format_args!("{r:?}"),
+    );
     // Resolve that write fault with a read-write map of the same page: the helper's write lands.
     reply_map(h, p0, WIN, Rights::RW, false);
     let _ = msg::receive_timeout(h, Time::period_micros(500_000));
     // SAFETY: our own page, written by the helper through its derived mapping.
     let seen = unsafe { core::ptr::read_volatile(p0 as *const u64) };
-    s.check("memory.write_through_derived_mapping", seen == 0xD1D1, format_args!("page word {seen:#x}"));
+    s.check(
+        "memory.write_through_derived_mapping",
+        seen == 0xD1D1,
+        format_args!("page word {seen:#x}"),
+    );
 
     // Status bits: the derived mapping was read and written.
     let st = unmap(Fpage::new_log2(p0, 12), false);
-    s.check("memory.unmap_reports_referenced_written", st & 6 == 6, format_args!("status {st:#x}"));
+    s.check(
+        "memory.unmap_reports_referenced_written",
+        st & 6 == 6,
+        format_args!("status {st:#x}"),
+    );
     // Unmap without flush revokes the derived mapping, not ours.
     let st2 = unmap(Fpage::new_log2(p0, 12).with_rights(Rights::FULL), false);
     let _ = st2;
     let r = access(h, 1, WIN, Some((p0, Rights::RW)));
-    s.check("memory.unmap_revokes_derived", r == Err(4), format_args!("{r:?}"));
+    s.check(
+        "memory.unmap_revokes_derived",
+        r == Err(4),
+        format_args!("{r:?}"),
+    );
     // SAFETY: our own mapping stays.
     let mine = unsafe { core::ptr::read_volatile(p0 as *const u64) };
-    s.check("memory.unmap_keeps_own_mapping", mine == 0xD1D1, format_args!("{mine:#x}"));
+    s.check(
+        "memory.unmap_keeps_own_mapping",
+        mine == 0xD1D1,
+        format_args!("{mine:#x}"),
+    );
     // Reducing rights to read-only (revoke W) on the derived mapping: writes fault again.
     unmap(Fpage::new_log2(p0, 12).with_rights(Rights::W), false);
     let r = access(h, 2, WIN, Some((p0, Rights::RW)));
-    s.check("memory.unmap_write_right_only", r == Err(2), format_args!("{r:?}"));
+    s.check(
+        "memory.unmap_write_right_only",
+        r == Err(2),
+        format_args!("{r:?}"),
+    );
 
     // Grant: the helper accepts into WIN2; the page moves (our mapping of p1 disappears).
     utcb::set_mr(1, 3);
@@ -161,7 +207,11 @@ pub fn run(s: &mut Suite) {
     let _ = msg::receive_timeout(h, Time::period_micros(500_000));
     reply_map(h, p1, 0, Rights::FULL, true);
     let got = msg::receive_timeout(h, Time::period_micros(500_000)).map(|_| utcb::mr(1));
-    s.check("memory.grant_delivers_page", got == Ok(0xBBBB_0000), format_args!("{got:?}"));
+    s.check(
+        "memory.grant_delivers_page",
+        got == Ok(0xBBBB_0000),
+        format_args!("{got:?}"),
+    );
     // Map items aimed at the KIP area or beyond user space are ignored (no fault resolved).
     let kip_area = kip::kip_address();
     let r = access(h, 1, kip_area, None);

@@ -8,7 +8,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use abi::items::{simple_string, MapItem};
+use abi::items::{MapItem, simple_string};
 use abi::msgtag::labels;
 use abi::{Fpage, MsgTag, Rights, ThreadId, Time, Timeouts, XferTimeouts};
 use l4::{kip, msg, syscall, utcb};
@@ -49,7 +49,9 @@ fn ids() -> (ThreadId, ThreadId) {
 
 extern "C" fn pager() -> ! {
     loop {
-        let Ok((from, tag)) = msg::wait() else { continue };
+        let Ok((from, tag)) = msg::wait() else {
+            continue;
+        };
         if tag.label() & !0xF != labels::PAGE_FAULT {
             continue;
         }
@@ -61,7 +63,8 @@ extern "C" fn pager() -> ! {
         let idx = ((addr - WINDOW) / 4096 % 8) as usize;
         // SAFETY: only the address of the pool page is taken.
         let src = unsafe { &raw const POOL.0[idx] } as u64;
-        let w = MapItem::new(Fpage::new_log2(src, 12).with_rights(Rights::FULL), addr).to_words(false);
+        let w =
+            MapItem::new(Fpage::new_log2(src, 12).with_rights(Rights::FULL), addr).to_words(false);
         utcb::set_mr(1, w[0]);
         utcb::set_mr(2, w[1]);
         utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
@@ -74,7 +77,9 @@ extern "C" fn pager() -> ! {
 /// from the root and reports ErrorCode, a byte sum of the buffer and its MR1.
 extern "C" fn receiver() -> ! {
     loop {
-        let Ok(_) = msg::receive(root()) else { continue };
+        let Ok(_) = msg::receive(root()) else {
+            continue;
+        };
         let (addr, len, xfer, parts) = (utcb::mr(1), utcb::mr(2), utcb::mr(3), utcb::mr(4).max(1));
         utcb::set_xfer_timeouts(XferTimeouts(xfer));
         if len == 0 {
@@ -88,13 +93,18 @@ extern "C" fn receiver() -> ! {
             }
         }
         let r = syscall::ipc(ThreadId::NIL, root(), Timeouts::NEVER);
-        R_ERROR.store(if r.tag.error() { utcb::error_code() } else { 0 }, Ordering::SeqCst);
+        R_ERROR.store(
+            if r.tag.error() { utcb::error_code() } else { 0 },
+            Ordering::SeqCst,
+        );
         R_MR.store(utcb::mr(1), Ordering::SeqCst);
         let mut sum = 0u64;
         if len != 0 && !r.tag.error() {
             for i in 0..len {
                 // SAFETY: the buffer was just written by the string transfer (mapped).
-                sum = sum.wrapping_add(unsafe { core::ptr::read_volatile((addr + i) as *const u8) } as u64 * (i + 1));
+                sum = sum.wrapping_add(
+                    unsafe { core::ptr::read_volatile((addr + i) as *const u8) } as u64 * (i + 1),
+                );
             }
         }
         R_SUM.store(sum, Ordering::SeqCst);
@@ -114,7 +124,12 @@ fn pattern(i: u64) -> u8 {
 
 /// One transfer: configure the receiver, send `items` (string item words), collect results.
 /// Returns (sender ErrorCode, receiver ErrorCode, receiver byte sum, receiver MR1).
-fn transfer(r: ThreadId, buf: (u64, u64, u64), xfer: (u64, u64), items: &[u64]) -> (u64, u64, u64, u64) {
+fn transfer(
+    r: ThreadId,
+    buf: (u64, u64, u64),
+    xfer: (u64, u64),
+    items: &[u64],
+) -> (u64, u64, u64, u64) {
     utcb::set_mr(1, buf.0);
     utcb::set_mr(2, buf.1);
     utcb::set_mr(3, xfer.1);
@@ -125,11 +140,24 @@ fn transfer(r: ThreadId, buf: (u64, u64, u64), xfer: (u64, u64), items: &[u64]) 
     utcb::set_xfer_timeouts(XferTimeouts(xfer.0));
     utcb::set_mrs(1, items);
     utcb::set_mr(0, MsgTag::new(0x5, 0, items.len() as u64).raw());
-    let res = syscall::ipc(r, ThreadId::NIL, Timeouts::new(Time::period_micros(500_000), Time::NEVER));
-    let se = if res.tag.error() { utcb::error_code() } else { 0 };
+    let res = syscall::ipc(
+        r,
+        ThreadId::NIL,
+        Timeouts::new(Time::period_micros(500_000), Time::NEVER),
+    );
+    let se = if res.tag.error() {
+        utcb::error_code()
+    } else {
+        0
+    };
     let _ = msg::receive_timeout(r, Time::period_micros(1_000_000));
     utcb::set_xfer_timeouts(XferTimeouts(0));
-    (se, R_ERROR.load(Ordering::SeqCst), R_SUM.load(Ordering::SeqCst), R_MR.load(Ordering::SeqCst))
+    (
+        se,
+        R_ERROR.load(Ordering::SeqCst),
+        R_SUM.load(Ordering::SeqCst),
+        R_MR.load(Ordering::SeqCst),
+    )
 }
 
 fn spawn(t: ThreadId, i: usize, entry: extern "C" fn() -> !, pager: ThreadId) -> bool {
@@ -164,7 +192,11 @@ pub fn run(s: &mut Suite) {
         (sp as u64, dp as u64)
     };
     let ok = spawn(pg, 0, pager, root()) && spawn(r, 1, receiver, pg);
-    s.check("strings.helpers", ok, format_args!("error {}", utcb::error_code()));
+    s.check(
+        "strings.helpers",
+        ok,
+        format_args!("error {}", utcb::error_code()),
+    );
     if !ok {
         return;
     }
@@ -172,8 +204,16 @@ pub fn run(s: &mut Suite) {
 
     // A simple string into a mapped buffer.
     let (se, re, sum, mr1) = transfer(r, (dst, 256, 1), (0, 0), &simple_string(256, src));
-    s.check("strings.simple", se == 0 && re == 0 && sum == expected_sum(256), format_args!("errors {se:#x}/{re:#x} sum {sum}"));
-    s.check_eq("strings.item_words_in_receiver_mrs", mr1, simple_string(256, src)[0]);
+    s.check(
+        "strings.simple",
+        se == 0 && re == 0 && sum == expected_sum(256),
+        format_args!("errors {se:#x}/{re:#x} sum {sum}"),
+    );
+    s.check_eq(
+        "strings.item_words_in_receiver_mrs",
+        mr1,
+        simple_string(256, src)[0],
+    );
 
     // Gather: a compound send string (3 substrings of 64 bytes) into one buffer of 192.
     let mut words = [0u64; 8];
@@ -186,37 +226,93 @@ pub fn run(s: &mut Suite) {
         Err(_) => 0,
     };
     let (se, re, sum, _) = transfer(r, (dst, 192, 1), (0, 0), &words[..n]);
-    s.check("strings.gather_substrings", se == 0 && re == 0 && sum == expected_sum(192), format_args!("errors {se:#x}/{re:#x} sum {sum} words {n}"));
+    s.check(
+        "strings.gather_substrings",
+        se == 0 && re == 0 && sum == expected_sum(192),
+        format_args!("errors {se:#x}/{re:#x} sum {sum} words {n}"),
+    );
     // Scatter: one send string of 200 into a buffer of 4 substrings of 50.
     let (se, re, sum, _) = transfer(r, (dst, 200, 4), (0, 0), &simple_string(200, src));
-    s.check("strings.scatter_substrings", se == 0 && re == 0 && sum == expected_sum(200), format_args!("errors {se:#x}/{re:#x} sum {sum}"));
+    s.check(
+        "strings.scatter_substrings",
+        se == 0 && re == 0 && sum == expected_sum(200),
+        format_args!("errors {se:#x}/{re:#x} sum {sum}"),
+    );
 
     // Message cut: 256 bytes into a 100-byte buffer: overflow (4) at offset 100 for both.
     let (se, re, _, _) = transfer(r, (dst, 100, 1), (0, 0), &simple_string(256, src));
     s.check_eq("strings.overflow_sender_code", se, (100 << 4) | (4 << 1));
-    s.check_eq("strings.overflow_receiver_code", re, (100 << 4) | (4 << 1) | 1);
+    s.check_eq(
+        "strings.overflow_receiver_code",
+        re,
+        (100 << 4) | (4 << 1) | 1,
+    );
     // No string acceptance at all: overflow at offset 0.
     let (se, re, _, _) = transfer(r, (dst, 0, 1), (0, 0), &simple_string(16, src));
-    s.check("strings.not_accepted_overflow", se == 8 && re == 9, format_args!("errors {se:#x}/{re:#x}"));
+    s.check(
+        "strings.not_accepted_overflow",
+        se == 8 && re == 9,
+        format_args!("errors {se:#x}/{re:#x}"),
+    );
     // A string item whose address is in kernel memory never reads it: the sender's fault IPC
     // goes nowhere (the root's pager, sigma0, refuses) — use a zero transfer timeout instead.
-    let (se, re, _, _) = transfer(r, (dst, 64, 1), (0x0400 << 16, 0), &simple_string(64, 0xFFFF_FFFF_8010_0000));
-    s.check("strings.kernel_address_refused", se & 0xE != 0 && re & 0xE != 0, format_args!("errors {se:#x}/{re:#x}"));
+    let (se, re, _, _) = transfer(
+        r,
+        (dst, 64, 1),
+        (0x0400 << 16, 0),
+        &simple_string(64, 0xFFFF_FFFF_8010_0000),
+    );
+    s.check(
+        "strings.kernel_address_refused",
+        se & 0xE != 0 && re & 0xE != 0,
+        format_args!("errors {se:#x}/{re:#x}"),
+    );
 
     // Receiver buffer not mapped: its pager resolves the faults during the copy (tunnelled).
     let before = PG_FAULTS.load(Ordering::SeqCst);
-    let (se, re, sum, _) = transfer(r, (WINDOW + 0x800, 6000, 1), (0, 0), &simple_string(6000, src));
+    let (se, re, sum, _) = transfer(
+        r,
+        (WINDOW + 0x800, 6000, 1),
+        (0, 0),
+        &simple_string(6000, src),
+    );
     let faults = PG_FAULTS.load(Ordering::SeqCst) - before;
-    s.check("strings.receiver_fault_resolved", se == 0 && re == 0 && sum == expected_sum(6000), format_args!("errors {se:#x}/{re:#x} sum {sum}"));
-    s.check("strings.receiver_faults_to_its_pager", faults >= 2, format_args!("{faults} faults"));
+    s.check(
+        "strings.receiver_fault_resolved",
+        se == 0 && re == 0 && sum == expected_sum(6000),
+        format_args!("errors {se:#x}/{re:#x} sum {sum}"),
+    );
+    s.check(
+        "strings.receiver_faults_to_its_pager",
+        faults >= 2,
+        format_args!("{faults} faults"),
+    );
 
     // Faults that are never resolved: the smaller transfer timeout decides who gets 5 and 6.
     let ten_ms = Time::period_micros(10_000).raw() as u64;
     let never = 0u64;
-    let (se, re, _, _) = transfer(r, (HOLE, 64, 1), (ten_ms << 16, never), &simple_string(64, src));
-    s.check("strings.xfer_timeout_sender_shorter", se & 0xF == 10 && re & 0xF == 13, format_args!("errors {se:#x}/{re:#x}"));
-    let (se, re, _, _) = transfer(r, (HOLE + 0x1000, 64, 1), (never, ten_ms), &simple_string(64, src));
-    s.check("strings.xfer_timeout_receiver_shorter", se & 0xF == 12 && re & 0xF == 11, format_args!("errors {se:#x}/{re:#x}"));
+    let (se, re, _, _) = transfer(
+        r,
+        (HOLE, 64, 1),
+        (ten_ms << 16, never),
+        &simple_string(64, src),
+    );
+    s.check(
+        "strings.xfer_timeout_sender_shorter",
+        se & 0xF == 10 && re & 0xF == 13,
+        format_args!("errors {se:#x}/{re:#x}"),
+    );
+    let (se, re, _, _) = transfer(
+        r,
+        (HOLE + 0x1000, 64, 1),
+        (never, ten_ms),
+        &simple_string(64, src),
+    );
+    s.check(
+        "strings.xfer_timeout_receiver_shorter",
+        se & 0xF == 12 && re & 0xF == 11,
+        format_args!("errors {se:#x}/{re:#x}"),
+    );
 
     for t in [r, pg] {
         syscall::thread_control(t, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
