@@ -81,11 +81,11 @@ pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
     if line.handler.is_nil() {
         return;
     }
-    line.pending = true;
+    set_pending(line, true);
     if let Some(h) = thread::lookup_global(line.handler) {
         let me = ThreadId::interrupt(irq as u64);
         if h.state == State::RecvBlocked && (h.from_spec.is_any() || h.from_spec == me) {
-            line.pending = false;
+            set_pending(line, false);
             h.set_mr(0, MsgTag::new(labels::INTERRUPT, 0, 0).raw());
             h.ipc_from = me;
             schedule::wake(h, IpcWake::Done);
@@ -112,14 +112,14 @@ pub fn associate(irq_tid: ThreadId, handler: ThreadId) -> Result<(), abi::error:
     let line = &mut LINES.get()[irq];
     if handler == irq_tid || handler.is_nil() {
         line.handler = ThreadId::NIL;
-        line.pending = false;
+        set_pending(line, false);
         pic::mask(irq);
         return Ok(());
     }
     let cur = thread::current();
     let h = thread::resolve(cur, handler).ok_or(abi::error::SyscallError::InvalidThread)?;
     line.handler = h.id;
-    line.pending = false;
+    set_pending(line, false);
     pic::unmask(irq);
     Ok(())
 }
@@ -156,13 +156,28 @@ fn pending_line(cur: &Tcb, spec: ThreadId) -> Option<usize> {
     })
 }
 
+/// Lines fired whose message is not delivered yet (a shortcut for every receive).
+static PENDING: KernelCell<u32> = KernelCell::new(0);
+
+fn set_pending(line: &mut Line, on: bool) {
+    if line.pending != on {
+        line.pending = on;
+        let p = PENDING.get();
+        if on {
+            *p += 1;
+        } else {
+            *p -= 1;
+        }
+    }
+}
+
 pub fn pending_for(cur: &Tcb, spec: ThreadId) -> bool {
-    pending_line(cur, spec).is_some()
+    *PENDING.get() != 0 && pending_line(cur, spec).is_some()
 }
 
 pub fn deliver_pending(cur: &mut Tcb, spec: ThreadId) -> Result<ThreadId, u64> {
     let i = pending_line(cur, spec).unwrap_or(0);
-    LINES.get()[i].pending = false;
+    set_pending(&mut LINES.get()[i], false);
     cur.set_mr(0, MsgTag::new(labels::INTERRUPT, 0, 0).raw());
     let id = ThreadId::interrupt(i as u64);
     cur.ipc_from = id;
@@ -194,7 +209,7 @@ pub fn handler_deleted(id: ThreadId) {
     for (i, l) in LINES.get().iter_mut().enumerate() {
         if l.handler == id {
             l.handler = ThreadId::NIL;
-            l.pending = false;
+            set_pending(l, false);
             pic::mask(i);
         }
     }

@@ -113,19 +113,24 @@ fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
     let tag = MsgTag::from_raw(src.mr(0));
     let u = tag.untyped() as usize;
     let t = tag.typed() as usize;
-    // A copy: nested fault IPCs during string copies save and restore the MRs.
-    let s: [u64; 64] = *src.mrs();
     let d = dst.mrs();
     d[0] = tag.clear_receive_flags().raw();
     if u + t >= 64 {
         let n = 63.min(u + t);
-        d[1..=n].copy_from_slice(&s[1..=n]);
+        d[1..=n].copy_from_slice(&src.mrs()[1..=n]);
         return Err((
             err(IpcPhase::Send, IpcErrorCode::Overflow),
             err(IpcPhase::Receive, IpcErrorCode::Overflow),
         ));
     }
-    d[1..=u + t].copy_from_slice(&s[1..=u + t]);
+    d[1..=u + t].copy_from_slice(&src.mrs()[1..=u + t]);
+    if t == 0 {
+        return Ok(());
+    }
+    // Typed items: work on a copy, since nested fault IPCs during string copies save and
+    // restore the MRs.
+    let mut s = [0u64; 64];
+    s[..=u + t].copy_from_slice(&src.mrs()[..=u + t]);
     let mut i = u + 1;
     let end = u + t + 1;
     let mut buffers: Option<crate::string::Buffers> = None;
