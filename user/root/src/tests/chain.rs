@@ -111,6 +111,21 @@ extern "C" fn a_main() -> ! {
                 utcb::set_mr(0, MsgTag::new(0, 2, 0).raw());
                 msg::send_timeout(who, Time::period_micros(100_000)).is_ok() as u64
             }
+            // Privileged calls from an unprivileged space: each must fail with ErrNoPrivilege.
+            3 => {
+                let mut codes = 0u64;
+                let me = utcb::my_global_id();
+                let probe = ThreadId::global(0x3_4567, 1);
+                let r = syscall::thread_control(probe, probe, me, ThreadId::NIL, u64::MAX);
+                codes |= (r << 60) | utcb::error_code();
+                let (r, _) = syscall::space_control(me, 0, Fpage::NIL, Fpage::NIL, ThreadId::NIL);
+                codes |= (r << 61) | (utcb::error_code() << 8);
+                let r = syscall::processor_control(0, u64::MAX, u64::MAX, u64::MAX);
+                codes |= (r << 62) | (utcb::error_code() << 16);
+                let r = syscall::memory_control(0, [0; 4]);
+                codes |= (r << 63) | (utcb::error_code() << 24);
+                codes
+            }
             _ => 0,
         };
         utcb::set_mr(1, v);
@@ -241,6 +256,10 @@ pub fn run(s: &mut Suite) {
     s.check_eq("chain.a_reads_root_page", va, Some(0xC4A1_0001));
     let vb = command(b, &[1]);
     s.check_eq("chain.b_reads_through_a", vb, Some(0xC4A1_0001));
+    // An unprivileged space: ThreadControl, SpaceControl, ProcessorControl, MemoryControl all
+    // fail with ErrNoPrivilege (1) and result 0.
+    let codes = command(a, &[3]);
+    s.check_eq("chain.unprivileged_calls_refused", codes, Some(0x0101_0101));
     let faults_pg = PG_DATA_FAULTS.load(Ordering::SeqCst);
     let faults_a = A_DATA_FAULTS_OF_B.load(Ordering::SeqCst);
 
