@@ -11,6 +11,7 @@ mod exregs;
 mod ipc;
 mod kernel_interface;
 mod kip;
+mod lifecycle;
 mod memory;
 mod schedule;
 mod sigma0;
@@ -37,6 +38,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("strings", strings::run),
     ("chain", chain::run),
     ("cpu_state", cpu_state::run),
+    ("lifecycle", lifecycle::run),
     ("schedule", schedule::run),
     ("unmap", unmap::run),
     ("sigma0", sigma0::run),
