@@ -17,6 +17,7 @@ mod schedule;
 mod sigma0;
 mod space_control;
 mod strings;
+mod threads;
 mod thread_control;
 mod unmap;
 mod utcb;
@@ -38,6 +39,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("strings", strings::run),
     ("chain", chain::run),
     ("cpu_state", cpu_state::run),
+    ("threads", threads::run),
     ("lifecycle", lifecycle::run),
     ("schedule", schedule::run),
     ("unmap", unmap::run),
