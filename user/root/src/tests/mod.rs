@@ -13,6 +13,7 @@ mod kernel_interface;
 mod kip;
 mod lifecycle;
 mod memory;
+mod sched;
 mod schedule;
 mod sigma0;
 mod space_control;
@@ -40,6 +41,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("chain", chain::run),
     ("cpu_state", cpu_state::run),
     ("threads", threads::run),
+    ("sched", sched::run),
     ("lifecycle", lifecycle::run),
     ("schedule", schedule::run),
     ("unmap", unmap::run),
