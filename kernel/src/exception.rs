@@ -68,6 +68,11 @@ fn page_fault(frame: &mut TrapFrame) {
     if s.sigma0 && crate::space::sigma0_fault(s, addr) {
         return;
     }
+    if addr >= USER_END {
+        // A user access to kernel addresses is not a page fault a pager can resolve (spec 6.2):
+        // it becomes an exception message (vector 14) to the exception handler.
+        return exception_ipc(frame);
+    }
     let err = frame.error;
     let rwx = if err & (1 << 4) != 0 {
         1

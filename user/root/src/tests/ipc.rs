@@ -188,6 +188,17 @@ extern "C" fn faulter() -> ! {
 
 const PF_ADDR: u64 = 0x5000_0000;
 
+/// Reads kernel memory; the exception handler (the root) skips the instruction.
+extern "C" fn kernel_reader() -> ! {
+    utcb::set_exception_handler(ThreadId::global(kip::thread_info().user_base() + 2, 1));
+    // SAFETY: a deliberate access to kernel memory; it must fault and become an exception.
+    let v = unsafe { core::ptr::read_volatile(0xFFFF_FFFF_8010_0000u64 as *const u64) };
+    SHARED[12].store(v | 1, Ordering::SeqCst);
+    loop {
+        let _ = msg::receive(utcb::my_global_id());
+    }
+}
+
 /// Fills all 64 MRs, reads an unmapped address, then checks the MRs and reports.
 extern "C" fn toucher() -> ! {
     for i in 0..64 {
@@ -532,6 +543,21 @@ pub fn run(s: &mut Suite) {
         }
     }
     kill(f);
+
+    // A user access to kernel memory is an exception (vector 14), never a read.
+    let k = spawn(4, kernel_reader);
+    match msg::receive_timeout(k, ms(500)) {
+        Ok(tag) => {
+            let ok = tag.label() == labels::EXCEPTION && utcb::mr(19) == 14;
+            s.check("ipc.kernel_address_is_exception", ok, format_args!("tag {:#x} vector {}", tag.raw(), utcb::mr(19)));
+            kill(k);
+        }
+        Err(e) => {
+            s.check("ipc.kernel_address_is_exception", false, format_args!("{:#x}", e.error_code));
+            kill(k);
+        }
+    }
+    s.check_eq("ipc.kernel_memory_not_read", SHARED[12].load(Ordering::SeqCst), 0);
 
     // Page fault: message contents; an aborted fault IPC is retried and keeps all 64 MRs.
     // SAFETY: the page is only written here, before the toucher maps and reads it.
