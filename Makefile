@@ -1,5 +1,5 @@
 # The project's commands. Each one installs what it needs first (scripts/setup.sh).
-.PHONY: run test bench build setup clean
+.PHONY: run test bench iso build setup clean
 
 run: setup
 	cargo xtask run
@@ -9,6 +9,10 @@ test: setup
 
 bench: setup
 	cargo xtask bench
+
+iso: setup
+	@scripts/setup.sh --iso
+	cargo xtask iso
 
 build: setup
 	cargo xtask build

@@ -2,12 +2,165 @@
 //!
 //! Under `-icount shift=0` QEMU advances the guest TSC once per executed instruction, so the
 //! kernel's rdtsc deltas are exact, repeatable instruction counts.
+//!
+//! 1. Boot: instructions from reset to the first kernel log line and to "ready".
+//! 2. IPC (the root server's `bench` mode, `user/root/src/bench.rs`): per one-way IPC for 0..63
+//!    untyped words, inter-AS, intra-AS and intra-AS with Lipc; a null system call
+//!    (SystemClock); an exception round trip (ud2 → exception IPC → reply with RIP+2). Booted
+//!    twice: under `-icount shift=0` (instructions) and under plain TCG (TSC cycles of the
+//!    emulation, for reference only). Printed as a table and written to `target/bench.json`
+//!    and `target/bench.csv`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::build;
-use crate::qemu;
+use crate::build::{self, Images};
+use crate::qemu::{self, Module};
+
+/// The IPC set-ups, as the root prints them, and their column titles.
+const KINDS: [(&str, &str); 3] = [
+    ("inter-as", "inter-AS"),
+    ("intra-as", "intra-AS"),
+    ("intra-as-lipc", "intra-AS Lipc"),
+];
+
+/// The figures of one boot of the root's `bench` mode.
+struct IpcFigures {
+    /// Run name (`icount` / `tcg`) and what the unit is.
+    name: &'static str,
+    unit: &'static str,
+    /// Per kind (order of [`KINDS`]): 64 values, per one-way IPC.
+    ipc: [[f64; 64]; 3],
+    null_syscall: f64,
+    exception: f64,
+}
+
+/// The number (with an optional fraction) following `key` in `line`.
+fn float_after(line: &str, key: &str) -> Option<f64> {
+    let i = line.find(key)? + key.len();
+    let s: String = line[i..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    s.parse().ok()
+}
+
+fn parse(name: &'static str, unit: &'static str, out: &str) -> Result<IpcFigures, String> {
+    let mut f = IpcFigures {
+        name,
+        unit,
+        ipc: [[f64::NAN; 64]; 3],
+        null_syscall: f64::NAN,
+        exception: f64::NAN,
+    };
+    for line in out.lines() {
+        let Some(rest) = line.trim().strip_prefix("bench: ") else {
+            continue;
+        };
+        if rest.starts_with("null-syscall ") {
+            f.null_syscall = float_after(rest, "cycles=").unwrap_or(f64::NAN);
+        } else if rest.starts_with("exception ") {
+            f.exception = float_after(rest, "cycles=").unwrap_or(f64::NAN);
+        } else if let Some((kind, more)) = rest.split_once(" words=") {
+            let Some(k) = KINDS.iter().position(|(n, _)| *n == kind) else {
+                continue;
+            };
+            let w = number_after(more, "").unwrap_or(64) as usize;
+            if w < 64 {
+                f.ipc[k][w] = float_after(more, "cycles=").unwrap_or(f64::NAN);
+            }
+        }
+    }
+    let missing = f.ipc.iter().flatten().any(|v| v.is_nan())
+        || f.null_syscall.is_nan()
+        || f.exception.is_nan();
+    if missing || !out.contains("bench: done") {
+        return Err(format!("incomplete figures in the output:\n{out}"));
+    }
+    Ok(f)
+}
+
+fn bench_boot(images: &Images, icount: bool) -> qemu::Boot {
+    let mut b = qemu::Boot::new(images.kernel());
+    b.modules = vec![
+        Module {
+            path: images.user("sigma0"),
+            args: String::new(),
+        },
+        Module {
+            path: images.user("root"),
+            args: "bench".into(),
+        },
+    ];
+    b.icount = icount;
+    b
+}
+
+fn print_table(f: &IpcFigures) {
+    println!("per one-way IPC, {}:", f.unit);
+    println!(
+        "{:>5}  {:>12}  {:>12}  {:>14}",
+        "words", KINDS[0].1, KINDS[1].1, KINDS[2].1
+    );
+    for w in 0..64 {
+        println!(
+            "{:>5}  {:>12.2}  {:>12.2}  {:>14.2}",
+            w, f.ipc[0][w], f.ipc[1][w], f.ipc[2][w]
+        );
+    }
+    println!(
+        "null system call (SystemClock):                 {:.2}",
+        f.null_syscall
+    );
+    println!(
+        "exception round trip (ud2, handler, RIP+2):     {:.2}",
+        f.exception
+    );
+}
+
+fn write_files(boot: (u64, u64), runs: &[IpcFigures]) -> Result<(), String> {
+    let dir = build::workspace_root().join("target");
+    let mut json = String::from("{\n");
+    json.push_str(&format!(
+        "  \"boot\": {{\"unit\": \"instructions\", \"first_log_line\": {}, \"ready\": {}}},\n",
+        boot.0, boot.1
+    ));
+    json.push_str("  \"runs\": [\n");
+    let mut csv = String::from("run,unit,measure,words,value\n");
+    csv.push_str(&format!("boot,instructions,first-log-line,,{}\n", boot.0));
+    csv.push_str(&format!("boot,instructions,ready,,{}\n", boot.1));
+    for (i, f) in runs.iter().enumerate() {
+        json.push_str(&format!(
+            "    {{\"run\": \"{}\", \"unit\": \"{}\", \"per\": \"one-way IPC\",\n",
+            f.name, f.unit
+        ));
+        for (k, (kind, _)) in KINDS.iter().enumerate() {
+            let vals: Vec<String> = f.ipc[k].iter().map(|v| format!("{v:.2}")).collect();
+            json.push_str(&format!("     \"{kind}\": [{}],\n", vals.join(", ")));
+            for (w, v) in f.ipc[k].iter().enumerate() {
+                csv.push_str(&format!("{},{},{kind},{w},{v:.2}\n", f.name, f.unit));
+            }
+        }
+        json.push_str(&format!(
+            "     \"null_syscall\": {:.2}, \"exception\": {:.2}}}{}\n",
+            f.null_syscall,
+            f.exception,
+            if i + 1 < runs.len() { "," } else { "" }
+        ));
+        csv.push_str(&format!(
+            "{},{},null-syscall,,{:.2}\n",
+            f.name, f.unit, f.null_syscall
+        ));
+        csv.push_str(&format!(
+            "{},{},exception,,{:.2}\n",
+            f.name, f.unit, f.exception
+        ));
+    }
+    json.push_str("  ]\n}\n");
+    std::fs::write(dir.join("bench.json"), json).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("bench.csv"), csv).map_err(|e| e.to_string())?;
+    Ok(())
+}
 
 /// The number following `key` in `text`.
 pub fn number_after(text: &str, key: &str) -> Option<u64> {
@@ -34,7 +187,7 @@ pub fn run(_args: &[String]) -> ExitCode {
     let out = qemu::run(&boot, Duration::from_secs(60), None, &[], false);
     let first = number_after(&out.output, "first log line at tsc=");
     let ready = number_after(&out.output, "kernel: ready at tsc=");
-    match (first, ready) {
+    let boot_figures = match (first, ready) {
         (Some(f), Some(r)) => {
             println!("instructions from reset to the first kernel log line: {f}");
             println!("instructions from reset to \"ready\":                 {r}");
@@ -42,6 +195,7 @@ pub fn run(_args: &[String]) -> ExitCode {
                 "instructions from the first log line to \"ready\":    {}",
                 r - f
             );
+            (f, r)
         }
         _ => {
             eprintln!(
@@ -50,6 +204,48 @@ pub fn run(_args: &[String]) -> ExitCode {
             );
             return ExitCode::FAILURE;
         }
+    };
+
+    let mut runs = Vec::new();
+    for (icount, name, unit, title) in [
+        (
+            true,
+            "icount",
+            "instructions",
+            "-icount shift=0: figures are instructions",
+        ),
+        (
+            false,
+            "tcg",
+            "TCG cycles, for reference",
+            "plain TCG: TSC cycles of the emulation, for reference only",
+        ),
+    ] {
+        println!();
+        println!("== IPC, system call, exception ({title}) ==");
+        let out = qemu::run(
+            &bench_boot(&images, icount),
+            Duration::from_secs(120),
+            None,
+            &[],
+            false,
+        );
+        match parse(name, unit, &out.output) {
+            Ok(f) => {
+                print_table(&f);
+                runs.push(f);
+            }
+            Err(e) => {
+                eprintln!("IPC benchmark ({name}): {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
+    if let Err(e) = write_files(boot_figures, &runs) {
+        eprintln!("cannot write target/bench.json / bench.csv: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!();
+    println!("written: target/bench.json, target/bench.csv");
     ExitCode::SUCCESS
 }

@@ -5,9 +5,11 @@
 //! * `test`: host unit tests, then every integration test (one QEMU boot each), one line per
 //!   test, ending with `N passed, N failed`.
 //! * `bench`: figures measured under `-icount shift=0` (instruction counts) and plain TCG.
+//! * `iso`: a bootable GRUB ISO image of the demo, `target/l4rs.iso`.
 
 mod bench;
 mod build;
+mod iso;
 mod qemu;
 mod tests;
 
@@ -28,8 +30,9 @@ fn main() -> ExitCode {
         "run" => run(rest),
         "test" => tests::run_all(rest),
         "bench" => bench::run(rest),
+        "iso" => iso::run(rest),
         _ => {
-            eprintln!("usage: cargo xtask build | run [--cpu MODEL] | test [FILTER] | bench");
+            eprintln!("usage: cargo xtask build | run [--cpu MODEL] | test [FILTER] | bench | iso");
             ExitCode::FAILURE
         }
     }

@@ -34,6 +34,20 @@ pub struct Boot {
     pub iso: Option<PathBuf>,
     /// Extra QEMU arguments.
     pub extra: Vec<String>,
+    /// Keys to inject into the emulated PS/2 keyboard (through a QMP socket that [`run`]
+    /// adds when this is not empty).
+    pub keys: Vec<KeyInput>,
+    /// Set when the boot cannot be made (e.g. the ISO could not be built): [`run`] then fails
+    /// at once with this text as the output.
+    pub unavailable: Option<String>,
+}
+
+/// Keys to press (QMP `send-key`, one key at a time, QEMU qcodes such as `"h"`, `"shift"`,
+/// `"ret"`, `"spc"`) once a given text has appeared on the console.
+#[derive(Clone, Debug)]
+pub struct KeyInput {
+    pub after: String,
+    pub qcodes: Vec<String>,
 }
 
 impl Boot {
@@ -47,6 +61,8 @@ impl Boot {
             icount: false,
             iso: None,
             extra: Vec::new(),
+            keys: Vec::new(),
+            unavailable: None,
         }
     }
 
@@ -127,9 +143,27 @@ pub fn run(
     echo: bool,
 ) -> Outcome {
     let start = Instant::now();
+    if let Some(why) = &boot.unavailable {
+        return Outcome {
+            output: format!("boot not possible: {why}\n"),
+            status: None,
+            timed_out: false,
+            stopped: false,
+            elapsed: start.elapsed(),
+        };
+    }
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(boot.args())
         .args(["-serial", "stdio", "-monitor", "none"]);
+    let qmp_path = (!boot.keys.is_empty()).then(qmp::socket_path);
+    if let Some(p) = &qmp_path {
+        let _ = std::fs::remove_file(p);
+        cmd.arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", p.display()));
+    }
+    let mut pending_keys: Vec<KeyInput> = boot.keys.clone();
+    let mut qmp_client: Option<qmp::Client> = None;
+    let mut qmp_log = String::new();
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -206,7 +240,34 @@ pub fn run(
             }
             pending_input.remove(0);
         }
+        while let (Some(next), Some(path)) = (pending_keys.first(), qmp_path.as_ref()) {
+            if !output.contains(&next.after) {
+                break;
+            }
+            if qmp_client.is_none() {
+                match qmp::Client::connect(path) {
+                    Ok(c) => qmp_client = Some(c),
+                    Err(e) => {
+                        qmp_log.push_str(&format!("[qmp] cannot connect: {e}\n"));
+                        pending_keys.clear();
+                        break;
+                    }
+                }
+            }
+            let c = qmp_client.as_mut().unwrap();
+            for k in &next.qcodes {
+                if let Err(e) = c.send_key(k) {
+                    qmp_log.push_str(&format!("[qmp] send-key {k}: {e}\n"));
+                }
+            }
+            pending_keys.remove(0);
+        }
     }
+    drop(qmp_client);
+    if let Some(p) = &qmp_path {
+        let _ = std::fs::remove_file(p);
+    }
+    output.push_str(&qmp_log);
     let status = if timed_out || stopped {
         let _ = child.kill();
         let _ = child.wait();
@@ -237,5 +298,100 @@ pub fn run(
         timed_out,
         stopped,
         elapsed: start.elapsed(),
+    }
+}
+
+/// A minimal QMP client (QEMU Machine Protocol, JSON lines over a Unix socket), std only.
+mod qmp {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// A fresh socket path in the temporary directory.
+    pub fn socket_path() -> PathBuf {
+        static N: AtomicU32 = AtomicU32::new(0);
+        std::env::temp_dir().join(format!(
+            "l4rs-qmp-{}-{}.sock",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ))
+    }
+
+    pub struct Client {
+        reader: BufReader<UnixStream>,
+        writer: UnixStream,
+    }
+
+    impl Client {
+        /// Connects (retrying for up to 5 s while QEMU creates the socket), reads the
+        /// greeting and enters command mode (`qmp_capabilities`).
+        pub fn connect(path: &Path) -> Result<Client, String> {
+            let start = Instant::now();
+            let stream = loop {
+                match UnixStream::connect(path) {
+                    Ok(s) => break s,
+                    Err(e) if start.elapsed() > Duration::from_secs(5) => {
+                        return Err(format!("{}: {e}", path.display()));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .map_err(|e| e.to_string())?;
+            let writer = stream.try_clone().map_err(|e| e.to_string())?;
+            let mut c = Client {
+                reader: BufReader::new(stream),
+                writer,
+            };
+            let greeting = c.read_line()?;
+            if !greeting.contains("\"QMP\"") {
+                return Err(format!("unexpected greeting {greeting}"));
+            }
+            c.execute(r#"{"execute":"qmp_capabilities"}"#)?;
+            Ok(c)
+        }
+
+        fn read_line(&mut self) -> Result<String, String> {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => Err("connection closed".into()),
+                Ok(_) => Ok(line),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+
+        /// Sends one command and waits for its `return` (events in between are skipped).
+        pub fn execute(&mut self, command: &str) -> Result<String, String> {
+            self.writer
+                .write_all(format!("{command}\n").as_bytes())
+                .map_err(|e| e.to_string())?;
+            loop {
+                let line = self.read_line()?;
+                if line.contains("\"return\"") {
+                    return Ok(line);
+                }
+                if line.contains("\"error\"") {
+                    return Err(line.trim().to_string());
+                }
+            }
+        }
+
+        /// Presses and releases one key (QEMU qcode, e.g. `h`, `ret`, `spc`).
+        pub fn send_key(&mut self, qcode: &str) -> Result<(), String> {
+            let keys: Vec<String> = qcode
+                .split('+')
+                .map(|k| format!(r#"{{"type":"qcode","data":"{k}"}}"#))
+                .collect();
+            self.execute(&format!(
+                r#"{{"execute":"send-key","arguments":{{"keys":[{}]}}}}"#,
+                keys.join(",")
+            ))?;
+            // send-key holds the keys for 100 ms by default; let the release happen first.
+            std::thread::sleep(Duration::from_millis(150));
+            Ok(())
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::build::{self, Images};
-use crate::qemu::{self, Boot, EXIT_FAILURE, EXIT_SUCCESS, Module, SerialInput};
+use crate::qemu::{self, Boot, EXIT_FAILURE, EXIT_SUCCESS, KeyInput, Module, SerialInput};
 
 pub struct Test {
     pub name: &'static str,
@@ -27,6 +27,34 @@ pub struct Test {
 }
 
 const PANIC: &str = "*** kernel panic";
+
+/// What every boot of the demo prints up to "drivers ready", in this order.
+const DEMO_EXPECT: &[&str] = &[
+    "sigma0: ready",
+    "root: KIP at 0xbff00000",
+    "API version 0x84 (X.2",
+    "memory descriptors:",
+    "system calls:",
+    "root: KIP summary done",
+    "demo: created space of pong",
+    "ping: sent 1",
+    "pong: got 1",
+    "ping: reply 10",
+    "ping: sent 5",
+    "pong: got 5",
+    "ping: reply 50",
+    "demo: ping-pong done (5 of 5 replies correct)",
+    "kbd: driver on IRQ 1",
+    "com1: driver on IRQ 4",
+    "demo: drivers ready",
+];
+const DEMO_FORBID: &[&str] = &[
+    PANIC,
+    "halted",
+    "*** exception",
+    "FAILED",
+    "panic in thread",
+];
 const NO_INPUT: fn() -> Vec<SerialInput> = Vec::new;
 
 fn kernel_only(images: &Images, cmdline: &str) -> Boot {
@@ -155,17 +183,108 @@ pub fn user_tests() -> Vec<Test> {
         Test {
             name: "root-demo",
             boot: |i| with_root(i, "", "demo"),
-            expect: &["sigma0: ready", "KIP", "API version", "root: demo done"],
-            forbid: &[PANIC, "halted", "*** exception"],
+            expect: DEMO_EXPECT,
+            forbid: DEMO_FORBID,
             exit: None,
-            stop_at: Some("root: demo done"),
+            stop_at: Some("demo: drivers ready"),
             input: NO_INPUT,
             timeout_s: 60,
         },
         Test {
+            name: "demo-serial-input",
+            boot: |i| with_root(i, "", "demo"),
+            expect: &[
+                "demo: drivers ready",
+                "com1: 'h'",
+                "com1: 'e'",
+                "com1: 'l'",
+                "com1: 'l'",
+                "com1: 'o'",
+                "com1: '!'",
+                "com1: '\\r'",
+            ],
+            forbid: DEMO_FORBID,
+            exit: None,
+            stop_at: Some("com1: '\\r'"),
+            input: || {
+                vec![SerialInput {
+                    after: "demo: drivers ready".into(),
+                    bytes: b"hello!\r".to_vec(),
+                }]
+            },
+            timeout_s: 60,
+        },
+        Test {
+            name: "demo-keyboard",
+            boot: |i| {
+                let mut b = with_root(i, "", "demo");
+                b.keys = vec![KeyInput {
+                    after: "demo: drivers ready".into(),
+                    // "shift+h": both keys pressed together.
+                    qcodes: [
+                        "h",
+                        "i",
+                        "shift+h",
+                        "1",
+                        "spc",
+                        "caps_lock",
+                        "a",
+                        "caps_lock",
+                        "ret",
+                        "f1",
+                    ]
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect(),
+                }];
+                b
+            },
+            expect: &[
+                "demo: drivers ready",
+                "kbd: 'h'",
+                "kbd: 'i'",
+                "kbd: 'H'",
+                "kbd: '1'",
+                "kbd: ' '",
+                "kbd: caps lock on",
+                "kbd: 'A'",
+                "kbd: caps lock off",
+                "kbd: '\\n'",
+                "kbd: scan code 0x3b",
+            ],
+            forbid: DEMO_FORBID,
+            exit: None,
+            stop_at: Some("kbd: scan code 0x3b"),
+            input: NO_INPUT,
+            timeout_s: 60,
+        },
+        Test {
+            name: "iso-boots-demo",
+            boot: |i| {
+                let mut b = Boot::new(i.kernel());
+                match crate::iso::build(i) {
+                    Ok(path) => b.iso = Some(path),
+                    Err(e) => b.unavailable = Some(format!("cannot build the ISO: {e}")),
+                }
+                b
+            },
+            expect: &[
+                "L4 X.2 microkernel",
+                "sigma0: ready",
+                "root: KIP at",
+                "demo: ping-pong done (5 of 5",
+                "demo: drivers ready",
+            ],
+            forbid: DEMO_FORBID,
+            exit: None,
+            stop_at: Some("demo: drivers ready"),
+            input: NO_INPUT,
+            timeout_s: 120,
+        },
+        Test {
             name: "conformance",
             boot: |i| with_root(i, "", "conformance"),
-            expect: &["sigma0: ready", "conformance: done"],
+            expect: &["sigma0: ready", "--- KD# \"kdb-enter-check\" ---", "conformance: done"],
             forbid: &[PANIC, "FAILED"],
             exit: Some(EXIT_SUCCESS),
             stop_at: None,
@@ -179,7 +298,7 @@ pub fn user_tests() -> Vec<Test> {
                 b.cpu = "max".into();
                 b
             },
-            expect: &["sigma0: ready", "conformance: done"],
+            expect: &["sigma0: ready", "--- KD# \"kdb-enter-check\" ---", "conformance: done"],
             forbid: &[PANIC, "FAILED"],
             exit: Some(EXIT_SUCCESS),
             stop_at: None,

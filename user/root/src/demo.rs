@@ -1,7 +1,22 @@
-//! `demo`: a readable summary of the Kernel Interface Page (spec 3).
+//! `demo`: the root server's demonstration, in three parts:
+//!
+//! 1. a readable summary of the Kernel Interface Page (spec 3);
+//! 2. ping-pong ([`pingpong`]): a pager thread of the root pages two new address spaces that
+//!    run the root's own image; `ping` and `pong` exchange a few call/reply round trips;
+//! 3. user-level drivers ([`crate::drivers`]): the PS/2 keyboard (IRQ 1) and COM1 input
+//!    (IRQ 4), each a thread of the root that receives its interrupt as IPC.
+//!
+//! Console lines: `demo: created space ...`, `ping: sent N`, `pong: got N`,
+//! `demo: ping-pong done (...)`, `demo: drivers ready`, then `kbd: '<char>'` and
+//! `com1: '<char>'` for each key / byte. The system keeps running afterwards.
+
+pub mod pingpong;
+pub mod spaces;
 
 use abi::kip::{ApiVersion, ClockInfo, KernelDesc, KipAreaInfo, MemDesc, MemType};
-use l4::{kip, println, syscall};
+use l4::{kip, msg, println, syscall};
+
+use crate::drivers;
 
 fn kernel_name(id: u8, subid: u8) -> &'static str {
     match (id, subid) {
@@ -15,6 +30,7 @@ fn kernel_name(id: u8, subid: u8) -> &'static str {
         (4, 2) => "Pistachio",
         (4, 3) => "Strawberry",
         (5, 1) => "NICTA Pistachio",
+        (4, 0x80) => "l4rs",
         _ => "unknown kernel",
     }
 }
@@ -51,8 +67,75 @@ fn mem_type_name(d: &MemDesc) -> &'static str {
     }
 }
 
-/// Prints the summary and `root: demo done`.
+/// Thread numbers (above UserBase) and root UTCB slots of the demo's threads.
+const PAGER: u64 = 0x10;
+const KBD: u64 = 0x13;
+const COM1: u64 = 0x14;
+
+static mut KBD_STACK: spaces::Stack = spaces::Stack::new();
+static mut COM1_STACK: spaces::Stack = spaces::Stack::new();
+
+/// The whole demo; returns once the drivers run (the caller then sleeps forever).
 pub fn run() {
+    kip_summary();
+    let pager = spaces::tid(PAGER);
+    if !spaces::start_pager(pager, PAGER) {
+        println!("demo: cannot start the pager thread");
+    } else if !pingpong::run(pager) {
+        println!("demo: ping-pong FAILED");
+    }
+    start_drivers();
+}
+
+fn start_drivers() {
+    let (kbd, com1) = (spaces::tid(KBD), spaces::tid(COM1));
+    // SAFETY: the stacks are not in use yet.
+    let (sp_kbd, sp_com1) = unsafe {
+        (
+            spaces::prepare_stack(&raw mut KBD_STACK),
+            spaces::prepare_stack(&raw mut COM1_STACK),
+        )
+    };
+    let mut ready = 0;
+    for (t, slot, irq, entry, sp) in [
+        (
+            kbd,
+            KBD,
+            drivers::kbd::IRQ,
+            drivers::kbd::main as extern "C" fn() -> !,
+            sp_kbd,
+        ),
+        (com1, COM1, drivers::com1::IRQ, drivers::com1::main, sp_com1),
+    ] {
+        // Create the thread inactive first: the IRQ is associated with an existing thread.
+        let me = spaces::root();
+        if syscall::thread_control(t, me, me, kip::sigma0_id(), spaces::root_utcb_slot(slot)) != 1 {
+            println!("demo: cannot create driver thread {:#x}", t.raw());
+            continue;
+        }
+        if !drivers::associate(irq, t) {
+            continue;
+        }
+        if l4::thread::start(t, sp, entry as usize as u64).is_nil() {
+            println!("demo: cannot start driver thread {:#x}", t.raw());
+            continue;
+        }
+        match msg::receive_timeout(t, abi::Time::period_micros(5_000_000)) {
+            Ok(tag) if tag.label() == drivers::READY => ready += 1,
+            _ => println!("demo: driver {:#x} did not report", t.raw()),
+        }
+    }
+    if ready == 2 {
+        println!(
+            "demo: drivers ready (type here: echoed by COM1; PS/2 keys: QEMU window or monitor sendkey)"
+        );
+    } else {
+        println!("demo: drivers FAILED ({ready} of 2 ready)");
+    }
+}
+
+/// Prints the KIP summary.
+pub fn kip_summary() {
     let k = kip::kip();
     println!(
         "root: KIP at {:#x} (area {} KiB)",
@@ -158,7 +241,7 @@ pub fn run() {
             kip::syscall_link(i)
         );
     }
-    println!("root: demo done");
+    println!("root: KIP summary done");
 }
 
 fn print_page_sizes(mask: u64, rights: u64) {

@@ -2,8 +2,11 @@
 //!
 //! It reads its command line from the generic bootinfo ([`l4::bootinfo::arguments`]) and
 //! runs one of its modes:
-//! * `demo` (also the default for an empty or unknown line) prints a readable summary of the
-//!   Kernel Interface Page ([`demo`]) and then `root: demo done`;
+//! * `demo` (also the default for an empty or unknown line): a readable summary of the Kernel
+//!   Interface Page, ping-pong between two new address spaces, then the keyboard and COM1
+//!   drivers ([`demo`], [`drivers`]); it keeps running;
+//! * `bench`: IPC, system-call and exception round-trip figures ([`bench`]), then
+//!   `kdb::enter("exit-success")`;
 //! * `conformance` runs the conformance suite ([`conformance`], checks in [`tests`]) and ends
 //!   the run with `kdb::enter("exit-success")` or `("exit-failure")`.
 //!
@@ -13,8 +16,10 @@
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod bench;
 mod conformance;
 mod demo;
+mod drivers;
 mod tests;
 
 use l4::println;
@@ -33,6 +38,7 @@ fn main() -> ! {
     match mode {
         "conformance" => conformance::run(),
         "demo" => demo::run(),
+        "bench" => bench::run(),
         other => {
             println!("root: unknown mode `{other}`; running the demo");
             demo::run()

@@ -1,0 +1,241 @@
+//! `bench`: the classic L4 pingpong benchmark (spec 10.2) plus a null system call and an
+//! exception round trip. Figures are rdtsc deltas; under QEMU `-icount shift=0` the TSC
+//! advances once per executed instruction, so they are instruction counts.
+//!
+//! * IPC: `ping` Calls `pong` (Ipc with to = from = pong, never time out, tag u = words) and
+//!   `pong` answers with ReplyWait (send timeout zero, receive from any), for 0..=63 untyped
+//!   words, [`ROUNDS`] round trips after [`WARMUP`]; the figure is per **one-way** IPC
+//!   (delta / 2·ROUNDS). Three set-ups: ping and pong in two new address spaces (`inter-as`),
+//!   both in one new space (`intra-as`), and the same with Lipc and local ids (`intra-as-lipc`).
+//!   The new spaces run the root's image, paged by a pager thread of the root
+//!   ([`crate::demo::spaces`]).
+//! * Null system call: `SystemClock`, the cheapest real `syscall` (it only reads the clock);
+//!   ThreadSwitch would go through the scheduler and KernelInterface is an emulated #UD.
+//! * Exception round trip: a thread of the root space executes `ud2`; its exception handler
+//!   (the root) replies with RIP + 2; per exception = fault, exception IPC, reply, resume.
+//!
+//! Output: `bench: <kind> words=<n> cycles=<x.xx>`, `bench: null-syscall cycles=<x.xx>`,
+//! `bench: exception cycles=<x.xx>`, then `bench: done` and KDB `exit-success`.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use abi::msgtag::labels;
+use abi::{MsgTag, ThreadId, Time, Timeouts};
+use l4::{msg, println, syscall, thread, utcb};
+
+use crate::demo::spaces::{self, Stack};
+
+/// Round trips per figure.
+pub const ROUNDS: u64 = 1000;
+/// Round trips before measuring (page faults, caches).
+pub const WARMUP: u64 = 50;
+/// Null system calls / exceptions measured.
+const CALLS: u64 = 1000;
+
+const PAGER: u64 = 0x10;
+const DONE: u64 = 0xD0E;
+
+/// How ping talks to pong: 0 Ipc with global ids, 1 Ipc in one space, 2 Lipc.
+static MODE: AtomicU64 = AtomicU64::new(0);
+/// Partner id ping uses (global for Ipc).
+static PONG: AtomicU64 = AtomicU64::new(0);
+/// Per word count: 100 × instructions per one-way IPC.
+static RESULTS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+static EXC_RESULT: AtomicU64 = AtomicU64::new(0);
+
+static mut PING_STACK: Stack = Stack::new();
+static mut PONG_STACK: Stack = Stack::new();
+static mut FAULTER_STACK: Stack = Stack::new();
+
+#[inline(always)]
+fn rdtsc() -> u64 {
+    // SAFETY: rdtsc has no memory effects (user-mode rdtsc is allowed).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+extern "C" fn ping() -> ! {
+    let mode = MODE.load(Ordering::SeqCst);
+    let mut pong = ThreadId::from_raw(PONG.load(Ordering::SeqCst));
+    if mode == 2 {
+        pong = thread::local_id_of(pong);
+    }
+    for w in 0..64u64 {
+        let tag = MsgTag::new(0, w, 0).raw();
+        let round = |n: u64| {
+            for _ in 0..n {
+                utcb::set_mr(0, tag);
+                if mode == 2 {
+                    syscall::lipc(pong, pong, Timeouts::NEVER);
+                } else {
+                    syscall::ipc(pong, pong, Timeouts::NEVER);
+                }
+            }
+        };
+        round(WARMUP);
+        let t0 = rdtsc();
+        round(ROUNDS);
+        let t1 = rdtsc();
+        RESULTS[w as usize].store((t1 - t0) * 100 / (2 * ROUNDS), Ordering::SeqCst);
+    }
+    utcb::set_mr(0, MsgTag::new(DONE, 0, 0).raw());
+    let _ = msg::send_timeout(spaces::root(), Time::period_micros(5_000_000));
+    loop {
+        msg::sleep(Time::NEVER);
+    }
+}
+
+extern "C" fn pong() -> ! {
+    let lipc = MODE.load(Ordering::SeqCst) == 2;
+    let mut r = syscall::ipc(ThreadId::NIL, ThreadId::ANY, Timeouts::NEVER);
+    loop {
+        let from = r.from;
+        let u = r.tag.untyped();
+        utcb::set_mr(0, MsgTag::new(0, u, 0).raw());
+        r = if lipc {
+            syscall::lipc(
+                from,
+                ThreadId::ANY_LOCAL,
+                Timeouts::new(Time::ZERO, Time::NEVER),
+            )
+        } else {
+            syscall::ipc(from, ThreadId::ANY, Timeouts::new(Time::ZERO, Time::NEVER))
+        };
+    }
+}
+
+fn fixed(x: u64) -> (u64, u64) {
+    (x / 100, x % 100)
+}
+
+/// One IPC set-up: creates ping and pong (`same_space`: pong in ping's space), runs, prints.
+fn ipc_run(name: &str, mode: u64, pager: ThreadId, ping_k: u64, pong_k: u64) -> bool {
+    let (pi, po) = (spaces::tid(ping_k), spaces::tid(pong_k));
+    let ok = if mode == 0 {
+        spaces::new_space(pi, pager) && spaces::new_space(po, pager)
+    } else {
+        spaces::new_space(pi, pager) && spaces::new_thread_in(po, pi, 1, pager)
+    };
+    if !ok {
+        return false;
+    }
+    MODE.store(mode, Ordering::SeqCst);
+    PONG.store(po.raw(), Ordering::SeqCst);
+    for r in &RESULTS {
+        r.store(0, Ordering::SeqCst);
+    }
+    // SAFETY: the previous ping/pong using these stacks are deleted.
+    let (sp_ping, sp_pong) = unsafe {
+        (
+            spaces::prepare_stack(&raw mut PING_STACK),
+            spaces::prepare_stack(&raw mut PONG_STACK),
+        )
+    };
+    let started = spaces::start_via_pager(pager, po, pong, sp_pong)
+        && spaces::start_via_pager(pager, pi, ping, sp_ping);
+    let done = started
+        && matches!(
+            msg::receive_timeout(pi, Time::period_micros(60_000_000)),
+            Ok(tag) if tag.label() == DONE
+        );
+    if done {
+        for (w, r) in RESULTS.iter().enumerate() {
+            let (i, f) = fixed(r.load(Ordering::SeqCst));
+            println!("bench: {name} words={w} cycles={i}.{f:02}");
+        }
+    } else {
+        println!("bench: {name} FAILED");
+    }
+    spaces::delete(pi);
+    spaces::delete(po);
+    done
+}
+
+extern "C" fn faulter() -> ! {
+    utcb::set_exception_handler(spaces::root());
+    let once = || {
+        // SAFETY: a deliberate #UD; the handler resumes us at RIP + 2 (after the ud2).
+        unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+    };
+    for _ in 0..WARMUP {
+        once();
+    }
+    let t0 = rdtsc();
+    for _ in 0..CALLS {
+        once();
+    }
+    let t1 = rdtsc();
+    EXC_RESULT.store((t1 - t0) * 100 / CALLS, Ordering::SeqCst);
+    utcb::set_mr(0, MsgTag::new(DONE, 0, 0).raw());
+    let _ = msg::send_timeout(spaces::root(), Time::period_micros(5_000_000));
+    loop {
+        msg::sleep(Time::NEVER);
+    }
+}
+
+fn exception_run() -> bool {
+    let t = spaces::tid(0x26);
+    // SAFETY: not in use.
+    let sp = unsafe { spaces::prepare_stack(&raw mut FAULTER_STACK) };
+    if !spaces::spawn_local(t, 0x26, faulter, sp) {
+        return false;
+    }
+    let mut r = msg::receive_timeout(t, Time::period_micros(10_000_000));
+    let ok = loop {
+        match r {
+            Ok(tag) if tag.label() & !0xF == labels::EXCEPTION => {
+                utcb::set_mr(1, utcb::mr(1) + 2);
+                utcb::set_mr(0, MsgTag::new(0, tag.untyped().min(18), 0).raw());
+                r = msg::ipc(
+                    t,
+                    t,
+                    Timeouts::new(Time::ZERO, Time::period_micros(10_000_000)),
+                )
+                .map(|r| r.tag);
+            }
+            Ok(tag) if tag.label() == DONE => break true,
+            Ok(tag) => {
+                println!("bench: exception: unexpected tag {:#x}", tag.raw());
+                break false;
+            }
+            Err(e) => {
+                println!("bench: exception: IPC failed ({:?})", e.error());
+                break false;
+            }
+        }
+    };
+    if ok {
+        let (i, f) = fixed(EXC_RESULT.load(Ordering::SeqCst));
+        println!("bench: exception cycles={i}.{f:02}");
+    }
+    spaces::delete(t);
+    ok
+}
+
+fn null_syscall() {
+    for _ in 0..WARMUP {
+        syscall::system_clock();
+    }
+    let t0 = rdtsc();
+    for _ in 0..CALLS {
+        syscall::system_clock();
+    }
+    let t1 = rdtsc();
+    let (i, f) = fixed((t1 - t0) * 100 / CALLS);
+    println!("bench: null-syscall cycles={i}.{f:02} (SystemClock)");
+}
+
+/// Runs every measurement and ends the run.
+pub fn run() {
+    println!(
+        "bench: start ({ROUNDS} round trips per figure after {WARMUP}; figures per one-way IPC)"
+    );
+    let pager = spaces::tid(PAGER);
+    let mut ok = spaces::start_pager(pager, PAGER);
+    null_syscall();
+    ok &= exception_run();
+    ok &= ipc_run("inter-as", 0, pager, 0x20, 0x21);
+    ok &= ipc_run("intra-as", 1, pager, 0x22, 0x23);
+    ok &= ipc_run("intra-as-lipc", 2, pager, 0x24, 0x25);
+    println!("bench: done");
+    l4::kdb::enter(if ok { "exit-success" } else { "exit-failure" });
+}
