@@ -22,7 +22,7 @@ use abi::thread_id::ThreadId;
 use crate::arch::x86_64::paging::{
     self, ADDR_MASK, NX, P, PS, RW, US, USER_END, phys_to_virt, table,
 };
-use crate::arch::x86_64::{cpu, usercopy};
+use crate::arch::x86_64::cpu;
 use crate::mm::frame;
 use crate::sync::KernelCell;
 use crate::thread::{self, Tcb};
@@ -307,12 +307,6 @@ fn pte_rights(e: u64) -> Rights {
         r |= 1;
     }
     Rights::from_raw(r)
-}
-
-/// Reads user memory of `t`'s space (which must be the current one).
-pub fn read_user(t: &Tcb, addr: u64, out: &mut [u8]) -> bool {
-    let _ = t;
-    usercopy::read_bytes(addr, out)
 }
 
 /// Is [pa, pa+len) kernel memory that nobody may map (image, pool)?

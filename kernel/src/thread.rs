@@ -323,13 +323,10 @@ pub fn lookup_number(no: u64) -> Option<&'static mut Tcb> {
 /// Resolves a thread id given by `by` (a local id names a thread in `by`'s space).
 pub fn resolve(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
     if id.is_local() && !id.is_any_local() {
-        // The MyGlobalId TCR of the UTCB at that address in the caller's space.
-        let addr = id.raw().wrapping_sub(0x78);
-        let mut b = [0u8; 8];
-        if !crate::space::read_user(by, addr, &mut b) {
-            return None;
-        }
-        let t = lookup_global(ThreadId::from_raw(u64::from_le_bytes(b)))?;
+        // The MyGlobalId TCR of the UTCB at that address in the caller's space; a user may
+        // write anything there, so the thread found must really own that UTCB.
+        let gid = crate::arch::x86_64::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
+        let t = lookup_global(ThreadId::from_raw(gid))?;
         (t.same_space(by) && t.local_id() == id).then_some(t)
     } else {
         lookup_global(id)

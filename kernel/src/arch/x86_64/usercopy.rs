@@ -20,6 +20,14 @@ user_load_u8:
 user_load_u8_insn:
     movzbq (%rdi), %rax
     ret
+    /* user_load_u64(addr: rdi, 8-aligned) -> rax = word, rdx = 0 ok / 1 fault */
+    .global user_load_u64
+user_load_u64:
+    xorl %edx, %edx
+    .global user_load_u64_insn
+user_load_u64_insn:
+    movq (%rdi), %rax
+    ret
     .global user_access_fixup
 user_access_fixup:
     movl $1, %edx
@@ -31,6 +39,7 @@ user_access_fixup:
 
 unsafe extern "C" {
     fn user_load_u8_insn();
+    fn user_load_u64_insn();
     fn user_access_fixup();
 }
 
@@ -42,12 +51,13 @@ struct Ret {
 
 unsafe extern "sysv64" {
     fn user_load_u8(addr: u64) -> Ret;
+    fn user_load_u64(addr: u64) -> Ret;
 }
 
 /// If `rip` is one of the guarded user accesses, returns where to resume.
 pub fn fixup(rip: u64) -> Option<u64> {
     let r = rip as usize;
-    if r == user_load_u8_insn as unsafe extern "C" fn() as usize {
+    if r == user_load_u8_insn as unsafe extern "C" fn() as usize || r == user_load_u64_insn as unsafe extern "C" fn() as usize {
         Some(user_access_fixup as unsafe extern "C" fn() as usize as u64)
     } else {
         None
@@ -66,6 +76,16 @@ pub fn read_u8(addr: u64) -> Option<u8> {
     // SAFETY: a guarded access: a fault resumes at the fixup and reports failure.
     let r = unsafe { user_load_u8(addr) };
     (r.fault == 0).then_some(r.value as u8)
+}
+
+/// An 8-byte aligned word of the current address space's user memory, if mapped and readable.
+pub fn read_u64(addr: u64) -> Option<u64> {
+    if addr & 7 != 0 || !user_range_ok(addr, 8) {
+        return None;
+    }
+    // SAFETY: a guarded access, as in `read_u8`; aligned, so it cannot cross a page.
+    let r = unsafe { user_load_u64(addr) };
+    (r.fault == 0).then_some(r.value)
 }
 
 pub fn read_bytes(addr: u64, out: &mut [u8]) -> bool {
