@@ -82,8 +82,10 @@ fn setup_propagation(cur: &mut Tcb, dest: &Tcb) {
 /// message the ActualSender TCR and the redirection of the virtual sender's closed receive.
 fn complete(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), (u64, u64)> {
     let r = transfer(sender, receiver);
-    sender.tunnel_for = core::ptr::null_mut();
-    receiver.tunnel_for = core::ptr::null_mut();
+    for t in [&mut *sender, &mut *receiver] {
+        t.tunnel_for = core::ptr::null_mut();
+        t.xfer_copier = core::ptr::null_mut();
+    }
     let apparent = apparent_sender(sender);
     receiver.ipc_from = sender_id_for(receiver, apparent);
     if !sender.propagate_as.is_null() {
@@ -137,18 +139,7 @@ fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
     let mut copied = 0u64;
     while i < end {
         if abi::items::StringHeader::is_string_item(s[i]) {
-            let mut pos = i;
-            let Some((send, _)) = crate::string::logical_string(&s[..end], &mut pos) else {
-                return Err(crate::string::overflow(copied));
-            };
-            if buffers.is_none() {
-                buffers = crate::string::Buffers::of(dst);
-            }
-            let Some(recv) = buffers.as_mut().and_then(|b| b.next()) else {
-                return Err(crate::string::overflow(copied));
-            };
-            crate::string::copy(src, &send, dst, &recv, &mut copied)?;
-            i = pos;
+            i = string_item(src, dst, &s[..end], i, &mut buffers, &mut copied)?;
             continue;
         }
         match abi::items::decode_typed(&s[i..end]) {
@@ -166,6 +157,28 @@ fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
         }
     }
     Ok(())
+}
+
+/// One logical send string at `words[i]` into the next receive buffer; returns the index after
+/// it. Kept out of `transfer` so that its large locals only occupy the stack for strings.
+#[inline(never)]
+fn string_item(src: &mut Tcb, dst: &mut Tcb, words: &[u64], i: usize, buffers: &mut Option<crate::string::Buffers>, copied: &mut u64) -> Result<usize, (u64, u64)> {
+    let mut pos = i;
+    let Some((send, _)) = crate::string::logical_string(words, &mut pos) else {
+        return Err(crate::string::overflow(*copied));
+    };
+    if buffers.is_none() {
+        *buffers = crate::string::Buffers::of(dst);
+        let copier = thread::current_ptr();
+        src.xfer_copier = copier;
+        dst.xfer_copier = copier;
+        thread::current().xfer_abort = false;
+    }
+    let Some(recv) = buffers.as_mut().and_then(|b| b.next()) else {
+        return Err(crate::string::overflow(*copied));
+    };
+    crate::string::copy(src, &send, dst, &recv, copied)?;
+    Ok(pos)
 }
 
 fn overflow() -> (u64, u64) {
@@ -469,6 +482,30 @@ pub fn cancel(
     abort_receive: bool,
     code: IpcErrorCode,
 ) -> (bool, bool) {
+    let copier = t.xfer_copier;
+    if !copier.is_null() && (abort_send || abort_receive) {
+        // In a string transfer: abort it for both parties (code 7, spec 5.2).
+        let me = t as *mut Tcb;
+        // SAFETY: the copier is alive while `xfer_copier` is set (cleared when it finishes).
+        let c = unsafe { &mut *copier };
+        c.xfer_abort = true;
+        if c.state == State::XferWait {
+            schedule::wake(c, IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)));
+        } else if copier != me && (c.state == State::SendBlocked || c.state == State::RecvBlocked) {
+            // The copier is in its own nested fault IPC: abort that.
+            cancel_blocked(c, true, true, IpcErrorCode::Aborted);
+        }
+        return match t.state {
+            State::XferWait => (true, false),
+            State::Transfer => (false, true),
+            _ => cancel_blocked(t, abort_send, abort_receive, IpcErrorCode::Aborted),
+        };
+    }
+    cancel_blocked(t, abort_send, abort_receive, code)
+}
+
+/// Cancels a thread's blocked IPC (send queue or receive wait) with `code`.
+pub fn cancel_blocked(t: &mut Tcb, abort_send: bool, abort_receive: bool, code: IpcErrorCode) -> (bool, bool) {
     match t.state {
         State::SendBlocked => {
             if abort_send {
@@ -512,6 +549,9 @@ pub fn unlink_deleted(gone: &mut Tcb) {
     thread::for_each(|t| {
         if t.propagate_as == gp {
             t.propagate_as = core::ptr::null_mut();
+        }
+        if t.xfer_copier == gp {
+            t.xfer_copier = core::ptr::null_mut();
         }
         if t.tunnel_for == gp {
             t.tunnel_for = core::ptr::null_mut();

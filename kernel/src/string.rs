@@ -23,16 +23,17 @@ use crate::arch::x86_64::paging::{USER_END, phys_to_virt};
 use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};
 
-/// Segments of one logical string (a chain of compound string items).
+/// Segments of one logical string (a chain of compound string items): at most 32 pieces (more
+/// make the transfer a message overflow), since it lives on the kernel stack.
 pub struct Segments {
-    seg: [(u64, u64); 64],
+    seg: [(u64, u64); 32],
     n: usize,
 }
 
 impl Segments {
     const fn new() -> Self {
         Segments {
-            seg: [(0, 0); 64],
+            seg: [(0, 0); 32],
             n: 0,
         }
     }
@@ -198,6 +199,9 @@ pub fn copy(
     let total = s.total();
     let mut done = 0u64;
     while done < total {
+        if thread::current().xfer_abort {
+            return Err(aborted(*copied));
+        }
         while si < s.n && soff >= s.seg[si].1 {
             si += 1;
             soff = 0;
@@ -258,6 +262,9 @@ pub fn copy(
 }
 
 fn check(r: Resolve, src: &Tcb, dst: &Tcb, offset: u64) -> Result<(), Codes> {
+    if thread::current().xfer_abort {
+        return Err(aborted(offset));
+    }
     match r {
         Resolve::Done => Ok(()),
         Resolve::Timeout => Err(xfer_timeout(src, dst, offset)),
@@ -341,16 +348,25 @@ fn tunnel(me: &mut Tcb, partner: &mut Tcb, va: u64, receiver_side: bool) -> Reso
     match me.wake {
         IpcWake::Done => Resolve::Done,
         IpcWake::Error(c) if c == XFER_EXPIRED => {
-            // Our timeout expired while the partner is still at its fault: abort its fault
-            // IPC (or stop it from sending one) and wait until it has checked back in.
-            partner.tunnel_abandon = true;
-            crate::ipc::cancel(partner, true, true, IpcErrorCode::Aborted);
-            me.state = State::XferWait;
-            schedule::block_current(u64::MAX);
+            abandon(me, partner);
             Resolve::Timeout
         }
-        IpcWake::Error(c) if crate::ipc::was_aborted(c) => Resolve::Aborted,
+        IpcWake::Error(c) if crate::ipc::was_aborted(c) => {
+            abandon(me, partner);
+            Resolve::Aborted
+        }
         _ => Resolve::Failed,
+    }
+}
+
+/// We stop waiting for the partner's tunnelled fault (timeout or abort): make it give up its
+/// fault IPC (or not start one) and wait until it has checked back in.
+fn abandon(me: &mut Tcb, partner: &mut Tcb) {
+    partner.tunnel_abandon = true;
+    if partner.state != State::Transfer {
+        crate::ipc::cancel_blocked(partner, true, true, IpcErrorCode::Aborted);
+        me.state = State::XferWait;
+        schedule::block_current(u64::MAX);
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! Owns every `Tcb`. A thread number indexes `THREADS` directly (2^18 entries, as many as
 //! ThreadInfo.t = 18 allows), so finding a thread from a global id is one load and a version
-//! compare. Each thread has a 16 KiB virtual slot in the kernel-stack region:
-//! `[guard page][8 KiB kernel stack][TCB page]`, so a stack overflow hits the guard page
+//! compare. Each thread has a 24 KiB virtual slot in the kernel-stack region:
+//! `[guard page][16 KiB kernel stack][TCB page]`, so a stack overflow hits the guard page
 //! (a double fault with its own stack) instead of the TCB. The user state of a thread in the
 //! kernel is the `TrapFrame` at the top of its stack, right below its TCB.
 //!
@@ -29,9 +29,11 @@ pub const ROOT_NO: u64 = USER_BASE + 2;
 
 /// Kernel-stack region: PDPT entry 511 of PML4 slot 511.
 const SLOT_REGION: u64 = 0xFFFF_FFFF_C000_0000;
-const SLOT_SIZE: u64 = 16 << 10;
+const SLOT_SIZE: u64 = 24 << 10;
 const STACK_OFFSET: u64 = 4 << 10;
-const STACK_SIZE: u64 = 8 << 10;
+/// Room for a system call whose string copy takes a nested page-fault IPC.
+const STACK_SIZE: u64 = 16 << 10;
+const STACK_PAGES: usize = (STACK_SIZE / 4096) as usize;
 const TCB_OFFSET: u64 = STACK_OFFSET + STACK_SIZE;
 /// Threads that can exist at once (each needs a slot).
 pub const MAX_SLOTS: usize = 16384;
@@ -106,6 +108,10 @@ pub struct Tcb {
     pub tunnel_receiver_side: bool,
     /// The transfer gave up waiting for this tunnelled fault: do not (or no longer) send it.
     pub tunnel_abandon: bool,
+    /// During a string copy: the thread running it (set on both parties), and on the copier
+    /// whether ExchangeRegisters aborted the transfer (spec 5.2: code 7 for both).
+    pub xfer_copier: *mut Tcb,
+    pub xfer_abort: bool,
     /// The thread running the transfer this thread takes part in (while tunnelling).
     pub tunnel_for: *mut Tcb,
     /// The receive phase that follows the current send phase (nil: none), its timeout, and
@@ -188,7 +194,7 @@ fn alloc_slot() -> Option<(u32, *mut Tcb)> {
         return None;
     };
     let base = SLOT_REGION + slot as u64 * SLOT_SIZE;
-    let mut frames = [0u64; 3];
+    let mut frames = [0u64; STACK_PAGES + 1];
     for f in frames.iter_mut() {
         match frame::alloc() {
             Some(p) => *f = p,
@@ -213,7 +219,7 @@ fn alloc_slot() -> Option<(u32, *mut Tcb)> {
 
 fn free_slot(slot: u32) {
     let base = SLOT_REGION + slot as u64 * SLOT_SIZE;
-    for i in 0..3 {
+    for i in 0..=STACK_PAGES as u64 {
         let va = base + STACK_OFFSET + 4096 * i;
         let pte = slot_pte(va);
         let f = *pte & ADDR_MASK;
@@ -367,6 +373,8 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         tunnel_addr: 0,
         tunnel_receiver_side: false,
         tunnel_abandon: false,
+        xfer_copier: core::ptr::null_mut(),
+        xfer_abort: false,
         tunnel_for: core::ptr::null_mut(),
         deadline: u64::MAX,
         timer_next: core::ptr::null_mut(),

@@ -18,8 +18,8 @@ use crate::conformance::Suite;
 const STACK: usize = 16 * 1024;
 
 #[repr(C, align(4096))]
-struct Stacks([[u8; STACK]; 2]);
-static mut STACKS: Stacks = Stacks([[0; STACK]; 2]);
+struct Stacks([[u8; STACK]; 3]);
+static mut STACKS: Stacks = Stacks([[0; STACK]; 3]);
 
 #[repr(C, align(4096))]
 struct Pool([[u8; 4096]; 8]);
@@ -114,6 +114,16 @@ extern "C" fn receiver() -> ! {
     }
 }
 
+/// Waits 30 ms, then aborts the receiver's IPC with ExchangeRegisters (R and S).
+extern "C" fn aborter() -> ! {
+    msg::sleep(Time::period_micros(30_000));
+    let (_, r) = ids();
+    syscall::exchange_registers(r, syscall::ExregsState { control: 6, ..Default::default() });
+    loop {
+        let _ = msg::receive(utcb::my_global_id());
+    }
+}
+
 fn expected_sum(len: u64) -> u64 {
     (0..len).fold(0u64, |s, i| s.wrapping_add(pattern(i) as u64 * (i + 1)))
 }
@@ -173,7 +183,7 @@ fn spawn(t: ThreadId, i: usize, entry: extern "C" fn() -> !, pager: ThreadId) ->
     if syscall::thread_control(t, root(), root(), pager, loc) != 1 {
         return false;
     }
-    l4::thread::start(t, top, entry as usize as u64);
+    l4::thread::start(t, top, entry as extern "C" fn() -> ! as usize as u64);
     true
 }
 
@@ -313,6 +323,23 @@ pub fn run(s: &mut Suite) {
         se & 0xF == 12 && re & 0xF == 11,
         format_args!("errors {se:#x}/{re:#x}"),
     );
+
+    // ExchangeRegisters aborts the receiver while its tunnelled fault is pending: both get 7.
+    let ab = ThreadId::global(kip::thread_info().user_base() + 0x72, 1);
+    let started = spawn(ab, 2, aborter, root());
+    let (se, re, _, _) = transfer(r, (HOLE + 0x2000, 64, 1), (never, never), &simple_string(64, src));
+    s.check("strings.abort_during_nested_fault", started && se & 0xF == 14 && re & 0xF == 15, format_args!("errors {se:#x}/{re:#x}"));
+    syscall::thread_control(ab, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
+
+    // A fault on the sender's side (the root's unmapped source, resolved by its pager sigma0).
+    let far = 0x0900_0000u64;
+    let (se, re, sum, _) = transfer(r, (dst, 128, 1), (0, 0), &simple_string(128, far));
+    let mut want = 0u64;
+    for i in 0..128u64 {
+        // SAFETY: sigma0 mapped this page for the root during the transfer.
+        want = want.wrapping_add(unsafe { core::ptr::read_volatile((far + i) as *const u8) } as u64 * (i + 1));
+    }
+    s.check("strings.sender_fault_resolved", se == 0 && re == 0 && sum == want, format_args!("errors {se:#x}/{re:#x} sum {sum} want {want}"));
 
     for t in [r, pg] {
         syscall::thread_control(t, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
