@@ -67,4 +67,34 @@ pub fn run(s: &mut Suite) {
     l4::println!("kernel memory: start {} frames, after round 1 {}, round 2 {}, round 3 {}", start, figures[0], figures[1], figures[2]);
     s.check("lifecycle.create_delete_1000_threads", true, format_args!(""));
     s.check("lifecycle.kernel_memory_returns_each_round", figures.iter().all(|&f| f == start), format_args!("start {start}, rounds {figures:?}"));
+    exhaustion(s);
+}
+
+/// Kernel memory exhaustion is an error result (ErrNoMem), never a panic; everything comes back.
+fn exhaustion(s: &mut Suite) {
+    let me = utcb::my_global_id();
+    let start = kdb::kernel_frames_in_use();
+    let base = kip::thread_info().user_base() + 0x4000;
+    let mut n = 0u64;
+    let mut error = 0;
+    while n < 20_000 {
+        let t = ThreadId::global(base + n, 1);
+        if syscall::thread_control(t, t, me, ThreadId::NIL, u64::MAX) != 1 {
+            error = utcb::error_code();
+            break;
+        }
+        n += 1;
+    }
+    s.check("lifecycle.exhaustion_is_no_mem_error", error == 8, format_args!("after {n} threads: error {error}"));
+    for k in 0..n {
+        syscall::thread_control(ThreadId::global(base + k, 1), ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
+    }
+    let end = kdb::kernel_frames_in_use();
+    l4::println!("lifecycle: kernel memory exhausted after {} threads in new spaces; frames {} -> {}", n, start, end);
+    s.check("lifecycle.exhaustion_fully_recovered", end == start, format_args!("start {start} end {end}"));
+    // And the system still works: a new thread can be created again.
+    let t = ThreadId::global(base, 1);
+    let ok = syscall::thread_control(t, t, me, ThreadId::NIL, u64::MAX) == 1;
+    syscall::thread_control(t, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
+    s.check("lifecycle.works_after_exhaustion", ok, format_args!("error {}", utcb::error_code()));
 }

@@ -212,6 +212,47 @@ pub fn run(s: &mut Suite) {
         got == Ok(0xBBBB_0000),
         format_args!("{got:?}"),
     );
+    // Malformed map items are ignored: the helper's access faults again each time.
+    let bad: [(u64, u64, &str); 3] = [
+        (Fpage::new_log2(p0, 10).with_rights(Rights::FULL).raw(), WIN + 0x3000, "memory.map_item_below_4k_ignored"),
+        (Fpage::new_log2(0xFFFF_FFFF_8010_0000, 12).with_rights(Rights::FULL).raw(), WIN + 0x6000, "memory.map_item_kernel_source_ignored"),
+        (Fpage::new_log2(p0, 12).with_rights(Rights::NONE).raw(), WIN + 0x7000, "memory.map_item_no_rights_ignored"),
+    ];
+    for (fp, at, name) in bad {
+        let r = access(h, 1, at, None);
+        if r != Err(4) {
+            s.check(name, false, format_args!("first access {r:?}"));
+            continue;
+        }
+        let w = MapItem::new(Fpage::from_raw(fp), at).to_words(false);
+        utcb::set_mr(1, w[0]);
+        utcb::set_mr(2, w[1]);
+        utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
+        let _ = msg::send(h);
+        // The helper retries and faults again: nothing was mapped.
+        let again = msg::receive_timeout(h, Time::period_micros(500_000));
+        let ok = again.is_ok_and(|t| t.label() & !0xF == labels::PAGE_FAULT) && utcb::mr(1) & !0xFFF == at;
+        s.check(name, ok, format_args!("{:?}", again.map(|t| t.raw())));
+        // Resolve it for real so the helper continues.
+        reply_map(h, p0, at, Rights::R, false);
+        let _ = msg::receive_timeout(h, Time::period_micros(500_000));
+    }
+    // A map item aimed at our own UTCB area is ignored: our UTCB keeps working.
+    let utcb_page = utcb::my_local_id().raw() & !0xFFF;
+    let r = access(h, 1, WIN + 0x5000, None);
+    if r == Err(4) {
+        let w = MapItem::new(Fpage::new_log2(p0, 12).with_rights(Rights::FULL), utcb_page).to_words(false);
+        utcb::set_mr(1, w[0]);
+        utcb::set_mr(2, w[1]);
+        utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
+        // The helper's acceptor is the whole space, so SndBase picks the UTCB page.
+        let _ = msg::send(h);
+        let again = msg::receive_timeout(h, Time::period_micros(500_000));
+        s.check("memory.map_into_utcb_area_ignored", again.is_ok() && utcb::my_global_id() == me, format_args!("{:?}", again.map(|t| t.raw())));
+        reply_map(h, p0, WIN + 0x5000, Rights::R, false);
+        let _ = msg::receive_timeout(h, Time::period_micros(500_000));
+    }
+
     // Map items aimed at the KIP area or beyond user space are ignored (no fault resolved).
     let kip_area = kip::kip_address();
     let r = access(h, 1, kip_area, None);
