@@ -24,6 +24,9 @@ static mut STACKS: Stacks = Stacks([[0; STACK]; 3]);
 #[repr(C, align(4096))]
 struct Page([u64; 512]);
 static mut DATA_PAGE: Page = Page([0; 512]);
+/// Mapped in the root only: PG refuses to map it into A.
+static mut SECRET: Page = Page([0; 512]);
+static mut INBOX: Page = Page([0; 512]);
 
 /// Where A and B see the data page.
 const DATA: u64 = 0x7000_0000;
@@ -64,6 +67,9 @@ extern "C" fn pg() -> ! {
             continue;
         }
         let addr = utcb::mr(1) & !0xFFF;
+        if addr == &raw const SECRET as u64 {
+            continue; // never given to A
+        }
         if addr == DATA {
             PG_DATA_FAULTS.fetch_add(1, Ordering::SeqCst);
             let src = &raw const DATA_PAGE as u64;
@@ -110,6 +116,16 @@ extern "C" fn a_main() -> ! {
                 utcb::set_mr(2, sp);
                 utcb::set_mr(0, MsgTag::new(0, 2, 0).raw());
                 msg::send_timeout(who, Time::period_micros(100_000)).is_ok() as u64
+            }
+            // Send the root a string from MR2 (an address A does not have), 10 ms xfer timeout.
+            4 => {
+                let src = utcb::mr(2);
+                utcb::set_xfer_timeouts(abi::XferTimeouts::new(Time::period_micros(10_000), Time::NEVER));
+                let w = abi::items::simple_string(64, src);
+                utcb::set_mrs(1, &w);
+                utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
+                let _ = msg::send_timeout(from, Time::period_micros(100_000));
+                continue;
             }
             // Privileged calls from an unprivileged space: each must fail with ErrNoPrivilege.
             3 => {
@@ -309,6 +325,26 @@ pub fn run(s: &mut Suite) {
         vw == Some(0xB0B0) && seen == 0xB0B0,
         format_args!("{vw:?} {seen:#x}"),
     );
+
+    // Isolation: A names the root's secret page as a string source; the kernel reads it through
+    // A's own mappings only, so A's pager is asked (and refuses) and nothing arrives.
+    // SAFETY: our own pages, prepared before the transfer.
+    let (secret, inbox) = unsafe {
+        (&raw mut SECRET.0[0]).write_volatile(0x5EC2_E75E_C2E7);
+        (&raw mut INBOX.0[0]).write_volatile(0);
+        (&raw const SECRET as u64, &raw mut INBOX as u64)
+    };
+    utcb::set_br(0, 1);
+    utcb::set_br(1, abi::items::StringHeader::new(64, 1).0);
+    utcb::set_br(2, inbox);
+    utcb::set_mrs(1, &[4, secret]);
+    utcb::set_mr(0, MsgTag::new(1, 2, 0).raw());
+    let r = syscall::ipc(a, a, Timeouts::new(Time::period_micros(500_000), Time::period_micros(500_000)));
+    let code = utcb::error_code();
+    utcb::set_br(0, 0);
+    // SAFETY: our inbox page.
+    let got = unsafe { (&raw const INBOX.0[0]).read_volatile() };
+    s.check("chain.string_cannot_read_other_space", r.tag.error() && code & 0xF == 13 && got != 0x5EC2_E75E_C2E7, format_args!("error {code:#x} inbox {got:#x}"));
 
     // Deleting A's thread destroys space A and everything derived from it (B's DATA too).
     syscall::thread_control(a, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
