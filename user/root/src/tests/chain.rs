@@ -120,7 +120,10 @@ extern "C" fn a_main() -> ! {
             // Send the root a string from MR2 (an address A does not have), 10 ms xfer timeout.
             4 => {
                 let src = utcb::mr(2);
-                utcb::set_xfer_timeouts(abi::XferTimeouts::new(Time::period_micros(10_000), Time::NEVER));
+                utcb::set_xfer_timeouts(abi::XferTimeouts::new(
+                    Time::period_micros(10_000),
+                    Time::NEVER,
+                ));
                 let w = abi::items::simple_string(64, src);
                 utcb::set_mrs(1, &w);
                 utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
@@ -204,19 +207,14 @@ fn new_space(s: &mut Suite, t: ThreadId, pager: ThreadId) -> bool {
 
 /// Runs this module's checks.
 pub fn run(s: &mut Suite) {
-    // SAFETY: prefault our stacks and the data page (the root's own memory).
-    unsafe {
-        for i in 0..3 {
-            let st = &raw mut STACKS.0[i];
-            for p in (0..STACK).step_by(4096) {
-                core::ptr::write_volatile((st as *mut u8).add(p), 0);
-            }
-        }
-        (&raw mut DATA_PAGE.0[0]).write_volatile(0xC4A1_0001);
+    for i in 0..3 {
+        // SAFETY: only the address of stack i is taken; no thread uses it yet.
+        super::util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
     }
+    // SAFETY: our own data page, before A and B exist.
+    unsafe { (&raw mut DATA_PAGE.0[0]).write_volatile(0xC4A1_0001) };
     let (pgt, a, b) = (n(0), n(1), n(2));
-    let loc = (utcb::my_local_id().raw() & !0xFFF) + 0x400 * 0x80;
-    if syscall::thread_control(pgt, root(), root(), root(), loc) != 1 {
+    if syscall::thread_control(pgt, root(), root(), root(), super::util::utcb_slot(0x80)) != 1 {
         s.check(
             "chain.pager",
             false,
@@ -339,12 +337,20 @@ pub fn run(s: &mut Suite) {
     utcb::set_br(2, inbox);
     utcb::set_mrs(1, &[4, secret]);
     utcb::set_mr(0, MsgTag::new(1, 2, 0).raw());
-    let r = syscall::ipc(a, a, Timeouts::new(Time::period_micros(500_000), Time::period_micros(500_000)));
+    let r = syscall::ipc(
+        a,
+        a,
+        Timeouts::new(Time::period_micros(500_000), Time::period_micros(500_000)),
+    );
     let code = utcb::error_code();
     utcb::set_br(0, 0);
     // SAFETY: our inbox page.
     let got = unsafe { (&raw const INBOX.0[0]).read_volatile() };
-    s.check("chain.string_cannot_read_other_space", r.tag.error() && code & 0xF == 13 && got != 0x5EC2_E75E_C2E7, format_args!("error {code:#x} inbox {got:#x}"));
+    s.check(
+        "chain.string_cannot_read_other_space",
+        r.tag.error() && code & 0xF == 13 && got != 0x5EC2_E75E_C2E7,
+        format_args!("error {code:#x} inbox {got:#x}"),
+    );
 
     // Deleting A's thread destroys space A and everything derived from it (B's DATA too).
     syscall::thread_control(a, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);

@@ -43,15 +43,8 @@ extern "C" fn sse_clobberer() -> ! {
 pub fn run(s: &mut Suite) {
     let me = utcb::my_global_id();
     let t = ThreadId::global(kip::thread_info().user_base() + 0x90, 1);
-    let loc = (utcb::my_local_id().raw() & !0xFFF) + 0x400 * 0x90;
-    // SAFETY: prefault the helper's stack.
-    let top = unsafe {
-        let st = &raw mut STACK_MEM;
-        for p in (0..STACK).step_by(4096) {
-            core::ptr::write_volatile((st as *mut u8).add(p), 0);
-        }
-        st as u64 + STACK as u64 - 8
-    };
+    let loc = super::util::utcb_slot(0x90);
+    let top = super::util::prefault_stack(&raw mut STACK_MEM as *mut u8, STACK);
     if syscall::thread_control(t, me, me, me, loc) != 1 {
         s.check(
             "cpu.helper",

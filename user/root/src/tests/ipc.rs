@@ -13,6 +13,7 @@ use abi::{Fpage, MsgTag, Rights, ThreadId, Time, Timeouts};
 use l4::syscall::{self, ExregsState};
 use l4::{kip, msg, thread, utcb};
 
+use super::util::{self, kill, root};
 use crate::conformance::Suite;
 
 const STACK: usize = 16 * 1024;
@@ -25,10 +26,6 @@ static mut STACKS: Stacks = Stacks([[0; STACK]; NTHREADS]);
 /// Shared words between the root and its helper threads (same space).
 static SHARED: [AtomicU64; 16] = [const { AtomicU64::new(0) }; 16];
 
-fn root() -> ThreadId {
-    utcb::my_global_id()
-}
-
 /// Thread number of helper `i` (well clear of the suite's other threads).
 fn helper_id(i: usize) -> ThreadId {
     ThreadId::global(kip::thread_info().user_base() + 0x40 + i as u64, 1)
@@ -37,19 +34,9 @@ fn helper_id(i: usize) -> ThreadId {
 /// Creates helper `i` in the root's space (pager = root) and starts it at `entry`.
 fn spawn(i: usize, entry: extern "C" fn() -> !) -> ThreadId {
     let t = helper_id(i);
-    let utcb_base = utcb::my_local_id().raw() & !0xFFF;
-    let loc = utcb_base + 0x400 * (0x40 + i as u64);
-    // SAFETY: the stacks are only touched here (prefault) and by the helper thread that owns
-    // stack `i`, which does not run yet.
-    let top = unsafe {
-        let s = &raw mut STACKS.0[i];
-        for p in (0..STACK).step_by(4096) {
-            core::ptr::write_volatile((s as *mut u8).add(p), 0);
-        }
-        s as u64 + STACK as u64 - 8
-    };
-    let r = syscall::thread_control(t, root(), root(), root(), loc);
-    if r != 1 {
+    // SAFETY: only the address of stack `i` is taken; no thread uses it yet.
+    let sp = util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
+    if !util::spawn_local(t, 0x40 + i as u64, sp, entry, root()) {
         l4::println!(
             "ipc: cannot create helper {} (error {})",
             i,
@@ -57,12 +44,7 @@ fn spawn(i: usize, entry: extern "C" fn() -> !) -> ThreadId {
         );
         return ThreadId::NIL;
     }
-    thread::start(t, top, entry as usize as u64);
     t
-}
-
-fn kill(t: ThreadId) {
-    syscall::thread_control(t, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
 }
 
 fn ms(n: u64) -> Time {
@@ -549,15 +531,27 @@ pub fn run(s: &mut Suite) {
     match msg::receive_timeout(k, ms(500)) {
         Ok(tag) => {
             let ok = tag.label() == labels::EXCEPTION && utcb::mr(19) == 14;
-            s.check("ipc.kernel_address_is_exception", ok, format_args!("tag {:#x} vector {}", tag.raw(), utcb::mr(19)));
+            s.check(
+                "ipc.kernel_address_is_exception",
+                ok,
+                format_args!("tag {:#x} vector {}", tag.raw(), utcb::mr(19)),
+            );
             kill(k);
         }
         Err(e) => {
-            s.check("ipc.kernel_address_is_exception", false, format_args!("{:#x}", e.error_code));
+            s.check(
+                "ipc.kernel_address_is_exception",
+                false,
+                format_args!("{:#x}", e.error_code),
+            );
             kill(k);
         }
     }
-    s.check_eq("ipc.kernel_memory_not_read", SHARED[12].load(Ordering::SeqCst), 0);
+    s.check_eq(
+        "ipc.kernel_memory_not_read",
+        SHARED[12].load(Ordering::SeqCst),
+        0,
+    );
 
     // Page fault: message contents; an aborted fault IPC is retried and keeps all 64 MRs.
     // SAFETY: the page is only written here, before the toucher maps and reads it.
@@ -641,16 +635,9 @@ pub fn run(s: &mut Suite) {
 /// Thread start-up by the pager's message (spec 6.1): u = 2 → MR1 = IP, MR2 = SP.
 fn start_message(s: &mut Suite) {
     let t = helper_id(7);
-    let loc = (utcb::my_local_id().raw() & !0xFFF) + 0x400 * (0x40 + 7);
-    // SAFETY: stack 7 belongs to this thread only; prefault it.
-    let top = unsafe {
-        let st = &raw mut STACKS.0[7];
-        for p in (0..STACK).step_by(4096) {
-            core::ptr::write_volatile((st as *mut u8).add(p), 0);
-        }
-        st as u64 + STACK as u64 - 8
-    };
-    let r = syscall::thread_control(t, root(), root(), root(), loc);
+    // SAFETY: only the address of stack 7 is taken; no thread uses it yet.
+    let top = util::prefault_stack(unsafe { &raw mut STACKS.0[7] } as *mut u8, STACK);
+    let r = syscall::thread_control(t, root(), root(), root(), util::utcb_slot(0x40 + 7));
     s.check(
         "ipc.start_thread_created",
         r == 1,

@@ -23,7 +23,13 @@ fn round() -> Result<(), (u64, u64, u64)> {
         if syscall::thread_control(first, first, me, ThreadId::NIL, u64::MAX) != 1 {
             return Err((sp, 0, utcb::error_code()));
         }
-        let (r, _) = syscall::space_control(first, 0, Fpage::new_log2(kip::kip_address(), 12), Fpage::new_log2(UTCB_AREA, 14), ThreadId::NIL);
+        let (r, _) = syscall::space_control(
+            first,
+            0,
+            Fpage::new_log2(kip::kip_address(), 12),
+            Fpage::new_log2(UTCB_AREA, 14),
+            ThreadId::NIL,
+        );
         if r != 1 {
             return Err((sp, 1, utcb::error_code()));
         }
@@ -41,7 +47,14 @@ fn round() -> Result<(), (u64, u64, u64)> {
     }
     for sp in 0..SPACES {
         for k in (0..PER_SPACE).rev() {
-            if syscall::thread_control(id(sp, k), ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX) != 1 {
+            if syscall::thread_control(
+                id(sp, k),
+                ThreadId::NIL,
+                ThreadId::NIL,
+                ThreadId::NIL,
+                u64::MAX,
+            ) != 1
+            {
                 return Err((sp, 100 + k, utcb::error_code()));
             }
         }
@@ -59,14 +72,36 @@ pub fn run(s: &mut Suite) {
         *f = kdb::kernel_frames_in_use();
         let ms = (syscall::system_clock() - t0) / 1000;
         if let Err((sp, step, e)) = r {
-            s.check("lifecycle.create_delete_1000_threads", false, format_args!("round {i}: space {sp} step {step} error {e}"));
+            s.check(
+                "lifecycle.create_delete_1000_threads",
+                false,
+                format_args!("round {i}: space {sp} step {step} error {e}"),
+            );
             return;
         }
-        l4::println!("lifecycle: round {} of 1000 threads in 100 spaces took {} ms", i + 1, ms);
+        l4::println!(
+            "lifecycle: round {} of 1000 threads in 100 spaces took {} ms",
+            i + 1,
+            ms
+        );
     }
-    l4::println!("kernel memory: start {} frames, after round 1 {}, round 2 {}, round 3 {}", start, figures[0], figures[1], figures[2]);
-    s.check("lifecycle.create_delete_1000_threads", true, format_args!(""));
-    s.check("lifecycle.kernel_memory_returns_each_round", figures.iter().all(|&f| f == start), format_args!("start {start}, rounds {figures:?}"));
+    l4::println!(
+        "kernel memory: start {} frames, after round 1 {}, round 2 {}, round 3 {}",
+        start,
+        figures[0],
+        figures[1],
+        figures[2]
+    );
+    s.check(
+        "lifecycle.create_delete_1000_threads",
+        true,
+        format_args!(""),
+    );
+    s.check(
+        "lifecycle.kernel_memory_returns_each_round",
+        figures.iter().all(|&f| f == start),
+        format_args!("start {start}, rounds {figures:?}"),
+    );
     exhaustion(s);
 }
 
@@ -85,16 +120,39 @@ fn exhaustion(s: &mut Suite) {
         }
         n += 1;
     }
-    s.check("lifecycle.exhaustion_is_no_mem_error", error == 8, format_args!("after {n} threads: error {error}"));
+    s.check(
+        "lifecycle.exhaustion_is_no_mem_error",
+        error == 8,
+        format_args!("after {n} threads: error {error}"),
+    );
     for k in 0..n {
-        syscall::thread_control(ThreadId::global(base + k, 1), ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
+        syscall::thread_control(
+            ThreadId::global(base + k, 1),
+            ThreadId::NIL,
+            ThreadId::NIL,
+            ThreadId::NIL,
+            u64::MAX,
+        );
     }
     let end = kdb::kernel_frames_in_use();
-    l4::println!("lifecycle: kernel memory exhausted after {} threads in new spaces; frames {} -> {}", n, start, end);
-    s.check("lifecycle.exhaustion_fully_recovered", end == start, format_args!("start {start} end {end}"));
+    l4::println!(
+        "lifecycle: kernel memory exhausted after {} threads in new spaces; frames {} -> {}",
+        n,
+        start,
+        end
+    );
+    s.check(
+        "lifecycle.exhaustion_fully_recovered",
+        end == start,
+        format_args!("start {start} end {end}"),
+    );
     // And the system still works: a new thread can be created again.
     let t = ThreadId::global(base, 1);
     let ok = syscall::thread_control(t, t, me, ThreadId::NIL, u64::MAX) == 1;
     syscall::thread_control(t, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
-    s.check("lifecycle.works_after_exhaustion", ok, format_args!("error {}", utcb::error_code()));
+    s.check(
+        "lifecycle.works_after_exhaustion",
+        ok,
+        format_args!("error {}", utcb::error_code()),
+    );
 }

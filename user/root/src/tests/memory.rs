@@ -111,18 +111,14 @@ fn unmap(fpage: Fpage, flush: bool) -> u64 {
 pub fn run(s: &mut Suite) {
     let me = utcb::my_global_id();
     let h = ThreadId::global(kip::thread_info().user_base() + 0x60, 1);
-    let loc = (utcb::my_local_id().raw() & !0xFFF) + 0x400 * 0x60;
-    // SAFETY: prefault the helper's stack and the test pages before anything else touches them.
-    let (top, p0, p1) = unsafe {
-        let st = &raw mut HELPER_STACK;
-        for p in (0..STACK).step_by(4096) {
-            core::ptr::write_volatile((st as *mut u8).add(p), 0);
-        }
+    let loc = super::util::utcb_slot(0x60);
+    let top = super::util::prefault_stack(&raw mut HELPER_STACK as *mut u8, STACK);
+    // SAFETY: the test pages are written before anything else touches them.
+    let (p0, p1) = unsafe {
         let pages = &raw mut PAGES;
         (*pages).0[0][0] = 0xAAAA_0000;
         (*pages).0[1][0] = 0xBBBB_0000;
         (
-            st as u64 + STACK as u64 - 8,
             &raw const (*pages).0[0] as u64,
             &raw const (*pages).0[1] as u64,
         )
@@ -214,9 +210,23 @@ pub fn run(s: &mut Suite) {
     );
     // Malformed map items are ignored: the helper's access faults again each time.
     let bad: [(u64, u64, &str); 3] = [
-        (Fpage::new_log2(p0, 10).with_rights(Rights::FULL).raw(), WIN + 0x3000, "memory.map_item_below_4k_ignored"),
-        (Fpage::new_log2(0xFFFF_FFFF_8010_0000, 12).with_rights(Rights::FULL).raw(), WIN + 0x6000, "memory.map_item_kernel_source_ignored"),
-        (Fpage::new_log2(p0, 12).with_rights(Rights::NONE).raw(), WIN + 0x7000, "memory.map_item_no_rights_ignored"),
+        (
+            Fpage::new_log2(p0, 10).with_rights(Rights::FULL).raw(),
+            WIN + 0x3000,
+            "memory.map_item_below_4k_ignored",
+        ),
+        (
+            Fpage::new_log2(0xFFFF_FFFF_8010_0000, 12)
+                .with_rights(Rights::FULL)
+                .raw(),
+            WIN + 0x6000,
+            "memory.map_item_kernel_source_ignored",
+        ),
+        (
+            Fpage::new_log2(p0, 12).with_rights(Rights::NONE).raw(),
+            WIN + 0x7000,
+            "memory.map_item_no_rights_ignored",
+        ),
     ];
     for (fp, at, name) in bad {
         let r = access(h, 1, at, None);
@@ -231,7 +241,8 @@ pub fn run(s: &mut Suite) {
         let _ = msg::send(h);
         // The helper retries and faults again: nothing was mapped.
         let again = msg::receive_timeout(h, Time::period_micros(500_000));
-        let ok = again.is_ok_and(|t| t.label() & !0xF == labels::PAGE_FAULT) && utcb::mr(1) & !0xFFF == at;
+        let ok = again.is_ok_and(|t| t.label() & !0xF == labels::PAGE_FAULT)
+            && utcb::mr(1) & !0xFFF == at;
         s.check(name, ok, format_args!("{:?}", again.map(|t| t.raw())));
         // Resolve it for real so the helper continues.
         reply_map(h, p0, at, Rights::R, false);
@@ -241,14 +252,19 @@ pub fn run(s: &mut Suite) {
     let utcb_page = utcb::my_local_id().raw() & !0xFFF;
     let r = access(h, 1, WIN + 0x5000, None);
     if r == Err(4) {
-        let w = MapItem::new(Fpage::new_log2(p0, 12).with_rights(Rights::FULL), utcb_page).to_words(false);
+        let w = MapItem::new(Fpage::new_log2(p0, 12).with_rights(Rights::FULL), utcb_page)
+            .to_words(false);
         utcb::set_mr(1, w[0]);
         utcb::set_mr(2, w[1]);
         utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
         // The helper's acceptor is the whole space, so SndBase picks the UTCB page.
         let _ = msg::send(h);
         let again = msg::receive_timeout(h, Time::period_micros(500_000));
-        s.check("memory.map_into_utcb_area_ignored", again.is_ok() && utcb::my_global_id() == me, format_args!("{:?}", again.map(|t| t.raw())));
+        s.check(
+            "memory.map_into_utcb_area_ignored",
+            again.is_ok() && utcb::my_global_id() == me,
+            format_args!("{:?}", again.map(|t| t.raw())),
+        );
         reply_map(h, p0, WIN + 0x5000, Rights::R, false);
         let _ = msg::receive_timeout(h, Time::period_micros(500_000));
     }

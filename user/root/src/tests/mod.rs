@@ -18,10 +18,11 @@ mod schedule;
 mod sigma0;
 mod space_control;
 mod strings;
-mod threads;
 mod thread_control;
+mod threads;
 mod unmap;
 mod utcb;
+mod util;
 
 /// A test module's entry point.
 pub type TestFn = fn(&mut Suite);

@@ -44,26 +44,19 @@ extern "C" fn yielder() -> ! {
 }
 
 fn spawn(k: usize, prio: u64, entry: extern "C" fn() -> !) -> ThreadId {
-    let me = utcb::my_global_id();
     let id = t(k as u64);
-    let loc = (utcb::my_local_id().raw() & !0xFFF) + 0x400 * (0xC0 + k as u64);
-    // SAFETY: stack k is this thread's alone; prefault it.
-    let top = unsafe {
-        let st = &raw mut STACKS.0[k];
-        for p in (0..STACK).step_by(4096) {
-            core::ptr::write_volatile((st as *mut u8).add(p), 0);
-        }
-        st as u64 + STACK as u64 - 8
-    };
-    syscall::thread_control(id, me, me, me, loc);
-    syscall::schedule(id, u64::MAX, u64::MAX, prio, u64::MAX);
-    l4::thread::start(id, top, entry as extern "C" fn() -> ! as usize as u64);
+    // SAFETY: only the address of stack k is taken; no thread uses it yet.
+    let sp = super::util::prefault_stack(unsafe { &raw mut STACKS.0[k] } as *mut u8, STACK);
+    let me = utcb::my_global_id();
+    // Priority before start, so the new thread cannot run ahead of its configuration.
+    if syscall::thread_control(id, me, me, me, super::util::utcb_slot(0xC0 + k as u64)) == 1 {
+        syscall::schedule(id, u64::MAX, u64::MAX, prio, u64::MAX);
+        l4::thread::start(id, sp, entry as extern "C" fn() -> ! as usize as u64);
+    }
     id
 }
 
-fn kill(id: ThreadId) {
-    syscall::thread_control(id, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
-}
+use super::util::kill;
 
 fn reset() {
     for c in COUNTERS.iter().chain(ORDER.iter()) {
@@ -78,21 +71,47 @@ pub fn run(s: &mut Suite) {
     // Schedule: results, priority, time control, errors.
     let (r, _) = syscall::schedule(me, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
     s.check_eq("schedule.self_running", r, 3);
-    let (r, _) = syscall::schedule(ThreadId::global(0x3_3333, 1), u64::MAX, u64::MAX, u64::MAX, u64::MAX);
-    s.check("schedule.invalid_thread", r == 0 && utcb::error_code() == 2, format_args!("result {r} error {}", utcb::error_code()));
+    let (r, _) = syscall::schedule(
+        ThreadId::global(0x3_3333, 1),
+        u64::MAX,
+        u64::MAX,
+        u64::MAX,
+        u64::MAX,
+    );
+    s.check(
+        "schedule.invalid_thread",
+        r == 0 && utcb::error_code() == 2,
+        format_args!("result {r} error {}", utcb::error_code()),
+    );
     let (r, _) = syscall::schedule(ThreadId::NIL, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
     s.check_eq("schedule.nil_dest", r, 0);
     let a = spawn(0, 10, yielder);
     let five_ms = Time::period_micros(5000).raw() as u64;
     let (r, _) = syscall::schedule(a, five_ms << 16 | 0xFFFF, u64::MAX, 200, u64::MAX);
-    s.check("schedule.set_timeslice_and_priority", r != 0, format_args!("error {}", utcb::error_code()));
+    s.check(
+        "schedule.set_timeslice_and_priority",
+        r != 0,
+        format_args!("error {}", utcb::error_code()),
+    );
     let (_, old) = syscall::schedule(a, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
-    s.check("schedule.reports_timeslice", (old >> 16) as u16 != 0 && (old >> 16) <= five_ms, format_args!("TimeControl {old:#x}"));
+    s.check(
+        "schedule.reports_timeslice",
+        (old >> 16) as u16 != 0 && (old >> 16) <= five_ms,
+        format_args!("TimeControl {old:#x}"),
+    );
     syscall::schedule(a, u64::MAX, u64::MAX, 10, u64::MAX);
     let (r, _) = syscall::schedule(a, 0x8000 << 16 | 0xFFFF, u64::MAX, u64::MAX, u64::MAX);
-    s.check("schedule.time_point_invalid_param", r == 0 && utcb::error_code() == 5, format_args!("result {r} error {}", utcb::error_code()));
+    s.check(
+        "schedule.time_point_invalid_param",
+        r == 0 && utcb::error_code() == 5,
+        format_args!("result {r} error {}", utcb::error_code()),
+    );
     let (r, _) = syscall::schedule(a, u64::MAX, 1, u64::MAX, u64::MAX);
-    s.check("schedule.other_processor_invalid_param", r == 0 && utcb::error_code() == 5, format_args!("result {r} error {}", utcb::error_code()));
+    s.check(
+        "schedule.other_processor_invalid_param",
+        r == 0 && utcb::error_code() == 5,
+        format_args!("result {r} error {}", utcb::error_code()),
+    );
     kill(a);
 
     // Equal-priority busy threads all progress (time slices) while we sleep.
@@ -102,7 +121,11 @@ pub fn run(s: &mut Suite) {
     let b2 = spawn(2, 50, busy);
     msg::sleep(Time::period_micros(60_000));
     let c: [u64; 3] = core::array::from_fn(|i| COUNTERS[i].load(Ordering::SeqCst));
-    s.check("schedule.equal_priority_all_progress", c.iter().all(|&x| x > 0), format_args!("{c:?}"));
+    s.check(
+        "schedule.equal_priority_all_progress",
+        c.iter().all(|&x| x > 0),
+        format_args!("{c:?}"),
+    );
     for id in [b0, b1, b2] {
         kill(id);
     }
@@ -117,7 +140,11 @@ pub fn run(s: &mut Suite) {
     }
     msg::sleep(Time::period_micros(30_000));
     let c: [u64; 2] = core::array::from_fn(|i| COUNTERS[i].load(Ordering::SeqCst));
-    s.check("schedule.short_timeslices_progress", c.iter().all(|&x| x > 0), format_args!("{c:?}"));
+    s.check(
+        "schedule.short_timeslices_progress",
+        c.iter().all(|&x| x > 0),
+        format_args!("{c:?}"),
+    );
     kill(x0);
     kill(x1);
 
@@ -127,9 +154,20 @@ pub fn run(s: &mut Suite) {
     let lo = spawn(0, 20, busy);
     let hi = spawn(1, 30, busy);
     msg::sleep(Time::period_micros(20_000));
-    let (ol, oh) = (ORDER[0].load(Ordering::SeqCst), ORDER[1].load(Ordering::SeqCst));
-    s.check("schedule.higher_priority_first", oh == 1 && (ol == 0 || ol > oh), format_args!("order low {ol} high {oh}"));
-    s.check("schedule.lower_starves_under_busy_higher", COUNTERS[0].load(Ordering::SeqCst) == 0, format_args!("low ran {}", COUNTERS[0].load(Ordering::SeqCst)));
+    let (ol, oh) = (
+        ORDER[0].load(Ordering::SeqCst),
+        ORDER[1].load(Ordering::SeqCst),
+    );
+    s.check(
+        "schedule.higher_priority_first",
+        oh == 1 && (ol == 0 || ol > oh),
+        format_args!("order low {ol} high {oh}"),
+    );
+    s.check(
+        "schedule.lower_starves_under_busy_higher",
+        COUNTERS[0].load(Ordering::SeqCst) == 0,
+        format_args!("low ran {}", COUNTERS[0].load(Ordering::SeqCst)),
+    );
     kill(hi);
     kill(lo);
 
@@ -142,11 +180,19 @@ pub fn run(s: &mut Suite) {
         syscall::thread_switch(ThreadId::NIL);
     }
     let after = COUNTERS[0].load(Ordering::SeqCst);
-    s.check("thread_switch.yields_to_equal_priority", after > before, format_args!("{before} -> {after}"));
+    s.check(
+        "thread_switch.yields_to_equal_priority",
+        after > before,
+        format_args!("{before} -> {after}"),
+    );
     // ThreadSwitch to a specific ready thread runs it.
     let b = COUNTERS[0].load(Ordering::SeqCst);
     syscall::thread_switch(y);
-    s.check("thread_switch.to_thread_runs_it", COUNTERS[0].load(Ordering::SeqCst) > b, format_args!(""));
+    s.check(
+        "thread_switch.to_thread_runs_it",
+        COUNTERS[0].load(Ordering::SeqCst) > b,
+        format_args!(""),
+    );
     syscall::thread_switch(me);
     s.check("thread_switch.to_self_returns", true, format_args!(""));
     syscall::schedule(me, u64::MAX, u64::MAX, 255, u64::MAX);
@@ -155,14 +201,30 @@ pub fn run(s: &mut Suite) {
     // An unprivileged, non-scheduler caller is refused (the root is privileged: use a priority
     // above our own through a thread whose scheduler we are not — covered in chain.*); here:
     // ProcessorControl and MemoryControl answers of the platform.
-    s.check_eq("processor_control.cpu0", syscall::processor_control(0, u64::MAX, u64::MAX, u64::MAX), 1);
+    s.check_eq(
+        "processor_control.cpu0",
+        syscall::processor_control(0, u64::MAX, u64::MAX, u64::MAX),
+        1,
+    );
     let r = syscall::processor_control(1, u64::MAX, u64::MAX, u64::MAX);
-    s.check("processor_control.other_cpu_invalid", r == 0 && utcb::error_code() == 5, format_args!("result {r} error {}", utcb::error_code()));
+    s.check(
+        "processor_control.other_cpu_invalid",
+        r == 0 && utcb::error_code() == 5,
+        format_args!("result {r} error {}", utcb::error_code()),
+    );
     utcb::set_mr(0, abi::Fpage::new_log2(0x10_0000, 12).raw());
-    s.check_eq("memory_control.default_attribute", syscall::memory_control(0, [0; 4]), 1);
+    s.check_eq(
+        "memory_control.default_attribute",
+        syscall::memory_control(0, [0; 4]),
+        1,
+    );
     utcb::set_mr(0, abi::Fpage::new_log2(0x10_0000, 12).raw());
     let r = syscall::memory_control(0, [7, 0, 0, 0]);
-    s.check("memory_control.unknown_attribute_invalid", r == 0 && utcb::error_code() == 5, format_args!("result {r} error {}", utcb::error_code()));
+    s.check(
+        "memory_control.unknown_attribute_invalid",
+        r == 0 && utcb::error_code() == 5,
+        format_args!("result {r} error {}", utcb::error_code()),
+    );
 
     fuzz(s);
 }
@@ -185,11 +247,18 @@ fn fuzz(s: &mut Suite) {
         // Keep thread ids away from the suite's own threads (numbers below 0x400 above UserBase),
         // and Ipc away from blocking for ever.
         let dest = (r[0] & 0xFFFF_FFFF) | ((user_base + 0x1_0000 + (r[0] >> 48)) << 32);
-        r[0] = if r[0] & 1 == 0 { dest } else { r[0] | 0xFFFF_0000_0000_0000 };
+        r[0] = if r[0] & 1 == 0 {
+            dest
+        } else {
+            r[0] | 0xFFFF_0000_0000_0000
+        };
         if link == l4::syscall::link::IPC || link == l4::syscall::link::LIPC {
             r[2] = Time::ZERO.raw() as u64 | (Time::ZERO.raw() as u64) << 16;
         }
-        if link == l4::syscall::link::THREAD_CONTROL || link == l4::syscall::link::SCHEDULE || link == l4::syscall::link::SPACE_CONTROL {
+        if link == l4::syscall::link::THREAD_CONTROL
+            || link == l4::syscall::link::SCHEDULE
+            || link == l4::syscall::link::SPACE_CONTROL
+        {
             r[1] = dest;
         }
         let addr = syscall::link_address(link);
@@ -222,5 +291,9 @@ fn fuzz(s: &mut Suite) {
     // Leave our own TCRs sane again after random ExchangeRegisters on ourselves.
     utcb::set_pager(kip::sigma0_id());
     syscall::schedule(utcb::my_global_id(), u64::MAX, u64::MAX, 255, u64::MAX);
-    s.check("fuzz.random_registers_every_syscall", true, format_args!("{calls} calls"));
+    s.check(
+        "fuzz.random_registers_every_syscall",
+        true,
+        format_args!("{calls} calls"),
+    );
 }

@@ -118,7 +118,13 @@ extern "C" fn receiver() -> ! {
 extern "C" fn aborter() -> ! {
     msg::sleep(Time::period_micros(30_000));
     let (_, r) = ids();
-    syscall::exchange_registers(r, syscall::ExregsState { control: 6, ..Default::default() });
+    syscall::exchange_registers(
+        r,
+        syscall::ExregsState {
+            control: 6,
+            ..Default::default()
+        },
+    );
     loop {
         let _ = msg::receive(utcb::my_global_id());
     }
@@ -171,20 +177,9 @@ fn transfer(
 }
 
 fn spawn(t: ThreadId, i: usize, entry: extern "C" fn() -> !, pager: ThreadId) -> bool {
-    let loc = (utcb::my_local_id().raw() & !0xFFF) + 0x400 * (0x70 + i as u64);
-    // SAFETY: stack `i` belongs to this thread; prefault it.
-    let top = unsafe {
-        let st = &raw mut STACKS.0[i];
-        for p in (0..STACK).step_by(4096) {
-            core::ptr::write_volatile((st as *mut u8).add(p), 0);
-        }
-        st as u64 + STACK as u64 - 8
-    };
-    if syscall::thread_control(t, root(), root(), pager, loc) != 1 {
-        return false;
-    }
-    l4::thread::start(t, top, entry as extern "C" fn() -> ! as usize as u64);
-    true
+    // SAFETY: only the address of stack `i` is taken; no thread uses it yet.
+    let sp = super::util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
+    super::util::spawn_local(t, 0x70 + i as u64, sp, entry, pager)
 }
 
 /// Runs this module's checks.
@@ -327,8 +322,17 @@ pub fn run(s: &mut Suite) {
     // ExchangeRegisters aborts the receiver while its tunnelled fault is pending: both get 7.
     let ab = ThreadId::global(kip::thread_info().user_base() + 0x72, 1);
     let started = spawn(ab, 2, aborter, root());
-    let (se, re, _, _) = transfer(r, (HOLE + 0x2000, 64, 1), (never, never), &simple_string(64, src));
-    s.check("strings.abort_during_nested_fault", started && se & 0xF == 14 && re & 0xF == 15, format_args!("errors {se:#x}/{re:#x}"));
+    let (se, re, _, _) = transfer(
+        r,
+        (HOLE + 0x2000, 64, 1),
+        (never, never),
+        &simple_string(64, src),
+    );
+    s.check(
+        "strings.abort_during_nested_fault",
+        started && se & 0xF == 14 && re & 0xF == 15,
+        format_args!("errors {se:#x}/{re:#x}"),
+    );
     syscall::thread_control(ab, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
 
     // A fault on the sender's side (the root's unmapped source, resolved by its pager sigma0).
@@ -337,9 +341,15 @@ pub fn run(s: &mut Suite) {
     let mut want = 0u64;
     for i in 0..128u64 {
         // SAFETY: sigma0 mapped this page for the root during the transfer.
-        want = want.wrapping_add(unsafe { core::ptr::read_volatile((far + i) as *const u8) } as u64 * (i + 1));
+        want = want.wrapping_add(
+            unsafe { core::ptr::read_volatile((far + i) as *const u8) } as u64 * (i + 1),
+        );
     }
-    s.check("strings.sender_fault_resolved", se == 0 && re == 0 && sum == want, format_args!("errors {se:#x}/{re:#x} sum {sum} want {want}"));
+    s.check(
+        "strings.sender_fault_resolved",
+        se == 0 && re == 0 && sum == want,
+        format_args!("errors {se:#x}/{re:#x} sum {sum} want {want}"),
+    );
 
     for t in [r, pg] {
         syscall::thread_control(t, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
