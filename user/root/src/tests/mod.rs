@@ -22,7 +22,7 @@ mod thread_control;
 mod threads;
 mod unmap;
 mod utcb;
-mod util;
+mod common;
 
 /// A test module's entry point.
 pub type TestFn = fn(&mut Suite);
