@@ -337,8 +337,11 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64>
         return Err(err(IpcPhase::Send, IpcErrorCode::NotExist));
     };
     setup_propagation(cur, dest);
+    crate::profile::mark(crate::profile::Point::Resolved);
     if dest.state == State::RecvBlocked && accepts(dest, cur) {
-        return deliver(cur, dest);
+        let r = deliver(cur, dest);
+        crate::profile::mark(crate::profile::Point::Transferred);
+        return r;
     }
     let Some(dl) = deadline(timeout) else {
         return Err(err(IpcPhase::Send, IpcErrorCode::Timeout));

@@ -22,6 +22,7 @@ mod loader;
 mod mapping;
 mod mm;
 mod platform;
+mod profile;
 mod schedule;
 mod selftest;
 mod space;

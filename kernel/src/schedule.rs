@@ -136,6 +136,7 @@ fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
         LAST_SPACE_USER.get().clone_from(&n.space);
     }
     *thread::CURRENT.get() = next;
+    crate::profile::mark(crate::profile::Point::Switching);
     context::switch(&mut c.ksp, &to);
 }
 

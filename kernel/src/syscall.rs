@@ -35,6 +35,7 @@ extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
     }
     match call {
         Syscall::Ipc | Syscall::Lipc => {
+            crate::profile::mark(crate::profile::Point::Dispatch);
             let r = crate::ipc::sys_ipc(
                 ThreadId::from_raw(f.rsi),
                 ThreadId::from_raw(f.rdx),
@@ -124,6 +125,7 @@ extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
         }
     }
     schedule::preempt_if_higher();
+    crate::profile::mark(crate::profile::Point::Resumed);
 }
 
 /// Start of a root server: straight to user mode with its prepared frame.
