@@ -162,7 +162,14 @@ fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
 /// One logical send string at `words[i]` into the next receive buffer; returns the index after
 /// it. Kept out of `transfer` so that its large locals only occupy the stack for strings.
 #[inline(never)]
-fn string_item(src: &mut Tcb, dst: &mut Tcb, words: &[u64], i: usize, buffers: &mut Option<crate::string::Buffers>, copied: &mut u64) -> Result<usize, (u64, u64)> {
+fn string_item(
+    src: &mut Tcb,
+    dst: &mut Tcb,
+    words: &[u64],
+    i: usize,
+    buffers: &mut Option<crate::string::Buffers>,
+    copied: &mut u64,
+) -> Result<usize, (u64, u64)> {
     let mut pos = i;
     let Some((send, _)) = crate::string::logical_string(words, &mut pos) else {
         return Err(crate::string::overflow(*copied));
@@ -493,7 +500,10 @@ pub fn cancel(
         let c = unsafe { &mut *copier };
         c.xfer_abort = true;
         if c.state == State::XferWait {
-            schedule::wake(c, IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)));
+            schedule::wake(
+                c,
+                IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
+            );
         } else if copier != me && (c.state == State::SendBlocked || c.state == State::RecvBlocked) {
             // The copier is in its own nested fault IPC: abort that.
             cancel_blocked(c, true, true, IpcErrorCode::Aborted);
@@ -508,7 +518,12 @@ pub fn cancel(
 }
 
 /// Cancels a thread's blocked IPC (send queue or receive wait) with `code`.
-pub fn cancel_blocked(t: &mut Tcb, abort_send: bool, abort_receive: bool, code: IpcErrorCode) -> (bool, bool) {
+pub fn cancel_blocked(
+    t: &mut Tcb,
+    abort_send: bool,
+    abort_receive: bool,
+    code: IpcErrorCode,
+) -> (bool, bool) {
     match t.state {
         State::SendBlocked => {
             if abort_send {

@@ -27,7 +27,12 @@ mod imp {
         sum: [u64; 4],
         n: u64,
     }
-    static P: KernelCell<Prof> = KernelCell::new(Prof { t: [0; 5], seen: 0, sum: [0; 4], n: 0 });
+    static P: KernelCell<Prof> = KernelCell::new(Prof {
+        t: [0; 5],
+        seen: 0,
+        sum: [0; 4],
+        n: 0,
+    });
 
     pub fn mark(p: Point) {
         let pr = P.get();
@@ -50,9 +55,18 @@ mod imp {
                 let a = |k: usize| pr.sum[k] as f64 / pr.n as f64;
                 crate::kprintln!(
                     "ipc-profile: {} IPCs: dispatch->resolved {:.1}, ->transferred {:.1}, ->switching {:.1}, ->resumed {:.1}",
-                    pr.n, a(0), a(1), a(2), a(3)
+                    pr.n,
+                    a(0),
+                    a(1),
+                    a(2),
+                    a(3)
                 );
-                *pr = Prof { t: [0; 5], seen: 0, sum: [0; 4], n: 0 };
+                *pr = Prof {
+                    t: [0; 5],
+                    seen: 0,
+                    sum: [0; 4],
+                    n: 0,
+                };
             }
         }
     }

@@ -19,10 +19,10 @@ use abi::error::SyscallError;
 use abi::fpage::{Fpage, Rights};
 use abi::thread_id::ThreadId;
 
+use crate::arch::x86_64::cpu;
 use crate::arch::x86_64::paging::{
     self, ADDR_MASK, NX, P, PS, RW, US, USER_END, phys_to_virt, table,
 };
-use crate::arch::x86_64::cpu;
 use crate::mm::frame;
 use crate::sync::KernelCell;
 use crate::thread::{self, Tcb};

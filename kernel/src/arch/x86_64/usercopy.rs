@@ -57,7 +57,9 @@ unsafe extern "sysv64" {
 /// If `rip` is one of the guarded user accesses, returns where to resume.
 pub fn fixup(rip: u64) -> Option<u64> {
     let r = rip as usize;
-    if r == user_load_u8_insn as unsafe extern "C" fn() as usize || r == user_load_u64_insn as unsafe extern "C" fn() as usize {
+    if r == user_load_u8_insn as unsafe extern "C" fn() as usize
+        || r == user_load_u64_insn as unsafe extern "C" fn() as usize
+    {
         Some(user_access_fixup as unsafe extern "C" fn() as usize as u64)
     } else {
         None
