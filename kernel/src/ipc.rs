@@ -239,6 +239,58 @@ pub fn sys_ipc(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResu
     }
 }
 
+/// The common case, short: an untyped message (no typed items, no flags) to a thread that is
+/// already waiting for us, followed by a receive with timeout never from that thread or from
+/// anybody (Call, ReplyWait) while nobody else is queued for us. The partner is handed the
+/// message and made ready; we block exactly as the general path would, so every other part of
+/// the kernel (timeouts, cancellation, deletion, interrupts, tunnelling) sees the usual states.
+/// Returns false, having changed nothing, when the case does not apply.
+pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Option<IpcResult> {
+    let cur = thread::current();
+    if timeouts.receive() != Time::NEVER || to.is_nil() || to.is_any() || to.is_any_local() || !(from_spec == to || from_spec.is_any()) {
+        return None;
+    }
+    let tag = MsgTag::from_raw(cur.mr(0));
+    if tag.typed() != 0 || tag.flags() != 0 {
+        return None;
+    }
+    let dest = thread::resolve(cur, to).filter(|t| t.id.number() >= thread::USER_BASE)?;
+    if dest.state != State::RecvBlocked || dest.halted || !accepts(dest, cur) {
+        return None;
+    }
+    if from_spec.is_any() && (!cur.sendq_head.is_null() || interrupt::pending_for(cur, from_spec)) {
+        return None;
+    }
+    crate::profile::mark(crate::profile::Point::Resolved);
+    // Send: the message, the from id, the partner ready.
+    let u = tag.untyped() as usize;
+    let d = dest.mrs();
+    d[0] = tag.raw();
+    d[1..=u].copy_from_slice(&cur.mrs()[1..=u]);
+    dest.ipc_from = sender_id_for(dest, cur);
+    schedule::wake(dest, IpcWake::Done);
+    crate::profile::mark(crate::profile::Point::Transferred);
+    // Receive: wait for the answer.
+    cur.from_spec = if from_spec.is_any() { ThreadId::ANY } else { dest.id };
+    cur.recv_phase_done = false;
+    cur.recv_after_send = ThreadId::NIL;
+    cur.state = State::RecvBlocked;
+    schedule::block_current(u64::MAX);
+    crate::string::serve_tunnel(cur);
+    Some(match cur.wake {
+        IpcWake::Done => IpcResult { from: cur.ipc_from },
+        other => {
+            let code = match other {
+                IpcWake::Error(e) => e,
+                _ => err(IpcPhase::Receive, IpcErrorCode::Canceled),
+            };
+            cur.set_utcb_word(utcb::ERROR_CODE, code);
+            cur.mrs()[0] = MsgTag::from_raw(cur.mr(0)).with_error(true).raw();
+            IpcResult { from: cur.ipc_from }
+        }
+    })
+}
+
 /// Which phase of an IPC failed, with its ErrorCode value.
 pub enum Phase {
     Send(u64),
