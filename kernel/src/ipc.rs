@@ -241,13 +241,15 @@ pub fn sys_ipc(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResu
 
 /// The common case, short: an untyped message (no typed items, no flags) to a thread that is
 /// already waiting for us, followed by a receive with timeout never from that thread or from
-/// anybody (Call, ReplyWait) while nobody else is queued for us. The partner is handed the
+/// anybody / any local thread (Call, ReplyWait, Lcall, LreplyWait) while nobody else is queued
+/// for us. The partner is handed the
 /// message and made ready; we block exactly as the general path would, so every other part of
 /// the kernel (timeouts, cancellation, deletion, interrupts, tunnelling) sees the usual states.
 /// Returns false, having changed nothing, when the case does not apply.
 pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Option<IpcResult> {
     let cur = thread::current();
-    if timeouts.receive() != Time::NEVER || to.is_nil() || to.is_any() || to.is_any_local() || !(from_spec == to || from_spec.is_any()) {
+    let open = from_spec.is_any() || from_spec.is_any_local();
+    if timeouts.receive() != Time::NEVER || to.is_nil() || to.is_any() || to.is_any_local() || !(from_spec == to || open) {
         return None;
     }
     let tag = MsgTag::from_raw(cur.mr(0));
@@ -258,7 +260,7 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
     if dest.state != State::RecvBlocked || dest.halted || !accepts(dest, cur) {
         return None;
     }
-    if from_spec.is_any() && (!cur.sendq_head.is_null() || interrupt::pending_for(cur, from_spec)) {
+    if open && (!cur.sendq_head.is_null() || interrupt::pending_for(cur, ThreadId::ANY)) {
         return None;
     }
     crate::profile::mark(crate::profile::Point::Resolved);
@@ -271,7 +273,7 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
     schedule::wake(dest, IpcWake::Done);
     crate::profile::mark(crate::profile::Point::Transferred);
     // Receive: wait for the answer.
-    cur.from_spec = if from_spec.is_any() { ThreadId::ANY } else { dest.id };
+    cur.from_spec = if open { from_spec } else { dest.id };
     cur.recv_phase_done = false;
     cur.recv_after_send = ThreadId::NIL;
     cur.state = State::RecvBlocked;
