@@ -294,11 +294,12 @@ pub fn sys_thread_switch(dest: ThreadId) {
             return;
         }
         if t.state == State::Ready && !t.halted {
-            // Donate: run the target now; the caller keeps its place.
+            // Donate (spec 5.5): run the target now, whatever its priority; the caller keeps
+            // its place and the scheduler decides again at the target's next scheduling point.
             rotate(cur);
             dequeue(t);
             enqueue_front(t);
-            schedule();
+            switch_to(cur as *mut Tcb, t as *mut Tcb);
             return;
         }
     }

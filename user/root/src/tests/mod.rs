@@ -5,14 +5,17 @@
 use crate::conformance::Suite;
 
 mod chain;
+mod churn;
 mod clock;
 mod cpu_state;
 mod exregs;
+mod fuzz;
 mod ipc;
 mod kernel_interface;
 mod kip;
 mod lifecycle;
 mod memory;
+mod privilege;
 mod sched;
 mod schedule;
 mod sigma0;
@@ -22,6 +25,7 @@ mod thread_control;
 mod threads;
 mod unmap;
 mod utcb;
+mod util;
 mod common;
 
 /// A test module's entry point.
@@ -47,4 +51,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("schedule", schedule::run),
     ("unmap", unmap::run),
     ("sigma0", sigma0::run),
+    ("privilege", privilege::run),
+    ("churn", churn::run),
+    ("fuzz", fuzz::run),
 ];

@@ -1,8 +1,339 @@
-//! Schedule and ThreadSwitch (spec 5.5, 5.6).
+//! Schedule, ThreadSwitch and SystemClock (spec 5.4–5.6): result words for each thread state,
+//! errors, TimeControl (timeslice set and read back, time points refused), priorities
+//! (strict between levels, round robin within one), ThreadSwitch to nil / self / a thread.
+//! The root runs at 255 and sleeps while its workers (below it) run; no timing threshold is
+//! tighter than 10x.
 //!
-//! Placeholder: the checks are added by the lead.
+//! Threads: UserBase + 0x170..0x17F; root UTCB slots 0xF0..0xF7; stacks 10..15.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use abi::time::TimeSpec;
+use abi::{ThreadId, Time};
+use l4::{kip, syscall, thread, utcb};
+
+use super::util::{self, kill, period, root, sched, set_prio, slot, state_of, tc, tid};
 use crate::conformance::Suite;
 
+const BASE: u64 = 0x170;
+static CNT: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+static ORDER: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn index() -> usize {
+    ((utcb::my_global_id().number() - kip::thread_info().user_base() - BASE) & 7) as usize
+}
+
+extern "C" fn busy() -> ! {
+    let i = index();
+    ORDER[i].store(SEQ.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+    loop {
+        CNT[i].fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+extern "C" fn yielder() -> ! {
+    let i = index();
+    loop {
+        CNT[i].fetch_add(1, Ordering::SeqCst);
+        syscall::thread_switch(ThreadId::NIL);
+    }
+}
+
+extern "C" fn sender() -> ! {
+    util::report(&[0x5E4D]);
+    util::park()
+}
+
+fn reset() {
+    for c in CNT.iter().chain(ORDER.iter()) {
+        c.store(0, Ordering::SeqCst);
+    }
+    SEQ.store(0, Ordering::SeqCst);
+}
+
+fn cnt(i: usize) -> u64 {
+    CNT[i].load(Ordering::SeqCst)
+}
+
+/// Worker `i` (thread UserBase + 0x170 + i, slot 0xF0 + i, stack 10 + i) at `prio`.
+fn worker(i: usize, prio: u64, f: extern "C" fn() -> !) -> ThreadId {
+    let t = tid(BASE + i as u64);
+    if !util::spawn_worker(t, 0xF0 + i as u64, prio, f, 10 + i) {
+        l4::println!(
+            "schedule: worker {i} not created: error {}",
+            utcb::error_code()
+        );
+    }
+    t
+}
+
+fn slice_us(tc: u64) -> Option<u64> {
+    match Time((tc >> 16) as u16).decode() {
+        TimeSpec::Period(us) => Some(us),
+        _ => None,
+    }
+}
+
 /// Runs this module's checks.
-pub fn run(_s: &mut Suite) {}
+pub fn run(s: &mut Suite) {
+    util::prepare();
+    let me = root();
+    let nil = ThreadId::NIL;
+    set_prio(me, 255);
+
+    // --- SystemClock.
+    let mut prev = syscall::system_clock();
+    let mut mono = true;
+    for _ in 0..1000 {
+        let now = syscall::system_clock();
+        mono &= now >= prev;
+        prev = now;
+    }
+    s.check("system_clock.monotonic_1000_reads", mono, format_args!(""));
+    let t0 = syscall::system_clock();
+    util::sleep_us(10_000);
+    let dt = syscall::system_clock() - t0;
+    s.check(
+        "system_clock.advances_over_10ms_sleep",
+        (10_000..1_000_000).contains(&dt),
+        format_args!("{dt} us"),
+    );
+
+    // --- Result words.
+    s.check_eq("schedule.result_running_for_self", state_of(me), 3);
+    let d = tid(BASE + 7);
+    s.check_eq(
+        "schedule.dead_target_created",
+        tc(d, me, me, nil, slot(0xF7)),
+        (1, 0),
+    );
+    s.check_eq("schedule.result_dead_for_inactive", state_of(d), 1);
+    // Time control of a fresh thread: the default 10 ms timeslice; then 5 ms.
+    let (r, old, e) = sched(
+        d,
+        (period(5000) << 16) | Time::NEVER.raw() as u64,
+        u64::MAX,
+        u64::MAX,
+        u64::MAX,
+    );
+    s.check(
+        "schedule.set_timeslice_5ms",
+        r != 0,
+        format_args!("result {r} error {e}"),
+    );
+    s.check_eq(
+        "schedule.default_timeslice_10ms",
+        slice_us(old),
+        Some(10_000),
+    );
+    let (_, now, _) = sched(d, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
+    s.check_eq(
+        "schedule.timeslice_reads_back_5ms",
+        slice_us(now),
+        Some(5000),
+    );
+    s.check_eq(
+        "schedule.quantum_never_reads_back",
+        now & 0xFFFF,
+        Time::NEVER.raw() as u64,
+    );
+    let (r, _, e) = sched(
+        d,
+        (0x8123 << 16) | Time::NEVER.raw() as u64,
+        u64::MAX,
+        u64::MAX,
+        u64::MAX,
+    );
+    s.check_eq("schedule.err_timeslice_time_point", (r, e), (0, 5));
+    let (r, _, e) = sched(
+        d,
+        (period(5000) << 16) | 0x8123,
+        u64::MAX,
+        u64::MAX,
+        u64::MAX,
+    );
+    s.check_eq("schedule.err_quantum_time_point", (r, e), (0, 5));
+    let (_, now, _) = sched(d, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
+    s.check_eq(
+        "schedule.refused_time_control_changes_nothing",
+        slice_us(now),
+        Some(5000),
+    );
+    let (r, _, e) = sched(d, u64::MAX, 1, u64::MAX, u64::MAX);
+    s.check_eq("schedule.err_processor_1", (r, e), (0, 5));
+    let (r, _, e) = sched(d, u64::MAX, 0, u64::MAX, u64::MAX);
+    s.check(
+        "schedule.processor_0_accepted",
+        r == 1,
+        format_args!("result {r} error {e}"),
+    );
+    s.check_eq(
+        "schedule.activate_for_waiting",
+        tc(d, me, nil, me, u64::MAX),
+        (1, 0),
+    );
+    s.check_eq("schedule.result_waiting_for_startup_wait", state_of(d), 6);
+    kill(d);
+
+    // Errors.
+    let (r, _, e) = sched(tid(BASE + 0xF), u64::MAX, u64::MAX, 10, u64::MAX);
+    s.check_eq("schedule.err_nonexistent", (r, e), (0, 2));
+    let (r, _, e) = sched(
+        ThreadId::global(me.number(), 3),
+        u64::MAX,
+        u64::MAX,
+        10,
+        u64::MAX,
+    );
+    s.check_eq("schedule.err_stale_version", (r, e), (0, 2));
+    let (r, _, _) = sched(nil, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
+    s.check_eq("schedule.nil_dest_result_0", r, 0);
+    s.check_eq(
+        "schedule.root_priority_unchanged_by_errors",
+        state_of(me),
+        3,
+    );
+
+    // Running, halted (inactive), pending send, waiting.
+    reset();
+    let b = worker(0, 100, busy);
+    s.check_eq("schedule.result_running_for_ready", state_of(b), 3);
+    util::sleep_us(10_000);
+    thread::stop(b);
+    s.check_eq("schedule.result_inactive_for_halted", state_of(b), 2);
+    kill(b);
+    let p = worker(1, 100, sender);
+    util::sleep_us(10_000);
+    s.check_eq("schedule.result_pending_send", state_of(p), 4);
+    let rep = util::receive_report(p, 1000);
+    s.check(
+        "schedule.pending_sender_received",
+        matches!(rep, Ok((w, _)) if w[0] == 0x5E4D),
+        format_args!("{rep:x?}"),
+    );
+    util::sleep_us(5_000);
+    s.check_eq("schedule.result_waiting_for_receiver", state_of(p), 6);
+    kill(p);
+
+    // --- Priorities: 200 sticks (0x1C8 is 200 whether bit 8 is masked or the value ignored).
+    reset();
+    let lo = worker(1, 150, busy);
+    let hi = worker(0, 100, busy);
+    let r1 = set_prio(hi, 200);
+    let r2 = set_prio(hi, 0x1C8);
+    util::sleep_us(30_000);
+    s.check(
+        "schedule.priority_200_sticks",
+        r1 != 0 && r2 != 0 && cnt(0) > 0 && cnt(1) == 0,
+        format_args!(
+            "results {r1} {r2}; counts prio-200 {} prio-150 {}",
+            cnt(0),
+            cnt(1)
+        ),
+    );
+    set_prio(hi, 100);
+    util::sleep_us(30_000);
+    let c_hi = cnt(0);
+    util::sleep_us(30_000);
+    s.check(
+        "schedule.lowered_priority_gives_way",
+        cnt(1) > 0 && cnt(0) == c_hi,
+        format_args!("prio-100 {} -> {}, prio-150 {}", c_hi, cnt(0), cnt(1)),
+    );
+    kill(hi);
+    kill(lo);
+
+    // A higher priority runs first and starves a lower busy one.
+    reset();
+    let lo = worker(0, 20, busy);
+    let hi = worker(1, 30, busy);
+    util::sleep_us(20_000);
+    let (ol, oh) = (
+        ORDER[0].load(Ordering::SeqCst),
+        ORDER[1].load(Ordering::SeqCst),
+    );
+    s.check(
+        "schedule.higher_priority_runs_first",
+        oh == 1,
+        format_args!("order: low {ol}, high {oh}"),
+    );
+    s.check_eq(
+        "schedule.lower_priority_starves_under_busy_higher",
+        cnt(0),
+        0,
+    );
+    kill(hi);
+    kill(lo);
+
+    // Equal priorities share the processor: 2 ms slices within 50 ms, default slices
+    // (10 ms) within 200 ms.
+    reset();
+    let a = worker(0, 100, busy);
+    let b = worker(1, 100, busy);
+    for t in [a, b] {
+        sched(
+            t,
+            (period(2000) << 16) | Time::NEVER.raw() as u64,
+            u64::MAX,
+            u64::MAX,
+            u64::MAX,
+        );
+    }
+    util::sleep_us(50_000);
+    s.check(
+        "schedule.equal_priority_2ms_slices_both_progress",
+        cnt(0) > 0 && cnt(1) > 0,
+        format_args!("{} {}", cnt(0), cnt(1)),
+    );
+    kill(a);
+    kill(b);
+    reset();
+    let a = worker(0, 100, busy);
+    let b = worker(1, 100, busy);
+    util::sleep_us(200_000);
+    s.check(
+        "schedule.equal_priority_default_slices_both_progress",
+        cnt(0) > 0 && cnt(1) > 0,
+        format_args!("{} {}", cnt(0), cnt(1)),
+    );
+    kill(a);
+    kill(b);
+
+    // --- ThreadSwitch.
+    syscall::thread_switch(nil);
+    s.check("thread_switch.nil_returns", true, format_args!(""));
+    syscall::thread_switch(me);
+    s.check("thread_switch.self_returns", true, format_args!(""));
+    syscall::thread_switch(tid(BASE + 0xE));
+    s.check("thread_switch.nonexistent_returns", true, format_args!(""));
+    reset();
+    let y = worker(0, 255, yielder);
+    let c0 = cnt(0);
+    syscall::thread_switch(y);
+    let c1 = cnt(0);
+    s.check(
+        "thread_switch.to_equal_priority_thread_runs_it",
+        c1 > c0,
+        format_args!("{c0} -> {c1}"),
+    );
+    syscall::thread_switch(nil);
+    let c2 = cnt(0);
+    s.check(
+        "thread_switch.nil_yields_to_equal_priority",
+        c2 > c1,
+        format_args!("{c1} -> {c2}"),
+    );
+    kill(y);
+    let l = worker(1, 50, busy);
+    let c0 = cnt(1);
+    syscall::thread_switch(l);
+    let c1 = cnt(1);
+    s.check(
+        "thread_switch.to_lower_priority_thread_runs_it",
+        c1 > c0,
+        format_args!("{c0} -> {c1}"),
+    );
+    kill(l);
+    set_prio(me, 255);
+}
