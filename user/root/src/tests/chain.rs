@@ -209,12 +209,12 @@ fn new_space(s: &mut Suite, t: ThreadId, pager: ThreadId) -> bool {
 pub fn run(s: &mut Suite) {
     for i in 0..3 {
         // SAFETY: only the address of stack i is taken; no thread uses it yet.
-        super::common::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
+        super::util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
     }
     // SAFETY: our own data page, before A and B exist.
     unsafe { (&raw mut DATA_PAGE.0[0]).write_volatile(0xC4A1_0001) };
     let (pgt, a, b) = (n(0), n(1), n(2));
-    if syscall::thread_control(pgt, root(), root(), root(), super::common::utcb_slot(0x80)) != 1 {
+    if syscall::thread_control(pgt, root(), root(), root(), super::util::utcb_slot(0x80)) != 1 {
         s.check(
             "chain.pager",
             false,

@@ -43,8 +43,8 @@ extern "C" fn sse_clobberer() -> ! {
 pub fn run(s: &mut Suite) {
     let me = utcb::my_global_id();
     let t = ThreadId::global(kip::thread_info().user_base() + 0x90, 1);
-    let loc = super::common::utcb_slot(0x90);
-    let top = super::common::prefault_stack(&raw mut STACK_MEM as *mut u8, STACK);
+    let loc = super::util::utcb_slot(0x90);
+    let top = super::util::prefault_stack(&raw mut STACK_MEM as *mut u8, STACK);
     if syscall::thread_control(t, me, me, me, loc) != 1 {
         s.check(
             "cpu.helper",

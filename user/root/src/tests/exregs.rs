@@ -235,7 +235,7 @@ pub fn run(s: &mut Suite) {
 
     // --- A running thread.
     let ok = util::spawn_worker(r, 0xE9, 100, busy, 7);
-    util::sleep_us(20_000);
+    util::wait_until(|| E_COUNT.load(Ordering::SeqCst) > 0);
     s.check(
         "exregs.running_target_runs",
         ok && E_COUNT.load(Ordering::SeqCst) > 0,
@@ -273,7 +273,7 @@ pub fn run(s: &mut Suite) {
     let (_, old) = exr(r, (1 << 8) | 1, 0, 0, 0, 0, nil);
     s.check_eq("exregs.halt_again_reports_halted", old.control & 7, 1);
     let (_, old) = exr(r, 1 << 8, 0, 0, 0, 0, nil);
-    util::sleep_us(30_000);
+    util::wait_until(|| E_COUNT.load(Ordering::SeqCst) > c2);
     let c3 = E_COUNT.load(Ordering::SeqCst);
     s.check(
         "exregs.resume_continues_running_thread",
@@ -293,7 +293,7 @@ pub fn run(s: &mut Suite) {
         0,
         nil,
     );
-    util::sleep_us(30_000);
+    util::wait_until(|| E_REDIRECT.load(Ordering::SeqCst) == 1);
     s.check(
         "exregs.set_ip_redirects_running_thread",
         E_REDIRECT.load(Ordering::SeqCst) == 1 && old.ip != 0 && old.sp != 0,

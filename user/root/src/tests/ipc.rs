@@ -13,7 +13,7 @@ use abi::{Fpage, MsgTag, Rights, ThreadId, Time, Timeouts};
 use l4::syscall::{self, ExregsState};
 use l4::{kip, msg, thread, utcb};
 
-use super::common::{self, kill, root};
+use super::util::{self, kill, root};
 use crate::conformance::Suite;
 
 const STACK: usize = 16 * 1024;
@@ -35,8 +35,8 @@ fn helper_id(i: usize) -> ThreadId {
 fn spawn(i: usize, entry: extern "C" fn() -> !) -> ThreadId {
     let t = helper_id(i);
     // SAFETY: only the address of stack `i` is taken; no thread uses it yet.
-    let sp = common::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
-    if !common::spawn_local(t, 0x40 + i as u64, sp, entry, root()) {
+    let sp = util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
+    if !util::spawn_local(t, 0x40 + i as u64, sp, entry, root()) {
         l4::println!(
             "ipc: cannot create helper {} (error {})",
             i,
@@ -509,7 +509,11 @@ pub fn run(s: &mut Suite) {
     msg::sleep(ms(5));
     kill(target);
     let ok = wait_flag(2);
-    s.check("ipc.partner_deleted_while_receiving", ok && SHARED[1].load(Ordering::SeqCst) == 5, format_args!("ErrorCode {:#x}", SHARED[1].load(Ordering::SeqCst)));
+    s.check(
+        "ipc.partner_deleted_while_receiving",
+        ok && SHARED[1].load(Ordering::SeqCst) == 5,
+        format_args!("ErrorCode {:#x}", SHARED[1].load(Ordering::SeqCst)),
+    );
     kill(waiter);
 
     // Exception IPC and resumption with modified registers.
@@ -656,8 +660,8 @@ pub fn run(s: &mut Suite) {
 fn start_message(s: &mut Suite) {
     let t = helper_id(7);
     // SAFETY: only the address of stack 7 is taken; no thread uses it yet.
-    let top = common::prefault_stack(unsafe { &raw mut STACKS.0[7] } as *mut u8, STACK);
-    let r = syscall::thread_control(t, root(), root(), root(), common::utcb_slot(0x40 + 7));
+    let top = util::prefault_stack(unsafe { &raw mut STACKS.0[7] } as *mut u8, STACK);
+    let r = syscall::thread_control(t, root(), root(), root(), util::utcb_slot(0x40 + 7));
     s.check(
         "ipc.start_thread_created",
         r == 1,

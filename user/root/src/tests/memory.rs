@@ -111,8 +111,8 @@ fn unmap(fpage: Fpage, flush: bool) -> u64 {
 pub fn run(s: &mut Suite) {
     let me = utcb::my_global_id();
     let h = ThreadId::global(kip::thread_info().user_base() + 0x60, 1);
-    let loc = super::common::utcb_slot(0x60);
-    let top = super::common::prefault_stack(&raw mut HELPER_STACK as *mut u8, STACK);
+    let loc = super::util::utcb_slot(0x60);
+    let top = super::util::prefault_stack(&raw mut HELPER_STACK as *mut u8, STACK);
     // SAFETY: the test pages are written before anything else touches them.
     let (p0, p1) = unsafe {
         let pages = &raw mut PAGES;

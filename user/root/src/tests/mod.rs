@@ -26,7 +26,6 @@ mod threads;
 mod unmap;
 mod utcb;
 mod util;
-mod common;
 
 /// A test module's entry point.
 pub type TestFn = fn(&mut Suite);

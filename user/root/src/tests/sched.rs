@@ -46,17 +46,17 @@ extern "C" fn yielder() -> ! {
 fn spawn(k: usize, prio: u64, entry: extern "C" fn() -> !) -> ThreadId {
     let id = t(k as u64);
     // SAFETY: only the address of stack k is taken; no thread uses it yet.
-    let sp = super::common::prefault_stack(unsafe { &raw mut STACKS.0[k] } as *mut u8, STACK);
+    let sp = super::util::prefault_stack(unsafe { &raw mut STACKS.0[k] } as *mut u8, STACK);
     let me = utcb::my_global_id();
     // Priority before start, so the new thread cannot run ahead of its configuration.
-    if syscall::thread_control(id, me, me, me, super::common::utcb_slot(0xC0 + k as u64)) == 1 {
+    if syscall::thread_control(id, me, me, me, super::util::utcb_slot(0xC0 + k as u64)) == 1 {
         syscall::schedule(id, u64::MAX, u64::MAX, prio, u64::MAX);
         l4::thread::start(id, sp, entry as extern "C" fn() -> ! as usize as u64);
     }
     id
 }
 
-use super::common::kill;
+use super::util::kill;
 
 fn reset() {
     for c in COUNTERS.iter().chain(ORDER.iter()) {
@@ -119,7 +119,7 @@ pub fn run(s: &mut Suite) {
     let b0 = spawn(0, 50, busy);
     let b1 = spawn(1, 50, busy);
     let b2 = spawn(2, 50, busy);
-    msg::sleep(Time::period_micros(60_000));
+    super::util::wait_until(|| (0..3).all(|i| COUNTERS[i].load(Ordering::SeqCst) > 0));
     let c: [u64; 3] = core::array::from_fn(|i| COUNTERS[i].load(Ordering::SeqCst));
     s.check(
         "schedule.equal_priority_all_progress",
@@ -138,7 +138,7 @@ pub fn run(s: &mut Suite) {
     for id in [x0, x1] {
         syscall::schedule(id, one_ms << 16 | 0xFFFF, u64::MAX, u64::MAX, u64::MAX);
     }
-    msg::sleep(Time::period_micros(30_000));
+    super::util::wait_until(|| (0..2).all(|i| COUNTERS[i].load(Ordering::SeqCst) > 0));
     let c: [u64; 2] = core::array::from_fn(|i| COUNTERS[i].load(Ordering::SeqCst));
     s.check(
         "schedule.short_timeslices_progress",
@@ -153,7 +153,7 @@ pub fn run(s: &mut Suite) {
     syscall::schedule(me, u64::MAX, u64::MAX, 255, u64::MAX);
     let lo = spawn(0, 20, busy);
     let hi = spawn(1, 30, busy);
-    msg::sleep(Time::period_micros(20_000));
+    super::util::wait_until(|| ORDER[1].load(Ordering::SeqCst) != 0);
     let (ol, oh) = (
         ORDER[0].load(Ordering::SeqCst),
         ORDER[1].load(Ordering::SeqCst),
@@ -174,19 +174,43 @@ pub fn run(s: &mut Suite) {
     // ExchangeRegisters halt (H|h) stops a busy thread; resume (H) lets it continue.
     reset();
     let hb = spawn(0, 50, busy);
-    msg::sleep(Time::period_micros(10_000));
-    let (_, old) = syscall::exchange_registers(hb, l4::syscall::ExregsState { control: (1 << 8) | 1, ..Default::default() });
+    super::util::wait_until(|| COUNTERS[0].load(Ordering::SeqCst) > 0);
+    let (_, old) = syscall::exchange_registers(
+        hb,
+        l4::syscall::ExregsState {
+            control: (1 << 8) | 1,
+            ..Default::default()
+        },
+    );
     let c1 = COUNTERS[0].load(Ordering::SeqCst);
     msg::sleep(Time::period_micros(10_000));
     let c2 = COUNTERS[0].load(Ordering::SeqCst);
-    s.check("exregs.halt_stops_thread", c1 > 0 && c2 == c1 && old.control & 1 == 0, format_args!("{c1} -> {c2}, control {:#x}", old.control));
+    s.check(
+        "exregs.halt_stops_thread",
+        c1 > 0 && c2 == c1 && old.control & 1 == 0,
+        format_args!("{c1} -> {c2}, control {:#x}", old.control),
+    );
     let (r, _) = syscall::schedule(hb, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
     s.check_eq("exregs.halted_thread_schedule_result_inactive", r, 2);
-    let (_, old) = syscall::exchange_registers(hb, l4::syscall::ExregsState { control: 1 << 8, ..Default::default() });
-    s.check("exregs.reports_halted", old.control & 1 != 0, format_args!("control {:#x}", old.control));
-    msg::sleep(Time::period_micros(10_000));
+    let (_, old) = syscall::exchange_registers(
+        hb,
+        l4::syscall::ExregsState {
+            control: 1 << 8,
+            ..Default::default()
+        },
+    );
+    s.check(
+        "exregs.reports_halted",
+        old.control & 1 != 0,
+        format_args!("control {:#x}", old.control),
+    );
+    super::util::wait_until(|| COUNTERS[0].load(Ordering::SeqCst) > c2);
     let c3 = COUNTERS[0].load(Ordering::SeqCst);
-    s.check("exregs.resume_continues_thread", c3 > c2, format_args!("{c2} -> {c3}"));
+    s.check(
+        "exregs.resume_continues_thread",
+        c3 > c2,
+        format_args!("{c2} -> {c3}"),
+    );
     kill(hb);
 
     // ThreadSwitch(nil) yields to an equal-priority thread.

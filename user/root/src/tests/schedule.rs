@@ -204,7 +204,7 @@ pub fn run(s: &mut Suite) {
     s.check_eq("schedule.result_inactive_for_halted", state_of(b), 2);
     kill(b);
     let p = worker(1, 100, sender);
-    util::sleep_us(10_000);
+    util::wait_until(|| state_of(p) == 4);
     s.check_eq("schedule.result_pending_send", state_of(p), 4);
     let rep = util::receive_report(p, 1000);
     s.check(
@@ -222,7 +222,8 @@ pub fn run(s: &mut Suite) {
     let hi = worker(0, 100, busy);
     let r1 = set_prio(hi, 200);
     let r2 = set_prio(hi, 0x1C8);
-    util::sleep_us(30_000);
+    util::wait_until(|| cnt(0) > 0);
+    util::sleep_us(10_000);
     s.check(
         "schedule.priority_200_sticks",
         r1 != 0 && r2 != 0 && cnt(0) > 0 && cnt(1) == 0,
@@ -248,7 +249,7 @@ pub fn run(s: &mut Suite) {
     reset();
     let lo = worker(0, 20, busy);
     let hi = worker(1, 30, busy);
-    util::sleep_us(20_000);
+    util::wait_until(|| ORDER[1].load(Ordering::SeqCst) != 0);
     let (ol, oh) = (
         ORDER[0].load(Ordering::SeqCst),
         ORDER[1].load(Ordering::SeqCst),
@@ -280,7 +281,7 @@ pub fn run(s: &mut Suite) {
             u64::MAX,
         );
     }
-    util::sleep_us(50_000);
+    util::wait_until(|| cnt(0) > 0 && cnt(1) > 0);
     s.check(
         "schedule.equal_priority_2ms_slices_both_progress",
         cnt(0) > 0 && cnt(1) > 0,
@@ -291,7 +292,7 @@ pub fn run(s: &mut Suite) {
     reset();
     let a = worker(0, 100, busy);
     let b = worker(1, 100, busy);
-    util::sleep_us(200_000);
+    util::wait_until(|| cnt(0) > 0 && cnt(1) > 0);
     s.check(
         "schedule.equal_priority_default_slices_both_progress",
         cnt(0) > 0 && cnt(1) > 0,

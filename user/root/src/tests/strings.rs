@@ -178,8 +178,8 @@ fn transfer(
 
 fn spawn(t: ThreadId, i: usize, entry: extern "C" fn() -> !, pager: ThreadId) -> bool {
     // SAFETY: only the address of stack `i` is taken; no thread uses it yet.
-    let sp = super::common::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
-    super::common::spawn_local(t, 0x70 + i as u64, sp, entry, pager)
+    let sp = super::util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
+    super::util::spawn_local(t, 0x70 + i as u64, sp, entry, pager)
 }
 
 /// Runs this module's checks.

@@ -1,5 +1,5 @@
 //! Helpers of the thread/space/scheduling test modules (`thread_control`, `space_control`,
-//! `exregs`, `schedule`, `privilege`, `churn`, `fuzz`; the other modules use `common`):
+//! `exregs`, `schedule`, `privilege`, `churn`, `fuzz`):
 //!
 //! * ids: thread numbers above UserBase ([`tid`]), root UTCB slots ([`slot`]);
 //! * wrappers returning `(result, ErrorCode)` for ThreadControl / SpaceControl / Schedule;
@@ -451,4 +451,44 @@ pub extern "C" fn child_hello() -> ! {
         utcb::user_defined_handle(),
     ]);
     park()
+}
+
+/// Touches every page of a stack (so its thread never faults on it) and returns the initial
+/// stack pointer (top − 8, as after a call).
+pub fn prefault_stack(stack: *mut u8, len: usize) -> u64 {
+    for p in (0..len).step_by(4096) {
+        // SAFETY: callers pass a static stack array that no running thread uses yet.
+        unsafe { core::ptr::write_volatile(stack.add(p), 0) };
+    }
+    stack as u64 + len as u64 - 8
+}
+
+/// Creates `id` in the root's space with `pager`, its UTCB in `slot`, and starts it at `entry`
+/// on the stack whose initial pointer is `sp`. False (ErrorCode set) if ThreadControl failed.
+pub fn spawn_local(
+    id: ThreadId,
+    slot: u64,
+    sp: u64,
+    entry: extern "C" fn() -> !,
+    pager: ThreadId,
+) -> bool {
+    let me = utcb::my_global_id();
+    if syscall::thread_control(id, me, me, pager, utcb_slot(slot)) != 1 {
+        return false;
+    }
+    l4::thread::start(id, sp, entry as usize as u64);
+    true
+}
+
+/// Sleeps in 1 ms steps until `cond` holds (at most ~1 s of guest time). Under emulation the
+/// guest clock follows the host's, so "made progress within N ms" checks must wait for the
+/// progress instead of a fixed window.
+pub fn wait_until(cond: impl Fn() -> bool) -> bool {
+    for _ in 0..1000 {
+        if cond() {
+            return true;
+        }
+        sleep_us(1000);
+    }
+    cond()
 }
