@@ -249,7 +249,12 @@ pub fn sys_ipc(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResu
 pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Option<IpcResult> {
     let cur = thread::current();
     let open = from_spec.is_any() || from_spec.is_any_local();
-    if timeouts.receive() != Time::NEVER || to.is_nil() || to.is_any() || to.is_any_local() || !(from_spec == to || open) {
+    if timeouts.receive() != Time::NEVER
+        || to.is_nil()
+        || to.is_any()
+        || to.is_any_local()
+        || !(from_spec == to || open)
+    {
         return None;
     }
     let tag = MsgTag::from_raw(cur.mr(0));

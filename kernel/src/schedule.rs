@@ -209,25 +209,39 @@ pub fn timer_remove(t: &mut Tcb) {
 /// Timer tick (from user mode or idle): expire timeouts, account the running thread's slice.
 pub fn tick(tick_us: u64) {
     let now = interrupt::now_us();
-    let q = QUEUES.get();
-    while !q.timers.is_null() {
+    let mut woke = false;
+    loop {
+        // A fresh, short borrow each round: `ipc::timeout` re-enters the queues (wake →
+        // enqueue), so no borrow of `QUEUES` may live across it.
+        let head = QUEUES.get().timers;
+        if head.is_null() {
+            break;
+        }
         // SAFETY: list members are live TCBs.
-        let t = unsafe { &mut *q.timers };
+        let t = unsafe { &mut *head };
         if t.deadline > now {
             break;
         }
         crate::ipc::timeout(t);
+        woke = true;
     }
     let cur = thread::current();
-    if thread::current_ptr() != *IDLE.get() {
-        if cur.slice_left_us <= tick_us {
-            cur.slice_left_us = cur.timeslice_us;
-            rotate(cur);
-        } else {
-            cur.slice_left_us -= tick_us;
+    if thread::current_ptr() == *IDLE.get() || cur.state != State::Ready {
+        return schedule();
+    }
+    if cur.slice_left_us <= tick_us {
+        cur.slice_left_us = cur.timeslice_us;
+        rotate(cur);
+        schedule();
+    } else {
+        cur.slice_left_us -= tick_us;
+        // A thread running on a ThreadSwitch donation keeps the processor until its slice
+        // ends (spec 5.5), even with a higher-priority thread ready; only a wake-up is a
+        // scheduling point before that.
+        if woke {
+            preempt_if_higher();
         }
     }
-    schedule();
 }
 
 /// Runs a higher-priority thread if one became ready (after a wake-up in a system call).

@@ -36,7 +36,11 @@ extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
     match call {
         Syscall::Ipc | Syscall::Lipc => {
             crate::profile::mark(crate::profile::Point::Dispatch);
-            let (to, from, timeouts) = (ThreadId::from_raw(f.rsi), ThreadId::from_raw(f.rdx), Timeouts(f.r8 & 0xFFFF_FFFF));
+            let (to, from, timeouts) = (
+                ThreadId::from_raw(f.rsi),
+                ThreadId::from_raw(f.rdx),
+                Timeouts(f.r8 & 0xFFFF_FFFF),
+            );
             if let Some(r) = crate::ipc::fast_call(to, from, timeouts) {
                 f.rsi = r.from.raw();
                 schedule::preempt_if_higher();

@@ -219,11 +219,11 @@ pub fn run(
                     let _ = std::io::stdout().flush();
                 }
                 output.push_str(&line);
-                if let Some(s) = stop_at {
-                    if output.contains(s) {
-                        stopped = true;
-                        break;
-                    }
+                if let Some(s) = stop_at
+                    && output.contains(s)
+                {
+                    stopped = true;
+                    break;
                 }
             }
             Ok(None) => break,

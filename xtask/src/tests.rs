@@ -284,7 +284,11 @@ pub fn user_tests() -> Vec<Test> {
         Test {
             name: "conformance",
             boot: |i| with_root(i, "", "conformance"),
-            expect: &["sigma0: ready", "--- KD# \"kdb-enter-check\" ---", "conformance: done"],
+            expect: &[
+                "sigma0: ready",
+                "--- KD# \"kdb-enter-check\" ---",
+                "conformance: done",
+            ],
             forbid: &[PANIC, "FAILED"],
             exit: Some(EXIT_SUCCESS),
             stop_at: None,
@@ -298,7 +302,11 @@ pub fn user_tests() -> Vec<Test> {
                 b.cpu = "max".into();
                 b
             },
-            expect: &["sigma0: ready", "--- KD# \"kdb-enter-check\" ---", "conformance: done"],
+            expect: &[
+                "sigma0: ready",
+                "--- KD# \"kdb-enter-check\" ---",
+                "conformance: done",
+            ],
             forbid: &[PANIC, "FAILED"],
             exit: Some(EXIT_SUCCESS),
             stop_at: None,
@@ -414,10 +422,56 @@ fn host_tests() -> (usize, usize) {
     (passed, failed)
 }
 
+/// `cargo fmt --check` and clippy with warnings denied, for the host crates and for the
+/// bare-metal ones on their own target; one test each.
+fn lint() -> (usize, usize) {
+    println!("== lint (rustfmt, clippy) ==");
+    let root = build::workspace_root();
+    let mut bare = vec!["clippy", "--release", "--target", build::TARGET];
+    for p in build::PACKAGES {
+        bare.extend(["-p", p]);
+    }
+    bare.extend(["--", "-D", "warnings"]);
+    let steps: [(&str, Vec<&str>); 3] = [
+        ("fmt", vec!["fmt", "--all", "--check"]),
+        (
+            "clippy-host",
+            vec!["clippy", "--all-targets", "--", "-D", "warnings"],
+        ),
+        ("clippy-bare-metal", bare),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (name, args) in steps {
+        let out = Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args(&args)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {
+                passed += 1;
+                println!("test lint/{name} ... ok");
+            }
+            Ok(o) => {
+                failed += 1;
+                println!("test lint/{name} ... FAILED (cargo {})", args.join(" "));
+                println!("{}", String::from_utf8_lossy(&o.stdout));
+                println!("{}", String::from_utf8_lossy(&o.stderr));
+            }
+            Err(e) => {
+                failed += 1;
+                println!("test lint/{name} ... FAILED: {e}");
+            }
+        }
+    }
+    (passed, failed)
+}
+
 pub fn run_all(args: &[String]) -> ExitCode {
     let filter = args.first().cloned();
     let (mut passed, mut failed) = if filter.is_none() {
-        host_tests()
+        let (hp, hf) = host_tests();
+        let (lp, lf) = lint();
+        (hp + lp, hf + lf)
     } else {
         (0, 0)
     };
@@ -433,10 +487,10 @@ pub fn run_all(args: &[String]) -> ExitCode {
     println!("== integration tests (QEMU, TCG) ==");
     let start = Instant::now();
     for test in all_tests() {
-        if let Some(f) = &filter {
-            if !test.name.contains(f.as_str()) {
-                continue;
-            }
+        if let Some(f) = &filter
+            && !test.name.contains(f.as_str())
+        {
+            continue;
         }
         let boot = (test.boot)(&images);
         let out = qemu::run(

@@ -317,7 +317,7 @@ fn fuzz(s: &mut Suite) {
                 "pop rbp",
                 inout("r12") r[3] => _,
                 inout("r13") addr => _,
-                inout("rdi") if matches!(link, 3 | 4 | 5 | 6) { utcb::utcb_pointer() as u64 } else { r[1] } => _,
+                inout("rdi") if matches!(link, 3..=6) { utcb::utcb_pointer() as u64 } else { r[1] } => _,
                 inout("rsi") r[4] => _,
                 inout("rdx") r[5] => _,
                 inout("r8") r[2] => _,
