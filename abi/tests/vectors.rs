@@ -188,7 +188,7 @@ fn every_vector_matches() {
 fn table_matches_json_file() {
     // The vectors are carried in the repository, so this check never skips.
     let text = include_str!("data/abi-vectors.json");
-    let json: serde_json::Value = serde_json::from_str(&text).expect("abi-vectors.json parses");
+    let json: serde_json::Value = serde_json::from_str(text).expect("abi-vectors.json parses");
     let file = json["vectors"].as_array().expect("vectors array");
     for e in file {
         let (kind, expr, raw) = (
