@@ -143,6 +143,19 @@ extern "C" fn pager_main() -> ! {
 
 extern "C" fn background() -> ! {
     let mode = BG_MODE.load(Ordering::SeqCst);
+    // Run the blocking call's code path once without blocking (zero timeout), so that every
+    // page it touches is mapped before the thread reports that it is about to block: the
+    // root must not measure while threads are still in page faults.
+    if mode == 0 {
+        msg::sleep(Time::ZERO);
+    } else {
+        utcb::set_mr(0, 0);
+        let _ = syscall::ipc(
+            spaces::root(),
+            ThreadId::NIL,
+            Timeouts::new(Time::ZERO, Time::NEVER),
+        );
+    }
     BG_STARTED.fetch_add(1, Ordering::SeqCst);
     loop {
         if mode == 0 {
