@@ -11,6 +11,7 @@
 //!    emulation, for reference only). Printed as a table and written to `target/bench.json`
 //!    and `target/bench.csv`.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -281,6 +282,18 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.first().is_some_and(|a| a == "--update-baseline") {
+        return match measure_gated(&images).and_then(|m| write_baseline(&m).map(|_| m.len())) {
+            Ok(n) => {
+                println!("{BASELINE}: {n} figures written");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot update the baseline: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let only_scale = args.first().is_some_and(|a| a == "scale");
     let scale = {
         println!("== scale: cost of one operation with N unrelated objects (-icount shift=0) ==");
@@ -367,4 +380,120 @@ pub fn run(args: &[String]) -> ExitCode {
     println!();
     println!("written: target/bench.json, target/bench.csv");
     ExitCode::SUCCESS
+}
+
+/// Where the committed baseline of the instruction-count figures lives.
+const BASELINE: &str = "bench/baseline.json";
+/// A figure may rise by this fraction before the gate fails.
+const TOLERANCE: f64 = 0.01;
+
+/// Every gated figure by name: per-word IPC of each set-up, null system call, exception,
+/// and every scale figure.
+fn gated_figures(ipc: &IpcFigures, scale: &ScaleFigures) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    for (k, (kind, _)) in KINDS.iter().enumerate() {
+        for (w, v) in ipc.ipc[k].iter().enumerate() {
+            m.insert(format!("ipc.{kind}.words{w:02}"), *v);
+        }
+    }
+    m.insert("null-syscall".into(), ipc.null_syscall);
+    m.insert("exception".into(), ipc.exception);
+    for (op, n, x) in &scale.0 {
+        m.insert(format!("scale.{op}.n{n}"), *x);
+    }
+    m
+}
+
+/// The icount figures the gate compares (one IPC boot, one scale boot).
+fn measure_gated(images: &Images) -> Result<BTreeMap<String, f64>, String> {
+    let out = qemu::run(
+        &bench_boot(images, true),
+        Duration::from_secs(300),
+        None,
+        &[],
+        false,
+    );
+    let ipc = parse("icount", "instructions", &out.output)?;
+    let scale = scale_run(images)?;
+    Ok(gated_figures(&ipc, &scale))
+}
+
+fn write_baseline(m: &BTreeMap<String, f64>) -> Result<(), String> {
+    let path = build::workspace_root().join(BASELINE);
+    let obj: serde_json::Map<String, serde_json::Value> = m
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::json!((v * 100.0).round() / 100.0)))
+        .collect();
+    let text =
+        serde_json::to_string_pretty(&serde_json::Value::Object(obj)).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(path.parent().unwrap()).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text + "\n").map_err(|e| e.to_string())
+}
+
+fn read_baseline() -> Result<BTreeMap<String, f64>, String> {
+    let path = build::workspace_root().join(BASELINE);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let obj = v.as_object().ok_or("the baseline is not a JSON object")?;
+    obj.iter()
+        .map(|(k, v)| {
+            v.as_f64()
+                .map(|x| (k.clone(), x))
+                .ok_or_else(|| format!("{k}: not a number"))
+        })
+        .collect()
+}
+
+/// The performance gate of `make test`: measures every gated figure once under `-icount` and
+/// compares it with the committed baseline. One test per figure that rose by more than
+/// [`TOLERANCE`] (or vanished), else one passing test. Returns (passed, failed).
+pub fn gate(images: &Images) -> (usize, usize) {
+    println!("== benchmark gate (-icount shift=0, against {BASELINE}) ==");
+    let base = match read_baseline() {
+        Ok(b) => b,
+        Err(e) => {
+            println!(
+                "test bench-gate ... FAILED: no baseline ({e}); run `cargo xtask bench --update-baseline`"
+            );
+            return (0, 1);
+        }
+    };
+    let now = match measure_gated(images) {
+        Ok(m) => m,
+        Err(e) => {
+            println!("test bench-gate ... FAILED: {e}");
+            return (0, 1);
+        }
+    };
+    let mut failed = 0;
+    let mut improved = 0;
+    for (k, before) in &base {
+        match now.get(k) {
+            None => {
+                failed += 1;
+                println!("test bench-gate/{k} ... FAILED: figure missing (before {before:.2})");
+            }
+            Some(after) if *after > before * (1.0 + TOLERANCE) + 0.005 => {
+                failed += 1;
+                println!(
+                    "test bench-gate/{k} ... FAILED: {before:.2} -> {after:.2} instructions ({:+.2}%, more than {:.0}%); \
+                     if intended, commit a new baseline (cargo xtask bench --update-baseline)",
+                    (after / before - 1.0) * 100.0,
+                    TOLERANCE * 100.0
+                );
+            }
+            Some(after) if *after < before * (1.0 - TOLERANCE) => improved += 1,
+            Some(_) => {}
+        }
+    }
+    if failed == 0 {
+        println!(
+            "test bench-gate ... ok ({} figures within {:.0}% of the baseline; {improved} improved by more: consider updating the baseline)",
+            base.len(),
+            TOLERANCE * 100.0
+        );
+        (1, 0)
+    } else {
+        (0, failed)
+    }
 }

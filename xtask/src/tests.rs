@@ -525,6 +525,11 @@ pub fn run_all(args: &[String]) -> ExitCode {
         "integration tests took {:.1} s",
         start.elapsed().as_secs_f64()
     );
+    if filter.is_none() {
+        let (gp, gf) = crate::bench::gate(&images);
+        passed += gp;
+        failed += gf;
+    }
     println!("{passed} passed, {failed} failed");
     if failed == 0 {
         ExitCode::SUCCESS
