@@ -154,3 +154,14 @@ pub fn region_kind_name(kind: u32) -> &'static str {
         _ => "other",
     }
 }
+
+/// Kernel command line from the multiboot information a KIP-patching loader copied for the
+/// root server (spec 7.2): the line of module 0, the kernel itself. Nothing else of it is used.
+pub fn read_kernel_cmdline(mbi: u64) {
+    let b = BOOT.get();
+    b.mbi_phys = mbi;
+    let flags = rd32(mbi);
+    if flags & (1 << 3) != 0 && rd32(mbi + 20) >= 1 {
+        copy_cstr(rd32(rd32(mbi + 24) as u64 + 8) as u64, &mut b.cmdline);
+    }
+}
