@@ -199,7 +199,8 @@ pub fn describe_memory(pool: (u64, u64), boot_area: (u64, u64), images: &[Image]
             continue;
         }
         if r.kind == 1 {
-            add(MemType::Conventional, 0, false, r.base, r.base + r.len - 1);
+            // Subtype = e820 type (1), as kickstart writes it (spec 7.3, reference KIP).
+            add(MemType::Conventional, 1, false, r.base, r.base + r.len - 1);
         } else {
             add(
                 MemType::Arch,

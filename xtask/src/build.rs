@@ -80,9 +80,14 @@ pub fn build_all() -> Result<Images, String> {
     if !status.success() {
         return Err(format!("cargo build exited with {status}"));
     }
-    Ok(Images {
+    let images = Images {
         dir: root.join("target").join(TARGET).join("release"),
-    })
+    };
+    // Module files for a boot through a second-stage loader (README "Booting").
+    for name in ["kernel", "sigma0", "root"] {
+        images.stripped(name)?;
+    }
+    Ok(images)
 }
 
 /// An ELF64 file cut after its program headers and the file contents of its PT_LOAD segments,

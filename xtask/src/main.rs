@@ -10,6 +10,7 @@
 mod bench;
 mod build;
 mod iso;
+mod kipref;
 mod qemu;
 mod tests;
 

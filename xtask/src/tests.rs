@@ -111,7 +111,7 @@ fn via_stage2(
 /// What a boot through `stage2` prints before the kernel's own output.
 const STAGE2_EXPECT: &[&str] = &[
     "stage2: second-stage loader",
-    "stage2: KIP at 0x606000",
+    "stage2: KIP at 0x6",
     "stage2: launching kernel at 0x6",
     "L4 X.2 microkernel",
     "boot: started by a loader that filled in the KIP",
@@ -356,9 +356,35 @@ pub fn user_tests() -> Vec<Test> {
     ]
 }
 
-/// Integration tests of the reference boot chain (through `stage2`).
+/// Integration tests of the reference boot chain (through `stage2`), and the KIP compared
+/// with the reference kernel's (`kipref`), after both boot ways.
 pub fn stage2_tests() -> Vec<Test> {
     vec![
+        Test {
+            name: "kip-reference",
+            boot: |i| with_root(i, "", "kipdump"),
+            expect: &["kipword 0x000", "kipmem 0 ", "kipdump: done"],
+            forbid: &[PANIC, "FAILED"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 60,
+        },
+        Test {
+            name: "stage2-kip-reference",
+            boot: |i| via_stage2(i, "", "", "kipdump"),
+            expect: &[
+                "stage2: launching kernel",
+                "kipword 0x000",
+                "kipmem 0 ",
+                "kipdump: done",
+            ],
+            forbid: &[PANIC, "FAILED"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 60,
+        },
         Test {
             name: "stage2-boots-demo",
             // kickstart's default kernel memory (16 MiB).
@@ -434,6 +460,24 @@ fn report_checks(test: &Test, out: &qemu::Outcome) -> (usize, usize) {
         } else if let Some((name, why)) = rest.split_once(" ... FAILED") {
             f += 1;
             println!("test {}/{} ... FAILED{}", test.name, name, why);
+        }
+    }
+    (p, f)
+}
+
+/// The KIP of a `kipdump` run compared with the reference kernel's, one line per field.
+fn report_kip(test: &Test, out: &qemu::Outcome) -> (usize, usize) {
+    let (mut p, mut f) = (0, 0);
+    for (name, r) in crate::kipref::compare(&crate::kipref::parse(&out.output)) {
+        match r {
+            Ok(note) => {
+                p += 1;
+                println!("test {}/{} ... ok ({})", test.name, name, note);
+            }
+            Err(why) => {
+                f += 1;
+                println!("test {}/{} ... FAILED: {}", test.name, name, why);
+            }
         }
     }
     (p, f)
@@ -615,6 +659,13 @@ pub fn run_all(args: &[String]) -> ExitCode {
             _ => {}
         }
         let (cp, cf) = report_checks(&test, &out);
+        passed += cp;
+        failed += cf;
+        let (cp, cf) = if test.name.ends_with("kip-reference") {
+            report_kip(&test, &out)
+        } else {
+            (0, 0)
+        };
         passed += cp;
         failed += cf;
         if v.ok {

@@ -7,6 +7,8 @@
 //!   drivers ([`demo`], [`drivers`]); it keeps running;
 //! * `bench`: IPC, system-call and exception round-trip figures ([`bench`]), then
 //!   `kdb::enter("exit-success")`;
+//! * `kipdump` prints the KIP as raw words for the comparison with the reference kernel's
+//!   ([`kipdump`]), then `kdb::enter("exit-success")`;
 //! * `conformance` runs the conformance suite ([`conformance`], checks in [`tests`]) and ends
 //!   the run with `kdb::enter("exit-success")` or `("exit-failure")`.
 //!
@@ -20,6 +22,7 @@ mod bench;
 mod conformance;
 mod demo;
 mod drivers;
+mod kipdump;
 mod tests;
 
 use l4::println;
@@ -39,6 +42,7 @@ fn main() -> ! {
         "conformance" => conformance::run(),
         "demo" => demo::run(),
         "bench" => bench::run(),
+        "kipdump" => kipdump::run(),
         other => {
             println!("root: unknown mode `{other}`; running the demo");
             demo::run()
