@@ -9,6 +9,8 @@
 //!   `kdb::enter("exit-success")`;
 //! * `kipdump` prints the KIP as raw words for the comparison with the reference kernel's
 //!   ([`kipdump`]), then `kdb::enter("exit-success")`;
+//! * `scale`: how single operations cost with growing unrelated state ([`scale`]), then
+//!   `kdb::enter("exit-success")`;
 //! * `conformance` runs the conformance suite ([`conformance`], checks in [`tests`]) and ends
 //!   the run with `kdb::enter("exit-success")` or `("exit-failure")`.
 //!
@@ -23,6 +25,7 @@ mod conformance;
 mod demo;
 mod drivers;
 mod kipdump;
+mod scale;
 mod tests;
 
 use l4::println;
@@ -43,6 +46,7 @@ fn main() -> ! {
         "demo" => demo::run(),
         "bench" => bench::run(),
         "kipdump" => kipdump::run(),
+        "scale" => scale::run(),
         other => {
             println!("root: unknown mode `{other}`; running the demo");
             demo::run()
