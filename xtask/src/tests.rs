@@ -422,6 +422,25 @@ pub fn stage2_tests() -> Vec<Test> {
             timeout_s: 240,
         },
         Test {
+            name: "stage2-conformance-cpu-max",
+            boot: |i| {
+                let mut b = via_stage2(i, "kmem=64M", "", "conformance");
+                b.cpu = "max".into();
+                b
+            },
+            expect: &[
+                "stage2: launching kernel",
+                "boot: started by a loader that filled in the KIP",
+                "sigma0: ready",
+                "conformance: done",
+            ],
+            forbid: &[PANIC, "FAILED"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 240,
+        },
+        Test {
             name: "stage2-kernel-cmdline",
             // The kernel's own options reach it through BootInfo -> MBI copy -> module 0.
             boot: |i| via_stage2(i, "", "exit=ready", ""),

@@ -5,7 +5,8 @@
 //!   there; spec 2.5), so a second receive string after a compound one is used;
 //! * a map or grant item sent to a receiver whose receive window is nil (e.g. acceptor 0,
 //!   untyped words only) makes the IPC fail with message overflow for both parties, at the
-//!   offset of the string bytes already copied in the message (spec 2.5).
+//!   offset of the string bytes already copied in the message (spec 2.5); e.g. a sigma0 reply
+//!   to a client that accepts untyped words only.
 //!
 //! A receiver thread `R` in the root's space takes its acceptor (MR1) and receive buffers
 //! (MR2..) from a set-up message, receives one message from the root and reports its ErrorCode.
@@ -191,4 +192,39 @@ pub fn run(s: &mut Suite) {
     );
 
     syscall::thread_control(r, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
+
+    // The example: a sigma0 reply (one map item) to a client that accepts untyped
+    // words only fails for the client with message overflow (receive phase); sigma0 shrugs it
+    // off and serves the next request (the page stays the client's).
+    let Ok(page) = l4::sigma0::get_any(12) else {
+        s.check(
+            "compat.sigma0_page_for_test",
+            false,
+            format_args!("no page"),
+        );
+        return;
+    };
+    let saved = utcb::accepted();
+    utcb::accept(abi::Acceptor::UNTYPED_WORDS);
+    utcb::set_mr(0, abi::sigma0::rpc_tag().raw());
+    utcb::set_mr(1, page.raw());
+    utcb::set_mr(2, 0);
+    let s0 = l4::sigma0::sigma0_id();
+    let res = syscall::ipc(s0, s0, Timeouts::NEVER);
+    let err = if res.tag.error() {
+        utcb::error_code()
+    } else {
+        0
+    };
+    utcb::accept(saved);
+    s.check_eq(
+        "compat.sigma0_reply_to_words_only_client_overflows",
+        err,
+        overflow(0, true),
+    );
+    s.check(
+        "compat.sigma0_serves_after_failed_reply",
+        l4::sigma0::get_page(page).is_ok(),
+        format_args!("page {:#x}", page.raw()),
+    );
 }
