@@ -441,6 +441,30 @@ pub fn stage2_tests() -> Vec<Test> {
             timeout_s: 240,
         },
         Test {
+            name: "stage2-refuses-overlapping-images",
+            // The kernel given twice: overlapping load targets, which the loader must refuse
+            // as kickstart does instead of overwriting anything.
+            boot: |i| {
+                let mut b = via_stage2(i, "", "", "demo");
+                if b.modules.len() == 3 {
+                    b.modules[1] = b.modules[0].clone();
+                }
+                b
+            },
+            // (Which copy is refused depends on where the files lie: module 0 if the second
+            // file covers 6 MiB, else module 1, whose target is module 0's loaded image.)
+            expect: &[
+                ": segment 0x600000-",
+                "choose a different link base",
+                "stage2: cannot boot",
+            ],
+            forbid: &["stage2: launching kernel", "L4 X.2 microkernel"],
+            exit: None,
+            stop_at: Some("stage2: cannot boot"),
+            input: NO_INPUT,
+            timeout_s: 30,
+        },
+        Test {
             name: "stage2-kernel-cmdline",
             // The kernel's own options reach it through BootInfo -> MBI copy -> module 0.
             boot: |i| via_stage2(i, "", "exit=ready", ""),
