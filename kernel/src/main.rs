@@ -301,6 +301,12 @@ fn roots_from_kip() -> bool {
     if k.sigma0.sp != 0 || k.root_server.sp != 0 {
         panic!("sigma0 or the root server is a 32-bit ELF (compatibility mode is not supported)");
     }
+    let user = |a: u64| a < arch::x86_64::paging::USER_END;
+    for (what, s) in [("sigma0", &k.sigma0), ("root server", &k.root_server)] {
+        if s.ip != 0 && !(user(s.ip) && user(s.low) && user(s.high)) {
+            panic!("the boot loader placed the {} outside user space", what);
+        }
+    }
     let have = |ip: u64, low: u64, high: u64| ip != 0 && low < high;
     if !have(k.sigma0.ip, k.sigma0.low, k.sigma0.high) {
         return false;

@@ -1,7 +1,8 @@
 //! Host-side runner for the kernel: `cargo xtask <command>` (the Makefile wraps it).
 //!
 //! * `build`: the kernel and the user programs (bare-metal target, release).
-//! * `run`: boot the demo with the serial console on this terminal (quit: Ctrl-A X).
+//! * `run`: boot the demo with the serial console on this terminal (quit: Ctrl-A X);
+//!   `--stage2` boots it through the second-stage loader (the reference boot chain).
 //! * `test`: host unit tests, then every integration test (one QEMU boot each), one line per
 //!   test, ending with `N passed, N failed`.
 //! * `bench`: figures measured under `-icount shift=0` (instruction counts) and plain TCG.
@@ -33,7 +34,9 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "iso" => iso::run(rest),
         _ => {
-            eprintln!("usage: cargo xtask build | run [--cpu MODEL] | test [FILTER] | bench | iso");
+            eprintln!(
+                "usage: cargo xtask build | run [--cpu MODEL] [--stage2] | test [FILTER] | bench | iso"
+            );
             ExitCode::FAILURE
         }
     }
@@ -54,6 +57,12 @@ fn run(args: &[String]) -> ExitCode {
             "--cpu" if i + 1 < args.len() => {
                 boot.cpu = args[i + 1].clone();
                 i += 1;
+            }
+            "--stage2" => {
+                // The reference boot chain: QEMU -> stage2 -> kernel, sigma0, root server.
+                let (cpu, cmdline) = (boot.cpu.clone(), boot.cmdline.clone());
+                boot = tests::via_stage2(&images, "", &cmdline, "demo");
+                boot.cpu = cpu;
             }
             "--append" if i + 1 < args.len() => {
                 boot.cmdline = format!("{} {}", boot.cmdline, args[i + 1]);

@@ -82,7 +82,7 @@ fn with_root(images: &Images, cmdline: &str, root_args: &str) -> Boot {
 /// kickstart's job) with the kernel, sigma0 and the root server as modules; `stage2` loads
 /// them, fills in the KIP and enters the kernel, which takes the KIP's values as the truth.
 /// Module files are stripped, as they must end below the kernel's load address (6 MiB).
-fn via_stage2(
+pub fn via_stage2(
     images: &Images,
     stage2_cmdline: &str,
     kernel_cmdline: &str,
