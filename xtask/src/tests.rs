@@ -441,6 +441,30 @@ pub fn stage2_tests() -> Vec<Test> {
             timeout_s: 240,
         },
         Test {
+            name: "stage2-iso-boots-demo",
+            // The usual PC chain: GRUB → stage2 (kickstart's job) → kernel, sigma0, root.
+            boot: |i| {
+                let mut b = Boot::new(i.kernel());
+                match crate::iso::build_stage2(i) {
+                    Ok(path) => b.iso = Some(path),
+                    Err(e) => b.unavailable = Some(format!("cannot build the ISO: {e}")),
+                }
+                b
+            },
+            expect: &[
+                "stage2: launching kernel",
+                "boot: started by a loader that filled in the KIP",
+                "sigma0: ready",
+                "demo: ping-pong done (5 of 5",
+                "demo: drivers ready",
+            ],
+            forbid: DEMO_FORBID,
+            exit: None,
+            stop_at: Some("demo: drivers ready"),
+            input: NO_INPUT,
+            timeout_s: 120,
+        },
+        Test {
             name: "stage2-refuses-overlapping-images",
             // The kernel given twice: overlapping load targets, which the loader must refuse
             // as kickstart does instead of overwriting anything.
