@@ -1,8 +1,9 @@
 //! `cargo xtask iso`: a bootable ISO image (`target/l4rs.iso`) with GRUB 2 (BIOS), which loads
 //! the kernel as a multiboot-1 image (`multiboot`) and sigma0 and the root server as modules,
 //! like the QEMU `-kernel`/`-initrd` boot; and, for the tests, `target/l4rs-stage2.iso`, where
-//! GRUB loads the second-stage loader `stage2` instead (the reference boot chain). Needs grub-mkrescue, the i386-pc GRUB modules,
-//! xorriso and mtools; `scripts/setup.sh --iso` installs them when missing.
+//! GRUB loads the second-stage loader `stage2` instead (the reference boot chain). Needs
+//! grub-mkrescue, the i386-pc GRUB modules, xorriso and mtools; `scripts/setup.sh --iso`
+//! installs them when missing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
