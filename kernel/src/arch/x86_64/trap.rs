@@ -8,7 +8,7 @@
 use core::arch::global_asm;
 use core::mem::size_of;
 
-use super::gdt::KERNEL_CS;
+use super::gdt::{self, KERNEL_CS};
 use crate::sync::KernelCell;
 
 /// Registers saved on kernel entry, lowest address first.
@@ -94,10 +94,22 @@ trap_common:
     pushq %r14
     pushq %r15
     cld
+661: .byte 0x0f, 0x1f, 0x00     /* clac when SMAP (cpu.rs patches it in) */
+    .pushsection .smap_sites, "a"
+    .quad 661b, 0
+    .popsection
     movq %rsp, %rdi
     call trap_dispatch
     .global trap_return
 trap_return:
+    /* Is the saved RIP canonical (bits 47..63 all equal)? Every register is about to be
+       reloaded from the frame, so EAX is free: high dword + 0x8000 < 0x10000 iff canonical. */
+    movl 140(%rsp), %eax
+    addl $0x8000, %eax
+    shrl $16, %eax
+    jnz trap_return_check
+trap_return_go:
+    andq $0x25BFFF, 152(%rsp)   /* USER_RFLAGS_KEEP */
     popq %r15
     popq %r14
     popq %r13
@@ -115,6 +127,10 @@ trap_return:
     popq %rax
     addq $16, %rsp
     iretq
+trap_return_check:
+    movq %rsp, %rdi
+    call bad_user_return
+    jmp trap_return
 
     .section .rodata
     .balign 8
@@ -156,8 +172,15 @@ static IDT: KernelCell<[IdtEntry; 256]> = KernelCell::new(
     }; 256],
 );
 
+pub const VEC_NMI: usize = 2;
 pub const VEC_BREAKPOINT: usize = 3;
 pub const VEC_DOUBLE_FAULT: usize = 8;
+pub const VEC_GP: usize = 13;
+pub const VEC_MACHINE_CHECK: usize = 18;
+
+/// RFLAGS bits `trap_return` keeps: 0..21 except NT (14), VM (17), VIF (19), VIP (20).
+pub const USER_RFLAGS_KEEP: u64 = 0x3F_FFFF & !((1 << 14) | (1 << 17) | (1 << 19) | (1 << 20));
+const _: () = assert!(USER_RFLAGS_KEEP == 0x25_BFFF);
 
 pub fn init() {
     let idt = IDT.get();
@@ -166,10 +189,16 @@ pub fn init() {
         let addr = unsafe { trap_stub_table[v] };
         // Interrupt gates (IF cleared on entry); int3 callable from user mode (KDB interface).
         let dpl = if v == VEC_BREAKPOINT { 3 } else { 0 };
+        let ist = match v {
+            VEC_DOUBLE_FAULT => gdt::IST_DOUBLE_FAULT,
+            VEC_NMI => gdt::IST_NMI,
+            VEC_MACHINE_CHECK => gdt::IST_MACHINE_CHECK,
+            _ => 0,
+        };
         idt[v] = IdtEntry {
             off_lo: addr as u16,
             sel: KERNEL_CS,
-            ist: if v == VEC_DOUBLE_FAULT { 1 } else { 0 },
+            ist,
             attr: 0x8E | (dpl << 5),
             off_mid: (addr >> 16) as u16,
             off_hi: (addr >> 32) as u32,
@@ -192,11 +221,37 @@ pub fn init() {
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let v = frame.vector as usize;
+    if v == VEC_NMI {
+        // Not caused by the interrupted code (watchdog, or the QEMU monitor's `nmi`): report
+        // and resume, in whichever mode it hit.
+        crate::kprintln!("nmi: at {:#x} (ignored)", frame.rip);
+        return;
+    }
+    if v == VEC_DOUBLE_FAULT || v == VEC_MACHINE_CHECK {
+        // Aborts: the saved state may not be restartable, whatever mode it names.
+        dump(frame);
+        panic!("{} (abort)", EXCEPTION_NAMES[v]);
+    }
     if v < 32 {
         crate::exception::handle(frame);
     } else {
         crate::interrupt::handle_irq(v - 32, frame);
     }
+}
+
+/// `trap_return` found a user frame with a non-canonical RIP (a start-up message, an
+/// exception reply or ExchangeRegisters named one; `iretq` would fault in ring 0). The
+/// thread takes a #GP (error 0) as if its jump there had faulted; its exception handler may
+/// give it a new RIP. `trap_return` checks again afterwards.
+#[unsafe(no_mangle)]
+extern "C" fn bad_user_return(frame: &mut TrapFrame) {
+    if !frame.is_from_user() {
+        dump(frame);
+        panic!("return to kernel mode at a non-canonical address");
+    }
+    frame.vector = VEC_GP as u64;
+    frame.error = 0;
+    crate::exception::handle(frame);
 }
 
 pub const EXCEPTION_NAMES: [&str; 32] = [
