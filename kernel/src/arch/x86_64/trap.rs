@@ -109,7 +109,7 @@ trap_return:
     shrl $16, %eax
     jnz trap_return_check
 trap_return_go:
-    andq $0x25BFFF, 152(%rsp)   /* USER_RFLAGS_KEEP */
+    andq $0x25FFFF, 152(%rsp)   /* USER_RFLAGS_KEEP */
     popq %r15
     popq %r14
     popq %r13
@@ -178,9 +178,11 @@ pub const VEC_DOUBLE_FAULT: usize = 8;
 pub const VEC_GP: usize = 13;
 pub const VEC_MACHINE_CHECK: usize = 18;
 
-/// RFLAGS bits `trap_return` keeps: 0..21 except NT (14), VM (17), VIF (19), VIP (20).
-pub const USER_RFLAGS_KEEP: u64 = 0x3F_FFFF & !((1 << 14) | (1 << 17) | (1 << 19) | (1 << 20));
-const _: () = assert!(USER_RFLAGS_KEEP == 0x25_BFFF);
+/// RFLAGS bits `trap_return` keeps: 0..21 except VM (17), VIF (19), VIP (20). (NT is the
+/// user's own: `popfq` may set it in user mode; every kernel entry clears it, so the
+/// kernel's `iretq` never runs with it.)
+pub const USER_RFLAGS_KEEP: u64 = 0x3F_FFFF & !((1 << 17) | (1 << 19) | (1 << 20));
+const _: () = assert!(USER_RFLAGS_KEEP == 0x25_FFFF);
 
 pub fn init() {
     let idt = IDT.get();
