@@ -86,6 +86,8 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     kprintln!("boot: command line \"{}\"", boot.cmdline());
     let kdb_policy = kdb::init(boot.cmdline());
     kprintln!("kdb: policy {:?} (kdb=all|privileged|strict)", kdb_policy);
+    let iopl_policy = trap::init_iopl_policy(boot.cmdline());
+    kprintln!("iopl: IOPL 3 for {:?} (iopl=all|privileged)", iopl_policy);
     kprintln!("memory map:");
     let mut phys_top = 0;
     for r in boot.regions() {

@@ -103,7 +103,12 @@ pub fn all_tests() -> Vec<Test> {
                 b.cpu = "max".into();
                 b
             },
-            expect: &["L4 X.2 microkernel", "kernel: ready"],
+            // -cpu max has SMEP and SMAP: the kernel must run with both on.
+            expect: &[
+                "L4 X.2 microkernel",
+                "cpu: smep on, smap on",
+                "kernel: ready",
+            ],
             forbid: &[PANIC, "*** exception"],
             exit: Some(EXIT_SUCCESS),
             stop_at: None,

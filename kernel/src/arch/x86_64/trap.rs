@@ -184,6 +184,43 @@ pub const VEC_MACHINE_CHECK: usize = 18;
 pub const USER_RFLAGS_KEEP: u64 = 0x3F_FFFF & !((1 << 17) | (1 << 19) | (1 << 20));
 const _: () = assert!(USER_RFLAGS_KEEP == 0x25_FFFF);
 
+/// Who runs with IOPL 3 (port I/O, `cli`/`sti`, `popf` of IF): decision 006.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum IoplPolicy {
+    /// `iopl=all`: every user thread (Pistachio's default build, spec 6.6).
+    All,
+    /// `iopl=privileged` (default): threads of privileged spaces (sigma0, the root server);
+    /// every other thread runs with IOPL 0: `in`/`out`/`cli`/`sti` raise #GP (exception IPC).
+    Privileged,
+}
+
+static IOPL_POLICY: KernelCell<IoplPolicy> = KernelCell::new(IoplPolicy::Privileged);
+
+/// Reads `iopl=` from the kernel command line; returns the policy in force.
+pub fn init_iopl_policy(cmdline: &str) -> IoplPolicy {
+    let p = match crate::boot::options::value(cmdline, "iopl") {
+        Some("all") => IoplPolicy::All,
+        Some("privileged") | None => IoplPolicy::Privileged,
+        Some(other) => {
+            crate::kprintln!("iopl: unknown iopl={} ignored (all|privileged)", other);
+            IoplPolicy::Privileged
+        }
+    };
+    *IOPL_POLICY.get() = p;
+    p
+}
+
+/// RFLAGS a new user thread starts with: IF, bit 1, and IOPL 3 or 0 by the policy. Nothing
+/// later raises IOPL: ExchangeRegisters and exception replies change only CF..OF, and
+/// `popf`/`iretq` in user mode cannot change IOPL (nor IF at IOPL 0).
+pub fn initial_user_rflags(privileged_space: bool) -> u64 {
+    if privileged_space || *IOPL_POLICY.get() == IoplPolicy::All {
+        0x3202
+    } else {
+        0x0202
+    }
+}
+
 pub fn init() {
     let idt = IDT.get();
     for v in 0..NUM_VECTORS {

@@ -17,6 +17,9 @@
 //!   thread; only CF, PF, AF, ZF, SF, OF may change (spec 4.6).
 //! * DF, AC and NT set by the user across system calls, timer interrupts and an exception;
 //!   TF set across a system call (single-stepping into `syscall`).
+//! * I/O privilege (decision 006): the unprivileged space runs with IOPL 0, so `cli`
+//!   (which would stop the uniprocessor for good) and `in`/`out` raise #GP, and `popf`
+//!   cannot raise IOPL.
 //! * KDB (decision 005): from the unprivileged space, KDB_Enter("exit-success") must not end
 //!   the system, ReadChar_Blocked must not block (it reads "no character"); from a
 //!   privileged thread, a blocked read must not stop the kernel.
@@ -297,6 +300,7 @@ struct Results {
     tf_db: AtomicU64,
     tf_clock: AtomicU64,
     startup: [AtomicU64; 3],
+    io: [AtomicU64; 3],
 }
 
 static R: Results = Results {
@@ -319,6 +323,7 @@ static R: Results = Results {
     tf_db: AtomicU64::new(0),
     tf_clock: AtomicU64::new(0),
     startup: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+    io: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
 };
 
 fn pack(count: u64, vec: u64) -> u64 {
@@ -525,6 +530,21 @@ extern "C" fn attacker() -> ! {
     R.startup[1].store(halted as u64, SeqCst);
     R.startup[2].store(q.ip, SeqCst);
 
+    // 10. I/O privilege (decision 006): `cli`, `in`, and `popf` of IOPL 3.
+    let (n, v, _) = observe(|| attack!("cli", "sti"));
+    R.io[0].store(pack(n, v), SeqCst);
+    let (n, v, _) = observe(|| attack!("in al, 0x21"));
+    R.io[1].store(pack(n, v), SeqCst);
+    attack!(
+        "pushfq",
+        "or qword ptr [rsp], 0x3000",
+        "popfq",
+        "pushfq",
+        "pop rax",
+        "mov qword ptr [rip + {o0}], rax",
+    );
+    R.io[2].store(OUT0.load(SeqCst), SeqCst);
+
     util::report(&[1]);
     util::park()
 }
@@ -648,7 +668,7 @@ pub fn run(s: &mut Suite) {
         ),
     );
     s.check_eq(
-        "security.icebp_is_debug_exception",
+        "security.icebp_is_one_exception",
         R.icebp_db.load(SeqCst),
         1,
     );
@@ -712,6 +732,12 @@ pub fn run(s: &mut Suite) {
             R.startup[2].load(SeqCst),
         ],
         [1, 1, BAD_IP],
+    );
+    let iopl = (R.io[2].load(SeqCst) >> 12) & 3;
+    s.check_eq(
+        "security.unprivileged_space_has_no_io_privilege",
+        [R.io[0].load(SeqCst), R.io[1].load(SeqCst), iopl],
+        [pack(1, 13), pack(1, 13), 0],
     );
     kill_r(second);
     kill_r(a);
