@@ -4,7 +4,7 @@
 //! (how test root servers end a run). Extension: `int3; cmpb $0x20,%al` returns the number
 //! of kernel-memory frames in use in RAX.
 //!
-//! Who may do what (decision 005, docs/decisions/005-kdb-privilege.md): printing (char,
+//! Who may do what (decision 007, docs/decisions/007-kdb-privilege.md): printing (char,
 //! string, KDB_Enter's message, unknown-operation notes) and the frame count are for everyone;
 //! reading the console and the exit requests only for privileged spaces (the root server's
 //! and sigma0's), unless the kernel command line says otherwise (`kdb=all|privileged|strict`,

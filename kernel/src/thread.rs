@@ -392,7 +392,7 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         rflags: USER_RFLAGS,
         ..TrapFrame::default()
     };
-    // IOPL 3 only where the policy allows it (decision 006).
+    // IOPL 3 only where the policy allows it (docs/security.md).
     t.frame().rflags = crate::arch::x86_64::trap::initial_user_rflags(t.space().privileged);
     THREADS.get()[id.number() as usize] = p;
     let head = ALL_THREADS.get();

@@ -4,6 +4,8 @@
 //! * `selftest=pf|gp|ud|panic`: after boot, provoke that fault in the kernel (test builds of the
 //!   harness use it to check the register dumps).
 //! * `exit=ready`: leave QEMU (success) as soon as the kernel is ready (boot-only tests).
+//! * `kdb=privileged|all|strict`: who may use the kernel-debugger interface (`crate::kdb`).
+//! * `iopl=privileged|all`: which user threads run with IOPL 3 (`arch::x86_64::trap`).
 
 pub fn value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline.split_ascii_whitespace().find_map(|w| {

@@ -184,7 +184,7 @@ pub const VEC_MACHINE_CHECK: usize = 18;
 pub const USER_RFLAGS_KEEP: u64 = 0x3F_FFFF & !((1 << 17) | (1 << 19) | (1 << 20));
 const _: () = assert!(USER_RFLAGS_KEEP == 0x25_FFFF);
 
-/// Who runs with IOPL 3 (port I/O, `cli`/`sti`, `popf` of IF): decision 006.
+/// Who runs with IOPL 3 (port I/O, `cli`/`sti`, `popf` of IF); docs/security.md, CAVEATS.md.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum IoplPolicy {
     /// `iopl=all`: every user thread (Pistachio's default build, spec 6.6).
