@@ -163,7 +163,7 @@ fn exception_ipc(frame: &mut TrapFrame) {
     fr.r9 = reply[14];
     fr.r11 = reply[15];
     fr.rsp = reply[16];
-    fr.rflags = (fr.rflags & !0x8D5) | (reply[17] & 0x8D5);
+    fr.rflags = trap::merge_user_rflags(fr.rflags, reply[17]);
 }
 
 fn halt_faulting(frame: &mut TrapFrame, why: &str) {

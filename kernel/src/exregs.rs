@@ -9,8 +9,6 @@ use crate::arch::x86_64::trap::TrapFrame;
 use crate::schedule;
 use crate::thread::{self, State};
 
-const USER_FLAGS_MASK: u64 = 0x8D5; // CF PF AF ZF SF OF
-
 pub fn sys_exchange_registers(f: &mut TrapFrame) {
     let cur = thread::current();
     let dest = ThreadId::from_raw(f.rax);
@@ -60,7 +58,7 @@ pub fn sys_exchange_registers(f: &mut TrapFrame) {
         tf.rip = ip;
     }
     if control & (1 << 5) != 0 {
-        tf.rflags = (tf.rflags & !USER_FLAGS_MASK) | (flags & USER_FLAGS_MASK);
+        tf.rflags = crate::arch::x86_64::trap::merge_user_rflags(tf.rflags, flags);
     }
     if control & (1 << 6) != 0 {
         t.set_utcb_word(utcb::USER_DEFINED_HANDLE, handle);

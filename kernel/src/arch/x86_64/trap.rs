@@ -4,6 +4,21 @@
 //! `trap_dispatch`, which hands the frame to the generic kernel (`crate::exception`,
 //! `crate::interrupt`). The same frame layout is used by the system-call entry, so the user
 //! state of a thread in the kernel is always one `TrapFrame` at the top of its kernel stack.
+//!
+//! Security (issue 10, docs/security.md):
+//! * Only vector 3 (`int3`, the kernel-debugger interface of spec 8) is a DPL-3 gate; `int N`
+//!   for any other N raises #GP in user mode (exception IPC). Vectors above 47 are not
+//!   present (also #GP for `int N`).
+//! * Interrupt gates clear IF, TF and NT but not DF or AC: `trap_common` clears both (`cld`,
+//!   and `clac` patched in when SMAP is on) before any Rust code runs.
+//! * NMI, double fault and machine check run on their own stacks (IST) and never become
+//!   IPC: they are not the interrupted thread's doing.
+//! * `trap_return` is the only way to user mode. It refuses a non-canonical RIP (which would
+//!   make `iretq` fault in ring 0), whoever wrote the frame: the thread gets a #GP exception
+//!   instead (4 instructions on every return; the system-call path counts them).
+//! * User-chosen RFLAGS reach a frame only through [`merge_user_rflags`] (CF..OF, spec 4.6);
+//!   IOPL and IF are set per thread at creation ([`initial_user_rflags`]). The frame's CS and
+//!   SS are only ever 0x2B and 0x23.
 
 use core::arch::global_asm;
 use core::mem::size_of;
@@ -109,7 +124,6 @@ trap_return:
     shrl $16, %eax
     jnz trap_return_check
 trap_return_go:
-    andq $0x25FFFF, 152(%rsp)   /* USER_RFLAGS_KEEP */
     popq %r15
     popq %r14
     popq %r13
@@ -178,11 +192,18 @@ pub const VEC_DOUBLE_FAULT: usize = 8;
 pub const VEC_GP: usize = 13;
 pub const VEC_MACHINE_CHECK: usize = 18;
 
-/// RFLAGS bits `trap_return` keeps: 0..21 except VM (17), VIF (19), VIP (20). (NT is the
-/// user's own: `popfq` may set it in user mode; every kernel entry clears it, so the
-/// kernel's `iretq` never runs with it.)
-pub const USER_RFLAGS_KEEP: u64 = 0x3F_FFFF & !((1 << 17) | (1 << 19) | (1 << 20));
-const _: () = assert!(USER_RFLAGS_KEEP == 0x25_FFFF);
+/// RFLAGS bits a user may choose through the kernel (ExchangeRegisters, exception replies;
+/// spec 4.6): CF, PF, AF, ZF, SF, OF.
+pub const USER_SETTABLE_RFLAGS: u64 = 0x8D5;
+
+/// A thread's RFLAGS after a user-chosen value `user` was applied to `current`: only the
+/// arithmetic flags change, so IOPL, IF, TF, NT, AC, VM, VIF, VIP and the reserved bits stay
+/// what the thread was created with or set itself in user mode (where the CPU lets it
+/// change none of IOPL, VM, VIF, VIP, nor IF at IOPL 0). Every kernel path that writes a
+/// user-chosen RFLAGS goes through here.
+pub fn merge_user_rflags(current: u64, user: u64) -> u64 {
+    (current & !USER_SETTABLE_RFLAGS) | (user & USER_SETTABLE_RFLAGS)
+}
 
 /// Who runs with IOPL 3 (port I/O, `cli`/`sti`, `popf` of IF); docs/security.md, CAVEATS.md.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

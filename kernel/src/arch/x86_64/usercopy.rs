@@ -9,7 +9,7 @@
 //! (everything else goes through the kernel's own mappings: UTCBs and string copies through
 //! the direct map). With SMAP on (cpu.rs), each access is bracketed by `stac`/`clac`: the
 //! sites are 3-byte no-ops listed in `.smap_sites` and patched into the real instructions at
-//! boot when the CPU has SMAP, so CPUs without it run no extra instruction and no CPUID check.
+//! boot when the CPU has SMAP (without it they stay no-ops); no CPUID check at run time.
 //! The fixup path clears AC too (the faulting access left it set).
 
 use core::arch::global_asm;
