@@ -220,6 +220,28 @@ pub fn user_tests() -> Vec<Test> {
             timeout_s: 60,
         },
         Test {
+            // An NMI (QMP inject-nmi) while the system runs: logged on its own stack (IST),
+            // never an exception message, and everything keeps working (issue 10).
+            name: "nmi-survives",
+            boot: |i| {
+                let mut b = with_root(i, "", "demo");
+                b.keys = vec![KeyInput {
+                    after: "demo: drivers ready".into(),
+                    qcodes: ["!nmi", "h", "!nmi", "i"]
+                        .iter()
+                        .map(|k| k.to_string())
+                        .collect(),
+                }];
+                b
+            },
+            expect: &["demo: drivers ready", "nmi: at", "kbd: 'h'", "kbd: 'i'"],
+            forbid: DEMO_FORBID,
+            exit: None,
+            stop_at: Some("kbd: 'i'"),
+            input: NO_INPUT,
+            timeout_s: 60,
+        },
+        Test {
             name: "demo-keyboard",
             boot: |i| {
                 let mut b = with_root(i, "", "demo");
