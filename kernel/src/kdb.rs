@@ -88,7 +88,11 @@ pub fn handle(f: &mut TrapFrame) -> bool {
                 // Console input is not for this space: "no character".
                 Some(8) | Some(0x0D) => f.rax = u64::MAX,
                 _ => {
-                    crate::kprintln!("kdb: unknown operation {:?} at {:#x}", op, f.rip - 1);
+                    crate::kprintln!(
+                        "kdb: unknown operation {:?} at {:#x}",
+                        op,
+                        f.rip.wrapping_sub(1)
+                    );
                 }
             }
             true
@@ -116,7 +120,7 @@ pub fn handle(f: &mut TrapFrame) -> bool {
                 _ => crate::kprintln!(
                     "--- KD# \"{}\" --- (ip {:#x}, sp {:#x}); continuing{}",
                     text,
-                    f.rip - 1,
+                    f.rip.wrapping_sub(1),
                     f.rsp,
                     if full {
                         ""
@@ -140,7 +144,7 @@ fn wait_for_input(f: &mut TrapFrame) {
     } else {
         2
     };
-    f.rip -= back;
+    f.rip = f.rip.wrapping_sub(back);
     crate::schedule::sys_thread_switch(abi::thread_id::ThreadId::NIL);
 }
 

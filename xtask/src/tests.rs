@@ -116,6 +116,44 @@ pub fn all_tests() -> Vec<Test> {
             timeout_s: 30,
         },
         Test {
+            // SMAP on: a kernel read of a user page outside `usercopy` faults (issue 10).
+            name: "smap-enforced-cpu-max",
+            boot: |i| {
+                let mut b = kernel_only(i, "selftest=smap");
+                b.cpu = "max".into();
+                b
+            },
+            expect: &[
+                "cpu: smep on, smap on",
+                "exception 14 (#PF page fault) error=0x1 in kernel mode",
+                "reported as expected",
+            ],
+            forbid: &[PANIC],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 30,
+        },
+        Test {
+            // SMEP on: the kernel executing a user page faults (issue 10).
+            name: "smep-enforced-cpu-max",
+            boot: |i| {
+                let mut b = kernel_only(i, "selftest=smep");
+                b.cpu = "max".into();
+                b
+            },
+            expect: &[
+                "cpu: smep on, smap on",
+                "exception 14 (#PF page fault) error=0x11 in kernel mode",
+                "reported as expected",
+            ],
+            forbid: &[PANIC],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 30,
+        },
+        Test {
             name: "fault-dump-pf",
             boot: |i| kernel_only(i, "selftest=pf"),
             expect: &[
