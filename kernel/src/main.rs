@@ -67,6 +67,12 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     kprint!("cpu: features used:");
     cpu::features().describe(&mut |s| kprint!(" {}", s));
     kprintln!();
+    let on = |b: bool| if b { "on" } else { "off (not in CPUID)" };
+    kprintln!(
+        "cpu: smep {}, smap {}",
+        on(cpu::smep_on()),
+        on(cpu::smap_on())
+    );
 
     // Who loaded us (spec 7): a second-stage loader that patched the KIP (kickstart; its
     // values are the truth) or a multiboot loader (we do the loader's job ourselves).
@@ -188,6 +194,10 @@ fn plan_from_multiboot(magic: u32, mbi: u32) -> Plan {
     }
     let boot = BOOT.get();
     kprintln!("boot: command line \"{}\"", boot.cmdline());
+    let kdb_policy = kdb::init(boot.cmdline());
+    kprintln!("kdb: policy {:?} (kdb=all|privileged|strict)", kdb_policy);
+    let iopl_policy = trap::init_iopl_policy(boot.cmdline());
+    kprintln!("iopl: IOPL 3 for {:?} (iopl=all|privileged)", iopl_policy);
     kprintln!("memory map:");
     let mut phys_top = 0;
     for r in boot.regions() {
