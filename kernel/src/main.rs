@@ -15,6 +15,7 @@ mod console;
 mod exception;
 mod exregs;
 mod interrupt;
+mod io_space;
 mod ipc;
 mod kdb;
 mod kip;
@@ -150,6 +151,8 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
 
     selftest::run_from_cmdline(boot.cmdline());
 
+    // IO-fpages: user threads run with IOPL 0 unless `iopl=3` (UNSAFE) is given.
+    arch::x86_64::ioport::set_user_iopl_from_cmdline(boot::options::value(boot.cmdline(), "iopl"));
     kip::init(tsc_khz, tick_ns / 1000);
     arch::x86_64::syscall::init();
     if !thread::init() {

@@ -389,7 +389,7 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
     *t.frame() = TrapFrame {
         cs: gdt::USER_CS as u64,
         ss: gdt::USER_DS as u64,
-        rflags: USER_RFLAGS,
+        rflags: USER_RFLAGS | crate::arch::x86_64::ioport::user_iopl_flags(),
         ..TrapFrame::default()
     };
     THREADS.get()[id.number() as usize] = p;
@@ -404,8 +404,9 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
     Some(t)
 }
 
-/// RFLAGS of a user thread: IF, IOPL 3 (spec 4.6, item 18 of section 1), bit 1.
-pub const USER_RFLAGS: u64 = 0x3202;
+/// RFLAGS of a new user thread: IF, bit 1, and IOPL 0 (IO-fpages; the IOPL bits come from
+/// `ioport::user_iopl_flags`, 3 only with the UNSAFE `iopl=3` option).
+pub const USER_RFLAGS: u64 = 0x202;
 
 /// Frees a thread that is no longer queued anywhere. Must not be the current thread.
 pub fn destroy(t: &mut Tcb) {

@@ -4,6 +4,8 @@
 //! * `selftest=pf|gp|ud|panic`: after boot, provoke that fault in the kernel (test builds of the
 //!   harness use it to check the register dumps).
 //! * `exit=ready`: leave QEMU (success) as soon as the kernel is ready (boot-only tests).
+//! * `iopl=3`: user threads run with IOPL 3 (every port, cli/sti) instead of IOPL 0 with
+//!   IO-fpages; UNSAFE, only for programs built for a kernel without IO-fpages.
 
 pub fn value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline.split_ascii_whitespace().find_map(|w| {
