@@ -297,9 +297,8 @@ pub fn delete_space(s: &mut Space) {
     let mut ops = PortOps { no_mem: false };
     db().delete_space(&mut ops, id(s));
     if s.io.serial != 0 {
-        if ioport::loaded_serial() == s.io.serial {
-            ioport::deny_all();
-        }
+        // The TSS may hold (or use) this bitmap's copy: deny all, forget the copy.
+        ioport::forget(s.io.serial);
         frame::free(s.io.halves[0]);
         frame::free(s.io.halves[1]);
         s.io = SpaceIo::NONE;

@@ -9,10 +9,12 @@
 //! Switching: a space without ports runs with `iomap_base` beyond the TSS limit (every port
 //! denied, one 16-bit write, no copy); a space with a bitmap has it copied into the TSS when
 //! it is not the one already there (tracked by a serial that is never reused, so a dead
-//! space's bitmap is never mistaken for a new one). Only the leading `span` bytes of a bitmap
-//! can hold a 0 (allowed) bit, so a copy moves `max(span of the new, span in the TSS)` bytes:
-//! 128 bytes for a space that holds COM1, 8 KiB only for sigma0. See
-//! docs/decisions/005-io-fpages-tss-bitmap.md.
+//! space's bitmap is never mistaken for a new one). Denying all ports leaves the copy in
+//! place, so going back to the space whose bitmap the TSS still holds is again one 16-bit
+//! write: only a switch between two different spaces that both hold ports copies. Only the
+//! leading `span` bytes of a bitmap can hold a 0 (allowed) bit, so a copy moves
+//! `max(span of the new, span in the TSS)` bytes: 128 bytes for a space that holds COM1, 8 KiB
+//! only for sigma0. See docs/decisions/005-io-fpages-tss-bitmap.md.
 
 use super::gdt::{self, IOMAP_BYTES, IOMAP_DENY_ALL, IOMAP_OFFSET};
 use crate::sync::KernelCell;
@@ -38,22 +40,29 @@ pub fn set_user_iopl_from_cmdline(value: Option<&str>) {
     }
 }
 
-/// What the TSS holds: serial of the loaded bitmap (0 = none, every port denied) and how
-/// many leading bytes of the TSS copy may hold a 0 bit.
+/// What the TSS holds.
 struct Loaded {
+    /// Serial of the bitmap in effect (0: every port denied).
     serial: u64,
+    /// Serial of the bitmap whose copy is in the TSS area, in effect or not (0: none).
+    content: u64,
+    /// How many leading bytes of the TSS copy may hold a 0 bit.
     span: usize,
 }
 
-static LOADED: KernelCell<Loaded> = KernelCell::new(Loaded { serial: 0, span: 0 });
+static LOADED: KernelCell<Loaded> = KernelCell::new(Loaded {
+    serial: 0,
+    content: 0,
+    span: 0,
+});
 
-/// Serial of the bitmap in the TSS (0: none).
+/// Serial of the bitmap in effect (0: none, every port denied).
 #[inline]
 pub fn loaded_serial() -> u64 {
     LOADED.get().serial
 }
 
-/// Every port denied (the space that runs next has no bitmap).
+/// Every port denied (the space that runs next has no bitmap). The copy stays in the TSS.
 pub fn deny_all() {
     let l = LOADED.get();
     if l.serial != 0 {
@@ -62,11 +71,28 @@ pub fn deny_all() {
     }
 }
 
+/// The bitmap `serial` is going away: stop using it and forget its copy.
+pub fn forget(serial: u64) {
+    if loaded_serial() == serial {
+        deny_all();
+    }
+    let l = LOADED.get();
+    if l.content == serial {
+        l.content = 0;
+    }
+}
+
 /// Loads a space's bitmap: `halves` are its two 4 KiB halves (kernel addresses), `span` the
 /// number of leading bytes that may hold a 0 bit.
 pub fn load(serial: u64, halves: [*const u8; 2], span: usize) {
     let l = LOADED.get();
     if l.serial == serial {
+        return;
+    }
+    if l.content == serial {
+        // The copy is still there (only denied in between): no copy.
+        l.serial = serial;
+        gdt::set_iomap_base(IOMAP_OFFSET);
         return;
     }
     let tss = gdt::iomap();
@@ -88,14 +114,15 @@ pub fn load(serial: u64, halves: [*const u8; 2], span: usize) {
     }
     l.span = span;
     l.serial = serial;
+    l.content = serial;
     gdt::set_iomap_base(IOMAP_OFFSET);
 }
 
-/// The loaded bitmap `serial` changed: ports `[first, first + count)` are now allowed or
-/// denied. A no-op if another bitmap is loaded.
+/// The bitmap `serial` changed: ports `[first, first + count)` are now allowed or denied.
+/// Updates the TSS copy if it is that bitmap's (in effect or not).
 pub fn update_loaded(serial: u64, first: usize, count: usize, allow: bool) {
     let l = LOADED.get();
-    if serial == 0 || l.serial != serial {
+    if serial == 0 || l.content != serial {
         return;
     }
     let tss = gdt::iomap();
