@@ -210,6 +210,7 @@ pub fn enter(s: &Space) {
     }
 }
 
+#[cold]
 #[inline(never)]
 fn enter_slow(s: &Space) {
     if s.io.serial == 0 {
