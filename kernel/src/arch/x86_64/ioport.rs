@@ -1,8 +1,9 @@
-//! x86 port I/O for user threads: the IOPL policy, the TSS I/O permission bitmap, and the
-//! decoding of a faulting `in`/`out`/`ins`/`outs` instruction (spec 6.6).
+//! x86 port I/O for user threads: the TSS I/O permission bitmap and the decoding of a
+//! faulting `in`/`out`/`ins`/`outs` instruction (spec 6.6). (Which threads run with IOPL 3
+//! instead, UNSAFE options only, is `super::trap::initial_user_rflags`.)
 //!
-//! Owns: the contents of the TSS bitmap area (`gdt::iomap`) and `iomap_base`, the serial of
-//! the bitmap that is loaded, and the IOPL that user threads run with. It touches nothing
+//! Owns: the contents of the TSS bitmap area (`gdt::iomap`) and `iomap_base`, and the serial
+//! of the bitmap that is loaded. It touches nothing
 //! else; which space holds which ports is `crate::io_space`'s business, which calls
 //! [`load`], [`deny_all`] and [`update_loaded`] to keep the TSS in step.
 //!
@@ -18,27 +19,6 @@
 
 use super::gdt::{self, IOMAP_BYTES, IOMAP_DENY_ALL, IOMAP_OFFSET};
 use crate::sync::KernelCell;
-
-/// IOPL bits (12-13) of RFLAGS that user threads run with: 0 unless the kernel command line
-/// says `iopl=3` (UNSAFE, for programs built for a kernel without IO-fpages). Entry code that
-/// takes RFLAGS from user-controlled values must keep exactly these IOPL bits.
-static USER_IOPL: KernelCell<u64> = KernelCell::new(0);
-
-/// The RFLAGS IOPL field.
-pub const IOPL_MASK: u64 = 0x3000;
-
-/// The IOPL bits of user RFLAGS (0, or 0x3000 with `iopl=3`).
-pub fn user_iopl_flags() -> u64 {
-    *USER_IOPL.get()
-}
-
-/// Applies the `iopl=` option of the kernel command line (only `3` changes anything).
-pub fn set_user_iopl_from_cmdline(value: Option<&str>) {
-    if value == Some("3") {
-        *USER_IOPL.get() = IOPL_MASK;
-        crate::kprintln!("io: iopl=3: user threads may use every port and cli/sti (UNSAFE)");
-    }
-}
 
 /// What the TSS holds.
 struct Loaded {

@@ -141,7 +141,7 @@ pub fn run(s: &mut Suite) {
         q0.control & 7 == 2,
         format_args!("control {:#x}", q0.control),
     );
-    // IF and bit 1, IOPL 0 (IO-fpages; 0x3202 only with the UNSAFE kernel option iopl=3).
+    // IF and bit 1, IOPL 0 (IO-fpages; 0x3202 only with the UNSAFE options iopl=privileged|all).
     s.check_eq(
         "exregs.new_thread_flags",
         q0.flags,
