@@ -10,8 +10,8 @@
 //! exception they raise. The root itself gets its ports from sigma0 (which gives ports to
 //! the root thread only).
 //!
-//! Ports used: 0x80 (POST diagnostics, write-only and harmless), 0x2E8..0x2EB (COM4, absent
-//! under QEMU: reads return 0xFF), and 0x21 (the master PIC's mask, which a puppet tries to
+//! Ports used: 0x80 (POST diagnostics, write-only and harmless), 0x2E8..0x2EB and
+//! 0x3E8..0x3EF (COM4 and COM3, absent under QEMU: reads return 0xFF), and 0x21 (the master PIC's mask, which a puppet tries to
 //! change and must not reach; the root reads it before and after).
 //!
 //! Threads: UserBase + 0x1E0 (A), 0x1E1 (B); stacks 20 and 21.
@@ -30,6 +30,8 @@ const OP_IN32: u64 = 3; // in eax, dx (dx = a)
 const OP_CLI_HANG: u64 = 4; // cli; jmp . (the handler resumes after it)
 const OP_RECV: u64 = 5; // receive one message from thread a, accepting maps anywhere
 const OP_SEND: u64 = 6; // send thread a a map (c = 0) or grant (c = 1) item of IO fpage b
+const OP_IN16: u64 = 7; // in ax, dx (dx = a; 0x66 prefix)
+const OP_OUTSB: u64 = 8; // rep outsb to port a, one byte
 
 /// The IO page fault label `(-8<<4) | 6` (spec 6.6).
 const IO_FAULT: u64 = labels::IO_PAGE_FAULT | 6;
@@ -70,6 +72,29 @@ extern "C" fn puppet() -> ! {
                     core::arch::asm!("in eax, dx", in("dx") a as u16, out("eax") v, options(nostack))
                 };
                 [1, v as u64]
+            }
+            OP_IN16 => {
+                let v: u16;
+                // SAFETY: a read of an absent device's port; faults unless held.
+                unsafe {
+                    core::arch::asm!("in ax, dx", in("dx") a as u16, out("ax") v, options(nostack))
+                };
+                [1, v as u64]
+            }
+            OP_OUTSB => {
+                let byte = [0x5Au8];
+                // SAFETY: one byte from our own stack to a port the root chose; faults
+                // unless held.
+                unsafe {
+                    core::arch::asm!(
+                        "rep outsb",
+                        in("dx") a as u16,
+                        inout("rsi") byte.as_ptr() => _,
+                        inout("rcx") 1u64 => _,
+                        options(nostack, readonly)
+                    )
+                };
+                [1, 0]
             }
             OP_CLI_HANG => {
                 // SAFETY: must fault (#GP, IOPL 0); the handler resumes after the 3 bytes.
@@ -236,7 +261,8 @@ pub fn run(s: &mut Suite) {
     let p80 = IoFpage::new_log2(0x80, 0);
     let com4 = IoFpage::new_log2(0x2E8, 2);
     let pic = IoFpage::new_log2(0x21, 0);
-    let got = [p80, com4, pic].map(|f| l4::sigma0::get_io(f.port(), f.size_log2()));
+    let com3 = IoFpage::new_log2(0x3E8, 3);
+    let got = [p80, com4, pic, com3].map(|f| l4::sigma0::get_io(f.port(), f.size_log2()));
     s.check(
         "io.root_gets_ports_from_sigma0",
         got.iter().all(|r| r.is_ok()),
@@ -278,6 +304,39 @@ pub fn run(s: &mut Suite) {
     let e = next_event();
     s.check(
         "io.in_after_map_reads_port",
+        matches!(e, Ev::Report(f, 1, _) if f == a),
+        format_args!("{e:x?}"),
+    );
+    // Operand-size prefix, unaligned: `in ax, dx` at 0x3E9 touches 0x3E9..0x3EA, reported as
+    // the aligned block 0x3E8..0x3EB that covers it.
+    command(a, OP_IN16, 0x3E9, 0, 0);
+    let e = next_event();
+    let block = IoFpage::new_log2(0x3E8, 2);
+    s.check(
+        "io.in16_unaligned_reports_covering_fpage",
+        matches!(e, Ev::IoFault(f, fp, _) if f == a && fp == block.raw()),
+        format_args!("{e:x?}, want IO fault {:#x}", block.raw()),
+    );
+    map_ports(a, block);
+    let e = next_event();
+    s.check(
+        "io.in16_after_map_proceeds",
+        matches!(e, Ev::Report(f, 1, _) if f == a),
+        format_args!("{e:x?}"),
+    );
+    // String I/O: `rep outsb` to a port the space lacks.
+    command(a, OP_OUTSB, 0x3EC, 0, 0);
+    let e = next_event();
+    let one = IoFpage::new_log2(0x3EC, 0);
+    s.check(
+        "io.rep_outsb_is_io_page_fault",
+        matches!(e, Ev::IoFault(f, fp, _) if f == a && fp == one.raw()),
+        format_args!("{e:x?}, want IO fault {:#x}", one.raw()),
+    );
+    map_ports(a, one);
+    let e = next_event();
+    s.check(
+        "io.rep_outsb_after_map_proceeds",
         matches!(e, Ev::Report(f, 1, _) if f == a),
         format_args!("{e:x?}"),
     );
