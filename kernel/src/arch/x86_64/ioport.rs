@@ -118,7 +118,7 @@ pub fn set_bits(map: &mut [u8], first: usize, count: usize, allow: bool) {
     let end = (first + count).min(map.len() * 8);
     let mut p = first;
     while p < end {
-        if p % 8 == 0 && end - p >= 8 {
+        if p.is_multiple_of(8) && end - p >= 8 {
             let n = (end - p) / 8;
             map[p / 8..p / 8 + n].fill(if allow { 0 } else { 0xFF });
             p += n * 8;
