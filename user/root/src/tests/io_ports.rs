@@ -28,7 +28,7 @@ const OP_OUT80: u64 = 1; // out 0x80, al (al = a)
 const OP_OUTDX: u64 = 2; // out dx, al (dx = a, al = b)
 const OP_IN32: u64 = 3; // in eax, dx (dx = a)
 const OP_CLI_HANG: u64 = 4; // cli; jmp . (the handler resumes after it)
-const OP_RECV: u64 = 5; // receive one message from thread a, accepting maps anywhere
+const OP_RECV: u64 = 5; // receive one message from thread a; window: b (0: complete), c = 1: none
 const OP_SEND: u64 = 6; // send thread a a map (c = 0) or grant (c = 1) item of IO fpage b
 const OP_IN16: u64 = 7; // in ax, dx (dx = a; 0x66 prefix)
 const OP_OUTSB: u64 = 8; // rep outsb to port a, one byte
@@ -102,7 +102,11 @@ extern "C" fn puppet() -> ! {
                 [1, 0]
             }
             OP_RECV => {
-                utcb::accept(Acceptor::map_grant(Fpage::COMPLETE));
+                utcb::accept(match (b, c) {
+                    (_, 1) => Acceptor::UNTYPED_WORDS,
+                    (0, _) => Acceptor::map_grant(Fpage::COMPLETE),
+                    (w, _) => Acceptor::map_grant(Fpage::from_raw(w)),
+                });
                 let r = syscall::ipc(
                     ThreadId::NIL,
                     ThreadId::from_raw(a),
@@ -445,6 +449,50 @@ pub fn run(s: &mut Suite) {
         format_args!("{e:x?}"),
     );
     map_ports(a, com4);
+    let _ = next_event();
+
+    // Receive windows: an IO-fpage window takes only the ports inside it; no window, none.
+    // A holds 0x3E8..0x3EB and 0x3EC; it maps 0x3E8..0x3EF to B through the window
+    // 0x3E8..0x3EB, then 0x3EC with no window at all.
+    command(b, OP_RECV, a.raw(), block.raw(), 0);
+    command(a, OP_SEND, b.raw(), com3.raw(), 0);
+    let r = two_reports(a, b);
+    command(b, OP_IN16, 0x3E9, 0, 0);
+    let inside = next_event();
+    command(b, OP_OUTSB, 0x3EC, 0, 0);
+    let outside = next_event();
+    s.check(
+        "io.io_window_clips",
+        matches!(r, [Ev::Report(_, 1, _), Ev::Report(_, 1, _)])
+            && matches!(inside, Ev::Report(f, 1, _) if f == b)
+            && matches!(outside, Ev::IoFault(f, fp, _) if f == b && fp == one.raw()),
+        format_args!("{r:x?}; in 0x3E9: {inside:x?}; outsb 0x3EC: {outside:x?}"),
+    );
+    // B is blocked in that fault: answer it by mapping nothing (it faults again).
+    utcb::set_mr(0, 0);
+    send_now(b);
+    let again = next_event();
+    s.check(
+        "io.empty_reply_faults_again",
+        matches!(again, Ev::IoFault(f, fp, _) if f == b && fp == one.raw()),
+        format_args!("{again:x?}"),
+    );
+    map_ports(b, one);
+    let _ = next_event();
+    utcb::set_mr(0, one.raw());
+    syscall::unmap(0); // from B (and A) again
+    // The root (which holds 0x3EC) sends B a map item while B accepts no map items.
+    command(b, OP_RECV, root().raw(), 0, 1);
+    let sent = map_ports(b, one);
+    let r = next_event();
+    command(b, OP_OUTSB, 0x3EC, 0, 0);
+    let e = next_event();
+    s.check(
+        "io.no_window_accepts_no_ports",
+        matches!(e, Ev::IoFault(f, fp, _) if f == b && fp == one.raw()),
+        format_args!("sent {sent}, {r:x?}; outsb 0x3EC: {e:x?}"),
+    );
+    map_ports(b, one);
     let _ = next_event();
 
     // No port, no device: the PIC mask stays as it was; the thread faults instead.
