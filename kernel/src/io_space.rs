@@ -204,18 +204,19 @@ pub fn init(sigma0: *mut Space) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Makes the TSS bitmap that of `s`, the space of the thread that runs next (called on every
-/// switch to a user thread: one compare when nothing changes).
-#[inline]
+/// The scheduler's hook, on every switch to a user thread of another space: makes the TSS
+/// give `s` (the space that runs next) at most the ports it holds, without a call or a copy,
+/// so the switch path stays as short as before: every port denied if the TSS does not
+/// already hold `s`'s bitmap, else that bitmap switched on. A space whose bitmap is not in
+/// the TSS gets it copied on its first port access, which faults into [`gp_fault`]
+/// (decision 005: lazy copy).
+#[inline(always)]
 pub fn enter(s: &Space) {
-    if s.io.serial != ioport::loaded_serial() {
-        enter_slow(s);
-    }
+    ioport::switch_to(s.io.serial);
 }
 
-#[cold]
-#[inline(never)]
-fn enter_slow(s: &Space) {
+/// Loads `s`'s bitmap into the TSS now, copying it if needed.
+fn load_now(s: &Space) {
     if s.io.serial == 0 {
         ioport::deny_all();
     } else {
@@ -227,7 +228,10 @@ fn enter_slow(s: &Space) {
 /// After a change of any space's ports: the running thread's space may have just got its
 /// first bitmap, which the TSS must hold before it returns to user mode.
 fn sync_current() {
-    enter(thread::current().space());
+    let s = thread::current().space();
+    if s.io.serial != ioport::loaded_serial() {
+        load_now(s);
+    }
 }
 
 /// `[first port, log2 ports]` of an IO fpage word (size above 2^16 is the whole IO space).
@@ -333,8 +337,9 @@ pub fn gp_fault(frame: &mut TrapFrame) -> GpOutcome {
     let cur = thread::current();
     let s = cur.space();
     if s.io.serial != ioport::loaded_serial() {
-        // The TSS did not hold this space's bitmap (not expected; repaired, then retried).
-        enter(s);
+        // The TSS did not hold this space's bitmap yet (a switch from another space with
+        // ports only denies): copy it in and retry.
+        load_now(s);
         return GpOutcome::Retry;
     }
     let first = acc.port as u32;

@@ -10,7 +10,7 @@
 //!    twice: under `-icount shift=0` (instructions) and under plain TCG (TSC cycles of the
 //!    emulation, for reference only). Printed as a table and written to `target/bench.json`
 //!    and `target/bench.csv`. IO-fpages: the 0-word inter-AS IPC with spaces holding ports
-//!    (one side only: no copy; both: 128-byte and 8 KiB bitmap copies per switch).
+//!    (one side or both, with and without port accesses; `user/root/src/bench.rs`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -129,9 +129,13 @@ fn print_table(f: &IpcFigures) {
     );
     for (kind, v) in &f.io_switch {
         let what = match kind.as_str() {
-            "one" => "ping's space holds ports, pong's none (no copy)",
-            "both-128" => "both hold ports below 0x400 (128-byte copy per switch)",
-            "both-8k" => "ports below 0x400 and at 0xFFF8 (8 KiB copy per switch)",
+            "one" => "ping's space holds ports, pong's none",
+            "one-access" => "ping's space holds ports and ping reads one per message",
+            "both" => "both spaces hold ports, untouched",
+            "both-access" => {
+                "both hold ports and read one per message (fault + 128-byte copy per switch)"
+            }
+            "both-access-8k" => "the same, pong's ports at 0xFFF8 (fault + 8 KiB copy per switch)",
             _ => kind.as_str(),
         };
         println!("inter-AS, 0 words, IO-fpages, {what}: {v:.2}");

@@ -14,12 +14,14 @@
 //! * Exception round trip: a thread of the root space executes `ud2`; its exception handler
 //!   (the root) replies with RIP + 2; per exception = fault, exception IPC, reply, resume.
 //!
-//! * IO-fpages: the 0-word inter-AS figure again with spaces that hold ports (8 each): ping's
-//!   space only (`kind=one`: the TSS keeps ping's bitmap, a switch only turns it on or off),
-//!   both spaces with ports below 0x400 (`kind=both-128`: every switch copies 128 bytes of
-//!   bitmap), and ping below 0x400, pong at 0xFFF8 (`kind=both-8k`: every switch copies or
-//!   refills all 8 KiB, the worst case). The ports come from the root (a map item in reply to
-//!   a request each thread sends first).
+//! * IO-fpages: the 0-word inter-AS figure again with spaces that hold ports (8 each), ping's
+//!   below 0x400: `one` (pong's space has none), `one-access` (ping also reads one of its
+//!   ports before every message: a driver's steady state, no fault), `both` (pong's space
+//!   holds ports too, neither touches them: no copy), `both-access` (both read a port per
+//!   message: every switch meets a bitmap not in the TSS, so the port access faults once and
+//!   the kernel copies 128 bytes of bitmap: the lazy-copy worst case), `both-access-8k` (the
+//!   same with pong's ports at 0xFFF8: 8 KiB per copy). The ports come from the root (a map
+//!   item in reply to a request each thread sends first).
 //!
 //! Output: `bench: <kind> words=<n> cycles=<x.xx>`, `bench: null-syscall cycles=<x.xx>`,
 //! `bench: exception cycles=<x.xx>`, `bench: io-switch kind=<k> cycles=<x.xx>`, then
@@ -44,13 +46,27 @@ const PAGER: u64 = 0x10;
 const DONE: u64 = 0xD0E;
 /// Label of ping's request for ports (IO-fpage modes).
 const PORTS_REQ: u64 = 0x10F;
-/// IO-fpage modes 3, 4, 5: (name, ping's first port, pong's first port or 0 for none); 8
-/// ports each.
-const IO_MODES: [(&str, u64, u64); 3] = [
-    ("one", 0x3F8, 0),
-    ("both-128", 0x3F8, 0x2F8),
-    ("both-8k", 0x3F8, 0xFFF8),
+/// IO-fpage modes 3..: (name, ping's first port, pong's first port or 0 for none, whether
+/// each side reads its first port once per message); 8 ports each.
+const IO_MODES: [(&str, u64, u64, bool); 5] = [
+    ("one", 0x3F8, 0, false),
+    ("one-access", 0x3F8, 0, true),
+    ("both", 0x3F8, 0x2F8, false),
+    ("both-access", 0x3F8, 0x2F8, true),
+    ("both-access-8k", 0x3F8, 0xFFF8, true),
 ];
+
+/// IO-fpage modes: `in al, dx` from `port` when `on` (a port the space holds).
+#[inline(always)]
+fn touch_port(on: bool, port: u64) {
+    if on {
+        // SAFETY: a read of a port our space was given (COM1's scratch register area or an
+        // absent device); no memory is touched.
+        unsafe {
+            core::arch::asm!("in al, dx", in("dx") port as u16, out("al") _, options(nomem, nostack))
+        };
+    }
+}
 
 /// IO-fpage modes: ask the root for this thread's ports.
 fn request_ports() {
@@ -95,10 +111,14 @@ extern "C" fn ping() -> ! {
     if mode == 2 {
         pong = thread::local_id_of(pong);
     }
-    if mode >= 3 {
+    let (io_touch, io_port) = if mode >= 3 {
         // IO-fpages: get ports from the root first, so this space has an I/O bitmap.
         request_ports();
-    }
+        let m = IO_MODES[(mode - 3) as usize];
+        (m.3, m.1)
+    } else {
+        (false, 0)
+    };
     for w in 0..64u64 {
         if mode >= 3 && w > 0 {
             break; // only the 0-word figure
@@ -106,6 +126,7 @@ extern "C" fn ping() -> ! {
         let tag = MsgTag::new(0, w, 0).raw();
         let round = |n: u64| {
             for _ in 0..n {
+                touch_port(io_touch, io_port);
                 utcb::set_mr(0, tag);
                 if mode == 2 {
                     syscall::lipc(pong, pong, Timeouts::NEVER);
@@ -129,12 +150,17 @@ extern "C" fn ping() -> ! {
 
 extern "C" fn pong() -> ! {
     let mode = MODE.load(Ordering::SeqCst);
-    if mode >= 3 && IO_MODES[(mode - 3) as usize].2 != 0 {
+    let (io_touch, io_port) = if mode >= 3 && IO_MODES[(mode - 3) as usize].2 != 0 {
         request_ports();
-    }
+        let m = IO_MODES[(mode - 3) as usize];
+        (m.3, m.2)
+    } else {
+        (false, 0)
+    };
     let lipc = mode == 2;
     let mut r = syscall::ipc(ThreadId::NIL, ThreadId::ANY, Timeouts::NEVER);
     loop {
+        touch_port(io_touch, io_port);
         let from = r.from;
         let u = r.tag.untyped();
         utcb::set_mr(0, MsgTag::new(0, u, 0).raw());
@@ -182,7 +208,7 @@ fn ipc_run(name: &str, mode: u64, pager: ThreadId, ping_k: u64, pong_k: u64) -> 
     let mut started = started;
     if started && mode >= 3 {
         // Answer the port requests (pong first: it was started first).
-        let (_, ping_port, pong_port) = IO_MODES[(mode - 3) as usize];
+        let (_, ping_port, pong_port, _) = IO_MODES[(mode - 3) as usize];
         if pong_port != 0 {
             started &= grant_ports(po, pong_port);
         }
@@ -296,7 +322,7 @@ pub fn run() {
     ok &= ipc_run("inter-as", 0, pager, 0x20, 0x21);
     ok &= ipc_run("intra-as", 1, pager, 0x22, 0x23);
     ok &= ipc_run("intra-as-lipc", 2, pager, 0x24, 0x25);
-    for (_, a, b) in IO_MODES {
+    for (_, a, b, _) in IO_MODES {
         ok &= l4::sigma0::get_io(a, 3).is_ok() && (b == 0 || l4::sigma0::get_io(b, 3).is_ok());
     }
     for i in 0..IO_MODES.len() as u64 {

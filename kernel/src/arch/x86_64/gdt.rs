@@ -158,6 +158,7 @@ pub fn iomap() -> &'static mut [u8; IOMAP_BYTES] {
 }
 
 /// Selects the bitmap ([`IOMAP_OFFSET`]) or denies every port ([`IOMAP_DENY_ALL`]).
+#[inline]
 pub fn set_iomap_base(base: u16) {
     TSS.get().tss.iomap_base = base;
 }

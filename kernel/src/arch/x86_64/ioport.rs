@@ -7,15 +7,16 @@
 //! else; which space holds which ports is `crate::io_space`'s business, which calls
 //! [`load`], [`deny_all`] and [`update_loaded`] to keep the TSS in step.
 //!
-//! Switching: a space without ports runs with `iomap_base` beyond the TSS limit (every port
-//! denied, one 16-bit write, no copy); a space with a bitmap has it copied into the TSS when
-//! it is not the one already there (tracked by a serial that is never reused, so a dead
-//! space's bitmap is never mistaken for a new one). Denying all ports leaves the copy in
-//! place, so going back to the space whose bitmap the TSS still holds is again one 16-bit
-//! write: only a switch between two different spaces that both hold ports copies. Only the
-//! leading `span` bytes of a bitmap can hold a 0 (allowed) bit, so a copy moves
-//! `max(span of the new, span in the TSS)` bytes: 128 bytes for a space that holds COM1, 8 KiB
-//! only for sigma0. See docs/decisions/005-io-fpages-tss-bitmap.md.
+//! Switching ([`switch_to`], inline in the scheduler, no call and no copy): a space without
+//! ports runs with `iomap_base` beyond the TSS limit (every port denied, one 16-bit write).
+//! The TSS area remembers whose bitmap copy it holds (a serial that is never reused, so a
+//! dead space's bitmap is never mistaken for a new one), also while denied, so going back to
+//! that space is again one 16-bit write. A space with ports whose bitmap is not in the TSS
+//! starts with every port denied; its first port access faults and `io_space::gp_fault` has
+//! [`load`] copy the bitmap in and retries. Only the leading `span` bytes of a bitmap can hold
+//! a 0 (allowed) bit, so a copy moves `max(span of the new, span in the TSS)` bytes: 128 bytes
+//! for a space that holds COM1, 8 KiB only for sigma0 or high ports. See
+//! docs/decisions/005-io-fpages-tss-bitmap.md.
 
 use super::gdt::{self, IOMAP_BYTES, IOMAP_DENY_ALL, IOMAP_OFFSET};
 use crate::sync::KernelCell;
@@ -40,6 +41,24 @@ static LOADED: KernelCell<Loaded> = KernelCell::new(Loaded {
 #[inline]
 pub fn loaded_serial() -> u64 {
     LOADED.get().serial
+}
+
+/// The switch hook (inline, no call, no copy): the bitmap `serial` (0: none) in effect if the
+/// TSS holds its copy, else every port denied (the copy is made on the first port access:
+/// `io_space::gp_fault`).
+#[inline(always)]
+pub fn switch_to(serial: u64) {
+    let l = LOADED.get();
+    if serial == l.serial {
+        return;
+    }
+    if serial != 0 && serial == l.content {
+        l.serial = serial;
+        gdt::set_iomap_base(IOMAP_OFFSET);
+    } else if l.serial != 0 {
+        l.serial = 0;
+        gdt::set_iomap_base(IOMAP_DENY_ALL);
+    }
 }
 
 /// Every port denied (the space that runs next has no bitmap). The copy stays in the TSS.
