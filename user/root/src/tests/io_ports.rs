@@ -32,6 +32,7 @@ const OP_RECV: u64 = 5; // receive one message from thread a; window: b (0: comp
 const OP_SEND: u64 = 6; // send thread a a map (c = 0) or grant (c = 1) item of IO fpage b
 const OP_IN16: u64 = 7; // in ax, dx (dx = a; 0x66 prefix)
 const OP_OUTSB: u64 = 8; // rep outsb to port a, one byte
+const OP_SIGMA0: u64 = 9; // ask sigma0 for IO fpage a (Call, receive timeout 1 s)
 
 /// The IO page fault label `(-8<<4) | 6` (spec 6.6).
 const IO_FAULT: u64 = labels::IO_PAGE_FAULT | 6;
@@ -95,6 +96,14 @@ extern "C" fn puppet() -> ! {
                     )
                 };
                 [1, 0]
+            }
+            OP_SIGMA0 => {
+                utcb::accept(Acceptor::map_grant(Fpage::COMPLETE));
+                utcb::set_mrs(1, &[a, 0]);
+                utcb::set_mr(0, abi::sigma0::rpc_tag().raw());
+                let s0 = l4::kip::sigma0_id();
+                let r = syscall::ipc(s0, s0, Timeouts::new(secs(1), secs(1)));
+                [!r.tag.error() as u64, utcb::error_code()]
             }
             OP_CLI_HANG => {
                 // SAFETY: must fault (#GP, IOPL 0); the handler resumes after the 3 bytes.
@@ -495,8 +504,21 @@ pub fn run(s: &mut Suite) {
     map_ports(b, one);
     let _ = next_event();
 
-    // No port, no device: the PIC mask stays as it was; the thread faults instead.
+    // sigma0 gives ports to the root thread only: a request from another space gets no reply
+    // (its receive times out), and the port stays out of reach.
     let before = inb(0x21);
+    command(b, OP_SIGMA0, pic.raw(), 0, 0);
+    let r = next_event();
+    command(b, OP_OUTDX, 0x21, (before ^ 0x80) as u64, 0);
+    let e = next_event();
+    s.check(
+        "io.sigma0_refuses_ports_to_other_spaces",
+        matches!(r, Ev::Report(f, 0, code) if f == b && code & 0xF == 3)
+            && matches!(e, Ev::IoFault(f, fp, _) if f == b && fp == pic.raw()),
+        format_args!("request {r:x?}; out 0x21: {e:x?}"),
+    );
+
+    // No port, no device: the PIC mask stays as it was; the thread faults instead.
     command(a, OP_OUTDX, 0x21, (before ^ 0x80) as u64, 0);
     let e = next_event();
     let after = inb(0x21);
