@@ -33,6 +33,7 @@ const OP_SEND: u64 = 6; // send thread a a map (c = 0) or grant (c = 1) item of 
 const OP_IN16: u64 = 7; // in ax, dx (dx = a; 0x66 prefix)
 const OP_OUTSB: u64 = 8; // rep outsb to port a, one byte
 const OP_SIGMA0: u64 = 9; // ask sigma0 for IO fpage a (Call, receive timeout 1 s)
+const OP_UNMAP: u64 = 10; // Unmap fpage a, with flush if b = 1
 
 /// The IO page fault label `(-8<<4) | 6` (spec 6.6).
 const IO_FAULT: u64 = labels::IO_PAGE_FAULT | 6;
@@ -104,6 +105,11 @@ extern "C" fn puppet() -> ! {
                 let s0 = l4::kip::sigma0_id();
                 let r = syscall::ipc(s0, s0, Timeouts::new(secs(1), secs(1)));
                 [!r.tag.error() as u64, utcb::error_code()]
+            }
+            OP_UNMAP => {
+                utcb::set_mr(0, a);
+                syscall::unmap(if b == 1 { 0x40 } else { 0 });
+                [1, utcb::mr(0)]
             }
             OP_CLI_HANG => {
                 // SAFETY: must fault (#GP, IOPL 0); the handler resumes after the 3 bytes.
@@ -504,36 +510,69 @@ pub fn run(s: &mut Suite) {
     map_ports(b, one);
     let _ = next_event();
 
+    // Unmap by the holder itself: without flush its own ports stay, with flush they go.
+    command(a, OP_UNMAP, p80.raw(), 0, 0);
+    let _ = next_event();
+    command(a, OP_OUT80, 0x5A, 0, 0);
+    let e = next_event();
+    s.check(
+        "io.unmap_without_flush_keeps_own",
+        matches!(e, Ev::Report(f, 1, _) if f == a),
+        format_args!("{e:x?}"),
+    );
+    command(a, OP_UNMAP, p80.raw(), 1, 0);
+    let _ = next_event();
+    command(a, OP_OUT80, 0x5B, 0, 0);
+    let e = next_event();
+    s.check(
+        "io.unmap_flush_removes_own",
+        matches!(e, Ev::IoFault(f, fp, _) if f == a && fp == p80.raw()),
+        format_args!("{e:x?}"),
+    );
+    map_ports(a, p80);
+    let _ = next_event();
+
+    // Deleting a space takes the ports derived from its own with it: B's COM4 ports, mapped
+    // from A, go when A's space is deleted.
+    command(b, OP_RECV, a.raw(), 0, 0);
+    command(a, OP_SEND, b.raw(), com4.raw(), 0);
+    let r = two_reports(a, b);
+    let ka = util::kill_r(a);
+    command(b, OP_IN32, 0x2E8, 0, 0);
+    let e = next_event();
+    s.check(
+        "io.space_deletion_revokes_derived",
+        matches!(r, [Ev::Report(_, 1, _), Ev::Report(_, 1, _)])
+            && ka == 1
+            && matches!(e, Ev::IoFault(f, fp, _) if f == b && fp == com4.raw()),
+        format_args!("{r:x?}; delete {ka}; in 0x2E8: {e:x?}"),
+    );
+    map_ports(b, com4);
+    let _ = next_event();
+
     // sigma0 gives ports to the root thread only: a request from another space gets no reply
     // (its receive times out), and the port stays out of reach.
     let before = inb(0x21);
     command(b, OP_SIGMA0, pic.raw(), 0, 0);
     let r = next_event();
-    command(b, OP_OUTDX, 0x21, (before ^ 0x80) as u64, 0);
-    let e = next_event();
     s.check(
         "io.sigma0_refuses_ports_to_other_spaces",
-        matches!(r, Ev::Report(f, 0, code) if f == b && code & 0xF == 3)
-            && matches!(e, Ev::IoFault(f, fp, _) if f == b && fp == pic.raw()),
-        format_args!("request {r:x?}; out 0x21: {e:x?}"),
+        matches!(r, Ev::Report(f, 0, code) if f == b && code & 0xF == 3),
+        format_args!("request {r:x?}"),
     );
 
     // No port, no device: the PIC mask stays as it was; the thread faults instead.
-    command(a, OP_OUTDX, 0x21, (before ^ 0x80) as u64, 0);
+    command(b, OP_OUTDX, 0x21, (before ^ 0x80) as u64, 0);
     let e = next_event();
     let after = inb(0x21);
     s.check(
         "io.no_port_no_device",
-        matches!(e, Ev::IoFault(f, fp, _) if f == a && fp == pic.raw()) && after == before,
+        matches!(e, Ev::IoFault(f, fp, _) if f == b && fp == pic.raw()) && after == before,
         format_args!("{e:x?}; PIC mask {before:#x} -> {after:#x}"),
     );
-    // A stays blocked in its IO page fault; deleting the spaces removes their ports.
-    let (ka, kb) = (util::kill_r(a), util::kill_r(b));
-    s.check(
-        "io.spaces_with_ports_deleted",
-        ka == 1 && kb == 1,
-        format_args!("ThreadControl results {ka} {kb}"),
-    );
+    // B stays blocked in its IO page fault; deleting its space removes its ports.
+    let kb = util::kill_r(b);
+    s.check_eq("io.space_with_ports_deleted", kb, 1);
     // The root's own ports are untouched by all of this.
     let again = inb(0x21);
     s.check_eq("io.root_keeps_its_ports", again, before);
