@@ -515,8 +515,7 @@ pub fn sys_unmap(control: u64) {
         }
         if f.is_io() {
             // IO-fpages: revoke ports (io_space.rs).
-            // SAFETY: `s` is the caller's live space.
-            let status = crate::io_space::unmap(unsafe { &*s }, f, flush);
+            let status = crate::io_space::unmap(cur.space(), f, flush);
             cur.set_mr(i, (f.raw() & !7) | status);
             continue;
         }
