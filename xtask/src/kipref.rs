@@ -6,7 +6,7 @@
 //! * **same**: must equal the reference value;
 //! * **layout**: depends on where images are loaded or on the machine; checked for
 //!   plausibility only (the note says what it is);
-//! * **differs**: a deliberate difference, justified in `docs/decisions/005-kip-reference.md`
+//! * **differs**: a deliberate difference, justified in `docs/decisions/010-kip-reference.md`
 //!   (the note names the item); equal values are fine too.
 //!
 //! Every difference from the reference is therefore either absent or listed with its reason.

@@ -1,5 +1,5 @@
 //! Mode `kipdump`: prints the Kernel Interface Page as raw words, for the host-side comparison
-//! with the live KIP of the reference kernel (xtask `kip-reference` tests, decision 005):
+//! with the live KIP of the reference kernel (xtask `kip-reference` tests, decision 010):
 //!
 //! * `kipword <offset> <value>`: every word of the 0x240-byte KIP header;
 //! * `kipproc <offset> <value>`: the words of processor descriptor 0;
