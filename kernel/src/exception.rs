@@ -19,6 +19,7 @@ use crate::kip;
 use crate::schedule;
 use crate::thread;
 
+const VEC_DB: u64 = 1;
 const VEC_UD: u64 = 6;
 const VEC_BP: u64 = 3;
 const VEC_PF: u64 = 14;
@@ -32,11 +33,15 @@ pub fn handle(frame: &mut TrapFrame) {
             return;
         }
         trap::dump(frame);
+        crate::debug::on_kernel_fault(frame);
         if crate::selftest::expected(frame.vector) {
             crate::kprintln!("selftest: exception {} reported as expected", frame.vector);
             crate::platform::pc::qemu_exit(crate::platform::pc::EXIT_SUCCESS);
         }
         panic!("unexpected exception {} in kernel mode", frame.vector);
+    }
+    if frame.vector == VEC_DB && crate::debug::on_user_debug_trap(frame) {
+        return;
     }
     match frame.vector {
         VEC_UD if is_kernel_interface(frame.rip) => {
@@ -50,6 +55,8 @@ pub fn handle(frame: &mut TrapFrame) {
         VEC_BP => {
             if !crate::kdb::handle(frame) {
                 exception_ipc(frame);
+            } else {
+                crate::debug::after_kdb_call(frame);
             }
         }
         VEC_PF => page_fault(frame),
@@ -169,5 +176,6 @@ fn halt_faulting(frame: &mut TrapFrame, why: &str) {
     trap::dump(frame);
     cur.halted = true;
     schedule::dequeue(cur);
+    crate::debug::on_user_fault(frame, why);
     schedule::schedule();
 }

@@ -28,14 +28,14 @@ pub static CLOCK: KernelCell<Clock> = KernelCell::new(Clock {
 });
 
 #[derive(Clone, Copy)]
-struct Line {
-    handler: ThreadId,
+pub(crate) struct Line {
+    pub(crate) handler: ThreadId,
     /// Fired, message not yet delivered.
-    pending: bool,
-    priority: u8,
+    pub(crate) pending: bool,
+    pub(crate) priority: u8,
 }
 
-static LINES: KernelCell<[Line; pic::NUM_IRQS]> = KernelCell::new(
+pub(crate) static LINES: KernelCell<[Line; pic::NUM_IRQS]> = KernelCell::new(
     [Line {
         handler: ThreadId::NIL,
         pending: false,
@@ -64,6 +64,7 @@ pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
         let c = CLOCK.get();
         c.ticks += 1;
         pic::eoi(0);
+        crate::debug::on_tick(frame);
         if frame.is_from_user() || thread::current_ptr() == schedule::idle_tcb() {
             schedule::tick(c.tick_ns / 1000);
         }

@@ -1,6 +1,6 @@
 //! Booting the kernel in QEMU: one bounded run with the serial console captured.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -127,10 +127,24 @@ pub struct Outcome {
 }
 
 /// Input to feed to the guest's serial port once a given text has appeared on the console.
+/// Inputs go in order: each waits for its `after` text in the output that came after the
+/// previous input was sent (so a prompt is matched afresh for every command).
 #[derive(Clone, Debug)]
 pub struct SerialInput {
     pub after: String,
     pub bytes: Vec<u8>,
+    /// Computes the bytes from the output so far instead (e.g. an address the guest printed).
+    pub compute: Option<fn(&str) -> Vec<u8>>,
+}
+
+impl SerialInput {
+    pub fn new(after: &str, bytes: &[u8]) -> Self {
+        SerialInput {
+            after: after.into(),
+            bytes: bytes.to_vec(),
+            compute: None,
+        }
+    }
 }
 
 /// Boots, captures the serial console (stdio) and returns when QEMU exits, when `stop_at` has
@@ -183,18 +197,18 @@ pub fn run(
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel::<Option<String>>();
+    // Chunks as they arrive (not whole lines: a prompt has no newline).
     std::thread::spawn(move || {
-        let mut r = BufReader::new(stdout);
-        let mut buf = Vec::new();
+        let mut r = stdout;
+        let mut buf = [0u8; 4096];
         loop {
-            buf.clear();
-            match r.read_until(b'\n', &mut buf) {
+            match r.read(&mut buf) {
                 Ok(0) | Err(_) => {
                     let _ = tx.send(None);
                     break;
                 }
-                Ok(_) => {
-                    let s = String::from_utf8_lossy(&buf).replace('\r', "");
+                Ok(n) => {
+                    let s = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
                     if tx.send(Some(s)).is_err() {
                         break;
                     }
@@ -204,6 +218,9 @@ pub fn run(
     });
     let mut output = String::new();
     let mut pending_input: Vec<SerialInput> = input.to_vec();
+    // Output position when the last input was sent: the next one's `after` is looked for
+    // from here on.
+    let mut input_cursor = 0;
     let mut timed_out = false;
     let mut stopped = false;
     loop {
@@ -231,13 +248,18 @@ pub fn run(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         while let Some(next) = pending_input.first() {
-            if !output.contains(&next.after) {
+            let Some(at) = output[input_cursor..].find(&next.after) else {
                 break;
-            }
+            };
+            let bytes = match next.compute {
+                Some(f) => f(&output),
+                None => next.bytes.clone(),
+            };
             if let Some(w) = stdin.as_mut() {
-                let _ = w.write_all(&next.bytes);
+                let _ = w.write_all(&bytes);
                 let _ = w.flush();
             }
+            input_cursor += at + next.after.len();
             pending_input.remove(0);
         }
         while let (Some(next), Some(path)) = (pending_keys.first(), qmp_path.as_ref()) {

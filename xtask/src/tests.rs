@@ -206,12 +206,7 @@ pub fn user_tests() -> Vec<Test> {
             forbid: DEMO_FORBID,
             exit: None,
             stop_at: Some("com1: '\\r'"),
-            input: || {
-                vec![SerialInput {
-                    after: "demo: drivers ready".into(),
-                    bytes: b"hello!\r".to_vec(),
-                }]
-            },
+            input: || vec![SerialInput::new("demo: drivers ready", b"hello!\r")],
             timeout_s: 60,
         },
         Test {

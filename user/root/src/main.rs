@@ -7,6 +7,7 @@
 //!   drivers ([`demo`], [`drivers`]); it keeps running;
 //! * `bench`: IPC, system-call and exception round-trip figures ([`bench`]), then
 //!   `kdb::enter("exit-success")`;
+//! * `kdbtest`: a fixed system state for the kernel debugger's tests ([`kdbtest`]);
 //! * `conformance` runs the conformance suite ([`conformance`], checks in [`tests`]) and ends
 //!   the run with `kdb::enter("exit-success")` or `("exit-failure")`.
 //!
@@ -20,6 +21,7 @@ mod bench;
 mod conformance;
 mod demo;
 mod drivers;
+mod kdbtest;
 mod tests;
 
 use l4::println;
@@ -39,6 +41,7 @@ fn main() -> ! {
         "conformance" => conformance::run(),
         "demo" => demo::run(),
         "bench" => bench::run(),
+        "kdbtest" => kdbtest::run(args),
         other => {
             println!("root: unknown mode `{other}`; running the demo");
             demo::run()

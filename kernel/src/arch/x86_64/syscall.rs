@@ -168,8 +168,15 @@ syscall_entry:
     pushq %r15
     cld
     movq %rsp, %rdi
-    call syscall_dispatch
+    call *syscall_dispatch_vector(%rip)
     jmp trap_return
+
+    /* Redirected by the kernel debugger's event trace (kernel/src/debug/trace.rs). */
+    .section .data.syscall_dispatch_vector, "aw"
+    .balign 8
+    .global syscall_dispatch_vector
+syscall_dispatch_vector:
+    .quad syscall_dispatch
 
     .section .bss.syscall_user_rsp, "aw", @nobits
     .balign 8

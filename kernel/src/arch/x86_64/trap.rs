@@ -95,7 +95,7 @@ trap_common:
     pushq %r15
     cld
     movq %rsp, %rdi
-    call trap_dispatch
+    call *trap_dispatch_vector(%rip)
     .global trap_return
 trap_return:
     popq %r15
@@ -115,6 +115,14 @@ trap_return:
     popq %rax
     addq $16, %rsp
     iretq
+
+    /* The generic handler, through a vector the kernel debugger's event trace may redirect
+       (kernel/src/debug/trace.rs): one indirect call, no cost while the trace is off. */
+    .section .data.trap_dispatch_vector, "aw"
+    .balign 8
+    .global trap_dispatch_vector
+trap_dispatch_vector:
+    .quad trap_dispatch
 
     .section .rodata
     .balign 8

@@ -1,9 +1,11 @@
 //! COM1 (16550 UART at 0x3F8): the kernel console and the kernel debugger's input.
 //!
 //! Output is polled. Input is polled by the kernel debugger; user-level drivers may take the
-//! UART's interrupt (IRQ 4) later, the kernel never enables it itself.
+//! UART's interrupt (IRQ 4) later, the kernel never enables it itself. Bytes the debugger's
+//! break-in poll read but did not want are pushed back here and come first on the next read.
 
 use crate::arch::x86_64::cpu::{inb, outb};
+use crate::sync::KernelCell;
 
 const COM1: u16 = 0x3F8;
 
@@ -34,8 +36,54 @@ pub fn write_str(s: &str) {
     }
 }
 
+/// Bytes read by the debugger's poll and handed back (a small ring; oldest dropped when full).
+struct Pushback {
+    buf: [u8; 64],
+    head: usize,
+    len: usize,
+}
+
+static PUSHBACK: KernelCell<Pushback> = KernelCell::new(Pushback {
+    buf: [0; 64],
+    head: 0,
+    len: 0,
+});
+
+/// Keeps `b` for the next `try_read_byte`.
+pub fn push_back(b: u8) {
+    let p = PUSHBACK.get();
+    if p.len == p.buf.len() {
+        p.head = (p.head + 1) % p.buf.len();
+        p.len -= 1;
+    }
+    let i = (p.head + p.len) % p.buf.len();
+    p.buf[i] = b;
+    p.len += 1;
+}
+
+/// Line status register: bit 0 data ready, bit 4 break received (cleared by this read).
+pub fn line_status() -> u8 {
+    inb(COM1 + 5)
+}
+
+/// A byte straight from the UART (no pushback), if one is waiting.
+pub fn read_raw() -> Option<u8> {
+    if inb(COM1 + 5) & 1 != 0 {
+        Some(inb(COM1))
+    } else {
+        None
+    }
+}
+
 /// A received byte, if one is waiting.
 pub fn try_read_byte() -> Option<u8> {
+    let p = PUSHBACK.get();
+    if p.len > 0 {
+        let b = p.buf[p.head];
+        p.head = (p.head + 1) % p.buf.len();
+        p.len -= 1;
+        return Some(b);
+    }
     if inb(COM1 + 5) & 1 != 0 {
         Some(inb(COM1))
     } else {

@@ -1,0 +1,196 @@
+//! The kernel debugger: an interactive shell on the serial console, an event trace, and user
+//! single-step and breakpoints (cargo feature `kdb`, on by default).
+//!
+//! Owns: the debugger's options (`kdb=` on the kernel command line), its entry points, and
+//! everything in this directory. It reads kernel state only through `view.rs` (the one file to
+//! port when the core's data structures change) and never changes it except through the few
+//! writes `view.rs` offers (single-step flag, debug registers).
+//!
+//! Entry points, each a single call from the kernel (no-ops when the feature is off):
+//! * [`on_tick`] (timer interrupt): polls COM1 for ESC (while no user driver owns IRQ 4) or a
+//!   serial BREAK (always), and enters the shell;
+//! * [`after_kdb_call`] (user `int3` KDB call): KDB_Enter from a privileged space enters the
+//!   shell when `kdb=enter`;
+//! * [`on_kernel_fault`], [`on_panic`]: enter the shell when `kdb=fault`;
+//! * [`on_user_fault`]: an undeliverable user fault enters the shell when `kdb=ufault`;
+//! * [`on_user_debug_trap`] (#DB from user mode): single-step and breakpoints set by the shell.
+//!
+//! The event trace (`trace.rs`) costs nothing while off: it works by swapping the two dispatch
+//! vectors of the entry code (`syscall_dispatch_vector`, `trap_dispatch_vector`) for traced
+//! wrappers, so no instruction is added to any path until it is switched on.
+
+use crate::arch::x86_64::trap::TrapFrame;
+
+#[cfg(feature = "kdb")]
+mod console;
+#[cfg(feature = "kdb")]
+mod hw;
+#[cfg(feature = "kdb")]
+mod shell;
+#[cfg(feature = "kdb")]
+pub mod trace;
+#[cfg(feature = "kdb")]
+mod view;
+
+#[cfg(feature = "kdb")]
+use crate::sync::KernelCell;
+
+/// Which events enter the shell (`kdb=esc,enter,fault,ufault`, `kdb=all`, `kdb=off`).
+#[cfg(feature = "kdb")]
+#[derive(Clone, Copy)]
+struct Options {
+    parsed: bool,
+    esc: bool,
+    enter: bool,
+    fault: bool,
+    ufault: bool,
+}
+
+#[cfg(feature = "kdb")]
+static OPTIONS: KernelCell<Options> = KernelCell::new(Options {
+    parsed: false,
+    esc: true,
+    enter: false,
+    fault: false,
+    ufault: false,
+});
+
+#[cfg(feature = "kdb")]
+fn options() -> Options {
+    let o = OPTIONS.get();
+    if !o.parsed {
+        o.parsed = true;
+        let cmdline = crate::boot::multiboot::BOOT.get().cmdline();
+        if let Some(v) = crate::boot::options::value(cmdline, "kdb") {
+            *o = Options {
+                parsed: true,
+                esc: false,
+                enter: false,
+                fault: false,
+                ufault: false,
+            };
+            for w in v.split(',') {
+                match w {
+                    "esc" => o.esc = true,
+                    "enter" => o.enter = true,
+                    "fault" => o.fault = true,
+                    "ufault" => o.ufault = true,
+                    "all" => {
+                        o.esc = true;
+                        o.enter = true;
+                        o.fault = true;
+                        o.ufault = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    *o
+}
+
+/// Why the shell was entered.
+#[cfg(feature = "kdb")]
+#[derive(Clone, Copy)]
+pub enum Reason<'a> {
+    Key,
+    Break,
+    UserEnter,
+    KernelFault,
+    Panic,
+    UserFault(&'a str),
+    Step,
+    Breakpoint,
+}
+
+/// Timer tick: break-in by ESC or BREAK on the serial line.
+#[inline]
+pub fn on_tick(frame: &mut TrapFrame) {
+    #[cfg(feature = "kdb")]
+    {
+        if !options().esc {
+            return;
+        }
+        let lsr = crate::platform::pc::serial::line_status();
+        if lsr & 0x10 != 0 {
+            return shell::enter(Reason::Break, Some(frame));
+        }
+        if lsr & 1 != 0 && !view::irq_has_handler(4) {
+            match crate::platform::pc::serial::read_raw() {
+                Some(0x1B) => shell::enter(Reason::Key, Some(frame)),
+                Some(b) => crate::platform::pc::serial::push_back(b),
+                None => {}
+            }
+        }
+    }
+    #[cfg(not(feature = "kdb"))]
+    let _ = frame;
+}
+
+/// After a user `int3` KDB call was handled: KDB_Enter (`int3; jmp`) from a privileged space
+/// enters the shell when `kdb=enter`.
+#[inline]
+pub fn after_kdb_call(frame: &mut TrapFrame) {
+    #[cfg(feature = "kdb")]
+    {
+        if !options().enter || !view::current_privileged() {
+            return;
+        }
+        let rd = crate::arch::x86_64::usercopy::read_u8;
+        let is_enter = match rd(frame.rip) {
+            Some(0xEB) => true,
+            Some(0x90) => rd(frame.rip + 1) == Some(0xEB),
+            _ => false,
+        };
+        if is_enter {
+            shell::enter(Reason::UserEnter, Some(frame));
+        }
+    }
+    #[cfg(not(feature = "kdb"))]
+    let _ = frame;
+}
+
+/// An unexpected exception in kernel mode (after its register dump).
+#[inline]
+pub fn on_kernel_fault(frame: &mut TrapFrame) {
+    #[cfg(feature = "kdb")]
+    if options().fault {
+        shell::enter(Reason::KernelFault, Some(frame));
+    }
+    #[cfg(not(feature = "kdb"))]
+    let _ = frame;
+}
+
+/// A kernel panic (after its message).
+#[inline]
+pub fn on_panic() {
+    #[cfg(feature = "kdb")]
+    if options().fault {
+        shell::enter(Reason::Panic, None);
+    }
+}
+
+/// A user fault that could not be delivered (the thread is about to be halted).
+#[inline]
+pub fn on_user_fault(frame: &mut TrapFrame, why: &str) {
+    #[cfg(feature = "kdb")]
+    if options().ufault {
+        shell::enter(Reason::UserFault(why), Some(frame));
+    }
+    #[cfg(not(feature = "kdb"))]
+    let _ = (frame, why);
+}
+
+/// #DB from user mode: true if it was the debugger's (single-step or breakpoint), handled.
+#[inline]
+pub fn on_user_debug_trap(frame: &mut TrapFrame) -> bool {
+    #[cfg(feature = "kdb")]
+    {
+        shell::user_debug_trap(frame)
+    }
+    #[cfg(not(feature = "kdb"))]
+    {
+        let _ = frame;
+        false
+    }
+}
