@@ -148,7 +148,7 @@ impl SerialInput {
 }
 
 /// Boots, captures the serial console (stdio) and returns when QEMU exits, when `stop_at` has
-/// been printed, or after `timeout`.
+/// been printed (after the last serial input, once all are sent), or after `timeout`.
 pub fn run(
     boot: &Boot,
     timeout: Duration,
@@ -236,12 +236,6 @@ pub fn run(
                     let _ = std::io::stdout().flush();
                 }
                 output.push_str(&line);
-                if let Some(s) = stop_at
-                    && output.contains(s)
-                {
-                    stopped = true;
-                    break;
-                }
             }
             Ok(None) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -261,6 +255,15 @@ pub fn run(
             }
             input_cursor += at + next.after.len();
             pending_input.remove(0);
+        }
+        // The end marker counts once every serial input is sent, and only in what came after
+        // the last one.
+        if let Some(s) = stop_at
+            && pending_input.is_empty()
+            && output[input_cursor..].contains(s)
+        {
+            stopped = true;
+            break;
         }
         while let (Some(next), Some(path)) = (pending_keys.first(), qmp_path.as_ref()) {
             if !output.contains(&next.after) {

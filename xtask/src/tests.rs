@@ -174,6 +174,7 @@ pub fn all_tests() -> Vec<Test> {
         },
     ];
     t.extend(crate::tests::user_tests());
+    t.extend(crate::kdb_tests::tests());
     t
 }
 
@@ -514,6 +515,22 @@ pub fn run_all(args: &[String]) -> ExitCode {
                 println!("  | {line}");
             }
             println!("---- end of {} ----", test.name);
+        }
+    }
+    if filter
+        .as_ref()
+        .is_none_or(|f| "kdb-gdb".contains(f.as_str()))
+    {
+        let (name, v, log) = crate::kdb_tests::gdb_test(&images);
+        if v.ok {
+            passed += 1;
+            println!("test {name} ... ok");
+        } else {
+            failed += 1;
+            println!("test {name} ... FAILED: {}", v.reason);
+            for line in log.lines() {
+                println!("  | {line}");
+            }
         }
     }
     println!(

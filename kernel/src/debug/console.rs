@@ -46,11 +46,9 @@ pub fn read_line(prompt: &str) -> Line {
                 }
                 return l;
             }
-            0x08 | 0x7F => {
-                if l.len > 0 {
-                    l.len -= 1;
-                    kprint!("\x08 \x08");
-                }
+            0x08 | 0x7F if l.len > 0 => {
+                l.len -= 1;
+                kprint!("\x08 \x08");
             }
             0x15 => {
                 while l.len > 0 {

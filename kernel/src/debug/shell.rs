@@ -17,7 +17,7 @@ pub struct Tid(pub ThreadId);
 impl core::fmt::Display for Tid {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let t = self.0;
-        let s = if t.is_nil() {
+        if t.is_nil() {
             f.pad("nil")
         } else if t.is_any() {
             f.pad("any")
@@ -31,8 +31,7 @@ impl core::fmt::Display for Tid {
             let mut b = Buf::new();
             let _ = core::fmt::write(&mut b, format_args!("{:#x}.{}", t.number(), t.version()));
             f.pad(b.as_str())
-        };
-        s
+        }
     }
 }
 

@@ -141,10 +141,11 @@ pub fn current_privileged() -> bool {
 
 pub fn idle_id() -> ThreadId {
     let p = crate::schedule::idle_tcb();
+    if p.is_null() {
+        return ThreadId::NIL;
+    }
     // SAFETY: the idle TCB lives for ever once created.
-    (!p.is_null())
-        .then(|| unsafe { (*p).id })
-        .unwrap_or(ThreadId::NIL)
+    unsafe { (*p).id }
 }
 
 /// The saved user registers of a thread (its frame at the top of its kernel stack).

@@ -50,6 +50,7 @@ static PUSHBACK: KernelCell<Pushback> = KernelCell::new(Pushback {
 });
 
 /// Keeps `b` for the next `try_read_byte`.
+#[cfg_attr(not(feature = "kdb"), allow(dead_code))]
 pub fn push_back(b: u8) {
     let p = PUSHBACK.get();
     if p.len == p.buf.len() {
@@ -62,11 +63,13 @@ pub fn push_back(b: u8) {
 }
 
 /// Line status register: bit 0 data ready, bit 4 break received (cleared by this read).
+#[cfg_attr(not(feature = "kdb"), allow(dead_code))]
 pub fn line_status() -> u8 {
     inb(COM1 + 5)
 }
 
 /// A byte straight from the UART (no pushback), if one is waiting.
+#[cfg_attr(not(feature = "kdb"), allow(dead_code))]
 pub fn read_raw() -> Option<u8> {
     if inb(COM1 + 5) & 1 != 0 {
         Some(inb(COM1))
