@@ -60,11 +60,11 @@ pub fn now_us() -> u64 {
 }
 
 pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
+    crate::debug::on_irq(irq, frame);
     if irq == 0 {
         let c = CLOCK.get();
         c.ticks += 1;
         pic::eoi(0);
-        crate::debug::on_tick(frame);
         if frame.is_from_user() || thread::current_ptr() == schedule::idle_tcb() {
             schedule::tick(c.tick_ns / 1000);
         }

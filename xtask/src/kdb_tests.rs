@@ -269,6 +269,33 @@ pub fn tests() -> Vec<Test> {
             timeout_s: 120,
         },
         Test {
+            name: "kdb-break",
+            boot: |i| {
+                let mut b = with_root(i, "", "kdbtest");
+                b.serial_break = true;
+                b
+            },
+            expect: &[
+                "kdbtest: ready",
+                "--- kdb: BREAK on the serial line on thread",
+                "kdb> threads",
+                "0x52.1 ",
+                "kdb> c",
+                "kdb: continuing",
+                "kdbtest: round",
+            ],
+            forbid: &[PANIC, "*** exception", "halted"],
+            exit: None,
+            stop_at: Some("kdbtest: round"),
+            input: || {
+                // Ctrl-A b: the multiplexed chardev sends a BREAK.
+                let mut v = vec![SerialInput::new("kdbtest: ready", b"\x01b")];
+                v.extend(commands(&["threads", "c"]));
+                v
+            },
+            timeout_s: 120,
+        },
+        Test {
             name: "kdb-kernel-fault",
             boot: |i| kernel_only(i, "kdb=fault selftest=pf"),
             expect: &[

@@ -37,6 +37,8 @@ pub struct Boot {
     /// Keys to inject into the emulated PS/2 keyboard (through a QMP socket that [`run`]
     /// adds when this is not empty).
     pub keys: Vec<KeyInput>,
+    /// Serial console through a multiplexed chardev, so that input `Ctrl-A b` sends a BREAK.
+    pub serial_break: bool,
     /// Set when the boot cannot be made (e.g. the ISO could not be built): [`run`] then fails
     /// at once with this text as the output.
     pub unavailable: Option<String>,
@@ -62,6 +64,7 @@ impl Boot {
             iso: None,
             extra: Vec::new(),
             keys: Vec::new(),
+            serial_break: false,
             unavailable: None,
         }
     }
@@ -167,8 +170,18 @@ pub fn run(
         };
     }
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(boot.args())
-        .args(["-serial", "stdio", "-monitor", "none"]);
+    cmd.args(boot.args());
+    if boot.serial_break {
+        cmd.args([
+            "-chardev",
+            "stdio,id=con0,mux=on,signal=off",
+            "-serial",
+            "chardev:con0",
+        ]);
+    } else {
+        cmd.args(["-serial", "stdio"]);
+    }
+    cmd.args(["-monitor", "none"]);
     let qmp_path = (!boot.keys.is_empty()).then(qmp::socket_path);
     if let Some(p) = &qmp_path {
         let _ = std::fs::remove_file(p);

@@ -7,8 +7,9 @@
 //! writes `view.rs` offers (single-step flag, debug registers).
 //!
 //! Entry points, each a single call from the kernel (no-ops when the feature is off):
-//! * [`on_tick`] (timer interrupt): polls COM1 for ESC (while no user driver owns IRQ 4) or a
-//!   serial BREAK (always), and enters the shell;
+//! * [`on_irq`] (timer tick, COM1 interrupt): polls COM1 for ESC (while no user driver owns
+//!   IRQ 4) or a serial BREAK (always; seen before the driver's handler runs), and enters the
+//!   shell;
 //! * [`after_kdb_call`] (user `int3` KDB call): KDB_Enter from a privileged space enters the
 //!   shell when `kdb=enter`;
 //! * [`on_kernel_fault`], [`on_panic`]: enter the shell when `kdb=fault`;
@@ -103,19 +104,23 @@ pub enum Reason<'a> {
     Breakpoint,
 }
 
-/// Timer tick: break-in by ESC or BREAK on the serial line.
+/// A hardware interrupt, before the kernel handles it: on the timer tick (IRQ 0) and on COM1's
+/// line (IRQ 4, when a user driver enabled it), break-in by ESC or BREAK on the serial line.
 #[inline]
-pub fn on_tick(frame: &mut TrapFrame) {
+pub fn on_irq(irq: usize, frame: &mut TrapFrame) {
     #[cfg(feature = "kdb")]
     {
-        if !options().esc {
+        const COM1_IRQ: usize = 4;
+        if (irq != 0 && irq != COM1_IRQ) || !options().esc {
             return;
         }
         let lsr = crate::platform::pc::serial::line_status();
         if lsr & 0x10 != 0 {
+            // A BREAK also delivers a 0 byte: it belongs to the break, not to a driver.
+            let _ = crate::platform::pc::serial::read_raw();
             return shell::enter(Reason::Break, Some(frame));
         }
-        if lsr & 1 != 0 && !view::irq_has_handler(4) {
+        if irq == 0 && lsr & 1 != 0 && !view::irq_has_handler(COM1_IRQ) {
             match crate::platform::pc::serial::read_raw() {
                 Some(0x1B) => shell::enter(Reason::Key, Some(frame)),
                 Some(b) => crate::platform::pc::serial::push_back(b),
@@ -124,7 +129,7 @@ pub fn on_tick(frame: &mut TrapFrame) {
         }
     }
     #[cfg(not(feature = "kdb"))]
-    let _ = frame;
+    let _ = (irq, frame);
 }
 
 /// After a user `int3` KDB call was handled: KDB_Enter (`int3; jmp`) from a privileged space

@@ -21,10 +21,22 @@ pub fn init() {
 
 pub fn write_byte(b: u8) {
     let mut spins = 0u32;
-    while inb(COM1 + 5) & 0x20 == 0 && spins < 100_000 {
+    while lsr() & 0x20 == 0 && spins < 100_000 {
         spins += 1;
     }
     outb(COM1, b);
+}
+
+/// A BREAK seen by any read of the line status register (reading clears the bit), kept until
+/// `line_status` reports it.
+static BREAK_SEEN: KernelCell<bool> = KernelCell::new(false);
+
+fn lsr() -> u8 {
+    let v = inb(COM1 + 5);
+    if v & 0x10 != 0 {
+        *BREAK_SEEN.get() = true;
+    }
+    v
 }
 
 pub fn write_str(s: &str) {
@@ -62,16 +74,18 @@ pub fn push_back(b: u8) {
     p.len += 1;
 }
 
-/// Line status register: bit 0 data ready, bit 4 break received (cleared by this read).
+/// Line status register: bit 0 data ready, bit 4 break received since the last call.
 #[cfg_attr(not(feature = "kdb"), allow(dead_code))]
 pub fn line_status() -> u8 {
-    inb(COM1 + 5)
+    let v = lsr();
+    let seen = core::mem::replace(BREAK_SEEN.get(), false);
+    if seen { v | 0x10 } else { v }
 }
 
 /// A byte straight from the UART (no pushback), if one is waiting.
 #[cfg_attr(not(feature = "kdb"), allow(dead_code))]
 pub fn read_raw() -> Option<u8> {
-    if inb(COM1 + 5) & 1 != 0 {
+    if lsr() & 1 != 0 {
         Some(inb(COM1))
     } else {
         None
@@ -87,7 +101,7 @@ pub fn try_read_byte() -> Option<u8> {
         p.len -= 1;
         return Some(b);
     }
-    if inb(COM1 + 5) & 1 != 0 {
+    if lsr() & 1 != 0 {
         Some(inb(COM1))
     } else {
         None
