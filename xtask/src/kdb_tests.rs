@@ -297,7 +297,7 @@ pub fn tests() -> Vec<Test> {
         },
         Test {
             name: "kdb-kernel-fault",
-            boot: |i| kernel_only(i, "kdb=fault selftest=pf"),
+            boot: |i| kernel_only(i, "debugger=fault selftest=pf"),
             expect: &[
                 "exception 14 (#PF page fault)",
                 "--- kdb: exception in kernel mode on thread nil at rip 0x",
@@ -318,7 +318,7 @@ pub fn tests() -> Vec<Test> {
         },
         Test {
             name: "kdb-panic-reboot",
-            boot: |i| kernel_only(i, "kdb=fault selftest=panic"),
+            boot: |i| kernel_only(i, "debugger=fault selftest=panic"),
             expect: &[
                 "*** kernel panic at kernel/src/selftest.rs",
                 "--- kdb: kernel panic on thread nil ---",
@@ -336,7 +336,7 @@ pub fn tests() -> Vec<Test> {
         },
         Test {
             name: "kdb-user-fault",
-            boot: |i| with_root(i, "kdb=ufault", "kdbtest fault"),
+            boot: |i| with_root(i, "debugger=ufault", "kdbtest fault"),
             expect: &[
                 "thread 0x5300000001: exception with no exception handler; halted",
                 "--- kdb: undeliverable user fault on thread 0x53.1 (exception with no exception handler) at rip 0x",
@@ -353,7 +353,7 @@ pub fn tests() -> Vec<Test> {
         },
         Test {
             name: "kdb-enter",
-            boot: |i| with_root(i, "kdb=enter", "kdbtest enter"),
+            boot: |i| with_root(i, "debugger=enter", "kdbtest enter"),
             expect: &[
                 "--- KD# \"kdbtest-enter\" ---",
                 "--- kdb: KDB_Enter from a privileged space on thread 0x32.1 at rip 0x",

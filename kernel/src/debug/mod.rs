@@ -1,7 +1,7 @@
 //! The kernel debugger: an interactive shell on the serial console, an event trace, and user
 //! single-step and breakpoints (cargo feature `kdb`, on by default).
 //!
-//! Owns: the debugger's options (`kdb=` on the kernel command line), its entry points, and
+//! Owns: the debugger's options (`debugger=` on the kernel command line), its entry points, and
 //! everything in this directory. It reads kernel state only through `view.rs` (the one file to
 //! port when the core's data structures change) and never changes it except through the few
 //! writes `view.rs` offers (single-step flag, debug registers).
@@ -11,9 +11,9 @@
 //!   IRQ 4) or a serial BREAK (always; seen before the driver's handler runs), and enters the
 //!   shell;
 //! * [`after_kdb_call`] (user `int3` KDB call): KDB_Enter from a privileged space enters the
-//!   shell when `kdb=enter`;
-//! * [`on_kernel_fault`], [`on_panic`]: enter the shell when `kdb=fault`;
-//! * [`on_user_fault`]: an undeliverable user fault enters the shell when `kdb=ufault`;
+//!   shell when `debugger=enter`;
+//! * [`on_kernel_fault`], [`on_panic`]: enter the shell when `debugger=fault`;
+//! * [`on_user_fault`]: an undeliverable user fault enters the shell when `debugger=ufault`;
 //! * [`on_user_debug_trap`] (#DB from user mode): single-step and breakpoints set by the shell.
 //!
 //! The event trace (`trace.rs`) costs nothing while off: it works by swapping the two dispatch
@@ -36,7 +36,7 @@ mod view;
 #[cfg(feature = "kdb")]
 use crate::sync::KernelCell;
 
-/// Which events enter the shell (`kdb=esc,enter,fault,ufault`, `kdb=all`, `kdb=off`).
+/// Which events enter the shell (`debugger=esc,enter,fault,ufault`, `debugger=all`, `debugger=off`).
 #[cfg(feature = "kdb")]
 #[derive(Clone, Copy)]
 struct Options {
@@ -62,7 +62,7 @@ fn options() -> Options {
     if !o.parsed {
         o.parsed = true;
         let cmdline = crate::boot::multiboot::BOOT.get().cmdline();
-        if let Some(v) = crate::boot::options::value(cmdline, "kdb") {
+        if let Some(v) = crate::boot::options::value(cmdline, "debugger") {
             *o = Options {
                 parsed: true,
                 esc: false,
@@ -133,7 +133,7 @@ pub fn on_irq(irq: usize, frame: &mut TrapFrame) {
 }
 
 /// After a user `int3` KDB call was handled: KDB_Enter (`int3; jmp`) from a privileged space
-/// enters the shell when `kdb=enter`.
+/// enters the shell when `debugger=enter`.
 #[inline]
 pub fn after_kdb_call(frame: &mut TrapFrame) {
     #[cfg(feature = "kdb")]

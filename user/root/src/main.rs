@@ -8,6 +8,8 @@
 //! * `bench`: IPC, system-call and exception round-trip figures ([`bench`]), then
 //!   `kdb::enter("exit-success")`;
 //! * `kdbtest`: a fixed system state for the kernel debugger's tests ([`kdbtest`]);
+//! * `scale`: how single operations cost with growing unrelated state ([`scale`]), then
+//!   `kdb::enter("exit-success")`;
 //! * `conformance` runs the conformance suite ([`conformance`], checks in [`tests`]) and ends
 //!   the run with `kdb::enter("exit-success")` or `("exit-failure")`.
 //!
@@ -22,6 +24,7 @@ mod conformance;
 mod demo;
 mod drivers;
 mod kdbtest;
+mod scale;
 mod tests;
 
 use l4::println;
@@ -42,6 +45,7 @@ fn main() -> ! {
         "demo" => demo::run(),
         "bench" => bench::run(),
         "kdbtest" => kdbtest::run(args),
+        "scale" => scale::run(),
         other => {
             println!("root: unknown mode `{other}`; running the demo");
             demo::run()
