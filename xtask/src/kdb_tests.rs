@@ -130,8 +130,8 @@ pub fn tests() -> Vec<Test> {
                 "wakes in",
                 "kdb> mem",
                 "kernel memory pool",
-                "(6 threads: kernel stack + TCB)",
-                "(3 spaces: descriptor + PML4)",
+                "threads: kernel stack + TCB)",
+                "spaces: descriptor + PML4)",
                 "page tables",
                 "UTCB pages",
                 "mapping db",
@@ -178,7 +178,7 @@ pub fn tests() -> Vec<Test> {
             boot: |i| with_root(i, "", "kdbtest"),
             expect: &[
                 "kdbtest: ready",
-                "kdb> trace only ipc,switch,thread",
+                "kdb> trace only ipc,switch,thread,pf",
                 "kdb> trace on",
                 "trace: on",
                 "kdb: continuing",
@@ -202,7 +202,23 @@ pub fn tests() -> Vec<Test> {
                 // Then its sleep: a receive from itself that times out.
                 "0x52.1 ipc, then receive from 0x52.1",
                 "0x52.1 ipc error 0x3 (receive timeout)",
+                // The root renews the scratch thread in a new space; it faults in its pages.
+                "created thread 0x54.1 in space of 0x54.1",
+                "created a space with thread 0x54.1",
+                "0x54.1 page fault at 0x",
+                "0x50.1 ipc received from 0x54.1 tag 0xffffffffffe",
+                "deleted thread 0x54.1",
+                "deleted the space of thread 0x54.1",
                 "trace: end",
+                "kdb> trace thread 0x51",
+                "thread 0x51 only",
+                "kdb> c",
+                "kdb> trace show 6",
+                "0x51.1 ",
+                "0x51.1 ",
+                "0x51.1 ",
+                "trace: end",
+                "kdb> trace all",
                 "kdb> c",
                 "kdbtest: round",
             ],
@@ -212,13 +228,26 @@ pub fn tests() -> Vec<Test> {
             input: || {
                 let mut v = session(
                     "kdbtest: ready",
-                    &["trace only ipc,switch,thread", "trace on", "c"],
+                    &["trace only ipc,switch,thread,pf", "trace on", "c"],
                 );
-                // Two more rounds complete with the trace on, then back into the debugger.
+                // Three more rounds complete with the trace on (the first may be partly
+                // untraced), then back into the debugger.
+                v.push(SerialInput::new("kdbtest: round", b""));
                 v.push(SerialInput::new("kdbtest: round", b""));
                 v.push(SerialInput::new("kdbtest: round", b""));
                 v.push(SerialInput::new("kdbtest: round", b"\x1b"));
-                v.extend(commands(&["trace off", "trace show 300", "c"]));
+                v.extend(commands(&[
+                    "trace off",
+                    "trace show 300",
+                    "trace clear",
+                    "trace thread 0x51",
+                    "trace on",
+                    "c",
+                ]));
+                // Filtered by the server: a round later, every event names it.
+                v.push(SerialInput::new("kdbtest: round", b""));
+                v.push(SerialInput::new("kdbtest: round", b"\x1b"));
+                v.extend(commands(&["trace show 6", "trace all", "trace off", "c"]));
                 v
             },
             timeout_s: 120,

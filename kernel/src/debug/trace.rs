@@ -165,7 +165,8 @@ extern "C" fn traced_syscall(f: &mut TrapFrame) {
     let call = identify(f.rcx);
     let ipc = matches!(call, Some(Syscall::Ipc | Syscall::Lipc));
     let tc = matches!(call, Some(Syscall::ThreadControl));
-    let (dest, space_spec) = (ThreadId::from_raw(f.rdi), ThreadId::from_raw(f.rsi));
+    // ThreadControl: RDI = dest, R8 = space specifier (see `syscall_dispatch`).
+    let (dest, space_spec) = (ThreadId::from_raw(f.rdi), ThreadId::from_raw(f.r8));
     let (existed, spaces_before) = if tc {
         (view::thread_exists(dest), view::space_count())
     } else {

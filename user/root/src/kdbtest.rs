@@ -6,7 +6,10 @@
 //!   plus 0x10 and MR1 doubled;
 //! * `client` (`user_base + 0x22`), in its own space: every round calls the server three
 //!   times (labels 0x101, 0x102, 0x103, MR1 = 1, 2, 3), then sleeps 100 ms;
-//! * the root prints `kdbtest: round N` as rounds complete, so a test sees the system run.
+//! * the root prints `kdbtest: round N` as rounds complete, so a test sees the system run;
+//!   every round it deletes `scratch` (`user_base + 0x24`) and creates it again in a new
+//!   space, started through the pager (its first instructions page-fault), so a trace sees
+//!   thread and space creation and deletion and page faults.
 //!
 //! Arguments: `fault` adds a thread (`user_base + 0x23`) that executes `ud2` with no
 //! exception handler (an undeliverable fault); `enter` makes the root call KDB_Enter once
@@ -31,6 +34,9 @@ fn client_id() -> ThreadId {
 fn faulter_id() -> ThreadId {
     spaces::tid(0x23)
 }
+fn scratch_id() -> ThreadId {
+    spaces::tid(0x24)
+}
 
 /// Completed rounds (the image is shared page by page, so the client's writes are seen here).
 static ROUNDS: AtomicU64 = AtomicU64::new(0);
@@ -38,6 +44,22 @@ static ROUNDS: AtomicU64 = AtomicU64::new(0);
 static mut SERVER_STACK: Stack = Stack::new();
 static mut CLIENT_STACK: Stack = Stack::new();
 static mut FAULTER_STACK: Stack = Stack::new();
+static mut SCRATCH_STACK: Stack = Stack::new();
+
+extern "C" fn scratch() -> ! {
+    loop {
+        msg::sleep(Time::NEVER);
+    }
+}
+
+/// Deletes the scratch thread (and its space) if it exists, then makes it anew.
+fn renew_scratch(sp: u64) {
+    let s = scratch_id();
+    spaces::delete(s);
+    if spaces::new_space(s, pager_id()) {
+        spaces::start_via_pager(pager_id(), s, scratch, sp);
+    }
+}
 
 extern "C" fn server() -> ! {
     let mut r = msg::wait();
@@ -91,11 +113,12 @@ pub fn run(args: &str) {
         return;
     }
     // SAFETY: each stack belongs to one thread, not running yet.
-    let (ssp, csp, fsp) = unsafe {
+    let (ssp, csp, fsp, xsp) = unsafe {
         (
             spaces::prepare_stack(&raw mut SERVER_STACK),
             spaces::prepare_stack(&raw mut CLIENT_STACK),
             spaces::prepare_stack(&raw mut FAULTER_STACK),
+            spaces::prepare_stack(&raw mut SCRATCH_STACK),
         )
     };
     if !spaces::spawn_local(server_id(), 2, server, ssp) {
@@ -129,6 +152,7 @@ pub fn run(args: &str) {
         let now = ROUNDS.load(Ordering::SeqCst);
         if now != seen {
             seen = now;
+            renew_scratch(xsp);
             println!("kdbtest: round {}", now);
         }
     }
