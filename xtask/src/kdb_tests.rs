@@ -325,6 +325,23 @@ pub fn tests() -> Vec<Test> {
             timeout_s: 120,
         },
         Test {
+            // A PC without COM1 (the port reads 0xFF): the break-in poll must not take that for
+            // a BREAK and stop the system. The root's bench mode ends the run by itself.
+            name: "kdb-no-uart",
+            boot: |i| {
+                let mut b = with_root(i, "", "bench");
+                // COM1 absent; the harness's console becomes COM2, which nobody writes.
+                b.extra = vec!["-serial".into(), "none".into()];
+                b
+            },
+            expect: &[],
+            forbid: &[],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: Vec::new,
+            timeout_s: 240,
+        },
+        Test {
             name: "kdb-kernel-fault",
             boot: |i| kernel_only(i, "debugger=fault selftest=pf"),
             expect: &[

@@ -115,6 +115,9 @@ pub fn on_irq(irq: usize, frame: &mut TrapFrame) {
             return;
         }
         let lsr = crate::platform::pc::serial::line_status();
+        if lsr == 0xFF {
+            return; // no UART: nothing to poll
+        }
         if lsr & 0x10 != 0 {
             // A BREAK also delivers a 0 byte: it belongs to the break, not to a driver.
             let _ = crate::platform::pc::serial::read_raw();

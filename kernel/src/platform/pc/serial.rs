@@ -33,7 +33,8 @@ static BREAK_SEEN: KernelCell<bool> = KernelCell::new(false);
 
 fn lsr() -> u8 {
     let v = inb(COM1 + 5);
-    if v & 0x10 != 0 {
+    // 0xFF: no UART at this port (a PC without COM1); not a BREAK.
+    if v & 0x10 != 0 && v != 0xFF {
         *BREAK_SEEN.get() = true;
     }
     v
