@@ -19,7 +19,6 @@ use crate::kip;
 use crate::schedule;
 use crate::thread;
 
-const VEC_DB: u64 = 1;
 const VEC_UD: u64 = 6;
 const VEC_BP: u64 = 3;
 const VEC_PF: u64 = 14;
@@ -39,9 +38,6 @@ pub fn handle(frame: &mut TrapFrame) {
             crate::platform::pc::qemu_exit(crate::platform::pc::EXIT_SUCCESS);
         }
         panic!("unexpected exception {} in kernel mode", frame.vector);
-    }
-    if frame.vector == VEC_DB && crate::debug::on_user_debug_trap(frame) {
-        return;
     }
     match frame.vector {
         VEC_UD if is_kernel_interface(frame.rip) => {

@@ -13,12 +13,12 @@
 //! * [`after_kdb_call`] (user `int3` KDB call): KDB_Enter from a privileged space enters the
 //!   shell when `debugger=enter`;
 //! * [`on_kernel_fault`], [`on_panic`]: enter the shell when `debugger=fault`;
-//! * [`on_user_fault`]: an undeliverable user fault enters the shell when `debugger=ufault`;
-//! * [`on_user_debug_trap`] (#DB from user mode): single-step and breakpoints set by the shell.
+//! * [`on_user_fault`]: an undeliverable user fault enters the shell when `debugger=ufault`.
 //!
-//! The event trace (`trace.rs`) costs nothing while off: it works by swapping the two dispatch
-//! vectors of the entry code (`syscall_dispatch_vector`, `trap_dispatch_vector`) for traced
-//! wrappers, so no instruction is added to any path until it is switched on.
+//! The event trace (`trace.rs`) and the user single-step and breakpoints cost nothing while
+//! off: they work by swapping the two dispatch vectors of the entry code
+//! (`syscall_dispatch_vector`, `trap_dispatch_vector`) for wrappers, so no instruction is added
+//! to any path until one of them is in use.
 
 use crate::arch::x86_64::trap::TrapFrame;
 
@@ -109,35 +109,44 @@ pub enum Reason<'a> {
 #[inline]
 pub fn on_irq(irq: usize, frame: &mut TrapFrame) {
     #[cfg(feature = "kdb")]
-    {
-        const COM1_IRQ: usize = 4;
-        if (irq != 0 && irq != COM1_IRQ) || !options().esc {
-            return;
-        }
-        let lsr = crate::platform::pc::serial::line_status();
-        if lsr == 0xFF {
-            return; // no UART: nothing to poll
-        }
-        if lsr & 0x10 != 0 {
-            // A BREAK also delivers a 0 byte: it belongs to the break, not to a driver.
-            let _ = crate::platform::pc::serial::read_raw();
-            return shell::enter(Reason::Break, Some(frame));
-        }
-        if irq == 0 && lsr & 1 != 0 && !view::irq_has_handler(COM1_IRQ) {
-            match crate::platform::pc::serial::read_raw() {
-                Some(0x1B) => shell::enter(Reason::Key, Some(frame)),
-                Some(b) => crate::platform::pc::serial::push_back(b),
-                None => {}
-            }
-        }
+    if irq == 0 || irq == COM1_IRQ {
+        poll_serial(irq, frame);
     }
     #[cfg(not(feature = "kdb"))]
     let _ = (irq, frame);
 }
 
+#[cfg(feature = "kdb")]
+const COM1_IRQ: usize = 4;
+
+/// The break-in poll, out of line so that the interrupt path stays as the compiler had it.
+#[cfg(feature = "kdb")]
+#[inline(never)]
+fn poll_serial(irq: usize, frame: &mut TrapFrame) {
+    if !options().esc {
+        return;
+    }
+    let lsr = crate::platform::pc::serial::line_status();
+    if lsr == 0xFF {
+        return; // no UART: nothing to poll
+    }
+    if lsr & 0x10 != 0 {
+        // A BREAK also delivers a 0 byte: it belongs to the break, not to a driver.
+        let _ = crate::platform::pc::serial::read_raw();
+        return shell::enter(Reason::Break, Some(frame));
+    }
+    if irq == 0 && lsr & 1 != 0 && !view::irq_has_handler(COM1_IRQ) {
+        match crate::platform::pc::serial::read_raw() {
+            Some(0x1B) => shell::enter(Reason::Key, Some(frame)),
+            Some(b) => crate::platform::pc::serial::push_back(b),
+            None => {}
+        }
+    }
+}
+
 /// After a user `int3` KDB call was handled: KDB_Enter (`int3; jmp`) from a privileged space
 /// enters the shell when `debugger=enter`.
-#[inline]
+#[cfg_attr(feature = "kdb", cold, inline(never))]
 pub fn after_kdb_call(frame: &mut TrapFrame) {
     #[cfg(feature = "kdb")]
     {
@@ -159,7 +168,7 @@ pub fn after_kdb_call(frame: &mut TrapFrame) {
 }
 
 /// An unexpected exception in kernel mode (after its register dump).
-#[inline]
+#[cfg_attr(feature = "kdb", cold, inline(never))]
 pub fn on_kernel_fault(frame: &mut TrapFrame) {
     #[cfg(feature = "kdb")]
     if options().fault {
@@ -170,7 +179,7 @@ pub fn on_kernel_fault(frame: &mut TrapFrame) {
 }
 
 /// A kernel panic (after its message).
-#[inline]
+#[cfg_attr(feature = "kdb", cold, inline(never))]
 pub fn on_panic() {
     #[cfg(feature = "kdb")]
     if options().fault {
@@ -179,7 +188,7 @@ pub fn on_panic() {
 }
 
 /// A user fault that could not be delivered (the thread is about to be halted).
-#[inline]
+#[cfg_attr(feature = "kdb", cold, inline(never))]
 pub fn on_user_fault(frame: &mut TrapFrame, why: &str) {
     #[cfg(feature = "kdb")]
     if options().ufault {
@@ -187,18 +196,4 @@ pub fn on_user_fault(frame: &mut TrapFrame, why: &str) {
     }
     #[cfg(not(feature = "kdb"))]
     let _ = (frame, why);
-}
-
-/// #DB from user mode: true if it was the debugger's (single-step or breakpoint), handled.
-#[inline]
-pub fn on_user_debug_trap(frame: &mut TrapFrame) -> bool {
-    #[cfg(feature = "kdb")]
-    {
-        shell::user_debug_trap(frame)
-    }
-    #[cfg(not(feature = "kdb"))]
-    {
-        let _ = frame;
-        false
-    }
 }

@@ -237,7 +237,14 @@ pub fn enter(reason: Reason, frame: Option<&mut TrapFrame>) {
     SHELL.get().active = false;
 }
 
-/// #DB from user mode: the debugger's single step or breakpoint?
+/// Is a single step or a breakpoint armed (so #DB must come here first)?
+pub fn debug_trap_armed() -> bool {
+    let sh = SHELL.get();
+    sh.step.is_some() || sh.bp.is_some()
+}
+
+/// #DB from user mode (reached through `trace::debug_trap` while armed): the debugger's single
+/// step or breakpoint?
 pub fn user_debug_trap(frame: &mut TrapFrame) -> bool {
     let dr6 = hw::read_dr6();
     hw::clear_dr6();
@@ -245,6 +252,7 @@ pub fn user_debug_trap(frame: &mut TrapFrame) -> bool {
     let sh = SHELL.get();
     if dr6 & 0x4000 != 0 && sh.step == Some(cur) {
         sh.step = None;
+        trace::update_vectors();
         frame.rflags &= !0x100;
         enter(Reason::Step, Some(frame));
         return true;
@@ -836,6 +844,7 @@ fn cmd_step(s: &mut Session, mut args: core::str::SplitAsciiWhitespace) {
         return;
     }
     sh.step = Some(no);
+    trace::update_vectors();
     kprintln!(
         "kdb: thread {:#x} runs one instruction when it next runs",
         no
@@ -853,6 +862,7 @@ fn cmd_bp(_: &mut Session, mut args: core::str::SplitAsciiWhitespace) {
         Some("clear") => {
             sh.bp = None;
             hw::set_breakpoint(None);
+            trace::update_vectors();
             kprintln!("breakpoint cleared");
         }
         Some(t) => {
@@ -869,6 +879,7 @@ fn cmd_bp(_: &mut Session, mut args: core::str::SplitAsciiWhitespace) {
             }
             sh.bp = Some((no, addr));
             hw::set_breakpoint(Some(addr));
+            trace::update_vectors();
             kprintln!("breakpoint: thread {:#x} at {:#x}", no, addr);
         }
     }

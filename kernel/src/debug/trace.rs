@@ -224,17 +224,35 @@ extern "C" fn traced_trap(f: &mut TrapFrame) {
     note_running();
 }
 
-fn set_vectors(on: bool) {
-    let (s, t) = if on {
-        (
-            traced_syscall as extern "C" fn(&mut TrapFrame) as usize,
-            traced_trap as extern "C" fn(&mut TrapFrame) as usize,
-        )
+/// #DB from user mode goes to the shell's single-step and breakpoint handling first while
+/// either is armed; everything else on to the (traced or plain) dispatcher.
+extern "C" fn debug_trap(f: &mut TrapFrame) {
+    if f.vector == 1 && f.is_from_user() && super::shell::user_debug_trap(f) {
+        return;
+    }
+    if TRACE.get().on {
+        traced_trap(f)
     } else {
-        (
-            syscall_dispatch as unsafe extern "C" fn(&mut TrapFrame) as usize,
-            trap_dispatch as unsafe extern "C" fn(&mut TrapFrame) as usize,
-        )
+        // SAFETY: the real dispatcher, with the frame the entry code gave us.
+        unsafe { trap_dispatch(f) }
+    }
+}
+
+/// Points the entry code's vectors at what is in use: the trace wrappers while the trace is
+/// on, the #DB filter while a single step or breakpoint is armed, else the plain dispatchers.
+pub fn update_vectors() {
+    let on = TRACE.get().on;
+    let s = if on {
+        traced_syscall as extern "C" fn(&mut TrapFrame) as usize
+    } else {
+        syscall_dispatch as unsafe extern "C" fn(&mut TrapFrame) as usize
+    };
+    let t = if super::shell::debug_trap_armed() {
+        debug_trap as extern "C" fn(&mut TrapFrame) as usize
+    } else if on {
+        traced_trap as extern "C" fn(&mut TrapFrame) as usize
+    } else {
+        trap_dispatch as unsafe extern "C" fn(&mut TrapFrame) as usize
     };
     // SAFETY: the vectors are read only by the entry code, which cannot run now (interrupts
     // are off in the debugger); both targets take the frame exactly as the originals.
@@ -248,7 +266,7 @@ fn set_on(on: bool) {
     let t = TRACE.get();
     t.on = on;
     t.last_running = view::current_id().raw();
-    set_vectors(on);
+    update_vectors();
 }
 
 fn tid(raw: u64) -> impl core::fmt::Display {
