@@ -3,8 +3,9 @@
 //!
 //! Owns: the debugger's options (`debugger=` on the kernel command line), its entry points, and
 //! everything in this directory. It reads kernel state only through `view.rs` (the one file to
-//! port when the core's data structures change) and never changes it except through the few
-//! writes `view.rs` offers (single-step flag, debug registers).
+//! port when the core's data structures change) and changes nothing but a thread's single-step
+//! flag (`view.rs`), the debug registers (`hw.rs`) and the entry code's dispatch vectors
+//! (`trace.rs`).
 //!
 //! Entry points, each a single call from the kernel (no-ops when the feature is off):
 //! * [`on_irq`] (timer tick, COM1 interrupt): polls COM1 for ESC (while no user driver owns
@@ -29,7 +30,7 @@ mod hw;
 #[cfg(feature = "kdb")]
 mod shell;
 #[cfg(feature = "kdb")]
-pub mod trace;
+mod trace;
 #[cfg(feature = "kdb")]
 mod view;
 
