@@ -178,7 +178,7 @@ pub fn tests() -> Vec<Test> {
             boot: |i| with_root(i, "", "kdbtest"),
             expect: &[
                 "kdbtest: ready",
-                "kdb> trace only ipc,switch,thread,pf",
+                "kdb> trace only ipc,switch,thread,pf,exc",
                 "kdb> trace on",
                 "trace: on",
                 "kdb: continuing",
@@ -207,6 +207,8 @@ pub fn tests() -> Vec<Test> {
                 "created a space with thread 0x54.1",
                 "0x54.1 page fault at 0x",
                 "0x50.1 ipc received from 0x54.1 tag 0xffffffffffe",
+                "0x54.1 exception 6 (#UD invalid opcode)",
+                "0x50.1 ipc received from 0x54.1 tag 0xffffffffffb",
                 "deleted thread 0x54.1",
                 "deleted the space of thread 0x54.1",
                 "trace: end",
@@ -228,7 +230,7 @@ pub fn tests() -> Vec<Test> {
             input: || {
                 let mut v = session(
                     "kdbtest: ready",
-                    &["trace only ipc,switch,thread,pf", "trace on", "c"],
+                    &["trace only ipc,switch,thread,pf,exc", "trace on", "c"],
                 );
                 // Three more rounds complete with the trace on (the first may be partly
                 // untraced), then back into the debugger.

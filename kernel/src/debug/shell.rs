@@ -617,13 +617,16 @@ fn cmd_maps(_: &mut Session, mut args: core::str::SplitAsciiWhitespace) {
     }
 }
 
+/// The mappings `frame` collects (static: the shell may run on an already deep stack).
+static FRAME_SCRATCH: KernelCell<[Option<view::MapView>; 64]> = KernelCell::new([None; 64]);
+
 fn cmd_frame(_: &mut Session, mut args: core::str::SplitAsciiWhitespace) {
     let Some(pa) = args.next().and_then(parse_num) else {
         kprintln!("usage: frame <physical address>");
         return;
     };
     let names = SpaceNames::collect();
-    let mut all = [None::<view::MapView>; 64];
+    let all = FRAME_SCRATCH.get();
     let mut n = 0;
     view::mappings_of_frame(pa, |m| {
         if n < all.len() {

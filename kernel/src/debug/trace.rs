@@ -167,10 +167,10 @@ extern "C" fn traced_syscall(f: &mut TrapFrame) {
     let tc = matches!(call, Some(Syscall::ThreadControl));
     // ThreadControl: RDI = dest, R8 = space specifier (see `syscall_dispatch`).
     let (dest, space_spec) = (ThreadId::from_raw(f.rdi), ThreadId::from_raw(f.r8));
-    let (existed, spaces_before) = if tc {
-        (view::thread_exists(dest), view::space_count())
+    let (existed, last_in_space) = if tc {
+        (view::thread_exists(dest), view::last_in_its_space(dest))
     } else {
-        (false, 0)
+        (false, false)
     };
     if ipc {
         let tag = view::mr0_and_error(me).0;
@@ -189,17 +189,19 @@ extern "C" fn traced_syscall(f: &mut TrapFrame) {
         record(Kind::IpcDone, me, f.rsi, tag, err);
     } else if tc && f.rax == 1 {
         if space_spec.is_nil() {
-            record(Kind::ThreadDelete, me, dest.raw(), 0, 0);
+            if existed {
+                record(Kind::ThreadDelete, me, dest.raw(), 0, 0);
+                if last_in_space {
+                    record(Kind::SpaceDelete, me, dest.raw(), 0, 0);
+                }
+            }
         } else if !existed {
             record(Kind::ThreadCreate, me, dest.raw(), space_spec.raw(), 0);
+            if space_spec == dest {
+                record(Kind::SpaceCreate, me, dest.raw(), 0, 0);
+            }
         } else {
             record(Kind::ThreadModify, me, dest.raw(), 0, 0);
-        }
-        let after = view::space_count();
-        if after > spaces_before {
-            record(Kind::SpaceCreate, me, dest.raw(), 0, 0);
-        } else if after < spaces_before {
-            record(Kind::SpaceDelete, me, dest.raw(), 0, 0);
         }
     }
 }

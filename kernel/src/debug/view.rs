@@ -243,20 +243,46 @@ pub struct SpaceView {
 }
 
 /// Every user address space once, ordered by its first thread.
+/// At most this many spaces are listed.
+pub const MAX_LISTED_SPACES: usize = 256;
+
+/// Every user address space once (up to [`MAX_LISTED_SPACES`]), ordered by its first thread.
+/// One pass over the thread list (not the 2^18-entry table): the trace calls this on every
+/// ThreadControl.
 pub fn spaces(mut f: impl FnMut(&SpaceView)) {
     let kernel = crate::space::kernel_space() as u64;
-    let mut seen = [0u64; 256];
-    let mut nseen = 0;
-    for no in thread::USER_BASE..thread::MAX_THREADS as u64 {
-        let Some(t) = tcb_of(no) else { continue };
+    let scratch = SPACE_SCRATCH.get();
+    if scratch.busy {
+        return; // not re-entered by any caller; refuse rather than alias the buffer
+    }
+    scratch.busy = true;
+    let found = &mut scratch.found;
+    let mut n = 0;
+    thread::for_each(|t| {
         let key = t.space as u64;
-        if key == kernel || seen[..nseen].contains(&key) {
-            continue;
+        if key == kernel {
+            return;
         }
-        if nseen < seen.len() {
-            seen[nseen] = key;
-            nseen += 1;
+        match found[..n].iter().position(|(k, _)| *k == key) {
+            Some(i) => {
+                // SAFETY: list members are live TCBs.
+                if t.id.number() < unsafe { (*found[i].1).id.number() } {
+                    found[i].1 = t;
+                }
+            }
+            None if n < found.len() => {
+                found[n] = (key, t as *mut Tcb);
+                n += 1;
+            }
+            None => {}
         }
+    });
+    // SAFETY: list members are live TCBs (nothing runs while the debugger reads).
+    let first_no = |p: *mut Tcb| unsafe { (*p).id.number() };
+    found[..n].sort_unstable_by_key(|&(_, p)| first_no(p));
+    for &(key, p) in &found[..n] {
+        // SAFETY: as above.
+        let t = unsafe { &*p };
         let s = t.space();
         f(&SpaceView {
             key,
@@ -269,12 +295,26 @@ pub fn spaces(mut f: impl FnMut(&SpaceView)) {
             first_thread: t.id,
         });
     }
+    SPACE_SCRATCH.get().busy = false;
 }
 
-pub fn space_count() -> u64 {
-    let mut n = 0;
-    spaces(|_| n += 1);
-    n
+/// The work area of [`spaces`], static: the debugger may run on a kernel stack that is
+/// already deep (entered from a fault), so its large buffers stay off the stack.
+struct SpaceScratch {
+    busy: bool,
+    found: [(u64, *mut Tcb); MAX_LISTED_SPACES],
+}
+
+static SPACE_SCRATCH: crate::sync::KernelCell<SpaceScratch> =
+    crate::sync::KernelCell::new(SpaceScratch {
+        busy: false,
+        found: [(0, core::ptr::null_mut()); MAX_LISTED_SPACES],
+    });
+
+/// Is the thread with exactly this id the last one of its space (deleting it deletes the
+/// space)?
+pub fn last_in_its_space(id: ThreadId) -> bool {
+    thread::lookup_global(id).is_some_and(|t| t.space().threads == 1)
 }
 
 /// The space of the thread with this number.
@@ -324,22 +364,14 @@ pub fn mappings(space: u64, mut f: impl FnMut(&MapView)) {
 
 /// Every mapping (in any space) that covers physical address `pa`.
 pub fn mappings_of_frame(pa: u64, mut f: impl FnMut(&MapView)) {
-    let mut keys = [0u64; 256];
-    let mut n = 0;
     spaces(|s| {
-        if n < keys.len() {
-            keys[n] = s.key;
-            n += 1;
-        }
-    });
-    for &k in &keys[..n] {
-        mappings(k, |m| {
+        mappings(s.key, |m| {
             let size = 1u64 << m.size_log2.min(63);
             if pa >= m.paddr && pa - m.paddr < size {
                 f(m);
             }
         });
-    }
+    });
 }
 
 /// Mapping-database nodes in use and capacity.

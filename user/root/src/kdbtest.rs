@@ -8,8 +8,9 @@
 //!   times (labels 0x101, 0x102, 0x103, MR1 = 1, 2, 3), then sleeps 100 ms;
 //! * the root prints `kdbtest: round N` as rounds complete, so a test sees the system run;
 //!   every round it deletes `scratch` (`user_base + 0x24`) and creates it again in a new
-//!   space, started through the pager (its first instructions page-fault), so a trace sees
-//!   thread and space creation and deletion and page faults.
+//!   space, started through the pager (its first instructions page-fault; then it raises #UD,
+//!   an exception message to the pager, which leaves it unanswered), so a trace sees thread
+//!   and space creation and deletion, page faults and an exception.
 //!
 //! Arguments: `fault` adds a thread (`user_base + 0x23`) that executes `ud2` with no
 //! exception handler (an undeliverable fault); `enter` makes the root call KDB_Enter once
@@ -46,7 +47,12 @@ static mut CLIENT_STACK: Stack = Stack::new();
 static mut FAULTER_STACK: Stack = Stack::new();
 static mut SCRATCH_STACK: Stack = Stack::new();
 
+/// Raises #UD at once; its exception handler (the pager thread) never answers, so it stays
+/// blocked in the exception IPC until the root deletes it.
 extern "C" fn scratch() -> ! {
+    utcb::set_exception_handler(pager_id());
+    // SAFETY: a deliberate #UD, delivered as exception IPC (the point).
+    unsafe { core::arch::asm!("ud2") };
     loop {
         msg::sleep(Time::NEVER);
     }
