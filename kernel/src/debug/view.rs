@@ -263,13 +263,10 @@ pub fn spaces(mut f: impl FnMut(&SpaceView)) {
         if key == kernel {
             return;
         }
+        // SAFETY (the guard's read): list members are live TCBs.
         match found[..n].iter().position(|(k, _)| *k == key) {
-            Some(i) => {
-                // SAFETY: list members are live TCBs.
-                if t.id.number() < unsafe { (*found[i].1).id.number() } {
-                    found[i].1 = t;
-                }
-            }
+            Some(i) if t.id.number() < unsafe { (*found[i].1).id.number() } => found[i].1 = t,
+            Some(_) => {}
             None if n < found.len() => {
                 found[n] = (key, t as *mut Tcb);
                 n += 1;
