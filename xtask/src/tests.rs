@@ -493,13 +493,27 @@ fn lint() -> (usize, usize) {
         bare.extend(["-p", p]);
     }
     bare.extend(["--", "-D", "warnings"]);
-    let steps: [(&str, Vec<&str>); 3] = [
+    // The kernel without its debugger (feature `kdb` off) must build clean as well.
+    let no_kdb = vec![
+        "clippy",
+        "--release",
+        "--target",
+        build::TARGET,
+        "-p",
+        "kernel",
+        "--no-default-features",
+        "--",
+        "-D",
+        "warnings",
+    ];
+    let steps: [(&str, Vec<&str>); 4] = [
         ("fmt", vec!["fmt", "--all", "--check"]),
         (
             "clippy-host",
             vec!["clippy", "--all-targets", "--", "-D", "warnings"],
         ),
         ("clippy-bare-metal", bare),
+        ("clippy-kernel-without-kdb", no_kdb),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, args) in steps {
