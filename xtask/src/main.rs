@@ -80,6 +80,11 @@ fn run_with(args: &[String], halted: bool) -> ExitCode {
         }
         i += 1;
     }
+    // At the terminal, every debugger entry is wanted (faults and panics stop in the shell
+    // instead of ending the run); `--append debugger=...` chooses otherwise.
+    if !boot.cmdline.contains("debugger=") {
+        boot.cmdline = format!("{} debugger=all", boot.cmdline).trim().to_string();
+    }
     if halted {
         boot.extra.extend(["-s".to_string(), "-S".to_string()]);
         eprintln!(
