@@ -173,8 +173,10 @@ impl<'a> MapDb<'a> {
 
     /// Take a free node, fill it in, index it and hang it under `parent`. The caller has
     /// checked that a node is free.
+    #[allow(clippy::too_many_arguments)]
     fn new_node(
         &mut self,
+        ops: &mut impl PageTableOps,
         space: SpaceId,
         vaddr: u64,
         size_log2: u8,
@@ -198,6 +200,7 @@ impl<'a> MapDb<'a> {
         self.root = index::insert(self.nodes, self.root, i);
         if parent != NIL {
             self.link_child(parent, i);
+            ops.mappings_changed(space, 1);
         }
         i
     }
@@ -319,6 +322,7 @@ impl<'a> MapDb<'a> {
             status |= Rights::from_bits(n.pending as u64);
             if n.parent != NIL {
                 status |= ops.remove(SpaceId(n.space), n.vaddr, n.size_log2);
+                ops.mappings_changed(SpaceId(n.space), -1);
             }
             self.release(cur);
             if cur == top {
@@ -518,6 +522,7 @@ impl<'a> MapDb<'a> {
         // and reserve the page-table levels of every piece. Root nodes that exist now stay
         // until the end (`defer_release`), so the count is an upper bound.
         let mut need = 0usize;
+        let mut need_to = 0usize;
         let mut cursor = from_vaddr;
         while let Some(seg) = self.segment(from, cursor, from_last) {
             let per_piece = if let Source::Sigma0Gap = seg.source {
@@ -529,7 +534,11 @@ impl<'a> MapDb<'a> {
             loop {
                 let p = piece_size(mask, src, seg.paddr + (src - seg.start), seg.last);
                 need += per_piece;
-                if need > self.free_count as usize || !ops.reserve(to, dst(src), p) {
+                need_to += 1;
+                if need > self.free_count as usize
+                    || !ops.may_add_mappings(to, need_to)
+                    || !ops.reserve(to, dst(src), p)
+                {
                     return Err(MapError::NoMem);
                 }
                 if src + span(p) >= seg.last {
@@ -653,11 +662,11 @@ impl<'a> MapDb<'a> {
         }
         self.clear_range(ops, to, dst, dst_last);
         let parent = if parent == NIL {
-            self.new_node(self.sigma0, src, p, src, Rights::RWX, NIL)
+            self.new_node(ops, self.sigma0, src, p, src, Rights::RWX, NIL)
         } else {
             parent
         };
-        self.new_node(to, dst, p, paddr, eff, parent);
+        self.new_node(ops, to, dst, p, paddr, eff, parent);
         ops.install(to, dst, p, paddr, eff);
     }
 
@@ -685,6 +694,8 @@ impl<'a> MapDb<'a> {
             let status = ops.remove(SpaceId(n.space), n.vaddr, n.size_log2);
             self.park_status(s, status);
             self.root = index::remove(self.nodes, self.root, s);
+            ops.mappings_changed(SpaceId(n.space), -1);
+            ops.mappings_changed(to, 1);
             let node = self.node_mut(s);
             node.space = to.0;
             node.vaddr = seg_dst;
@@ -703,7 +714,7 @@ impl<'a> MapDb<'a> {
             let paddr = seg.paddr + (src - seg.start);
             let p = piece_size(mask, src, paddr, seg.last);
             let dst = seg_dst + (src - seg.start);
-            self.new_node(to, dst, p, paddr, eff, n.parent);
+            self.new_node(ops, to, dst, p, paddr, eff, n.parent);
             ops.install(to, dst, p, paddr, eff);
             if src + span(p) >= seg.last {
                 break;
