@@ -2,8 +2,9 @@
 //! items is a node derived from its sender's mapping, so Unmap revokes transitively in all
 //! spaces and a deleted space takes its derived mappings with it.
 //!
-//! Owns the node slab and the `PageTableOps` that let the database drive the x86-64 page
-//! tables. The KIP and UTCB pages and sigma0's idempotent mappings are made by the kernel
+//! Owns the node slab (carved from the kernel pool at boot, sized by `mm::quota`) and the
+//! `PageTableOps` that let the database drive the x86-64 page tables, charging page-table
+//! frames and mappings to the receiving space's quota. The KIP and UTCB pages and sigma0's idempotent mappings are made by the kernel
 //! directly and are never in the database.
 //!
 //! `reserve` allocates every page table a later `install` needs; where a superpage stands in
@@ -18,15 +19,33 @@ use crate::mm::frame;
 use crate::space::Space;
 use crate::sync::KernelCell;
 
-/// Mapping nodes (one per mapped page of any size). Running out is `NoMem`.
-pub const NODES: usize = 65536;
-
-static SLAB: KernelCell<[Node; NODES]> = KernelCell::new([Node::EMPTY; NODES]);
 static DB: KernelCell<Option<MapDb<'static>>> = KernelCell::new(None);
-static SPARES: KernelCell<([u64; 8], usize)> = KernelCell::new(([0; 8], 0));
+/// Page-table frames `reserve` took for the space being mapped into, for `install` to use
+/// where a superpage is split; charged to that space, returned after each operation.
+static SPARES: KernelCell<([u64; 8], usize, SpaceId)> = KernelCell::new(([0; 8], 0, SpaceId(0)));
 
-pub fn init(sigma0: *mut Space) {
-    *DB.get() = Some(MapDb::new(SLAB.get(), id(sigma0)));
+/// Creates the database: its node slab (`mm::quota` capacity, one node per mapped page of any
+/// size) is carved from the kernel pool at boot. False if the pool is too small.
+pub fn init(sigma0: *mut Space) -> bool {
+    let nodes = crate::mm::quota::limits().nodes;
+    let bytes = nodes * core::mem::size_of::<Node>() as u64;
+    let Some(base) = frame::alloc_contiguous(bytes.div_ceil(frame::FRAME_SIZE)) else {
+        return false;
+    };
+    const _: () = assert!(core::mem::align_of::<Node>() <= 4096);
+    // SAFETY: `base` starts a run of pool frames that is ours for good (never freed), large
+    // enough for `nodes` nodes, page aligned, reached through the direct map. `MapDb::new`
+    // initialises every node before use; raw pool bytes are not yet valid `Node`s, so they
+    // are written first.
+    let slab = unsafe {
+        let p = crate::arch::x86_64::paging::phys_to_virt(base) as *mut Node;
+        for i in 0..nodes as usize {
+            p.add(i).write(Node::EMPTY);
+        }
+        core::slice::from_raw_parts_mut(p, nodes as usize)
+    };
+    *DB.get() = Some(MapDb::new(slab, id(sigma0)));
+    true
 }
 
 pub fn id(s: *const Space) -> SpaceId {
@@ -122,21 +141,22 @@ impl PageTableOps for Ops {
         while l > level {
             let e = &mut table(t)[((vaddr >> (12 + 9 * (l - 1))) & 511) as usize];
             if *e & P == 0 {
-                let Some(nt) = frame::alloc() else {
+                let Some(nt) = s.alloc_table() else {
                     return false;
                 };
                 *e = nt | P | RW | US;
             } else if *e & PS != 0 {
-                let sp = SPARES.get();
+                let spares = SPARES.get();
+                spares.2 = sp;
                 for _ in 0..(l - level) {
-                    if sp.1 == sp.0.len() {
+                    if spares.1 == spares.0.len() {
                         break;
                     }
-                    let Some(f) = frame::alloc() else {
+                    let Some(f) = s.alloc_table() else {
                         return false;
                     };
-                    sp.0[sp.1] = f;
-                    sp.1 += 1;
+                    spares.0[spares.1] = f;
+                    spares.1 += 1;
                 }
                 return true;
             }
@@ -151,11 +171,11 @@ impl PageTableOps for Ops {
         let level = level_of(size_log2);
         let mut take = || {
             let spares = SPARES.get();
-            if spares.1 > 0 {
+            if spares.1 > 0 && spares.2 == sp {
                 spares.1 -= 1;
                 Some(spares.0[spares.1])
             } else {
-                frame::alloc()
+                s.alloc_table()
             }
         };
         let Some(e) = entry(s, vaddr, level, &mut take) else {
@@ -164,7 +184,7 @@ impl PageTableOps for Ops {
         };
         if level > 1 && *e & P != 0 && *e & PS == 0 {
             // An empty table left by `reserve` under what becomes a superpage.
-            frame::free(*e & ADDR_MASK);
+            s.free_table(*e & ADDR_MASK);
         }
         let ps = if level > 1 { PS } else { 0 };
         *e = (paddr & ADDR_MASK) | pte_flags(rights) | ps;
@@ -201,13 +221,22 @@ impl PageTableOps for Ops {
         flush(vaddr);
         st
     }
+
+    fn may_add_mappings(&mut self, sp: SpaceId, more: usize) -> bool {
+        space(sp).may_add_mappings(more as u64)
+    }
+
+    fn mappings_changed(&mut self, sp: SpaceId, delta: isize) {
+        let c = &space(sp).mappings;
+        c.set(c.get().wrapping_add_signed(delta as i64));
+    }
 }
 
 fn return_spares() {
-    let sp = SPARES.get();
-    while sp.1 > 0 {
-        sp.1 -= 1;
-        frame::free(sp.0[sp.1]);
+    let spares = SPARES.get();
+    while spares.1 > 0 {
+        spares.1 -= 1;
+        space(spares.2).free_table(spares.0[spares.1]);
     }
 }
 

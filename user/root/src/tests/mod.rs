@@ -18,6 +18,7 @@ mod memory;
 mod privilege;
 mod sched;
 mod schedule;
+mod security_memory;
 mod sigma0;
 mod space_control;
 mod strings;
@@ -52,5 +53,6 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("sigma0", sigma0::run),
     ("privilege", privilege::run),
     ("churn", churn::run),
+    ("security_memory", security_memory::run),
     ("fuzz", fuzz::run),
 ];
