@@ -8,8 +8,9 @@
 //! directly and are never in the database.
 //!
 //! `reserve` allocates every page table a later `install` needs; where a superpage stands in
-//! the way (it is about to be replaced) the table is taken from a small spare list filled by
-//! `reserve`, so `install` never allocates. Spares left over are returned after each operation.
+//! the way (it is about to be replaced) the tables are taken from a spare list filled by
+//! `reserve` (one per table to be created, at most `MAX_SPARES` per operation), so `install`
+//! never allocates. Spares left over are returned after each operation.
 
 use mapdb::{MapDb, MapError, Node, PageTableOps, Rights as MRights, SpaceId};
 
@@ -20,9 +21,27 @@ use crate::space::Space;
 use crate::sync::KernelCell;
 
 static DB: KernelCell<Option<MapDb<'static>>> = KernelCell::new(None);
+/// Tables one map or grant may have to create under superpages that stand in its way.
+const MAX_SPARES: usize = 128;
+
 /// Page-table frames `reserve` took for the space being mapped into, for `install` to use
-/// where a superpage is split; charged to that space, returned after each operation.
-static SPARES: KernelCell<([u64; 8], usize, SpaceId)> = KernelCell::new(([0; 8], 0, SpaceId(0)));
+/// where a superpage is replaced by smaller pages; charged to that space, returned after each
+/// operation. `keys` names each table they stand for (its level and the region it covers),
+/// so that pieces under the same superpage do not provision the same table twice, and pieces
+/// under different ones get one each.
+struct Spares {
+    frames: [u64; MAX_SPARES],
+    keys: [u64; MAX_SPARES],
+    n: usize,
+    space: SpaceId,
+}
+
+static SPARES: KernelCell<Spares> = KernelCell::new(Spares {
+    frames: [0; MAX_SPARES],
+    keys: [0; MAX_SPARES],
+    n: 0,
+    space: SpaceId(0),
+});
 
 /// Creates the database: its node slab (`mm::quota` capacity, one node per mapped page of any
 /// size) is carved from the kernel pool at boot. False if the pool is too small.
@@ -146,17 +165,25 @@ impl PageTableOps for Ops {
                 };
                 *e = nt | P | RW | US;
             } else if *e & PS != 0 {
+                // The superpage will be removed before `install`; then the tables of levels
+                // l-1 .. level covering `vaddr` must be created: one spare for each that no
+                // earlier piece of this operation provisioned. Too many is a refusal.
                 let spares = SPARES.get();
-                spares.2 = sp;
-                for _ in 0..(l - level) {
-                    if spares.1 == spares.0.len() {
-                        break;
+                spares.space = sp;
+                for k in level..l {
+                    let key = (vaddr & !((1u64 << (12 + 9 * k)) - 1)) | k as u64;
+                    if spares.keys[..spares.n].contains(&key) {
+                        continue;
+                    }
+                    if spares.n == MAX_SPARES {
+                        return false;
                     }
                     let Some(f) = s.alloc_table() else {
                         return false;
                     };
-                    spares.0[spares.1] = f;
-                    spares.1 += 1;
+                    spares.frames[spares.n] = f;
+                    spares.keys[spares.n] = key;
+                    spares.n += 1;
                 }
                 return true;
             }
@@ -171,11 +198,13 @@ impl PageTableOps for Ops {
         let level = level_of(size_log2);
         let mut take = || {
             let spares = SPARES.get();
-            if spares.1 > 0 && spares.2 == sp {
-                spares.1 -= 1;
-                Some(spares.0[spares.1])
+            if spares.n > 0 && spares.space == sp {
+                spares.n -= 1;
+                Some(spares.frames[spares.n])
             } else {
-                s.alloc_table()
+                // `reserve` provisioned every table; reaching this is a kernel bug, reported
+                // as no memory rather than by allocating past the quota.
+                None
             }
         };
         let Some(e) = entry(s, vaddr, level, &mut take) else {
@@ -183,8 +212,11 @@ impl PageTableOps for Ops {
             return;
         };
         if level > 1 && *e & P != 0 && *e & PS == 0 {
-            // An empty table left by `reserve` under what becomes a superpage.
-            s.free_table(*e & ADDR_MASK);
+            // Tables under what becomes a superpage: left empty by `reserve`, or emptied by the
+            // database, which removed every mapping in the range first (the kernel's own KIP
+            // and UTCB pages are never inside a superpage: `space::map_clipped`). The whole
+            // tree goes, not just its top, or the tables below would leak.
+            free_table_tree(s, *e & ADDR_MASK, level - 1);
         }
         let ps = if level > 1 { PS } else { 0 };
         *e = (paddr & ADDR_MASK) | pte_flags(rights) | ps;
@@ -232,11 +264,24 @@ impl PageTableOps for Ops {
     }
 }
 
+/// Frees the table at `t` (of `level`: 1 = page table) and every table below it.
+fn free_table_tree(s: &Space, t: u64, level: u32) {
+    if level > 1 {
+        for i in 0..512 {
+            let e = table(t)[i];
+            if e & P != 0 && e & PS == 0 {
+                free_table_tree(s, e & ADDR_MASK, level - 1);
+            }
+        }
+    }
+    s.free_table(t);
+}
+
 fn return_spares() {
     let spares = SPARES.get();
-    while spares.1 > 0 {
-        spares.1 -= 1;
-        space(spares.2).free_table(spares.0[spares.1]);
+    while spares.n > 0 {
+        spares.n -= 1;
+        space(spares.space).free_table(spares.frames[spares.n]);
     }
 }
 
