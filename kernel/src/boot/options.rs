@@ -4,6 +4,8 @@
 //! * `selftest=pf|gp|ud|panic`: after boot, provoke that fault in the kernel (test builds of the
 //!   harness use it to check the register dumps).
 //! * `exit=ready`: leave QEMU (success) as soon as the kernel is ready (boot-only tests).
+//! * `mapnodes=<n>`, `ptquota=<n>[K|M|G]`, `mapquota=<n>`: size of the mapping database and
+//!   the per-space limits on page tables and mappings (`mm/quota.rs`, decision 005).
 
 pub fn value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline.split_ascii_whitespace().find_map(|w| {
