@@ -84,8 +84,12 @@ fn reserved() -> [(u64, u64); 2] {
 /// the kernel pages and report what it got.
 extern "C" fn child() -> ! {
     let root = util::root();
-    for i in 0..NCASES.load(Ordering::SeqCst) as usize {
-        let pa = CASES[i].load(Ordering::SeqCst);
+    for (i, case) in CASES
+        .iter()
+        .take(NCASES.load(Ordering::SeqCst) as usize)
+        .enumerate()
+    {
+        let pa = case.load(Ordering::SeqCst);
         let mapped = sigma0::get_page(Fpage::new_log2(pa, 12)).is_ok();
         // The string starts 0x100 into the page: an offset like any other.
         let va = pa + 0x100;
@@ -182,7 +186,7 @@ fn string_cases(s: &mut Suite, cases: &[(&str, u64)]) {
     let mut results = [CaseResult::default(); MAX_CASES];
     for r in results.iter_mut().take(cases.len()) {
         // SAFETY: our own buffer; no transfer into it is running.
-        unsafe { (*(&raw mut RBUF.0)).fill(0xAA) };
+        unsafe { core::ptr::write_bytes(&raw mut RBUF as *mut u8, 0xAA, 4096) };
         utcb::set_br(0, 1);
         utcb::set_br(1, simple_string(LEN, &raw const RBUF as u64)[0]);
         utcb::set_br(2, &raw const RBUF as u64);
@@ -199,7 +203,9 @@ fn string_cases(s: &mut Suite, cases: &[(&str, u64)]) {
         r.mapped = utcb::mr(2) == 1;
         utcb::set_br(0, 0);
         // SAFETY: as above.
-        r.rbuf_clean = unsafe { (*(&raw const RBUF.0)).iter().all(|&b| b == 0xAA) };
+        r.rbuf_clean = unsafe { core::slice::from_raw_parts(&raw const RBUF as *const u8, 4096) }
+            .iter()
+            .all(|&b| b == 0xAA);
         utcb::set_mrs(1, &simple_string(LEN, &raw const SBUF as u64));
         utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
         let sent = syscall::ipc(
@@ -376,7 +382,7 @@ extern "C" fn attacker() -> ! {
 }
 
 /// The attacker's first report.
-const READY: u64 = 0x4EAD_1;
+const READY: u64 = 0x4_EAD1;
 
 /// One attack by a fresh space (threads `no`, `no + 1`); returns (mappings, error code), the
 /// attacker still alive.
