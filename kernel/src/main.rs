@@ -117,11 +117,6 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     let boot_area = (area_start, area_start + BOOT_AREA);
     let pool_start = boot_area.1;
     mm::frame::init(pool_start, pool_end);
-    mm::quota::init(
-        boot.cmdline(),
-        pool_end - pool_start,
-        core::mem::size_of::<mapdb::Node>() as u64,
-    );
     // SAFETY: linker symbols; only addresses are used.
     let (img_start, img_end) = unsafe {
         (
@@ -138,15 +133,6 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
         (pool_end - pool_start) >> 10
     );
 
-    mm::phys::init(
-        boot.regions()
-            .iter()
-            .filter(|r| r.kind == 1)
-            .map(|r| (r.base, r.base.saturating_add(r.len))),
-        paging::MAX_PHYS,
-        (img_start, img_end),
-        (pool_start, pool_end),
-    );
     if !paging::init_kernel_tables(phys_top) {
         panic!("kernel memory pool too small for the kernel page tables");
     }
@@ -222,13 +208,6 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     kprintln!(
         "kernel: {} frames of kernel memory in use",
         mm::frame::in_use()
-    );
-    let limits = mm::quota::limits();
-    kprintln!(
-        "kernel: mapping database {} nodes; per non-privileged space at most {} page-table frames and {} mappings",
-        limits.nodes,
-        limits.table_frames,
-        limits.mappings
     );
     if boot::options::value(boot.cmdline(), "exit") == Some("ready") {
         pc::qemu_exit(pc::EXIT_SUCCESS);

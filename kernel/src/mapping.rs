@@ -43,10 +43,22 @@ static SPARES: KernelCell<Spares> = KernelCell::new(Spares {
     space: SpaceId(0),
 });
 
-/// Creates the database: its node slab (`mm::quota` capacity, one node per mapped page of any
-/// size) is carved from the kernel pool at boot. False if the pool is too small.
+/// Creates the database when sigma0's space is made (fixing the user-memory policy first,
+/// `mm::init_user_policy`): its node slab (`mm::quota` capacity, one node per mapped page of
+/// any size) is carved from the kernel pool. False if the pool is too small.
 pub fn init(sigma0: *mut Space) -> bool {
-    let nodes = crate::mm::quota::limits().nodes;
+    crate::mm::init_user_policy(
+        crate::boot::multiboot::BOOT.get().cmdline(),
+        core::mem::size_of::<Node>() as u64,
+    );
+    let limits = crate::mm::quota::limits();
+    crate::kprintln!(
+        "kernel: mapping database {} nodes; per non-privileged space at most {} page-table frames and {} mappings",
+        limits.nodes,
+        limits.table_frames,
+        limits.mappings
+    );
+    let nodes = limits.nodes;
     let bytes = nodes * core::mem::size_of::<Node>() as u64;
     let Some(base) = frame::alloc_contiguous(bytes.div_ceil(frame::FRAME_SIZE)) else {
         return false;

@@ -9,7 +9,7 @@
 //! Map and grant items, Unmap and space deletion go through the mapping database
 //! (`mapping.rs`). Page-table frames of a space's user part are charged to the space
 //! (`alloc_table`), mapping nodes too (`mappings`); a non-privileged space is limited to its
-//! quota (`mm/quota.rs`, decision 005), so exhausting kernel memory fails only for the space
+//! quota (`mm/quota.rs`, decision 006), so exhausting kernel memory fails only for the space
 //! that tries.
 //!
 //! sigma0's space is idempotent physical memory: its page faults are resolved by the kernel

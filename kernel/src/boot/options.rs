@@ -5,7 +5,7 @@
 //!   harness use it to check the register dumps).
 //! * `exit=ready`: leave QEMU (success) as soon as the kernel is ready (boot-only tests).
 //! * `mapnodes=<n>`, `ptquota=<n>[K|M|G]`, `mapquota=<n>`: size of the mapping database and
-//!   the per-space limits on page tables and mappings (`mm/quota.rs`, decision 005).
+//!   the per-space limits on page tables and mappings (`mm/quota.rs`, decision 006).
 
 pub fn value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline.split_ascii_whitespace().find_map(|w| {

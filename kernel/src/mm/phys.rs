@@ -13,45 +13,66 @@
 //!
 //! Owns: the table of usable RAM, fixed at boot. May touch: nothing else.
 
-use crate::arch::x86_64::paging::phys_to_virt;
+use crate::arch::x86_64::paging::{MAX_PHYS, phys_to_virt};
 use crate::sync::KernelCell;
 
+use abi::kip::{MemType, MemoryInfo};
+
 const MAX_RANGES: usize = 32;
+const MAX_RESERVED: usize = 16;
 const PAGE: u64 = 4096;
 
 struct Ram {
     /// Usable RAM `[start, end)`, page aligned inwards, clipped to the direct map.
     ranges: [(u64, u64); MAX_RANGES],
     n: usize,
-    /// Kernel-owned ranges `[start, end)` inside RAM: the image and the pool.
-    kernel: [(u64, u64); 2],
+    /// Kernel-owned ranges `[start, end)`: the image, the pool, every reserved descriptor.
+    kernel: [(u64, u64); MAX_RESERVED + 2],
+    nkernel: usize,
 }
 
 static RAM: KernelCell<Ram> = KernelCell::new(Ram {
     ranges: [(0, 0); MAX_RANGES],
     n: 0,
-    kernel: [(0, 0); 2],
+    kernel: [(0, 0); MAX_RESERVED + 2],
+    nkernel: 0,
 });
 
-/// Records the usable RAM (`ranges`, as the boot loader reported it), the end of the direct
-/// map, and the kernel's own ranges (image, pool). Called once at boot.
-pub fn init(
-    ranges: impl Iterator<Item = (u64, u64)>,
-    direct_map_end: u64,
-    image: (u64, u64),
-    pool: (u64, u64),
-) {
+/// Builds the table from the KIP's memory descriptors, whoever wrote them (the kernel from
+/// the multiboot memory map, or a boot loader that patched the KIP): conventional memory is
+/// RAM, reserved memory is the kernel's; the image and the pool are the kernel's whatever the
+/// descriptors say. Called once at boot, before the first user thread runs. Descriptors that
+/// do not fit the table are dropped: RAM then counts as unusable (safe), a reserved range as
+/// kernel memory only through the image and pool rules.
+pub fn init(image: (u64, u64), pool: (u64, u64)) {
     let ram = RAM.get();
     ram.n = 0;
-    for (base, end) in ranges {
-        let start = base.saturating_add(PAGE - 1) & !(PAGE - 1);
-        let end = end.min(direct_map_end) & !(PAGE - 1);
-        if start < end && ram.n < MAX_RANGES {
-            ram.ranges[ram.n] = (start, end);
-            ram.n += 1;
+    ram.kernel[0] = image;
+    ram.kernel[1] = pool;
+    ram.nkernel = 2;
+    let k = crate::kip::kip();
+    let count = (MemoryInfo(k.kip.memory_info).count() as usize).min(k.mem_desc.len());
+    for d in &k.mem_desc[..count] {
+        if d.is_virtual() {
+            continue;
+        }
+        let (low, end) = (d.low(), d.high().saturating_add(1));
+        match d.mem_type() {
+            Some(MemType::Conventional) => {
+                let start = low.saturating_add(PAGE - 1) & !(PAGE - 1);
+                let end = end.min(MAX_PHYS) & !(PAGE - 1);
+                if start < end && ram.n < MAX_RANGES {
+                    ram.ranges[ram.n] = (start, end);
+                    ram.n += 1;
+                }
+            }
+            Some(MemType::Reserved) if ram.nkernel < ram.kernel.len() => {
+                ram.kernel[ram.nkernel] = (low, end);
+                ram.nkernel += 1;
+            }
+            _ => {}
         }
     }
-    ram.kernel = [image, pool];
 }
 
 /// Is the page at `page` (aligned) user RAM?
@@ -63,7 +84,9 @@ fn is_user_ram(page: u64) -> bool {
     ram.ranges[..ram.n]
         .iter()
         .any(|&(s, e)| page >= s && page_end <= e)
-        && !ram.kernel.iter().any(|&(s, e)| page < e && s < page_end)
+        && !ram.kernel[..ram.nkernel]
+            .iter()
+            .any(|&(s, e)| page < e && s < page_end)
 }
 
 /// Kernel address of `len` bytes of user memory at physical `pa` (within one 4 KiB page), if

@@ -1,4 +1,4 @@
-//! Per-space limits on kernel memory (docs/decisions/005-kernel-memory-quota.md).
+//! Per-space limits on kernel memory (docs/decisions/006-kernel-memory-quota.md).
 //!
 //! X.2 has no quota interface, yet a space that receives mappings makes the kernel allocate
 //! page-table frames (from the pool) and mapping-database nodes on its behalf. Each
