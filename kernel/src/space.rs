@@ -345,11 +345,9 @@ fn pte_rights(e: u64) -> Rights {
     Rights::from_raw(r)
 }
 
-/// Is [pa, pa+len) kernel memory that nobody may map (image, pool)?
+/// Is [pa, pa+len) kernel memory that nobody may map (image, pool, reserved descriptors)?
 fn is_kernel_memory(pa: u64, len: u64) -> bool {
-    let (lo, hi) = frame::range();
-    let (ilo, ihi) = crate::kernel_image_range();
-    (pa < hi && lo < pa.saturating_add(len)) || (pa < ihi && ilo < pa.saturating_add(len))
+    crate::mm::phys::is_kernel(pa, len)
 }
 
 /// Resolves a page fault of sigma0 by mapping physical memory idempotently.

@@ -89,6 +89,16 @@ fn is_user_ram(page: u64) -> bool {
             .any(|&(s, e)| page < e && s < page_end)
 }
 
+/// Does `[pa, pa + len)` touch kernel memory (image, pool, a reserved descriptor)? Such
+/// memory is never mapped to user space, not even when sigma0 asks (`space.rs`).
+pub fn is_kernel(pa: u64, len: u64) -> bool {
+    let ram = RAM.get();
+    let end = pa.saturating_add(len);
+    ram.kernel[..ram.nkernel]
+        .iter()
+        .any(|&(s, e)| pa < e && s < end)
+}
+
 /// Kernel address of `len` bytes of user memory at physical `pa` (within one 4 KiB page), if
 /// that page is usable RAM the kernel does not own; `None` for device memory, holes, memory
 /// beyond the direct map, and kernel memory.
