@@ -401,6 +401,17 @@ impl<'a> MapDb<'a> {
         }
     }
 
+    /// Does `space` hold a mapping that lies entirely inside `[start, last]` (an aligned block)?
+    /// A piece mapped there then adds no mapping to the receiver's count: it extends that
+    /// mapping, leaves the range alone (it holds an ancestor of the source), or replaces it
+    /// (or the mapping went earlier in the same operation, with a subtree). Mappings of a space
+    /// never overlap, so only the first one overlapping the block needs a look: one that
+    /// starts before the block covers all of it.
+    fn holds_inside(&self, space: SpaceId, start: u64, last: u64) -> bool {
+        let r = self.first_overlapping(space, start, last);
+        r != NIL && self.node(r).vaddr >= start && self.node(r).last() <= last
+    }
+
     /// Remove every mapping of `space` overlapping `[start, last]`.
     fn clear_range(&mut self, ops: &mut impl PageTableOps, space: SpaceId, start: u64, last: u64) {
         loop {
@@ -534,7 +545,9 @@ impl<'a> MapDb<'a> {
             loop {
                 let p = piece_size(mask, src, seg.paddr + (src - seg.start), seg.last);
                 need += per_piece;
-                need_to += 1;
+                if !self.holds_inside(to, dst(src), dst(src) + span(p)) {
+                    need_to += 1;
+                }
                 if need > self.free_count as usize
                     || !ops.may_add_mappings(to, need_to)
                     || !ops.reserve(to, dst(src), p)

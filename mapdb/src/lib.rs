@@ -213,8 +213,9 @@ pub trait PageTableOps {
     /// Return the status bits of an existing entry and clear them (accessed → R, dirty → W).
     fn read_status(&mut self, space: SpaceId, vaddr: u64, size_log2: u8) -> Rights;
     /// Whether `space` may hold `more` mappings beyond those it holds now (the kernel's
-    /// per-space quota). Asked by the dry run of map and grant with the number of pieces the
-    /// receiver may gain (an upper bound); `false` fails the operation with
+    /// per-space quota). Asked by the dry run of map and grant with the number of mappings the
+    /// receiver may gain (an upper bound: pieces whose range holds none of its mappings yet);
+    /// `false` fails the operation with
     /// [`MapError::NoMem`] before anything changed. sigma0's root nodes are nobody's mappings
     /// and are never counted.
     fn may_add_mappings(&mut self, space: SpaceId, more: usize) -> bool {

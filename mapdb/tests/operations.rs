@@ -626,20 +626,22 @@ fn quota_refuses_only_the_receiver_and_follows_grants() {
         .unwrap();
     assert_counts(&db, &pt, &ALL);
     assert_eq!(pt.counts[&B.0], 2);
-    // The check is an upper bound (every piece counts as new): at its quota, A cannot even
-    // map over pages it holds; nothing changes.
-    let (before, pt_before) = (snapshot(&db, &ALL), pt.clone());
-    assert_eq!(
-        db.map(&mut pt, SIGMA0, 0x10000, A, 0x10000, 12, Rights::RWX),
-        Err(MapError::NoMem)
-    );
-    assert_eq!(snapshot(&db, &ALL), before);
-    assert_eq!(pt.counts, pt_before.counts);
-    // A grant moves the charge: B's 2 pages go to D.
+    // Mapping over pages it holds costs nothing: at its quota, A can still have its pages
+    // re-mapped (a pager upgrading rights, or replacing a page by another).
+    db.unmap(&mut pt, A, 0x10000, 14, Rights::W, false).unwrap();
+    db.map(&mut pt, SIGMA0, 0x10000, A, 0x10000, 14, Rights::RWX)
+        .unwrap();
+    db.map(&mut pt, SIGMA0, 0x30000, A, 0x10000, 12, Rights::R)
+        .unwrap();
+    assert_counts(&db, &pt, &ALL);
+    assert_eq!(pt.counts[&A.0], 4);
+    // Replacing A's page at 0x10000 took what B and C derived from it: B holds one page.
+    assert_eq!((pt.counts[&B.0], pt.counts[&C.0]), (1, 1));
+    // A grant moves the charge: B's page goes to D.
     db.grant(&mut pt, B, 0x10000, D, 0x40000, 13, Rights::RWX)
         .unwrap();
     assert_counts(&db, &pt, &ALL);
-    assert_eq!((pt.counts[&B.0], pt.counts[&D.0]), (0, 2));
+    assert_eq!((pt.counts[&B.0], pt.counts[&D.0]), (0, 1));
     // Unmapping gives quota back: A flushes one page and can take another.
     db.unmap(&mut pt, A, 0x10000, 12, Rights::RWX, true)
         .unwrap();
