@@ -4,8 +4,8 @@
 //!
 //! Owns the node slab (carved from the kernel pool at boot, sized by `mm::quota`) and the
 //! `PageTableOps` that let the database drive the x86-64 page tables, charging page-table
-//! frames and mappings to the receiving space's quota. The KIP and UTCB pages and sigma0's idempotent mappings are made by the kernel
-//! directly and are never in the database.
+//! frames and mappings to the receiving space's quota. The KIP and UTCB pages and sigma0's
+//! idempotent mappings are made by the kernel directly and are never in the database.
 //!
 //! `reserve` allocates every page table a later `install` needs; where a superpage stands in
 //! the way (it is about to be replaced) the tables are taken from a spare list filled by
