@@ -377,16 +377,28 @@ extern "C" fn attacker() -> ! {
         }
         n += 1;
     }
-    util::report(&[n, code]);
+    // At the quota, the first page is mapped again with more rights (as a pager upgrading a
+    // read-only page on a write fault): it costs nothing, so it must still work.
+    let item =
+        MapItem::new(Fpage::new_log2(page, 12).with_rights(Rights::RW), base).to_words(false);
+    utcb::set_mrs(1, &item);
+    utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
+    let r = syscall::ipc(
+        sink,
+        ThreadId::NIL,
+        Timeouts::new(Time::period_micros(2_000_000), Time::NEVER),
+    );
+    let remap = if r.tag.error() { utcb::error_code() } else { 0 };
+    util::report(&[n, code, remap]);
     util::park()
 }
 
 /// The attacker's first report.
 const READY: u64 = 0x4_EAD1;
 
-/// One attack by a fresh space (threads `no`, `no + 1`); returns (mappings, error code), the
-/// attacker still alive.
-fn attack(no: u64, stride_log2: u64, base: u64, bound: u64) -> Result<(u64, u64), (u64, u64)> {
+/// One attack by a fresh space (threads `no`, `no + 1`); returns (mappings, error code, error
+/// code of re-mapping the first page with more rights at the quota), the attacker still alive.
+fn attack(no: u64, stride_log2: u64, base: u64, bound: u64) -> Result<(u64, u64, u64), (u64, u64)> {
     STRIDE_LOG2.store(stride_log2, Ordering::SeqCst);
     ATTACK_BASE.store(base, Ordering::SeqCst);
     ATTACK_BOUND.store(bound, Ordering::SeqCst);
@@ -407,7 +419,7 @@ fn attack(no: u64, stride_log2: u64, base: u64, bound: u64) -> Result<(u64, u64)
         Timeouts::new(Time::period_micros(5_000_000), Time::NEVER),
     );
     match util::receive_report(a, 60_000) {
-        Ok((w, _)) => Ok((w[0], w[1])),
+        Ok((w, _)) => Ok((w[0], w[1], w[2])),
         Err(e) => Err((5, e)),
     }
 }
@@ -428,11 +440,16 @@ fn victim_runs(no: u64) -> bool {
 
 fn exhaustion(s: &mut Suite, name: &str, stride_log2: u64, base: u64, bound: u64) {
     let first = attack(ATTACKER_NO, stride_log2, base, bound);
-    let refused = matches!(first, Ok((n, code)) if n < bound && code == 8);
+    let refused = matches!(first, Ok((n, code, _)) if n < bound && code == 8);
     s.check(
         &name_of("security_memory.exhaustion_refused_to_attacker", name),
         refused,
-        format_args!("(mappings, error code) {first:x?}, bound {bound}; want overflow (8)"),
+        format_args!("(mappings, error code, _) {first:x?}, bound {bound}; want overflow (8)"),
+    );
+    s.check(
+        &name_of("security_memory.remap_at_quota_works", name),
+        matches!(first, Ok((_, _, 0))),
+        format_args!("(mappings, error code, re-map error code) {first:x?}"),
     );
     let ran = victim_runs(VICTIM_NO);
     s.check(
@@ -441,7 +458,7 @@ fn exhaustion(s: &mut Suite, name: &str, stride_log2: u64, base: u64, bound: u64
         format_args!("a new space did not run while the attacker held its memory"),
     );
     delete_attacker(ATTACKER_NO);
-    let Ok((n1, _)) = first else {
+    let Ok((n1, _, _)) = first else {
         return;
     };
     // Ten more attackers in a row: together far more than the pool; each gets as far.
