@@ -18,6 +18,7 @@ mod memory;
 mod privilege;
 mod sched;
 mod schedule;
+mod security_entry;
 mod security_memory;
 mod sigma0;
 mod space_control;
@@ -55,4 +56,5 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("churn", churn::run),
     ("security_memory", security_memory::run),
     ("fuzz", fuzz::run),
+    ("security_entry", security_entry::run),
 ];
