@@ -545,13 +545,16 @@ impl<'a> MapDb<'a> {
             loop {
                 let p = piece_size(mask, src, seg.paddr + (src - seg.start), seg.last);
                 need += per_piece;
-                if !self.holds_inside(to, dst(src), dst(src) + span(p)) {
+                // The receiver's quota: every piece counts as a new mapping while there is
+                // room; near the limit, a piece whose range already holds one of the
+                // receiver's mappings counts as none (it extends, keeps or replaces it), so
+                // re-mapping at the quota works. The look-up costs only near the limit.
+                if ops.may_add_mappings(to, need_to + 1) {
                     need_to += 1;
+                } else if !self.holds_inside(to, dst(src), dst(src) + span(p)) {
+                    return Err(MapError::NoMem);
                 }
-                if need > self.free_count as usize
-                    || !ops.may_add_mappings(to, need_to)
-                    || !ops.reserve(to, dst(src), p)
-                {
+                if need > self.free_count as usize || !ops.reserve(to, dst(src), p) {
                     return Err(MapError::NoMem);
                 }
                 if src + span(p) >= seg.last {
