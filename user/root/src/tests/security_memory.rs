@@ -15,7 +15,11 @@
 //!   mapping) until the kernel refuses; the refusal is the attacker's own IPC error. While the
 //!   attacker still holds everything it got, a new space still faults its pages in (mapping)
 //!   and runs. After the attacker is deleted its kernel memory is back: ten attackers in a
-//!   row, together far more than the whole pool, each get exactly as far as the first.
+//!   row, together far more than the whole pool, each get exactly as far as the first; at the
+//!   quota a page can still be re-mapped with more rights.
+//! * **Superpages over page tables.** A space maps a 4 KiB page and then gets the 1 GiB page
+//!   over it from sigma0, 20,000 times: the page tables under the 1 GiB page must be freed
+//!   each time (they leaked, and the pool ran out).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -480,6 +484,106 @@ fn exhaustion(s: &mut Suite, name: &str, stride_log2: u64, base: u64, bound: u64
     );
 }
 
+// ---------------------------------------------------------------------------------------
+// Page tables under a replaced superpage.
+
+/// Rounds of the superpage churn: more than the default pool has frames.
+const CHURN_ROUNDS: u64 = 20_000;
+/// Where the churn space gets its pages (sigma0's part: shared memory above the direct map).
+const CHURN_BASE: u64 = 600 << 30;
+
+/// Does the CPU have 1 GiB pages (CPUID 0x8000_0001 EDX bit 26)?
+fn has_1g_pages() -> bool {
+    let max = core::arch::x86_64::__cpuid(0x8000_0000).eax;
+    max >= 0x8000_0001 && core::arch::x86_64::__cpuid(0x8000_0001).edx & (1 << 26) != 0
+}
+
+/// Churn, mapping side: maps ATTACK_PAGE (4 KiB) to the sink thread of its own space at
+/// CHURN_BASE, CHURN_ROUNDS times (each builds a page directory and a page table there).
+extern "C" fn churn_mapper() -> ! {
+    let page = &raw const ATTACK_PAGE as u64;
+    util::prepare();
+    util::report(&[READY]);
+    let Ok((w, _)) = util::receive_report(util::root(), 5000) else {
+        util::park()
+    };
+    let sink = ThreadId::from_raw(w[0]);
+    for _ in 0..CHURN_ROUNDS {
+        let item = MapItem::new(Fpage::new_log2(page, 12).with_rights(Rights::R), CHURN_BASE)
+            .to_words(false);
+        utcb::set_mrs(1, &item);
+        utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
+        let r = syscall::ipc(
+            sink,
+            ThreadId::NIL,
+            Timeouts::new(Time::period_micros(5_000_000), Time::NEVER),
+        );
+        if r.tag.error() {
+            break;
+        }
+    }
+    util::park()
+}
+
+/// Churn, sink side: receives the 4 KiB page at CHURN_BASE, then asks sigma0 for the 1 GiB
+/// page there, which replaces the page directory and page table by one entry; reports
+/// (rounds completed, CHURN_ROUNDS).
+extern "C" fn churn_sink() -> ! {
+    let mut done = 0;
+    while done < CHURN_ROUNDS {
+        msg::accept(Acceptor::map_grant(Fpage::COMPLETE));
+        let r = syscall::ipc(
+            ThreadId::NIL,
+            ThreadId::ANY,
+            Timeouts::new(Time::NEVER, Time::period_micros(5_000_000)),
+        );
+        if r.tag.error() || sigma0::get_page(Fpage::new_log2(CHURN_BASE, 30)).is_err() {
+            break;
+        }
+        done += 1;
+    }
+    util::report(&[done, CHURN_ROUNDS]);
+    util::park()
+}
+
+/// A 1 GiB page mapped over a page directory with page tables below it frees all of them:
+/// a non-privileged space doing so again and again (more often than the pool has frames)
+/// never runs out. Needs 1 GiB pages (`-cpu max`); without them the check is trivially met.
+fn superpage_churn(s: &mut Suite) {
+    if !has_1g_pages() {
+        s.check(
+            "security_memory.superpage_over_tables_frees_them",
+            true,
+            format_args!(""),
+        );
+        return;
+    }
+    let (a, b) = (tid(CHILD_NO + 2), tid(CHILD_NO + 3));
+    let got = (|| {
+        spawn(a, 1, churn_mapper)?;
+        start_in(b, a, 1, 2, churn_sink)?;
+        match util::receive_report(a, 5000) {
+            Ok((w, _)) if w[0] == READY => {}
+            other => return Err((6, other.map_or_else(|e| e, |(w, _)| w[0]))),
+        }
+        utcb::set_mrs(1, &[b.raw()]);
+        utcb::set_mr(0, MsgTag::new(REPORT, 1, 0).raw());
+        let _ = syscall::ipc(
+            a,
+            ThreadId::NIL,
+            Timeouts::new(Time::period_micros(5_000_000), Time::NEVER),
+        );
+        util::receive_report(b, 300_000).map_err(|e| (5, e))
+    })();
+    s.check(
+        "security_memory.superpage_over_tables_frees_them",
+        matches!(got, Ok((w, _)) if w[0] == CHURN_ROUNDS),
+        format_args!("(rounds, of) {got:x?}"),
+    );
+    kill(b);
+    kill(a);
+}
+
 /// Runs this module's checks.
 pub fn run(s: &mut Suite) {
     util::prepare();
@@ -501,6 +605,7 @@ pub fn run(s: &mut Suite) {
         ("beyond_600g", 600 << 30),
     ];
     string_cases(s, &cases);
+    superpage_churn(s);
     // 2 MiB strides: a page table per mapping; 4 KiB strides: a node per mapping.
     exhaustion(s, "2m_strides", 21, 0x1000_0000_0000, 40_000);
     exhaustion(s, "4k_strides", 12, 0x2000_0000_0000, 200_000);
