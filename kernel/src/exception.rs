@@ -22,6 +22,7 @@ use crate::thread;
 const VEC_UD: u64 = 6;
 const VEC_BP: u64 = 3;
 const VEC_PF: u64 = 14;
+const VEC_GP: u64 = 13;
 
 pub fn handle(frame: &mut TrapFrame) {
     if !frame.is_from_user() {
@@ -53,6 +54,12 @@ pub fn handle(frame: &mut TrapFrame) {
             }
         }
         VEC_PF => page_fault(frame),
+        // IO-fpages: a port access to ports the space lacks is an IO page fault (io_space.rs).
+        VEC_GP => match crate::io_space::gp_fault(frame) {
+            crate::io_space::GpOutcome::NotIo => exception_ipc(frame),
+            crate::io_space::GpOutcome::Retry => {}
+            crate::io_space::GpOutcome::Undeliverable(why) => halt_faulting(frame, why),
+        },
         _ => exception_ipc(frame),
     }
 }

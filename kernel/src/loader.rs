@@ -314,8 +314,11 @@ pub fn start_root_servers() -> Result<(), &'static str> {
         let s = unsafe { &mut *space };
         s.privileged = true;
         s.sigma0 = is_sigma0;
-        if is_sigma0 && !crate::mapping::init(space) {
-            return Err("kernel memory pool too small for the mapping database");
+        if is_sigma0 {
+            if !crate::mapping::init(space) {
+                return Err("kernel memory pool too small for the mapping database");
+            }
+            crate::io_space::init(space)?;
         }
         crate::space::map_kip(s, Fpage::new_log2(ROOT_KIP_AREA, 12))
             .map_err(|_| "out of kernel memory")?;

@@ -15,6 +15,7 @@ mod console;
 mod exception;
 mod exregs;
 mod interrupt;
+mod io_space;
 mod ipc;
 mod kdb;
 mod kip;
@@ -87,7 +88,10 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     let kdb_policy = kdb::init(boot.cmdline());
     kprintln!("kdb: policy {:?} (kdb=all|privileged|strict)", kdb_policy);
     let iopl_policy = trap::init_iopl_policy(boot.cmdline());
-    kprintln!("iopl: IOPL 3 for {:?} (iopl=all|privileged)", iopl_policy);
+    kprintln!(
+        "iopl: IOPL 3 for {:?} (iopl=none|privileged|all; other than none is UNSAFE)",
+        iopl_policy
+    );
     kprintln!("memory map:");
     let mut phys_top = 0;
     for r in boot.regions() {

@@ -44,6 +44,8 @@ pub struct Space {
     pub table_frames: Cell<u64>,
     /// Mapping-database nodes (mappings) this space holds (mm/quota.rs).
     pub mappings: Cell<u64>,
+    /// IO-fpages: the space's I/O permission bitmap (owned by `io_space`).
+    pub io: crate::io_space::SpaceIo,
 }
 
 const _: () = assert!(core::mem::size_of::<Space>() <= 4096);
@@ -60,6 +62,7 @@ static KERNEL_SPACE: KernelCell<Space> = KernelCell::new(Space {
     sigma0: false,
     table_frames: Cell::new(0),
     mappings: Cell::new(0),
+    io: crate::io_space::SpaceIo::NONE,
 });
 
 pub fn kernel_space() -> *mut Space {
@@ -90,6 +93,7 @@ pub fn create() -> Option<*mut Space> {
             sigma0: false,
             table_frames: Cell::new(0),
             mappings: Cell::new(0),
+            io: crate::io_space::SpaceIo::NONE,
         })
     };
     Some(s)
@@ -105,6 +109,7 @@ pub fn release(s: &mut Space) {
 
 fn destroy(s: &mut Space) {
     crate::mapping::delete_space(s);
+    crate::io_space::delete_space(s); // its ports, and its I/O bitmap
     let (pool_lo, pool_hi) = frame::range();
     let utcb = s.utcb_area;
     // Free user page tables, and the UTCB pages (the only pool frames mapped as user pages).
@@ -383,6 +388,10 @@ pub fn map_item(
 ) -> Result<(), SyscallError> {
     let acceptor = Acceptor(to.utcb_word(abi::utcb::br(0)));
     let window = acceptor.window();
+    if fpage.is_io() {
+        // IO-fpages: ports, not memory (io_space.rs).
+        return crate::io_space::map_item(from.space(), to.space(), window, fpage, grant);
+    }
     if window.is_nil() || fpage.is_nil() || fpage.rights().raw() == 0 {
         return Ok(());
     }
@@ -535,7 +544,13 @@ pub fn sys_unmap(control: u64) {
     let s = cur.space;
     for i in 0..=k {
         let f = Fpage::from_raw(cur.mr(i));
-        if f.is_nil() || f.is_io() {
+        if f.is_nil() {
+            continue;
+        }
+        if f.is_io() {
+            // IO-fpages: revoke ports (io_space.rs).
+            let status = crate::io_space::unmap(cur.space(), f, flush);
+            cur.set_mr(i, (f.raw() & !7) | status);
             continue;
         }
         let (base, log2) = if f.is_complete() {

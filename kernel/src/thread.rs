@@ -406,8 +406,9 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
     Some(t)
 }
 
-/// RFLAGS of a user thread: IF, IOPL 3 (spec 4.6, item 18 of section 1), bit 1; threads of
-/// unprivileged spaces get IOPL 0 unless `iopl=all` (`trap::initial_user_rflags`).
+/// RFLAGS of a user thread: IF, IOPL 3 (spec 4.6, item 18 of section 1), bit 1; the IOPL a
+/// new thread really gets is the policy's (`trap::initial_user_rflags`): 0 by default
+/// (IO-fpages), 3 only with the UNSAFE `iopl=privileged|all` options.
 pub const USER_RFLAGS: u64 = 0x3202;
 
 /// Frees a thread that is no longer queued anywhere. Must not be the current thread.

@@ -234,6 +234,21 @@ pub fn user_tests() -> Vec<Test> {
             timeout_s: 60,
         },
         Test {
+            // The UNSAFE compatibility option: user threads get IOPL 3 back; the demo runs.
+            name: "demo-iopl-all-option",
+            boot: |i| with_root(i, "iopl=all", "demo"),
+            expect: &[
+                "iopl: IOPL 3 for All",
+                "sigma0: ready",
+                "demo: drivers ready",
+            ],
+            forbid: DEMO_FORBID,
+            exit: None,
+            stop_at: Some("demo: drivers ready"),
+            input: NO_INPUT,
+            timeout_s: 60,
+        },
+        Test {
             name: "demo-serial-input",
             boot: |i| with_root(i, "", "demo"),
             expect: &[
