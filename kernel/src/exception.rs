@@ -33,6 +33,7 @@ pub fn handle(frame: &mut TrapFrame) {
             return;
         }
         trap::dump(frame);
+        crate::debug::on_kernel_fault(frame);
         if crate::selftest::expected(frame.vector) {
             crate::kprintln!("selftest: exception {} reported as expected", frame.vector);
             crate::platform::pc::qemu_exit(crate::platform::pc::EXIT_SUCCESS);
@@ -51,6 +52,8 @@ pub fn handle(frame: &mut TrapFrame) {
         VEC_BP => {
             if !crate::kdb::handle(frame) {
                 exception_ipc(frame);
+            } else {
+                crate::debug::after_kdb_call(frame);
             }
         }
         VEC_PF => page_fault(frame),
@@ -179,5 +182,6 @@ fn halt_faulting(frame: &mut TrapFrame, why: &str) {
     trap::dump(frame);
     cur.halted = true;
     schedule::dequeue(cur);
+    crate::debug::on_user_fault(frame, why);
     schedule::schedule();
 }

@@ -12,6 +12,7 @@
 mod arch;
 mod boot;
 mod console;
+mod debug;
 mod exception;
 mod exregs;
 mod interrupt;
@@ -397,5 +398,6 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     } else {
         kprintln!("*** kernel panic: {}", info.message());
     }
+    debug::on_panic();
     pc::qemu_exit(pc::EXIT_FAILURE)
 }

@@ -257,6 +257,7 @@ pub fn all_tests() -> Vec<Test> {
     ];
     t.extend(crate::tests::user_tests());
     t.extend(crate::tests::stage2_tests());
+    t.extend(crate::kdb_tests::tests());
     t
 }
 
@@ -304,12 +305,7 @@ pub fn user_tests() -> Vec<Test> {
             forbid: DEMO_FORBID,
             exit: None,
             stop_at: Some("com1: '\\r'"),
-            input: || {
-                vec![SerialInput {
-                    after: "demo: drivers ready".into(),
-                    bytes: b"hello!\r".to_vec(),
-                }]
-            },
+            input: || vec![SerialInput::new("demo: drivers ready", b"hello!\r")],
             timeout_s: 60,
         },
         Test {
@@ -728,13 +724,27 @@ fn lint() -> (usize, usize) {
         bare.extend(["-p", p]);
     }
     bare.extend(["--", "-D", "warnings"]);
-    let steps: [(&str, Vec<&str>); 3] = [
+    // The kernel without its debugger (feature `kdb` off) must build clean as well.
+    let no_kdb = vec![
+        "clippy",
+        "--release",
+        "--target",
+        build::TARGET,
+        "-p",
+        "kernel",
+        "--no-default-features",
+        "--",
+        "-D",
+        "warnings",
+    ];
+    let steps: [(&str, Vec<&str>); 4] = [
         ("fmt", vec!["fmt", "--all", "--check"]),
         (
             "clippy-host",
             vec!["clippy", "--all-targets", "--", "-D", "warnings"],
         ),
         ("clippy-bare-metal", bare),
+        ("clippy-kernel-without-kdb", no_kdb),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, args) in steps {
@@ -848,6 +858,22 @@ pub fn run_all(args: &[String]) -> ExitCode {
             }
             for x in c.iter().filter(|x| !d.contains(x)) {
                 println!("  stage2 boot only: {x}");
+            }
+        }
+    }
+    if filter
+        .as_ref()
+        .is_none_or(|f| "kdb-gdb".contains(f.as_str()))
+    {
+        let (name, v, log) = crate::kdb_tests::gdb_test(&images);
+        if v.ok {
+            passed += 1;
+            println!("test {name} ... ok");
+        } else {
+            failed += 1;
+            println!("test {name} ... FAILED: {}", v.reason);
+            for line in log.lines() {
+                println!("  | {line}");
             }
         }
     }

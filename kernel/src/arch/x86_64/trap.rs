@@ -114,7 +114,7 @@ trap_common:
     .quad 661b, 0
     .popsection
     movq %rsp, %rdi
-    call trap_dispatch
+    call *trap_dispatch_vector(%rip)
     .global trap_return
 trap_return:
     /* Is the saved RIP canonical (bits 47..63 all equal)? Every register is about to be
@@ -145,6 +145,14 @@ trap_return_check:
     movq %rsp, %rdi
     call bad_user_return
     jmp trap_return
+
+    /* The generic handler, through a vector the kernel debugger's event trace may redirect
+       (kernel/src/debug/trace.rs): one indirect call, no cost while the trace is off. */
+    .section .data.trap_dispatch_vector, "aw"
+    .balign 8
+    .global trap_dispatch_vector
+trap_dispatch_vector:
+    .quad trap_dispatch
 
     .section .rodata
     .balign 8

@@ -328,7 +328,9 @@ pub fn run(s: &mut Suite) {
         sp.is_ok() && rep.is_ok(),
         format_args!("{sp:?} {rep:x?}"),
     );
-    util::sleep_us(10_000); // let it reach its receive
+    // Wait (bounded) until it reaches its receive: it may still need a page fault served and
+    // share the processor with a spinning thread of its priority for a whole time slice.
+    util::wait_until(|| query(o).1.control & 7 == 2);
     let (lo, qo) = query(o);
     s.check(
         "exregs.pager_space_may_exregs",
