@@ -19,7 +19,8 @@ use abi::thread_id::ThreadId;
 use abi::time::Time;
 use abi::utcb;
 
-use crate::arch::x86_64::paging::{USER_END, phys_to_virt};
+use crate::arch::x86_64::paging::USER_END;
+use crate::mm::phys::user_ram;
 use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};
 
@@ -43,9 +44,12 @@ impl Segments {
 }
 
 /// Reads one logical string starting at `words[*pos]`; `None` if the words are not a string.
-/// Also returns the C bit of its last item (another string follows).
+/// Also returns the C bit of its FIRST item (another string follows): libl4 sets C only on the
+/// first item of a compound string and Pistachio reads it there; the C bits of the later items
+/// are ignored (spec 2.5; issue 14, docs/kernel-bugs.md).
 pub fn logical_string(words: &[u64], pos: &mut usize) -> Option<(Segments, bool)> {
     let mut s = Segments::new();
+    let mut more: Option<bool> = None;
     loop {
         let (TypedItem::String { header, substrings }, n) =
             decode_typed(words.get(*pos..)?).ok()?
@@ -60,8 +64,9 @@ pub fn logical_string(words: &[u64], pos: &mut usize) -> Option<(Segments, bool)
             s.n += 1;
         }
         *pos += n;
+        let more = *more.get_or_insert(header.more());
         if !header.compound() {
-            return Some((s, header.more()));
+            return Some((s, more));
         }
     }
 }
@@ -226,15 +231,14 @@ pub fn copy(
         let dp = translate(dst, da, true);
         match (sp, dp) {
             (Some(sp), Some(dp)) => {
-                // SAFETY: both ranges lie within one mapped user page each (checked above),
-                // reached through the direct map.
-                unsafe {
-                    core::ptr::copy(
-                        phys_to_virt(sp) as *const u8,
-                        phys_to_virt(dp) as *mut u8,
-                        n as usize,
-                    )
+                // Device memory, holes, memory beyond the direct map and kernel memory are
+                // never touched: the message overflows (docs/decisions/003-open-points.md).
+                let (Some(from), Some(to)) = (user_ram(sp, n), user_ram(dp, n)) else {
+                    return Err(overflow(*copied));
                 };
+                // SAFETY: `user_ram` vouches that both ranges lie within one page each of
+                // usable RAM outside the kernel's own memory, reached through the direct map.
+                unsafe { core::ptr::copy(from as *const u8, to, n as usize) };
                 soff += n;
                 doff += n;
                 done += n;

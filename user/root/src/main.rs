@@ -7,6 +7,9 @@
 //!   drivers ([`demo`], [`drivers`]); it keeps running;
 //! * `bench`: IPC, system-call and exception round-trip figures ([`bench`]), then
 //!   `kdb::enter("exit-success")`;
+//! * `kipdump` prints the KIP as raw words for the comparison with the reference kernel's
+//!   ([`kipdump`]), then `kdb::enter("exit-success")`;
+//! * `kdbtest`: a fixed system state for the kernel debugger's tests ([`kdbtest`]);
 //! * `scale`: how single operations cost with growing unrelated state ([`scale`]), then
 //!   `kdb::enter("exit-success")`;
 //! * `conformance` runs the conformance suite ([`conformance`], checks in [`tests`]) and ends
@@ -22,6 +25,8 @@ mod bench;
 mod conformance;
 mod demo;
 mod drivers;
+mod kdbtest;
+mod kipdump;
 mod scale;
 mod tests;
 
@@ -42,6 +47,8 @@ fn main() -> ! {
         "conformance" => conformance::run(),
         "demo" => demo::run(),
         "bench" => bench::run(),
+        "kipdump" => kipdump::run(),
+        "kdbtest" => kdbtest::run(args),
         "scale" => scale::run(),
         other => {
             println!("root: unknown mode `{other}`; running the demo");

@@ -7,9 +7,11 @@ use crate::conformance::Suite;
 mod chain;
 mod churn;
 mod clock;
+mod compat;
 mod cpu_state;
 mod exregs;
 mod fuzz;
+mod io_ports;
 mod ipc;
 mod kernel_interface;
 mod kip;
@@ -18,6 +20,8 @@ mod memory;
 mod privilege;
 mod sched;
 mod schedule;
+mod security_entry;
+mod security_memory;
 mod sigma0;
 mod space_control;
 mod strings;
@@ -42,6 +46,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("ipc", ipc::run),
     ("memory", memory::run),
     ("strings", strings::run),
+    ("compat", compat::run),
     ("chain", chain::run),
     ("cpu_state", cpu_state::run),
     ("threads", threads::run),
@@ -49,8 +54,11 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("lifecycle", lifecycle::run),
     ("schedule", schedule::run),
     ("unmap", unmap::run),
+    ("io_ports", io_ports::run),
     ("sigma0", sigma0::run),
     ("privilege", privilege::run),
     ("churn", churn::run),
+    ("security_memory", security_memory::run),
     ("fuzz", fuzz::run),
+    ("security_entry", security_entry::run),
 ];
