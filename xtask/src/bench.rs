@@ -428,6 +428,9 @@ fn gated_figures(ipc: &IpcFigures, scale: &ScaleFigures) -> BTreeMap<String, f64
     }
     m.insert("null-syscall".into(), ipc.null_syscall);
     m.insert("exception".into(), ipc.exception);
+    for (kind, v) in &ipc.io_switch {
+        m.insert(format!("io-switch.{kind}"), *v);
+    }
     for (op, n, x) in &scale.0 {
         m.insert(format!("scale.{op}.n{n}"), *x);
     }
