@@ -14,6 +14,7 @@ mod ipc;
 mod kernel_interface;
 mod kip;
 mod lifecycle;
+mod lifetime;
 mod memory;
 mod privilege;
 mod sched;
@@ -43,6 +44,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("memory", memory::run),
     ("strings", strings::run),
     ("chain", chain::run),
+    ("lifetime", lifetime::run),
     ("cpu_state", cpu_state::run),
     ("threads", threads::run),
     ("sched", sched::run),
