@@ -40,13 +40,12 @@ fn deadline(t: Time) -> Option<u64> {
     }
 }
 
-/// Whom a message from `sender` appears to come from: its virtual sender when propagating.
+/// Whom a message from `sender` appears to come from: its virtual sender when propagating
+/// (if that thread still exists).
 fn apparent_sender(sender: &Tcb) -> &Tcb {
-    if sender.propagate_as.is_null() {
-        sender
-    } else {
-        // SAFETY: `propagate_as` points at a live thread (cleared when that thread is deleted).
-        unsafe { &*sender.propagate_as }
+    match sender.propagate_as.and_then(thread::get) {
+        Some(v) => v,
+        None => sender,
     }
 }
 
@@ -61,7 +60,7 @@ fn accepts(receiver: &Tcb, sender: &Tcb) -> bool {
 /// must exist and be in the sender's space, or the receiver must be in the sender's space;
 /// otherwise the p bit is silently dropped.
 fn setup_propagation(cur: &mut Tcb, dest: &Tcb) {
-    cur.propagate_as = core::ptr::null_mut();
+    cur.propagate_as = None;
     let tag = MsgTag::from_raw(cur.mr(0));
     if !tag.propagated() {
         return;
@@ -72,32 +71,65 @@ fn setup_propagation(cur: &mut Tcb, dest: &Tcb) {
             if v.id.number() >= thread::USER_BASE
                 && (v.same_space(cur) || dest.same_space(cur)) =>
         {
-            cur.propagate_as = v as *mut Tcb;
+            cur.propagate_as = Some(v.handle());
         }
         _ => cur.mrs()[0] = tag.with_propagated(false).raw(),
     }
 }
 
-/// Completes a transfer from `sender` to `receiver`: message, from id, and for a propagated
-/// message the ActualSender TCR and the redirection of the virtual sender's closed receive.
-fn complete(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), (u64, u64)> {
-    let r = transfer(sender, receiver);
-    for t in [&mut *sender, &mut *receiver] {
-        t.tunnel_for = core::ptr::null_mut();
-        t.xfer_copier = core::ptr::null_mut();
+/// How a transfer run by the current thread ended.
+enum Completion {
+    /// Both parties exist; the pair of error codes (sender, receiver) if it failed.
+    Done(Result<(), (u64, u64)>),
+    /// The other party was deleted while the copy waited for a page fault: the current
+    /// thread's transfer is aborted, and the other party must not be touched.
+    PartnerGone,
+}
+
+/// Completes a transfer from `sender` to `receiver` run by the current thread (one of the
+/// two): message, from id, and for a propagated message the ActualSender TCR and the
+/// redirection of the virtual sender's closed receive. The party that does not run the copy
+/// waits in `State::Transfer` meanwhile, with no timer: its IPC timeout no longer applies
+/// once the transfer has started (spec 5.7); only transfer timeouts bound the copy.
+///
+/// The parties are named by handles, not references: a string copy may block (nested page
+/// faults), and either party other than the running one may be deleted meanwhile.
+fn complete(sender_h: thread::Handle, receiver_h: thread::Handle) -> Completion {
+    let sender_runs = thread::current().handle() == sender_h;
+    let other = if sender_runs { receiver_h } else { sender_h };
+    if let Some(waiting) = thread::get(other) {
+        schedule::timer_remove(waiting);
+        waiting.state = State::Transfer;
     }
+    let r = transfer(sender_h, receiver_h);
+    // The string-transfer links of this pair end here (only this pair's: a nested fault IPC
+    // inside a copy completes too, and must leave the outer transfer's links alone).
+    let me = thread::current();
+    let ours = me.xfer_partner == Some(other);
+    if ours {
+        me.xfer_partner = None;
+        me.xfer_copier = false;
+    }
+    let Some(o) = thread::get(other) else {
+        return Completion::PartnerGone;
+    };
+    if ours {
+        o.xfer_partner = None;
+        o.xfer_copier = false;
+    }
+    let (Some(sender), Some(receiver)) = (thread::get(sender_h), thread::get(receiver_h)) else {
+        return Completion::PartnerGone;
+    };
     let apparent = apparent_sender(sender);
     receiver.ipc_from = sender_id_for(receiver, apparent);
-    if !sender.propagate_as.is_null() {
+    if let Some(vs) = sender.propagate_as.and_then(thread::get) {
         receiver.set_utcb_word(utcb::VIRTUAL_SENDER, sender.id.raw());
-        // SAFETY: as in `apparent_sender`.
-        let vs = unsafe { &mut *sender.propagate_as };
         if vs.state == State::RecvBlocked && vs.from_spec == sender.id {
             vs.from_spec = receiver.id;
         }
-        sender.propagate_as = core::ptr::null_mut();
     }
-    r
+    sender.propagate_as = None;
+    Completion::Done(r)
 }
 
 /// The id under which `receiver` sees `sender`.
@@ -111,7 +143,10 @@ fn sender_id_for(receiver: &Tcb, sender: &Tcb) -> ThreadId {
 
 /// Copies the message from `src` to `dst`. Returns the error code pair (sender, receiver) on
 /// failure; both UTCBs then carry the error.
-fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
+fn transfer(src_h: thread::Handle, dst_h: thread::Handle) -> Result<(), (u64, u64)> {
+    let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
+        return Err(crate::string::aborted(0));
+    };
     let tag = MsgTag::from_raw(src.mr(0));
     let u = tag.untyped() as usize;
     let t = tag.typed() as usize;
@@ -139,9 +174,13 @@ fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
     let mut copied = 0u64;
     while i < end {
         if abi::items::StringHeader::is_string_item(s[i]) {
-            i = string_item(src, dst, &s[..end], i, &mut buffers, &mut copied)?;
+            i = string_item(src_h, dst_h, &s[..end], i, &mut buffers, &mut copied)?;
             continue;
         }
+        // A string copy before may have blocked: name the parties afresh.
+        let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
+            return Err(crate::string::aborted(copied));
+        };
         match abi::items::decode_typed(&s[i..end]) {
             Ok((abi::items::TypedItem::Map { item: m, .. }, n)) => {
                 crate::space::map_item(src, dst, m.snd_base, m.fpage, false)
@@ -163,8 +202,8 @@ fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
 /// it. Kept out of `transfer` so that its large locals only occupy the stack for strings.
 #[inline(never)]
 fn string_item(
-    src: &mut Tcb,
-    dst: &mut Tcb,
+    src_h: thread::Handle,
+    dst_h: thread::Handle,
     words: &[u64],
     i: usize,
     buffers: &mut Option<crate::string::Buffers>,
@@ -175,16 +214,23 @@ fn string_item(
         return Err(crate::string::overflow(*copied));
     };
     if buffers.is_none() {
+        let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
+            return Err(crate::string::aborted(*copied));
+        };
         *buffers = crate::string::Buffers::of(dst);
-        let copier = thread::current_ptr();
-        src.xfer_copier = copier;
-        dst.xfer_copier = copier;
+        let src_runs = core::ptr::eq(&*src, thread::current());
+        src.xfer_partner = Some(dst.handle());
+        dst.xfer_partner = Some(src.handle());
+        src.xfer_copier = src_runs;
+        dst.xfer_copier = !src_runs;
+        src.xfer_sender = true;
+        dst.xfer_sender = false;
         thread::current().xfer_abort = false;
     }
     let Some(recv) = buffers.as_mut().and_then(|b| b.next()) else {
         return Err(crate::string::overflow(*copied));
     };
-    crate::string::copy(src, &send, dst, &recv, copied)?;
+    crate::string::copy(src_h, &send, dst_h, &recv, copied)?;
     Ok(pos)
 }
 
@@ -196,13 +242,18 @@ fn overflow() -> (u64, u64) {
 }
 
 /// Delivers `sender`'s message to a `receiver` that is blocked receiving and accepts it.
-fn deliver(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), u64> {
-    match complete(sender, receiver) {
-        Ok(()) => {
+fn deliver(sender: thread::Handle, receiver: thread::Handle) -> Result<(), u64> {
+    let r = complete(sender, receiver);
+    let Some(receiver) = thread::get(receiver) else {
+        return Err(err(IpcPhase::Send, IpcErrorCode::Aborted));
+    };
+    match r {
+        Completion::PartnerGone => Err(err(IpcPhase::Send, IpcErrorCode::Aborted)),
+        Completion::Done(Ok(())) => {
             schedule::wake(receiver, IpcWake::Done);
             Ok(())
         }
-        Err((se, re)) => {
+        Completion::Done(Err((se, re))) => {
             receiver.mrs()[0] = MsgTag::from_raw(receiver.mr(0)).with_error(true).raw();
             receiver.set_utcb_word(utcb::ERROR_CODE, re);
             schedule::wake(receiver, IpcWake::Error(re));
@@ -283,7 +334,7 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
     cur.recv_after_send = ThreadId::NIL;
     cur.state = State::RecvBlocked;
     schedule::block_current(u64::MAX);
-    crate::string::serve_tunnel(cur);
+    crate::string::serve_tunnel(cur, IpcPhase::Receive);
     Some(match cur.wake {
         IpcWake::Done => IpcResult { from: cur.ipc_from },
         other => {
@@ -382,7 +433,7 @@ fn finish_queued_send(s: &mut Tcb) {
         );
     };
     schedule::timer_remove(s);
-    s.partner = core::ptr::null_mut();
+    s.partner = None;
     s.from_spec = resolved;
     s.state = State::RecvBlocked;
     s.wake = IpcWake::None;
@@ -405,7 +456,7 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64>
     setup_propagation(cur, dest);
     crate::profile::mark(crate::profile::Point::Resolved);
     if dest.state == State::RecvBlocked && accepts(dest, cur) {
-        let r = deliver(cur, dest);
+        let r = deliver(cur.handle(), dest.handle());
         crate::profile::mark(crate::profile::Point::Transferred);
         return r;
     }
@@ -414,10 +465,10 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64>
     };
     // Block in dest's send queue.
     cur.state = State::SendBlocked;
-    cur.partner = dest as *mut Tcb;
+    cur.partner = Some(dest.handle());
     sendq_push(dest, cur);
     schedule::block_current(dl);
-    crate::string::serve_tunnel(cur);
+    crate::string::serve_tunnel(cur, IpcPhase::Send);
     if cur.recv_phase_done {
         return Ok(());
     }
@@ -452,14 +503,19 @@ pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Resul
         p = s.sendq_next;
         if accepts(cur, s) {
             sendq_remove(cur, s);
-            let r = complete(s, cur);
+            let sender = s.handle();
+            let r = complete(sender, cur.handle());
             let id = cur.ipc_from;
+            let Some(s) = thread::get(sender) else {
+                return Err(err(IpcPhase::Receive, IpcErrorCode::Aborted));
+            };
             return match r {
-                Ok(()) => {
+                Completion::PartnerGone => Err(err(IpcPhase::Receive, IpcErrorCode::Aborted)),
+                Completion::Done(Ok(())) => {
                     finish_queued_send(s);
                     Ok(id)
                 }
-                Err((se, re)) => {
+                Completion::Done(Err((se, re))) => {
                     s.set_utcb_word(utcb::ERROR_CODE, se);
                     s.mrs()[0] = MsgTag::from_raw(s.mr(0)).with_error(true).raw();
                     schedule::wake(s, IpcWake::Error(se));
@@ -476,7 +532,7 @@ pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Resul
     };
     cur.state = State::RecvBlocked;
     schedule::block_current(dl);
-    crate::string::serve_tunnel(cur);
+    crate::string::serve_tunnel(cur, IpcPhase::Receive);
     match cur.wake {
         IpcWake::Done => Ok(cur.ipc_from),
         IpcWake::Error(e) => Err(e),
@@ -523,7 +579,7 @@ fn sendq_remove(dest: &mut Tcb, s: &mut Tcb) {
     }
     s.sendq_next = core::ptr::null_mut();
     s.sendq_prev = core::ptr::null_mut();
-    s.partner = core::ptr::null_mut();
+    s.partner = None;
 }
 
 /// A blocked thread's timeout expired.
@@ -533,14 +589,39 @@ pub fn timeout(t: &mut Tcb) {
     }
     let code = match t.state {
         State::SendBlocked => {
-            // SAFETY: a send-blocked thread's partner is live (deletion unblocks its senders).
-            let dest = unsafe { &mut *t.partner };
-            sendq_remove(dest, t);
+            leave_send_queue(t);
             err(IpcPhase::Send, IpcErrorCode::Timeout)
         }
         _ => err(IpcPhase::Receive, IpcErrorCode::Timeout),
     };
     schedule::wake(t, IpcWake::Error(code));
+}
+
+/// Takes a send-blocked thread out of its partner's send queue.
+fn leave_send_queue(t: &mut Tcb) {
+    // A send-blocked thread's partner exists: deletion empties the send queue of the deleted.
+    if let Some(dest) = t.partner.and_then(thread::get) {
+        sendq_remove(dest, t);
+    }
+    t.partner = None;
+}
+
+/// Aborts a string transfer at its copier `c` (spec 5.2: code 7 for both parties): the copy
+/// loop sees `xfer_abort` at its next step; a wait for a tunnelled fault or a nested fault IPC
+/// of the copier ends now. Never called for the running thread's own nested IPC.
+fn abort_copier(c: &mut Tcb) {
+    c.xfer_abort = true;
+    if c.state == State::XferWait {
+        schedule::wake(
+            c,
+            IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
+        );
+    } else if (c.state == State::SendBlocked || c.state == State::RecvBlocked)
+        && !core::ptr::eq(&*c, thread::current())
+    {
+        // The copier is in its own nested fault IPC: abort that.
+        cancel_blocked(c, true, true, IpcErrorCode::Aborted);
+    }
 }
 
 /// Aborts a blocked IPC of `t` (ExchangeRegisters, deletion): the thread returns with `code`
@@ -551,21 +632,14 @@ pub fn cancel(
     abort_receive: bool,
     code: IpcErrorCode,
 ) -> (bool, bool) {
-    let copier = t.xfer_copier;
-    if !copier.is_null() && (abort_send || abort_receive) {
+    if let Some(partner) = t.xfer_partner
+        && (abort_send || abort_receive)
+    {
         // In a string transfer: abort it for both parties (code 7, spec 5.2).
-        let me = t as *mut Tcb;
-        // SAFETY: the copier is alive while `xfer_copier` is set (cleared when it finishes).
-        let c = unsafe { &mut *copier };
-        c.xfer_abort = true;
-        if c.state == State::XferWait {
-            schedule::wake(
-                c,
-                IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
-            );
-        } else if copier != me && (c.state == State::SendBlocked || c.state == State::RecvBlocked) {
-            // The copier is in its own nested fault IPC: abort that.
-            cancel_blocked(c, true, true, IpcErrorCode::Aborted);
+        if t.xfer_copier {
+            abort_copier(t);
+        } else if let Some(c) = thread::get(partner) {
+            abort_copier(c);
         }
         return match t.state {
             State::XferWait => (true, false),
@@ -586,9 +660,7 @@ pub fn cancel_blocked(
     match t.state {
         State::SendBlocked => {
             if abort_send {
-                // SAFETY: as in `timeout`.
-                let dest = unsafe { &mut *t.partner };
-                sendq_remove(dest, t);
+                leave_send_queue(t);
                 schedule::wake(t, IpcWake::Error(err(IpcPhase::Send, code)));
             }
             (true, false)
@@ -603,13 +675,12 @@ pub fn cancel_blocked(
     }
 }
 
-/// Wakes every thread whose IPC involves `gone` (being deleted) with "non-existing partner",
-/// and takes `gone` out of any send queue.
+/// Wakes every thread whose IPC involves `gone` (being deleted) with "non-existing partner"
+/// (or, for the other party of a string transfer, "aborted"), and takes `gone` out of any
+/// send queue. Links to `gone` held elsewhere are handles: they fail from now on.
 pub fn unlink_deleted(gone: &mut Tcb) {
     if gone.state == State::SendBlocked {
-        // SAFETY: as in `timeout`.
-        let dest = unsafe { &mut *gone.partner };
-        sendq_remove(dest, gone);
+        leave_send_queue(gone);
     }
     schedule::timer_remove(gone);
     while !gone.sendq_head.is_null() {
@@ -621,32 +692,33 @@ pub fn unlink_deleted(gone: &mut Tcb) {
             IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::NotExist)),
         );
     }
-    let id = gone.id;
-    let gp = gone as *mut Tcb;
-    thread::for_each(|t| {
-        if t.propagate_as == gp {
-            t.propagate_as = core::ptr::null_mut();
-        }
-        if t.xfer_copier == gp {
-            t.xfer_copier = core::ptr::null_mut();
-        }
-        if t.tunnel_for == gp {
-            t.tunnel_for = core::ptr::null_mut();
-            if t.state == State::Transfer || t.state == State::XferWait {
-                schedule::wake(
-                    t,
-                    IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
-                );
+    if let Some(other) = gone.xfer_partner.and_then(thread::get) {
+        other.xfer_partner = None;
+        if gone.xfer_copier {
+            // The other party waits for the end of the copy, or serves a tunnelled fault
+            // (`string::serve_tunnel` then finds its partner gone).
+            other.tunnel_abandon = true;
+            let phase = if other.xfer_sender {
+                IpcPhase::Send
+            } else {
+                IpcPhase::Receive
+            };
+            match other.state {
+                State::Transfer => {
+                    schedule::wake(other, IpcWake::Error(err(phase, IpcErrorCode::Aborted)))
+                }
+                State::SendBlocked | State::RecvBlocked if other.kernel_ipc_depth > 0 => {
+                    cancel_blocked(other, true, true, IpcErrorCode::Aborted);
+                }
+                _ => {}
             }
+        } else {
+            // The copier finds the handle of `gone` stale when its copy ends.
+            abort_copier(other);
         }
-        if (t.state == State::XferWait || t.state == State::Transfer)
-            && core::ptr::eq(gone.tunnel_for, t)
-        {
-            schedule::wake(
-                t,
-                IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
-            );
-        }
+    }
+    let id = gone.id;
+    thread::for_each(|t| {
         if t.state == State::RecvBlocked && t.from_spec == id {
             schedule::wake(
                 t,

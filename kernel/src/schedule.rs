@@ -149,7 +149,7 @@ pub fn wake(t: &mut Tcb, how: IpcWake) {
     timer_remove(t);
     t.wake = how;
     t.state = State::Ready;
-    t.partner = core::ptr::null_mut();
+    t.partner = None;
     enqueue(t);
 }
 

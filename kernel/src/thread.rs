@@ -73,6 +73,19 @@ pub enum IpcWake {
     Tunnel,
 }
 
+/// A thread named by the kernel: its number and the generation of the TCB that bore it when
+/// the name was taken. Links between threads are handles, never pointers: a handle to a
+/// deleted thread fails [`get`] instead of reaching freed memory, even if the number (or the
+/// user-visible id, version included) has been given to a new thread since.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Handle {
+    no: u32,
+    generation: u32,
+}
+
+/// Generation of the next TCB (never 0; wraps after 2^32 creations).
+static NEXT_GENERATION: KernelCell<u32> = KernelCell::new(1);
+
 #[repr(C, align(16))]
 pub struct FpuArea(pub [u8; 512]);
 
@@ -81,6 +94,8 @@ pub struct Tcb {
     /// Saved kernel stack pointer while switched out.
     pub ksp: u64,
     pub id: ThreadId,
+    /// Kernel-private generation of this TCB (see [`Handle`]).
+    pub generation: u32,
     pub state: State,
     pub halted: bool,
     pub space: *mut Space,
@@ -96,7 +111,8 @@ pub struct Tcb {
     pub ready_next: *mut Tcb,
     pub ready_prev: *mut Tcb,
     // IPC
-    pub partner: *mut Tcb,
+    /// Send-blocked: the thread in whose send queue this one waits.
+    pub partner: Option<Handle>,
     pub from_spec: ThreadId,
     pub sendq_head: *mut Tcb,
     pub sendq_next: *mut Tcb,
@@ -108,19 +124,21 @@ pub struct Tcb {
     pub tunnel_receiver_side: bool,
     /// The transfer gave up waiting for this tunnelled fault: do not (or no longer) send it.
     pub tunnel_abandon: bool,
-    /// During a string copy: the thread running it (set on both parties), and on the copier
-    /// whether ExchangeRegisters aborted the transfer (spec 5.2: code 7 for both).
-    pub xfer_copier: *mut Tcb,
+    /// During a string copy (set on both parties): the other party, whether this thread runs
+    /// the copy, and whether this thread is the sender of the message. On the copier:
+    /// whether the transfer was aborted (ExchangeRegisters, deletion of the partner; spec 5.2:
+    /// code 7 for both).
+    pub xfer_partner: Option<Handle>,
+    pub xfer_copier: bool,
+    pub xfer_sender: bool,
     pub xfer_abort: bool,
-    /// The thread running the transfer this thread takes part in (while tunnelling).
-    pub tunnel_for: *mut Tcb,
     /// The receive phase that follows the current send phase (nil: none), its timeout, and
     /// whether a partner already moved this thread into it (`ipc::finish_queued_send`).
     pub recv_after_send: ThreadId,
     pub recv_timeout: abi::time::Time,
     pub recv_phase_done: bool,
-    /// While sending a propagated message: the virtual sender (spec 5.7.5), else null.
-    pub propagate_as: *mut Tcb,
+    /// While sending a propagated message: the virtual sender (spec 5.7.5).
+    pub propagate_as: Option<Handle>,
     /// Absolute timeout in µs, `u64::MAX` = none.
     pub deadline: u64,
     pub timer_next: *mut Tcb,
@@ -287,6 +305,19 @@ impl Tcb {
     pub fn same_space(&self, other: &Tcb) -> bool {
         self.space == other.space
     }
+
+    /// This thread's name for links from other threads.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            no: self.id.number() as u32,
+            generation: self.generation,
+        }
+    }
+}
+
+/// The thread a handle names, if it still exists.
+pub fn get(h: Handle) -> Option<&'static mut Tcb> {
+    lookup_number(h.no as u64).filter(|t| t.generation == h.generation)
 }
 
 pub fn current() -> &'static mut Tcb {
@@ -344,9 +375,16 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
     let (slot, p) = alloc_slot()?;
     // SAFETY: the TCB page was just allocated (zeroed) for this thread.
     let t = unsafe { &mut *p };
+    let generation = {
+        let g = NEXT_GENERATION.get();
+        let this = *g;
+        *g = g.wrapping_add(1).max(1);
+        this
+    };
     *t = Tcb {
         ksp: 0,
         id,
+        generation,
         state: State::Inactive,
         halted: false,
         space,
@@ -359,7 +397,7 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         slice_left_us: DEFAULT_TIMESLICE_US,
         ready_next: core::ptr::null_mut(),
         ready_prev: core::ptr::null_mut(),
-        partner: core::ptr::null_mut(),
+        partner: None,
         from_spec: ThreadId::NIL,
         sendq_head: core::ptr::null_mut(),
         sendq_next: core::ptr::null_mut(),
@@ -369,13 +407,14 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         recv_after_send: ThreadId::NIL,
         recv_timeout: abi::time::Time::NEVER,
         recv_phase_done: false,
-        propagate_as: core::ptr::null_mut(),
+        propagate_as: None,
         tunnel_addr: 0,
         tunnel_receiver_side: false,
         tunnel_abandon: false,
-        xfer_copier: core::ptr::null_mut(),
+        xfer_partner: None,
+        xfer_copier: false,
+        xfer_sender: false,
         xfer_abort: false,
-        tunnel_for: core::ptr::null_mut(),
         deadline: u64::MAX,
         timer_next: core::ptr::null_mut(),
         startup: false,

@@ -94,6 +94,8 @@ static SENDER: Role = Role::new();
 static RECEIVER: Role = Role::new();
 /// Fault address the holding pager received (0: none yet).
 static PAGER_FAULT: AtomicU64 = AtomicU64::new(0);
+/// Outcome of the holding pager's last answer (1 = delivered, else ErrorCode << 8).
+static PAGER_REPLY: AtomicU64 = AtomicU64::new(0);
 
 fn pattern(i: u64) -> u8 {
     (i * 13 + 5) as u8
@@ -151,11 +153,10 @@ extern "C" fn receiver() -> ! {
     utcb::set_br(2, buf);
     RECEIVER.armed.store(1, Ordering::SeqCst);
     let r = syscall::ipc(ThreadId::NIL, from, Timeouts::new(Time::NEVER, timeout));
-    let ok = !r.tag.error();
-    RECEIVER.record(r);
-    if ok {
+    if !r.tag.error() {
         RECEIVER.sum.store(buffer_sum(buf), Ordering::SeqCst);
     }
+    RECEIVER.record(r);
     utcb::set_br(0, 0);
     loop {
         let r = syscall::ipc(ThreadId::NIL, root(), Timeouts::NEVER);
@@ -182,8 +183,22 @@ extern "C" fn holding_pager() -> ! {
             MapItem::new(Fpage::new_log2(pool, 12).with_rights(Rights::FULL), addr).to_words(false);
         utcb::set_mrs(1, &w);
         utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
-        let _ = msg::send_timeout(from, Time::ZERO);
+        let r = msg::send_timeout(from, Time::ZERO);
+        PAGER_REPLY.store(
+            if r.is_ok() {
+                1
+            } else {
+                utcb::error_code() << 8
+            },
+            Ordering::SeqCst,
+        );
     }
+}
+
+/// Lets the holding pager answer its fault (an empty message).
+fn release(pager: ThreadId) -> Result<(), msg::IpcFailure> {
+    utcb::set_mr(0, MsgTag::new(0, 0, 0).raw());
+    msg::send_timeout(pager, Time::period_micros(1_000_000))
 }
 
 /// The threads of one scenario: sender, receiver, a holding pager (numbers `base`..`base+3`).
@@ -378,7 +393,7 @@ fn double_wakeup(s: &mut Suite) {
         return cast.kill();
     }
     sleep_us(100_000); // the receiver's receive timeout (50 ms) passes
-    let released = msg::send(cast.pager).is_ok();
+    let released = release(cast.pager).is_ok();
     let finished = released && wait_until(|| SENDER.done() == 1 && RECEIVER.done() >= 1);
     let (se, re, sum) = (
         SENDER.err(),
@@ -392,7 +407,14 @@ fn double_wakeup(s: &mut Suite) {
     s.check(
         "lifetime.double_wakeup.message_arrives",
         finished && se == 0 && re == 0 && sum == want,
-        format_args!("finished {finished} errors {se:#x}/{re:#x} sum {sum} want {want}"),
+        format_args!(
+            "finished {finished} errors {se:#x}/{re:#x} sum {sum} want {want} returns {}/{} states {}/{} pager {:#x}",
+            SENDER.done(),
+            RECEIVER.done(),
+            state_of(cast.sender),
+            state_of(cast.receiver),
+            PAGER_REPLY.load(Ordering::SeqCst)
+        ),
     );
     // The receiver now serves the root: one more message must count exactly once more.
     utcb::set_mr(1, 0x4D41_524B);
@@ -442,12 +464,15 @@ fn deleted_in_tunnel(s: &mut Suite, receiver_deleted: bool) {
         s.check(
             &alloc_name(name, ".sender_error", ""),
             finished && is_error(se, 0, &[2, 7]),
-            format_args!("finished {finished} error {se:#x}"),
+            format_args!(
+                "finished {finished} error {se:#x} sender state {}",
+                state_of(cast.sender)
+            ),
         );
-        let _ = msg::send_timeout(cast.pager, Time::period_micros(100_000));
+        let _ = release(cast.pager);
     } else {
         kill(cast.sender);
-        let _ = msg::send_timeout(cast.pager, Time::period_micros(100_000));
+        let _ = release(cast.pager);
         let finished = wait_until(|| RECEIVER.done() == 1);
         let re = RECEIVER.err();
         s.check(
