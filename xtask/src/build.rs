@@ -21,6 +21,16 @@ pub struct Images {
 }
 
 impl Images {
+    /// The images of the `checked` profile (release with debug assertions and overflow
+    /// checks), next to these.
+    pub fn checked(&self) -> Images {
+        Images {
+            dir: self.dir.with_file_name("checked"),
+        }
+    }
+}
+
+impl Images {
     pub fn kernel(&self) -> PathBuf {
         self.dir.join("kernel")
     }
@@ -50,10 +60,15 @@ impl Images {
 }
 
 pub fn build_all() -> Result<Images, String> {
+    build_profile("release")
+}
+
+/// Builds the bare-metal packages with a cargo profile (`release`, `checked`).
+pub fn build_profile(profile: &str) -> Result<Images, String> {
     let root = workspace_root();
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(&root)
-        .args(["build", "--release", "--target", TARGET]);
+        .args(["build", "--profile", profile, "--target", TARGET]);
     for p in PACKAGES {
         cmd.args(["-p", p]);
     }
@@ -62,6 +77,6 @@ pub fn build_all() -> Result<Images, String> {
         return Err(format!("cargo build exited with {status}"));
     }
     Ok(Images {
-        dir: root.join("target").join(TARGET).join("release"),
+        dir: root.join("target").join(TARGET).join(profile),
     })
 }

@@ -323,7 +323,8 @@ pub fn run(s: &mut Suite) {
         sp.is_ok() && rep.is_ok(),
         format_args!("{sp:?} {rep:x?}"),
     );
-    util::sleep_us(10_000); // let it reach its receive
+    // Let it reach its receive (wait for the event, not for a time window).
+    util::wait_until(|| query(o).1.control & 7 == 2);
     let (lo, qo) = query(o);
     s.check(
         "exregs.pager_space_may_exregs",

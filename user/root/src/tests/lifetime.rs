@@ -14,7 +14,7 @@
 //!   pager for the sender's copy, and one of the two is deleted meanwhile: the other returns
 //!   with an error (the kernel once wrote the freed receiver or read the freed sender).
 //!
-//! All threads run in the root's space. Threads: UserBase + 0x500..0x53F; root UTCB slots
+//! All threads run in the root's space. Threads: UserBase + 0x500..0x543; root UTCB slots
 //! 0xA0..0xA3; this module's own stacks.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -496,20 +496,62 @@ fn deleted_in_tunnel(s: &mut Suite, receiver_deleted: bool) {
     );
 }
 
+static SLEEPERS_WOKEN: AtomicU64 = AtomicU64::new(0);
+static SLEEP_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+/// Sleeps until the shared absolute clock value (µs) in `SLEEP_UNTIL`, counts, parks.
+extern "C" fn sleeper() -> ! {
+    let until = SLEEP_UNTIL.load(Ordering::SeqCst);
+    let now = syscall::system_clock();
+    msg::sleep(Time::period_micros(until.saturating_sub(now).max(1)));
+    SLEEPERS_WOKEN.fetch_add(1, Ordering::SeqCst);
+    util::park()
+}
+
+/// Several timeouts expire in one timer tick; each expiry wakes (and queues) a thread while the
+/// tick walks the timers. Every one of them must wake (the tick once held a borrow of the run
+/// queues across these wake-ups).
+fn timeouts_in_one_tick(s: &mut Suite) {
+    SLEEPERS_WOKEN.store(0, Ordering::SeqCst);
+    SLEEP_UNTIL.store(syscall::system_clock() + 20_000, Ordering::SeqCst);
+    util::prepare();
+    let mut started = 0;
+    for i in 0..ROLES {
+        let t = tid(0x540 + i as u64);
+        // SAFETY: stack `i` is free (the scenarios before deleted their threads).
+        let sp = util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
+        started += util::spawn_local(t, 0xA0 + i as u64, sp, sleeper, root()) as usize;
+    }
+    let all = wait_until(|| SLEEPERS_WOKEN.load(Ordering::SeqCst) == ROLES as u64);
+    s.check(
+        "lifetime.timeouts_in_one_tick_all_wake",
+        started == ROLES && all,
+        format_args!(
+            "started {started} woken {}",
+            SLEEPERS_WOKEN.load(Ordering::SeqCst)
+        ),
+    );
+    for i in 0..ROLES {
+        kill(tid(0x540 + i as u64));
+    }
+}
+
 /// Runs this module's checks.
 pub fn run(s: &mut Suite) {
-    // SAFETY: our pages, written before any thread of this module runs.
-    unsafe {
-        for i in 0..4096u64 {
-            (*(&raw mut SRC)).0[i as usize] = pattern(i);
-            (*(&raw mut POOL)).0[i as usize] = pattern(i);
+    for i in 0..4096u64 {
+        // SAFETY: our pages, written before any thread of this module runs.
+        unsafe {
+            (&raw mut SRC as *mut u8).add(i as usize).write(pattern(i));
+            (&raw mut POOL as *mut u8).add(i as usize).write(pattern(i));
         }
-        (*(&raw mut DST)).0[0] = 0;
     }
+    // SAFETY: as above.
+    unsafe { (&raw mut DST as *mut u8).write(0) };
     for how in 0..3 {
         taken_sender(s, how);
     }
     double_wakeup(s);
     deleted_in_tunnel(s, true);
     deleted_in_tunnel(s, false);
+    timeouts_in_one_tick(s);
 }
