@@ -7,6 +7,8 @@
 //!   drivers ([`demo`], [`drivers`]); it keeps running;
 //! * `bench`: IPC, system-call and exception round-trip figures ([`bench`]), then
 //!   `kdb::enter("exit-success")`;
+//! * `scale`: how single operations cost with growing unrelated state ([`scale`]), then
+//!   `kdb::enter("exit-success")`;
 //! * `conformance` runs the conformance suite ([`conformance`], checks in [`tests`]) and ends
 //!   the run with `kdb::enter("exit-success")` or `("exit-failure")`.
 //!
@@ -20,6 +22,7 @@ mod bench;
 mod conformance;
 mod demo;
 mod drivers;
+mod scale;
 mod tests;
 
 use l4::println;
@@ -39,6 +42,7 @@ fn main() -> ! {
         "conformance" => conformance::run(args),
         "demo" => demo::run(),
         "bench" => bench::run(),
+        "scale" => scale::run(),
         other => {
             println!("root: unknown mode `{other}`; running the demo");
             demo::run()
