@@ -42,18 +42,32 @@ fn deadline(t: Time) -> Option<u64> {
 
 /// Whom a message from `sender` appears to come from: its virtual sender when propagating
 /// (if that thread still exists).
+#[inline(always)]
 fn apparent_sender(sender: &Tcb) -> &Tcb {
-    match sender.propagate_as.and_then(thread::get) {
+    match sender.propagate_as {
+        None => sender,
+        Some(v) => virtual_sender(sender, v),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn virtual_sender(sender: &Tcb, v: thread::Handle) -> &Tcb {
+    match thread::get(v) {
         Some(v) => v,
         None => sender,
     }
 }
 
 /// Does a receiver waiting with `from_spec` accept a message from `sender`?
+#[inline(always)]
 fn accepts(receiver: &Tcb, sender: &Tcb) -> bool {
     let f = receiver.from_spec;
+    if f.is_any() {
+        return true;
+    }
     let s = apparent_sender(sender);
-    f.is_any() || (f.is_any_local() && receiver.same_space(s)) || f == s.id
+    (f.is_any_local() && receiver.same_space(s)) || f == s.id
 }
 
 /// Decides whether `cur`'s message to `dest` is propagated (spec 5.7.5): the virtual sender
@@ -78,9 +92,10 @@ fn setup_propagation(cur: &mut Tcb, dest: &Tcb) {
 }
 
 /// How a transfer run by the current thread ended.
-enum Completion {
-    /// Both parties exist; the pair of error codes (sender, receiver) if it failed.
-    Done(Result<(), (u64, u64)>),
+enum Completion<'a> {
+    /// Both parties exist (the other party is given back); the pair of error codes (sender,
+    /// receiver) if it failed.
+    Done(&'a mut Tcb, Result<(), (u64, u64)>),
     /// The other party was deleted while the copy waited for a page fault: the current
     /// thread's transfer is aborted, and the other party must not be touched.
     PartnerGone,
@@ -94,7 +109,21 @@ enum Completion {
 ///
 /// The parties are named by handles, not references: a string copy may block (nested page
 /// faults), and either party other than the running one may be deleted meanwhile.
-fn complete(sender_h: thread::Handle, receiver_h: thread::Handle) -> Completion {
+fn complete<'a>(sender: &'a mut Tcb, receiver: &'a mut Tcb) -> Completion<'a> {
+    let sender_runs = core::ptr::eq(&*sender, thread::current());
+    if MsgTag::from_raw(sender.mr(0)).typed() == 0 {
+        // Untyped: nothing can block, both stay as they are.
+        let r = transfer_untyped(sender, receiver);
+        finish(sender, receiver);
+        return Completion::Done(if sender_runs { receiver } else { sender }, r);
+    }
+    // May block: from here on the parties are named by handles only.
+    complete_typed(sender.handle(), receiver.handle())
+}
+
+/// `complete` for a message with typed items (map, grant, string items: may block).
+#[inline(never)]
+fn complete_typed(sender_h: thread::Handle, receiver_h: thread::Handle) -> Completion<'static> {
     let sender_runs = thread::current().handle() == sender_h;
     let other = if sender_runs { receiver_h } else { sender_h };
     if let Some(waiting) = thread::get(other) {
@@ -120,6 +149,13 @@ fn complete(sender_h: thread::Handle, receiver_h: thread::Handle) -> Completion 
     let (Some(sender), Some(receiver)) = (thread::get(sender_h), thread::get(receiver_h)) else {
         return Completion::PartnerGone;
     };
+    finish(sender, receiver);
+    Completion::Done(if sender_runs { receiver } else { sender }, r)
+}
+
+/// The from id, and for a propagated message the ActualSender TCR and the redirection of the
+/// virtual sender's closed receive.
+fn finish(sender: &mut Tcb, receiver: &mut Tcb) {
     let apparent = apparent_sender(sender);
     receiver.ipc_from = sender_id_for(receiver, apparent);
     if let Some(vs) = sender.propagate_as.and_then(thread::get) {
@@ -129,7 +165,6 @@ fn complete(sender_h: thread::Handle, receiver_h: thread::Handle) -> Completion 
         }
     }
     sender.propagate_as = None;
-    Completion::Done(r)
 }
 
 /// The id under which `receiver` sees `sender`.
@@ -143,10 +178,8 @@ fn sender_id_for(receiver: &Tcb, sender: &Tcb) -> ThreadId {
 
 /// Copies the message from `src` to `dst`. Returns the error code pair (sender, receiver) on
 /// failure; both UTCBs then carry the error.
-fn transfer(src_h: thread::Handle, dst_h: thread::Handle) -> Result<(), (u64, u64)> {
-    let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
-        return Err(crate::string::aborted(0));
-    };
+/// The untyped part of a message (MR0..MRu): never blocks. Also reports an overflow.
+fn transfer_untyped(src: &Tcb, dst: &Tcb) -> Result<(), (u64, u64)> {
     let tag = MsgTag::from_raw(src.mr(0));
     let u = tag.untyped() as usize;
     let t = tag.typed() as usize;
@@ -155,12 +188,20 @@ fn transfer(src_h: thread::Handle, dst_h: thread::Handle) -> Result<(), (u64, u6
     if u + t >= 64 {
         let n = 63.min(u + t);
         d[1..=n].copy_from_slice(&src.mrs()[1..=n]);
-        return Err((
-            err(IpcPhase::Send, IpcErrorCode::Overflow),
-            err(IpcPhase::Receive, IpcErrorCode::Overflow),
-        ));
+        return Err(overflow());
     }
     d[1..=u + t].copy_from_slice(&src.mrs()[1..=u + t]);
+    Ok(())
+}
+
+fn transfer(src_h: thread::Handle, dst_h: thread::Handle) -> Result<(), (u64, u64)> {
+    let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
+        return Err(crate::string::aborted(0));
+    };
+    transfer_untyped(src, dst)?;
+    let tag = MsgTag::from_raw(src.mr(0));
+    let u = tag.untyped() as usize;
+    let t = tag.typed() as usize;
     if t == 0 {
         return Ok(());
     }
@@ -242,18 +283,14 @@ fn overflow() -> (u64, u64) {
 }
 
 /// Delivers `sender`'s message to a `receiver` that is blocked receiving and accepts it.
-fn deliver(sender: thread::Handle, receiver: thread::Handle) -> Result<(), u64> {
-    let r = complete(sender, receiver);
-    let Some(receiver) = thread::get(receiver) else {
-        return Err(err(IpcPhase::Send, IpcErrorCode::Aborted));
-    };
-    match r {
+fn deliver(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), u64> {
+    match complete(sender, receiver) {
         Completion::PartnerGone => Err(err(IpcPhase::Send, IpcErrorCode::Aborted)),
-        Completion::Done(Ok(())) => {
+        Completion::Done(receiver, Ok(())) => {
             schedule::wake(receiver, IpcWake::Done);
             Ok(())
         }
-        Completion::Done(Err((se, re))) => {
+        Completion::Done(receiver, Err((se, re))) => {
             receiver.mrs()[0] = MsgTag::from_raw(receiver.mr(0)).with_error(true).raw();
             receiver.set_utcb_word(utcb::ERROR_CODE, re);
             schedule::wake(receiver, IpcWake::Error(re));
@@ -456,7 +493,7 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64>
     setup_propagation(cur, dest);
     crate::profile::mark(crate::profile::Point::Resolved);
     if dest.state == State::RecvBlocked && accepts(dest, cur) {
-        let r = deliver(cur.handle(), dest.handle());
+        let r = deliver(cur, dest);
         crate::profile::mark(crate::profile::Point::Transferred);
         return r;
     }
@@ -503,19 +540,13 @@ pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Resul
         p = s.sendq_next;
         if accepts(cur, s) {
             sendq_remove(cur, s);
-            let sender = s.handle();
-            let r = complete(sender, cur.handle());
-            let id = cur.ipc_from;
-            let Some(s) = thread::get(sender) else {
-                return Err(err(IpcPhase::Receive, IpcErrorCode::Aborted));
-            };
-            return match r {
+            return match complete(s, cur) {
                 Completion::PartnerGone => Err(err(IpcPhase::Receive, IpcErrorCode::Aborted)),
-                Completion::Done(Ok(())) => {
+                Completion::Done(s, Ok(())) => {
                     finish_queued_send(s);
-                    Ok(id)
+                    Ok(thread::current().ipc_from)
                 }
-                Completion::Done(Err((se, re))) => {
+                Completion::Done(s, Err((se, re))) => {
                     s.set_utcb_word(utcb::ERROR_CODE, se);
                     s.mrs()[0] = MsgTag::from_raw(s.mr(0)).with_error(true).raw();
                     schedule::wake(s, IpcWake::Error(se));

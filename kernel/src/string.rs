@@ -386,7 +386,15 @@ pub const XFER_EXPIRED: u64 = u64::MAX - 1;
 /// reports to the waiting thread, and goes back to waiting for the end of the transfer. If the
 /// thread running the copy is deleted meanwhile, the IPC of `me` ends with "aborted" in
 /// `phase`.
+#[inline(always)]
 pub fn serve_tunnel(me: &mut Tcb, phase: IpcPhase) {
+    if me.wake == IpcWake::Tunnel {
+        serve_tunnel_loop(me, phase);
+    }
+}
+
+#[inline(never)]
+fn serve_tunnel_loop(me: &mut Tcb, phase: IpcPhase) {
     while me.wake == IpcWake::Tunnel {
         let r = if me.tunnel_abandon {
             Resolve::Failed

@@ -94,8 +94,6 @@ pub struct Tcb {
     /// Saved kernel stack pointer while switched out.
     pub ksp: u64,
     pub id: ThreadId,
-    /// Kernel-private generation of this TCB (see [`Handle`]).
-    pub generation: u32,
     pub state: State,
     pub halted: bool,
     pub space: *mut Space,
@@ -150,6 +148,8 @@ pub struct Tcb {
     pub all_next: *mut Tcb,
     pub all_prev: *mut Tcb,
     pub slot: u32,
+    /// Kernel-private generation of this TCB (see [`Handle`]).
+    pub generation: u32,
     pub fpu: FpuArea,
 }
 
