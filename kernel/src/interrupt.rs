@@ -84,7 +84,9 @@ pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
     set_pending(line, true);
     if let Some(h) = thread::lookup_global(line.handler) {
         let me = ThreadId::interrupt(irq as u64);
-        if h.state == State::RecvBlocked && (h.from_spec.is_any() || h.from_spec == me) {
+        if let State::RecvBlocked { from } = h.state
+            && (from.is_any() || from == me)
+        {
             set_pending(line, false);
             h.set_mr(0, MsgTag::new(labels::INTERRUPT, 0, 0).raw());
             h.ipc_from = me;
@@ -137,10 +139,7 @@ pub fn acknowledge(cur: &Tcb, irq_tid: ThreadId) -> Result<(), ()> {
 /// Closed receive from an interrupt thread id: error if it is not ours.
 pub fn try_receive(cur: &mut Tcb, irq_tid: ThreadId) -> Option<Result<ThreadId, u64>> {
     match line_of(irq_tid) {
-        Some(irq) if LINES.get()[irq].handler == cur.id => {
-            cur.from_spec = irq_tid;
-            None
-        }
+        Some(irq) if LINES.get()[irq].handler == cur.id => None,
         _ => Some(Err(IpcError::new(
             IpcPhase::Receive,
             IpcErrorCode::NotExist,

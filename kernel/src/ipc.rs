@@ -20,6 +20,7 @@ use abi::utcb;
 use crate::interrupt;
 use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};
+use kcore::state::{self, Event, Outcome, Reaction};
 
 fn err(phase: IpcPhase, code: IpcErrorCode) -> u64 {
     IpcError::new(phase, code).encode()
@@ -62,7 +63,15 @@ fn virtual_sender(sender: &Tcb, v: thread::Handle) -> &Tcb {
 /// Does a receiver waiting with `from_spec` accept a message from `sender`?
 #[inline(always)]
 fn accepts(receiver: &Tcb, sender: &Tcb) -> bool {
-    let f = receiver.from_spec;
+    match receiver.state {
+        State::RecvBlocked { from } => accepts_from(from, receiver, sender),
+        _ => false,
+    }
+}
+
+/// Would a receive from `f` by `receiver` accept a message from `sender`?
+#[inline(always)]
+fn accepts_from(f: ThreadId, receiver: &Tcb, sender: &Tcb) -> bool {
     if f.is_any() {
         return true;
     }
@@ -128,7 +137,11 @@ fn complete_typed(sender_h: thread::Handle, receiver_h: thread::Handle) -> Compl
     let other = if sender_runs { receiver_h } else { sender_h };
     if let Some(waiting) = thread::get(other) {
         schedule::timer_remove(waiting);
-        waiting.state = State::Transfer;
+        leave_receive_list(waiting);
+        waiting.state = State::Transfer {
+            with: thread::current().handle(),
+            sender: !sender_runs,
+        };
     }
     let r = transfer(sender_h, receiver_h);
     // The string-transfer links of this pair end here (only this pair's: a nested fault IPC
@@ -160,8 +173,9 @@ fn finish(sender: &mut Tcb, receiver: &mut Tcb) {
     receiver.ipc_from = sender_id_for(receiver, apparent);
     if let Some(vs) = sender.propagate_as.and_then(thread::get) {
         receiver.set_utcb_word(utcb::VIRTUAL_SENDER, sender.id.raw());
-        if vs.state == State::RecvBlocked && vs.from_spec == sender.id {
-            vs.from_spec = receiver.id;
+        if vs.state == (State::RecvBlocked { from: sender.id }) {
+            leave_receive_list(vs);
+            enter_receive(vs, receiver.id, Some(receiver));
         }
     }
     sender.propagate_as = None;
@@ -178,6 +192,17 @@ fn sender_id_for(receiver: &Tcb, sender: &Tcb) -> ThreadId {
 
 /// Copies the message from `src` to `dst`. Returns the error code pair (sender, receiver) on
 /// failure; both UTCBs then carry the error.
+/// Copies MR1..=MRn (n <= 63). No call at all for an empty message, and no out-of-line
+/// range checks (an inclusive range index is not inlined; an empty `copy_from_slice` still
+/// calls `memcpy`).
+#[inline(always)]
+fn copy_mrs(d: &mut [u64; 64], s: &[u64; 64], n: usize) {
+    if n != 0 {
+        let end = n.min(63) + 1;
+        d[1..end].copy_from_slice(&s[1..end]);
+    }
+}
+
 /// The untyped part of a message (MR0..MRu): never blocks. Also reports an overflow.
 fn transfer_untyped(src: &Tcb, dst: &Tcb) -> Result<(), (u64, u64)> {
     let tag = MsgTag::from_raw(src.mr(0));
@@ -190,7 +215,7 @@ fn transfer_untyped(src: &Tcb, dst: &Tcb) -> Result<(), (u64, u64)> {
         d[1..=n].copy_from_slice(&src.mrs()[1..=n]);
         return Err(overflow());
     }
-    d[1..=u + t].copy_from_slice(&src.mrs()[1..=u + t]);
+    copy_mrs(d, src.mrs(), u + t);
     Ok(())
 }
 
@@ -350,10 +375,10 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
         return None;
     }
     let dest = thread::resolve(cur, to).filter(|t| t.id.number() >= thread::USER_BASE)?;
-    if dest.state != State::RecvBlocked || dest.halted || !accepts(dest, cur) {
+    if dest.halted || !accepts(dest, cur) {
         return None;
     }
-    if open && (!cur.sendq_head.is_null() || interrupt::pending_for(cur, ThreadId::ANY)) {
+    if open && (cur.sendq_head != 0 || interrupt::pending_for(cur, ThreadId::ANY)) {
         return None;
     }
     crate::profile::mark(crate::profile::Point::Resolved);
@@ -361,15 +386,23 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
     let u = tag.untyped() as usize;
     let d = dest.mrs();
     d[0] = tag.raw();
-    d[1..=u].copy_from_slice(&cur.mrs()[1..=u]);
+    copy_mrs(d, cur.mrs(), u);
     dest.ipc_from = sender_id_for(dest, cur);
+    if dest.recvq_on == cur.no {
+        // The usual reply: the partner waits in a closed receive from us.
+        unlink_receiver(cur, dest);
+    }
     schedule::wake(dest, IpcWake::Done);
     crate::profile::mark(crate::profile::Point::Transferred);
     // Receive: wait for the answer.
-    cur.from_spec = if open { from_spec } else { dest.id };
     cur.recv_phase_done = false;
     cur.recv_after_send = ThreadId::NIL;
-    cur.state = State::RecvBlocked;
+    if open {
+        cur.state = State::RecvBlocked { from: from_spec };
+    } else {
+        cur.state = State::RecvBlocked { from: dest.id };
+        link_receiver(dest, cur);
+    }
     schedule::block_current(u64::MAX);
     crate::string::serve_tunnel(cur, IpcPhase::Receive);
     Some(match cur.wake {
@@ -452,16 +485,9 @@ fn finish_queued_send(s: &mut Tcb) {
         );
     };
     // A matching sender already queued to it: let the thread receive that one itself.
-    s.from_spec = resolved;
-    let mut q = s.sendq_head;
-    while !q.is_null() {
-        // SAFETY: send-queue members are live, blocked TCBs.
-        let w = unsafe { &*q };
-        if accepts(s, w) {
-            s.recv_phase_done = false;
-            return schedule::wake(s, IpcWake::Done);
-        }
-        q = w.sendq_next;
+    if queued_sender(s, resolved).is_some() {
+        s.recv_phase_done = false;
+        return schedule::wake(s, IpcWake::Done);
     }
     let Some(dl) = deadline(s.recv_timeout) else {
         return schedule::wake(
@@ -470,9 +496,7 @@ fn finish_queued_send(s: &mut Tcb) {
         );
     };
     schedule::timer_remove(s);
-    s.partner = None;
-    s.from_spec = resolved;
-    s.state = State::RecvBlocked;
+    enter_receive(s, resolved, None);
     s.wake = IpcWake::None;
     if dl != u64::MAX {
         schedule::block_other(s, dl);
@@ -492,7 +516,7 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64>
     };
     setup_propagation(cur, dest);
     crate::profile::mark(crate::profile::Point::Resolved);
-    if dest.state == State::RecvBlocked && accepts(dest, cur) {
+    if accepts(dest, cur) {
         let r = deliver(cur, dest);
         crate::profile::mark(crate::profile::Point::Transferred);
         return r;
@@ -501,8 +525,7 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64>
         return Err(err(IpcPhase::Send, IpcErrorCode::Timeout));
     };
     // Block in dest's send queue.
-    cur.state = State::SendBlocked;
-    cur.partner = Some(dest.handle());
+    cur.state = State::SendBlocked { to: dest.handle() };
     sendq_push(dest, cur);
     schedule::block_current(dl);
     crate::string::serve_tunnel(cur, IpcPhase::Send);
@@ -519,6 +542,8 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64>
 /// Receive phase: returns the from id, or the ErrorCode value.
 pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Result<ThreadId, u64> {
     let mut spec = from_spec;
+    // The thread named by a closed receive (nothing below blocks before it is used).
+    let mut partner = None;
     if !from_spec.is_any() && !from_spec.is_any_local() {
         if from_spec.is_global() && from_spec.number() < thread::SYSTEM_BASE {
             if let Some(r) = interrupt::try_receive(cur, from_spec) {
@@ -526,34 +551,30 @@ pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Resul
             }
         } else {
             match thread::resolve(cur, from_spec).filter(|t| t.id.number() >= thread::USER_BASE) {
-                Some(t) => spec = t.id,
+                Some(t) => {
+                    spec = t.id;
+                    partner = Some(t);
+                }
                 None => return Err(err(IpcPhase::Receive, IpcErrorCode::NotExist)),
             }
         }
     }
-    cur.from_spec = spec;
     // A queued sender?
-    let mut p = cur.sendq_head;
-    while !p.is_null() {
-        // SAFETY: send-queue members are live, blocked TCBs.
-        let s = unsafe { &mut *p };
-        p = s.sendq_next;
-        if accepts(cur, s) {
-            sendq_remove(cur, s);
-            return match complete(s, cur) {
-                Completion::PartnerGone => Err(err(IpcPhase::Receive, IpcErrorCode::Aborted)),
-                Completion::Done(s, Ok(())) => {
-                    finish_queued_send(s);
-                    Ok(thread::current().ipc_from)
-                }
-                Completion::Done(s, Err((se, re))) => {
-                    s.set_utcb_word(utcb::ERROR_CODE, se);
-                    s.mrs()[0] = MsgTag::from_raw(s.mr(0)).with_error(true).raw();
-                    schedule::wake(s, IpcWake::Error(se));
-                    Err(re)
-                }
-            };
-        }
+    if let Some(s) = queued_sender(cur, spec) {
+        sendq_remove(cur, s);
+        return match complete(s, cur) {
+            Completion::PartnerGone => Err(err(IpcPhase::Receive, IpcErrorCode::Aborted)),
+            Completion::Done(s, Ok(())) => {
+                finish_queued_send(s);
+                Ok(thread::current().ipc_from)
+            }
+            Completion::Done(s, Err((se, re))) => {
+                s.set_utcb_word(utcb::ERROR_CODE, se);
+                s.mrs()[0] = MsgTag::from_raw(s.mr(0)).with_error(true).raw();
+                schedule::wake(s, IpcWake::Error(se));
+                Err(re)
+            }
+        };
     }
     if interrupt::pending_for(cur, spec) {
         return interrupt::deliver_pending(cur, spec);
@@ -561,7 +582,13 @@ pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Resul
     let Some(dl) = deadline(timeout) else {
         return Err(err(IpcPhase::Receive, IpcErrorCode::Timeout));
     };
-    cur.state = State::RecvBlocked;
+    match partner {
+        Some(p) if !core::ptr::eq(&*p, &*cur) => {
+            cur.state = State::RecvBlocked { from: spec };
+            link_receiver(p, cur);
+        }
+        _ => enter_receive(cur, spec, None),
+    }
     schedule::block_current(dl);
     crate::string::serve_tunnel(cur, IpcPhase::Receive);
     match cur.wake {
@@ -571,70 +598,117 @@ pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Resul
     }
 }
 
+/// A member of a send queue, by number (queue members exist: deletion empties the queue of the
+/// deleted thread and takes it out of the queue it is in).
+#[inline(always)]
+fn queue_member(no: u32) -> &'static mut Tcb {
+    match thread::lookup_number(no as u64) {
+        Some(t) => t,
+        None => missing_member(no),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn missing_member(no: u32) -> ! {
+    panic!("thread {no} linked in a queue does not exist")
+}
+
 fn sendq_push(dest: &mut Tcb, s: &mut Tcb) {
-    let p = s as *mut Tcb;
-    s.sendq_next = core::ptr::null_mut();
-    if dest.sendq_head.is_null() {
-        dest.sendq_head = p;
-        s.sendq_prev = p; // head's prev = tail
+    let n = s.no;
+    s.sendq_next = 0;
+    s.sendq_prev = dest.sendq_tail;
+    if dest.sendq_tail == 0 {
+        dest.sendq_head = n;
     } else {
-        // SAFETY: queue members are live TCBs; the head's prev is the tail.
-        unsafe {
-            let head = &mut *dest.sendq_head;
-            let tail = head.sendq_prev;
-            (*tail).sendq_next = p;
-            s.sendq_prev = tail;
-            head.sendq_prev = p;
-        }
+        queue_member(dest.sendq_tail).sendq_next = n;
+    }
+    dest.sendq_tail = n;
+    if s.propagate_as.is_some() {
+        dest.sendq_propagated += 1;
     }
 }
 
 fn sendq_remove(dest: &mut Tcb, s: &mut Tcb) {
-    let p = s as *mut Tcb;
-    // SAFETY: `s` is in `dest`'s send queue; members are live TCBs.
-    unsafe {
-        let head = dest.sendq_head;
-        if head == p {
-            dest.sendq_head = s.sendq_next;
-            if !s.sendq_next.is_null() {
-                (*s.sendq_next).sendq_prev = s.sendq_prev;
+    let (prev, next) = (s.sendq_prev, s.sendq_next);
+    if prev == 0 {
+        dest.sendq_head = next;
+    } else {
+        queue_member(prev).sendq_next = next;
+    }
+    if next == 0 {
+        dest.sendq_tail = prev;
+    } else {
+        queue_member(next).sendq_prev = prev;
+    }
+    s.sendq_next = 0;
+    s.sendq_prev = 0;
+    if s.propagate_as.is_some() {
+        dest.sendq_propagated -= 1;
+    }
+}
+
+/// The first sender queued to `r` that a receive from `spec` accepts. A closed receive from a
+/// thread costs the same however many others are queued: that thread's state says whether it
+/// sends to `r`. Only anylocalthread, and a closed receive while propagated messages are
+/// queued (they appear to come from someone else), look through the queue.
+#[inline(always)]
+fn queued_sender(r: &Tcb, spec: ThreadId) -> Option<&'static mut Tcb> {
+    if r.sendq_head == 0 {
+        return None;
+    }
+    queued_sender_in(r, spec)
+}
+
+#[inline(never)]
+fn queued_sender_in(r: &Tcb, spec: ThreadId) -> Option<&'static mut Tcb> {
+    if spec.is_any() {
+        return Some(queue_member(r.sendq_head));
+    }
+    if !spec.is_any_local() && r.sendq_propagated == 0 {
+        let me = r.handle();
+        return thread::lookup_global(spec).filter(|s| s.state == State::SendBlocked { to: me });
+    }
+    let mut n = r.sendq_head;
+    while n != 0 {
+        let s = queue_member(n);
+        if accepts_from(spec, r, s) {
+            return Some(s);
+        }
+        n = s.sendq_next;
+    }
+    None
+}
+
+/// The reaction (decided by `kcore::state::react`) to an event, carried out: the one place
+/// where an event from outside ends or disturbs a thread's IPC.
+fn apply(t: &mut Tcb, r: Reaction) {
+    match r {
+        Reaction::Stay | Reaction::Unlink { .. } => {}
+        Reaction::Wake { leave, outcome } => {
+            if let Some(q) = leave.and_then(thread::get) {
+                sendq_remove(q, t);
             }
-        } else {
-            (*s.sendq_prev).sendq_next = s.sendq_next;
-            if s.sendq_next.is_null() {
-                (*head).sendq_prev = s.sendq_prev;
-            } else {
-                (*s.sendq_next).sendq_prev = s.sendq_prev;
+            let how = match outcome {
+                Outcome::Done => IpcWake::Done,
+                Outcome::Error(phase, code) => IpcWake::Error(err(phase, code)),
+                Outcome::XferExpired => IpcWake::Error(crate::string::XFER_EXPIRED),
+            };
+            schedule::wake(t, how);
+        }
+        Reaction::AbortTransfer { copier: None } => abort_copier(t),
+        Reaction::AbortTransfer { copier: Some(c) } => {
+            if let Some(c) = thread::get(c) {
+                abort_copier(c);
             }
         }
     }
-    s.sendq_next = core::ptr::null_mut();
-    s.sendq_prev = core::ptr::null_mut();
-    s.partner = None;
 }
 
 /// A blocked thread's timeout expired.
 pub fn timeout(t: &mut Tcb) {
-    if t.state == State::XferWait {
-        return schedule::wake(t, IpcWake::Error(crate::string::XFER_EXPIRED));
-    }
-    let code = match t.state {
-        State::SendBlocked => {
-            leave_send_queue(t);
-            err(IpcPhase::Send, IpcErrorCode::Timeout)
-        }
-        _ => err(IpcPhase::Receive, IpcErrorCode::Timeout),
-    };
-    schedule::wake(t, IpcWake::Error(code));
-}
-
-/// Takes a send-blocked thread out of its partner's send queue.
-fn leave_send_queue(t: &mut Tcb) {
-    // A send-blocked thread's partner exists: deletion empties the send queue of the deleted.
-    if let Some(dest) = t.partner.and_then(thread::get) {
-        sendq_remove(dest, t);
-    }
-    t.partner = None;
+    let (r, _) = state::react(t.state, Event::Timeout);
+    apply(t, r);
 }
 
 /// Aborts a string transfer at its copier `c` (spec 5.2: code 7 for both parties): the copy
@@ -642,13 +716,15 @@ fn leave_send_queue(t: &mut Tcb) {
 /// of the copier ends now. Never called for the running thread's own nested IPC.
 fn abort_copier(c: &mut Tcb) {
     c.xfer_abort = true;
-    if c.state == State::XferWait {
+    if let State::XferWait { .. } = c.state {
         schedule::wake(
             c,
             IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
         );
-    } else if (c.state == State::SendBlocked || c.state == State::RecvBlocked)
-        && !core::ptr::eq(&*c, thread::current())
+    } else if matches!(
+        c.state,
+        State::SendBlocked { .. } | State::RecvBlocked { .. }
+    ) && !core::ptr::eq(&*c, thread::current())
     {
         // The copier is in its own nested fault IPC: abort that.
         cancel_blocked(c, true, true, IpcErrorCode::Aborted);
@@ -666,97 +742,181 @@ pub fn cancel(
     if let Some(partner) = t.xfer_partner
         && (abort_send || abort_receive)
     {
-        // In a string transfer: abort it for both parties (code 7, spec 5.2).
+        // In a string transfer (running it, waiting for it, or in a nested fault IPC inside
+        // it): abort it for both parties (code 7, spec 5.2).
         if t.xfer_copier {
             abort_copier(t);
         } else if let Some(c) = thread::get(partner) {
             abort_copier(c);
         }
         return match t.state {
-            State::XferWait => (true, false),
-            State::Transfer => (false, true),
+            State::XferWait { .. } => (true, false),
+            State::Transfer { .. } => (false, true),
             _ => cancel_blocked(t, abort_send, abort_receive, IpcErrorCode::Aborted),
         };
     }
     cancel_blocked(t, abort_send, abort_receive, code)
 }
 
-/// Cancels a thread's blocked IPC (send queue or receive wait) with `code`.
+/// Cancels a thread's blocked IPC (send queue or receive wait) with `code` (canceled, 3, for
+/// ExchangeRegisters; aborted, 7, inside a transfer).
 pub fn cancel_blocked(
     t: &mut Tcb,
     abort_send: bool,
     abort_receive: bool,
     code: IpcErrorCode,
 ) -> (bool, bool) {
-    match t.state {
-        State::SendBlocked => {
-            if abort_send {
-                leave_send_queue(t);
-                schedule::wake(t, IpcWake::Error(err(IpcPhase::Send, code)));
-            }
-            (true, false)
+    if !matches!(
+        t.state,
+        State::SendBlocked { .. } | State::RecvBlocked { .. }
+    ) {
+        return (false, false);
+    }
+    let (r, reported) = state::react(
+        t.state,
+        Event::Abort {
+            send: abort_send,
+            receive: abort_receive,
+        },
+    );
+    let r = match r {
+        Reaction::Wake {
+            leave,
+            outcome: Outcome::Error(phase, _),
+        } => Reaction::Wake {
+            leave,
+            outcome: Outcome::Error(phase, code),
+        },
+        other => other,
+    };
+    apply(t, r);
+    reported
+}
+
+/// Ends every IPC that involves `gone` (being deleted): it leaves the send queue it is in;
+/// its own senders get "non-existing partner"; the other party of its string transfer is
+/// told (`kcore::state::react` decides each of these). Links to `gone` held elsewhere are
+/// handles: they fail from now on.
+pub fn unlink_deleted(gone: &mut Tcb) {
+    let (r, _) = state::react(gone.state, Event::Deleted);
+    schedule::timer_drop(gone);
+    let event = Event::PartnerDeleted {
+        handle: gone.handle(),
+        id: gone.id,
+    };
+    if let Reaction::Unlink { leave, partner } = r {
+        if let Some(q) = leave.and_then(thread::get) {
+            sendq_remove(q, gone);
         }
-        State::RecvBlocked => {
-            if abort_receive {
-                schedule::wake(t, IpcWake::Error(err(IpcPhase::Receive, code)));
-            }
-            (false, true)
+        if let Some(other) = partner.or(gone.xfer_partner).and_then(thread::get) {
+            tell_transfer_partner(other, gone, event);
         }
-        _ => (false, false),
+    }
+    while gone.sendq_head != 0 {
+        let s = queue_member(gone.sendq_head);
+        sendq_remove(gone, s);
+        let (r, _) = state::react(s.state, event);
+        apply(s, r);
+    }
+    // Closed receives from `gone`: its list of waiting receivers (no scan of all threads).
+    leave_receive_list(gone);
+    while gone.recvq_head != 0 {
+        let w = queue_member(gone.recvq_head);
+        recvq_remove(gone, w);
+        let (r, _) = state::react(w.state, event);
+        apply(w, r);
     }
 }
 
-/// Wakes every thread whose IPC involves `gone` (being deleted) with "non-existing partner"
-/// (or, for the other party of a string transfer, "aborted"), and takes `gone` out of any
-/// send queue. Links to `gone` held elsewhere are handles: they fail from now on.
-pub fn unlink_deleted(gone: &mut Tcb) {
-    if gone.state == State::SendBlocked {
-        leave_send_queue(gone);
+/// Puts `t` into a receive from `from` (every way into `RecvBlocked` but an open one in the
+/// fast path): a closed receive from a user thread joins that thread's list of waiting
+/// receivers, so that deleting it ends their receives without a look at every thread.
+/// `sender` is that thread if the caller has it at hand.
+#[inline(always)]
+pub fn enter_receive(t: &mut Tcb, from: ThreadId, sender: Option<&mut Tcb>) {
+    t.state = State::RecvBlocked { from };
+    if !from.is_global() || from.number() < thread::USER_BASE || from == t.id {
+        // Open, from an interrupt, or from itself (a sleep): no list.
+        return;
     }
-    schedule::timer_remove(gone);
-    while !gone.sendq_head.is_null() {
-        // SAFETY: send-queue members are live TCBs.
-        let s = unsafe { &mut *gone.sendq_head };
-        sendq_remove(gone, s);
-        schedule::wake(
-            s,
-            IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::NotExist)),
-        );
+    let sender = match sender {
+        Some(s) => Some(s),
+        None => thread::lookup_global(from),
+    };
+    if let Some(s) = sender {
+        link_receiver(s, t);
     }
-    if let Some(other) = gone.xfer_partner.and_then(thread::get) {
-        other.xfer_partner = None;
-        if gone.xfer_copier {
-            // The other party waits for the end of the copy, or serves a tunnelled fault
-            // (`string::serve_tunnel` then finds its partner gone).
-            other.tunnel_abandon = true;
-            let phase = if other.xfer_sender {
-                IpcPhase::Send
-            } else {
-                IpcPhase::Receive
-            };
-            match other.state {
-                State::Transfer => {
-                    schedule::wake(other, IpcWake::Error(err(phase, IpcErrorCode::Aborted)))
-                }
-                State::SendBlocked | State::RecvBlocked if other.kernel_ipc_depth > 0 => {
-                    cancel_blocked(other, true, true, IpcErrorCode::Aborted);
-                }
-                _ => {}
-            }
-        } else {
-            // The copier finds the handle of `gone` stale when its copy ends.
-            abort_copier(other);
+}
+
+/// `t` joins `s`'s list of waiting closed receivers (at the head).
+#[inline(always)]
+fn link_receiver(s: &mut Tcb, t: &mut Tcb) {
+    let n = t.no;
+    t.recvq_on = s.no;
+    t.recvq_neighbours = [0, s.recvq_head];
+    if s.recvq_head != 0 {
+        queue_member(s.recvq_head).recvq_neighbours[0] = n;
+    }
+    s.recvq_head = n;
+}
+
+/// `t` leaves `s`'s list (`s` is the thread `t.recvq_on` names).
+#[inline(always)]
+fn unlink_receiver(s: &mut Tcb, t: &mut Tcb) {
+    if t.recvq_neighbours == [0, 0] {
+        s.recvq_head = 0;
+        t.recvq_on = 0;
+    } else {
+        recvq_remove(s, t);
+    }
+}
+
+/// Leaves the list of waiting receivers `enter_receive` put `t` in (waking, a transfer
+/// starting, deletion, a redirected receive).
+#[inline(always)]
+pub fn leave_receive_list(t: &mut Tcb) {
+    if t.recvq_on != 0 {
+        unlink_receiver(queue_member(t.recvq_on), t);
+    }
+}
+
+#[inline(never)]
+fn recvq_remove(s: &mut Tcb, t: &mut Tcb) {
+    let [prev, next] = t.recvq_neighbours;
+    if prev == 0 {
+        s.recvq_head = next;
+    } else {
+        queue_member(prev).recvq_neighbours[1] = next;
+    }
+    if next != 0 {
+        queue_member(next).recvq_neighbours[0] = prev;
+    }
+    t.recvq_on = 0;
+}
+
+/// `gone`, a party of `other`'s string transfer, is being deleted.
+fn tell_transfer_partner(other: &mut Tcb, gone: &Tcb, event: Event) {
+    if other.xfer_partner != Some(gone.handle()) {
+        return;
+    }
+    other.xfer_partner = None;
+    if !gone.xfer_copier {
+        // `other` runs the copy: it finds the handle of `gone` stale when its copy ends.
+        return abort_copier(other);
+    }
+    // `other` waits for the end of the copy, or serves a tunnelled fault
+    // (`string::serve_tunnel` then finds its partner gone).
+    other.tunnel_abandon = true;
+    match other.state {
+        State::Transfer { .. } => {
+            let (r, _) = state::react(other.state, event);
+            apply(other, r);
         }
-    }
-    let id = gone.id;
-    thread::for_each(|t| {
-        if t.state == State::RecvBlocked && t.from_spec == id {
-            schedule::wake(
-                t,
-                IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::NotExist)),
-            );
+        State::SendBlocked { .. } | State::RecvBlocked { .. } if other.kernel_ipc_depth > 0 => {
+            cancel_blocked(other, true, true, IpcErrorCode::Aborted);
         }
-    });
+        _ => {}
+    }
 }
 
 /// Sends a kernel-generated message (page fault, exception) from `cur` to `handler` as a

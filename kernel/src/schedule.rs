@@ -4,7 +4,7 @@
 //!
 //! Ready threads (including the running one) sit in a circular list per priority; a 256-bit
 //! bitmap of non-empty lists makes the choice of the next thread constant time. Blocked threads
-//! with a timeout sit in a list sorted by deadline, checked on every tick.
+//! with a timeout sit in a heap keyed by deadline (`kcore::timer`); a tick looks at its root.
 //!
 //! May touch: thread state, queue links and time accounting; the CPU context switch.
 
@@ -17,18 +17,21 @@ use crate::arch::x86_64::context::{self, SwitchTo};
 use crate::interrupt;
 use crate::sync::KernelCell;
 use crate::thread::{self, IpcWake, State, Tcb};
+use kcore::timer::TimerHeap;
 
 struct RunQueues {
     heads: [*mut Tcb; 256],
     bitmap: [u64; 4],
-    timers: *mut Tcb,
 }
 
 static QUEUES: KernelCell<RunQueues> = KernelCell::new(RunQueues {
     heads: [core::ptr::null_mut(); 256],
     bitmap: [0; 4],
-    timers: core::ptr::null_mut(),
 });
+
+/// Armed timeouts of blocked threads, by thread slot: a heap, so arming, cancelling and
+/// expiring cost O(log n) in the number of armed timeouts (`kcore::timer`).
+static TIMERS: KernelCell<TimerHeap<{ thread::MAX_SLOTS }>> = KernelCell::new(TimerHeap::new());
 
 /// The idle thread: a kernel thread that halts the CPU when nothing is ready.
 static IDLE: KernelCell<*mut Tcb> = KernelCell::new(core::ptr::null_mut());
@@ -145,12 +148,21 @@ static LAST_SPACE_USER: KernelCell<*mut crate::space::Space> =
     KernelCell::new(core::ptr::null_mut());
 
 /// Makes a blocked thread runnable with the given IPC outcome.
+#[inline(always)]
 pub fn wake(t: &mut Tcb, how: IpcWake) {
     timer_remove(t);
+    if t.recvq_on != 0 {
+        // A list of waiting receivers to leave: out of the common path.
+        leave_list(t);
+    }
     t.wake = how;
     t.state = State::Ready;
-    t.partner = None;
     enqueue(t);
+}
+
+#[inline(never)]
+fn leave_list(t: &mut Tcb) {
+    crate::ipc::leave_receive_list(t);
 }
 
 /// Blocks the current thread (already in a blocked state) until woken; `deadline` in µs.
@@ -171,38 +183,23 @@ pub fn block_other(t: &mut Tcb, deadline: u64) {
     timer_insert(t);
 }
 
+#[inline(always)]
 fn timer_insert(t: &mut Tcb) {
-    let q = QUEUES.get();
-    let p = t as *mut Tcb;
-    let mut link: *mut *mut Tcb = &mut q.timers;
-    // SAFETY: the list holds live, blocked TCBs, sorted by deadline.
-    unsafe {
-        while !(*link).is_null() && (**link).deadline <= t.deadline {
-            link = &mut (**link).timer_next;
-        }
-        t.timer_next = *link;
-        *link = p;
-    }
+    TIMERS.get().arm(t.slot, t.deadline);
 }
 
+/// Disarms a thread's timeout (if armed). Lazily: the heap entry stays until it expires (and
+/// is then found stale: the thread's `deadline` is no longer set) or the thread arms a timeout
+/// again (which moves the entry). A wake-up thus costs one store, not a heap removal.
+#[inline(always)]
 pub fn timer_remove(t: &mut Tcb) {
-    if t.deadline == u64::MAX {
-        return;
-    }
-    let q = QUEUES.get();
-    let p = t as *mut Tcb;
-    let mut link: *mut *mut Tcb = &mut q.timers;
-    // SAFETY: as in `timer_insert`.
-    unsafe {
-        while !(*link).is_null() {
-            if *link == p {
-                *link = t.timer_next;
-                break;
-            }
-            link = &mut (**link).timer_next;
-        }
-    }
-    t.timer_next = core::ptr::null_mut();
+    t.deadline = u64::MAX;
+}
+
+/// Removes a thread's heap entry for good (the thread is being deleted: its slot may be
+/// reused, and the tick must never name a free slot).
+pub fn timer_drop(t: &mut Tcb) {
+    TIMERS.get().cancel(t.slot);
     t.deadline = u64::MAX;
 }
 
@@ -210,18 +207,16 @@ pub fn timer_remove(t: &mut Tcb) {
 pub fn tick(tick_us: u64) {
     let now = interrupt::now_us();
     let mut woke = false;
-    loop {
-        // A fresh, short borrow each round: `ipc::timeout` re-enters the queues (wake →
-        // enqueue), so no borrow of `QUEUES` may live across it.
-        let head = QUEUES.get().timers;
-        if head.is_null() {
+    // A fresh, short borrow each round: `ipc::timeout` re-enters the timers and the run
+    // queues (wake → timer_remove, enqueue), so no borrow may live across it.
+    while let Some(slot) = TIMERS.get().pop_due(now) {
+        let Some(t) = thread::of_slot(slot) else {
             break;
+        };
+        if t.deadline == u64::MAX {
+            continue; // disarmed since (`timer_remove`)
         }
-        // SAFETY: list members are live TCBs.
-        let t = unsafe { &mut *head };
-        if t.deadline > now {
-            break;
-        }
+        t.deadline = u64::MAX;
         crate::ipc::timeout(t);
         woke = true;
     }
@@ -411,10 +406,10 @@ pub fn state_result(t: &Tcb) -> ScheduleResult {
         State::Inactive | State::Dead => ScheduleResult::Dead,
         _ if t.halted => ScheduleResult::Inactive,
         State::Ready => ScheduleResult::Running,
-        State::SendBlocked => ScheduleResult::PendingSend,
-        State::RecvBlocked => ScheduleResult::Waiting,
-        State::Transfer => ScheduleResult::Sending,
-        State::XferWait => ScheduleResult::Receiving,
+        State::SendBlocked { .. } => ScheduleResult::PendingSend,
+        State::RecvBlocked { .. } => ScheduleResult::Waiting,
+        State::Transfer { .. } => ScheduleResult::Sending,
+        State::XferWait { .. } => ScheduleResult::Receiving,
     }
 }
 

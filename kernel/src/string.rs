@@ -349,7 +349,9 @@ fn tunnel(
     partner.tunnel_receiver_side = receiver_side;
     partner.tunnel_abandon = false;
     schedule::wake(partner, IpcWake::Tunnel);
-    me.state = State::XferWait;
+    me.state = State::XferWait {
+        with: partner_handle,
+    };
     schedule::block_current(deadline);
     match me.wake {
         IpcWake::Done => Resolve::Done,
@@ -372,9 +374,11 @@ fn abandon(me: &mut Tcb, partner: thread::Handle) {
         return;
     };
     partner.tunnel_abandon = true;
-    if partner.state != State::Transfer {
+    if !matches!(partner.state, State::Transfer { .. }) {
         crate::ipc::cancel_blocked(partner, true, true, IpcErrorCode::Aborted);
-        me.state = State::XferWait;
+        me.state = State::XferWait {
+            with: partner.handle(),
+        };
         schedule::block_current(u64::MAX);
     }
 }
@@ -407,7 +411,8 @@ fn serve_tunnel_loop(me: &mut Tcb, phase: IpcPhase) {
             me.wake = IpcWake::Error(IpcError::new(phase, IpcErrorCode::Aborted).encode());
             return;
         };
-        if w.state == State::XferWait {
+        let copier = w.handle();
+        if let State::XferWait { .. } = w.state {
             let how = match r {
                 Resolve::Done => IpcWake::Done,
                 Resolve::Aborted => IpcWake::Error(aborted(0).0),
@@ -415,7 +420,10 @@ fn serve_tunnel_loop(me: &mut Tcb, phase: IpcPhase) {
             };
             schedule::wake(w, how);
         }
-        me.state = State::Transfer;
+        me.state = State::Transfer {
+            with: copier,
+            sender: me.xfer_sender,
+        };
         schedule::block_current(u64::MAX);
     }
 }

@@ -43,23 +43,11 @@ pub const ROOT_PRIORITY: u8 = 255;
 /// Default time slice (µs).
 pub const DEFAULT_TIMESLICE_US: u64 = 10_000;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum State {
-    /// Created, not yet activated (no UTCB / pager).
-    Inactive,
-    /// Runnable (in its ready queue) or running.
-    Ready,
-    /// Blocked sending to `partner`.
-    SendBlocked,
-    /// Blocked receiving from `from_spec`.
-    RecvBlocked,
-    /// Deleted; the slot is being reclaimed.
-    Dead,
-    /// In a string transfer run by the partner, waiting for it to finish (or to tunnel a fault).
-    Transfer,
-    /// Running a string transfer, waiting for the partner to resolve a page fault.
-    XferWait,
-}
+/// A thread named by the kernel (number + TCB generation): the links between threads.
+pub use kcore::state::Handle;
+/// What a thread is doing: an enum carrying the data of each state (`kcore::state`, where
+/// the reactions to timeouts, aborts and deletions are decided and host-tested).
+pub use kcore::state::ThreadState as State;
 
 /// How a blocked IPC ended, written by whoever woke the thread.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -71,16 +59,6 @@ pub enum IpcWake {
     Error(u64),
     /// The partner needs a page fault of ours resolved during a string copy (`string.rs`).
     Tunnel,
-}
-
-/// A thread named by the kernel: its number and the generation of the TCB that bore it when
-/// the name was taken. Links between threads are handles, never pointers: a handle to a
-/// deleted thread fails [`get`] instead of reaching freed memory, even if the number (or the
-/// user-visible id, version included) has been given to a new thread since.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Handle {
-    no: u32,
-    generation: u32,
 }
 
 /// Generation of the next TCB (never 0; wraps after 2^32 creations).
@@ -108,13 +86,23 @@ pub struct Tcb {
     pub slice_left_us: u64,
     pub ready_next: *mut Tcb,
     pub ready_prev: *mut Tcb,
-    // IPC
-    /// Send-blocked: the thread in whose send queue this one waits.
-    pub partner: Option<Handle>,
-    pub from_spec: ThreadId,
-    pub sendq_head: *mut Tcb,
-    pub sendq_next: *mut Tcb,
-    pub sendq_prev: *mut Tcb,
+    // IPC (whom a blocked thread waits for is in `state`)
+    /// Send queue, by thread number (0: none): the threads waiting to send to this one, in
+    /// order, and how many of them send a propagated message (`ipc::queued_sender`). A queued
+    /// thread links to its neighbours.
+    pub sendq_head: u32,
+    pub sendq_tail: u32,
+    pub sendq_propagated: u32,
+    pub sendq_next: u32,
+    pub sendq_prev: u32,
+    /// Closed receivers waiting for a message from this thread (by number, 0: none), and on a
+    /// closed receiver: whose list it is in and its neighbours [previous, next]
+    /// (`ipc::enter_receive`).
+    pub recvq_head: u32,
+    pub recvq_on: u32,
+    /// The thread number (`id.number()`, which a version change keeps), for the links.
+    pub no: u32,
+    pub recvq_neighbours: [u32; 2],
     pub wake: IpcWake,
     pub ipc_from: ThreadId,
     /// Page fault to tunnel for the partner's string copy (`string.rs`).
@@ -139,14 +127,10 @@ pub struct Tcb {
     pub propagate_as: Option<Handle>,
     /// Absolute timeout in µs, `u64::MAX` = none.
     pub deadline: u64,
-    pub timer_next: *mut Tcb,
     /// True while the thread waits for its start-up message (spec 6.1).
     pub startup: bool,
     /// Nesting of kernel-generated IPCs (page faults, exceptions) in progress.
     pub kernel_ipc_depth: u32,
-    /// Interrupt line this thread is the handler of... (see interrupt.rs), or associated IRQ.
-    pub all_next: *mut Tcb,
-    pub all_prev: *mut Tcb,
     pub slot: u32,
     /// Kernel-private generation of this TCB (see [`Handle`]).
     pub generation: u32,
@@ -162,8 +146,6 @@ static FREE_SLOTS: KernelCell<SlotAllocator> = KernelCell::new(SlotAllocator {
     free: [0; MAX_SLOTS],
     nfree: 0,
 });
-/// Every thread (for scans on deletion).
-pub static ALL_THREADS: KernelCell<*mut Tcb> = KernelCell::new(core::ptr::null_mut());
 pub static CURRENT: KernelCell<*mut Tcb> = KernelCell::new(core::ptr::null_mut());
 
 struct SlotAllocator {
@@ -309,10 +291,24 @@ impl Tcb {
     /// This thread's name for links from other threads.
     pub fn handle(&self) -> Handle {
         Handle {
-            no: self.id.number() as u32,
+            no: self.no,
             generation: self.generation,
         }
     }
+}
+
+/// The thread in slot `slot`. Only for slots of live threads: the scheduler's timer heap names
+/// threads by slot, and deleting a thread disarms its timer first.
+pub fn of_slot(slot: u32) -> Option<&'static mut Tcb> {
+    if slot as usize >= MAX_SLOTS {
+        return None;
+    }
+    let p = (SLOT_REGION + slot as u64 * SLOT_SIZE + TCB_OFFSET) as *mut Tcb;
+    // SAFETY: a live thread's slot has its TCB page mapped (callers name only armed timers,
+    // which belong to live threads); the TCB is the one the thread table points at.
+    let t = unsafe { &mut *p };
+    debug_assert!(t.slot == slot);
+    Some(t)
 }
 
 /// The thread a handle names, if it still exists.
@@ -397,11 +393,15 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         slice_left_us: DEFAULT_TIMESLICE_US,
         ready_next: core::ptr::null_mut(),
         ready_prev: core::ptr::null_mut(),
-        partner: None,
-        from_spec: ThreadId::NIL,
-        sendq_head: core::ptr::null_mut(),
-        sendq_next: core::ptr::null_mut(),
-        sendq_prev: core::ptr::null_mut(),
+        sendq_head: 0,
+        sendq_tail: 0,
+        sendq_propagated: 0,
+        sendq_next: 0,
+        sendq_prev: 0,
+        recvq_head: 0,
+        recvq_on: 0,
+        recvq_neighbours: [0, 0],
+        no: id.number() as u32,
         wake: IpcWake::None,
         ipc_from: ThreadId::NIL,
         recv_after_send: ThreadId::NIL,
@@ -416,11 +416,8 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         xfer_sender: false,
         xfer_abort: false,
         deadline: u64::MAX,
-        timer_next: core::ptr::null_mut(),
         startup: false,
         kernel_ipc_depth: 0,
-        all_next: core::ptr::null_mut(),
-        all_prev: core::ptr::null_mut(),
         slot,
         fpu: FpuArea([0; 512]),
     };
@@ -432,13 +429,6 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         ..TrapFrame::default()
     };
     THREADS.get()[id.number() as usize] = p;
-    let head = ALL_THREADS.get();
-    t.all_next = *head;
-    if !head.is_null() {
-        // SAFETY: list members are live TCBs.
-        unsafe { (**head).all_prev = p };
-    }
-    *head = p;
     t.space().threads += 1;
     Some(t)
 }
@@ -448,34 +438,12 @@ pub const USER_RFLAGS: u64 = 0x3202;
 
 /// Frees a thread that is no longer queued anywhere. Must not be the current thread.
 pub fn destroy(t: &mut Tcb) {
-    let p = t as *mut Tcb;
+    crate::thread_control::utcb_released(t);
     THREADS.get()[t.id.number() as usize] = core::ptr::null_mut();
-    if t.all_prev.is_null() {
-        *ALL_THREADS.get() = t.all_next;
-    } else {
-        // SAFETY: list members are live TCBs.
-        unsafe { (*t.all_prev).all_next = t.all_next };
-    }
-    if !t.all_next.is_null() {
-        // SAFETY: list members are live TCBs.
-        unsafe { (*t.all_next).all_prev = t.all_prev };
-    }
-    let _ = p;
     t.state = State::Dead;
     let space = t.space;
     let slot = t.slot;
     free_slot(slot);
     // SAFETY: the space pointer was valid for the thread; it is released with its last thread.
     crate::space::release(unsafe { &mut *space });
-}
-
-/// Iterates over every thread.
-pub fn for_each(mut f: impl FnMut(&'static mut Tcb)) {
-    let mut p = *ALL_THREADS.get();
-    while !p.is_null() {
-        // SAFETY: list members are live TCBs; `next` is read before `f` may unlink.
-        let t = unsafe { &mut *p };
-        p = t.all_next;
-        f(t);
-    }
 }
