@@ -67,6 +67,12 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     kprint!("cpu: features used:");
     cpu::features().describe(&mut |s| kprint!(" {}", s));
     kprintln!();
+    let on = |b: bool| if b { "on" } else { "off (not in CPUID)" };
+    kprintln!(
+        "cpu: smep {}, smap {}",
+        on(cpu::smep_on()),
+        on(cpu::smap_on())
+    );
 
     if let Err(e) = multiboot::parse(magic, mbi as u64) {
         match e {
@@ -78,6 +84,10 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     }
     let boot = BOOT.get();
     kprintln!("boot: command line \"{}\"", boot.cmdline());
+    let kdb_policy = kdb::init(boot.cmdline());
+    kprintln!("kdb: policy {:?} (kdb=all|privileged|strict)", kdb_policy);
+    let iopl_policy = trap::init_iopl_policy(boot.cmdline());
+    kprintln!("iopl: IOPL 3 for {:?} (iopl=all|privileged)", iopl_policy);
     kprintln!("memory map:");
     let mut phys_top = 0;
     for r in boot.regions() {

@@ -428,12 +428,15 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         rflags: USER_RFLAGS,
         ..TrapFrame::default()
     };
+    // IOPL 3 only where the policy allows it (docs/security.md).
+    t.frame().rflags = crate::arch::x86_64::trap::initial_user_rflags(t.space().privileged);
     THREADS.get()[id.number() as usize] = p;
     t.space().threads += 1;
     Some(t)
 }
 
-/// RFLAGS of a user thread: IF, IOPL 3 (spec 4.6, item 18 of section 1), bit 1.
+/// RFLAGS of a user thread: IF, IOPL 3 (spec 4.6, item 18 of section 1), bit 1; threads of
+/// unprivileged spaces get IOPL 0 unless `iopl=all` (`trap::initial_user_rflags`).
 pub const USER_RFLAGS: u64 = 0x3202;
 
 /// Frees a thread that is no longer queued anywhere. Must not be the current thread.

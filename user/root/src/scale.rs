@@ -191,13 +191,18 @@ extern "C" fn mapper() -> ! {
     // The first access also builds the page tables: not timed.
     // SAFETY: as above (FAULT_BASE is above FILL_BASE).
     unsafe { core::ptr::write_volatile(FAULT_BASE as *mut u8, 1) };
-    let t0 = rdtsc();
-    for i in 1..=REPS {
-        // SAFETY: as above.
-        unsafe { core::ptr::write_volatile((FAULT_BASE + (i << 12)) as *mut u8, 1) };
+    // The smallest of four batches: a timer tick inside a batch is not the fault's cost.
+    let mut best = u64::MAX;
+    for b in 0..4u64 {
+        let t0 = rdtsc();
+        for i in 1..=REPS {
+            let a = FAULT_BASE + ((b * REPS + i) << 12);
+            // SAFETY: as above.
+            unsafe { core::ptr::write_volatile(a as *mut u8, 1) };
+        }
+        best = best.min(rdtsc() - t0);
     }
-    let t1 = rdtsc();
-    FAULT_RESULT.store((t1 - t0) * 100 / REPS, Ordering::SeqCst);
+    FAULT_RESULT.store(best * 100 / REPS, Ordering::SeqCst);
     utcb::set_mr(0, MsgTag::new(DONE, 0, 0).raw());
     let _ = msg::send_timeout(spaces::root(), Time::period_micros(60_000_000));
     loop {
@@ -277,7 +282,8 @@ fn build_background(n: u64, mode: u64, pager: ThreadId) -> bool {
         }
         msg::sleep(Time::period_micros(1000));
     }
-    msg::sleep(Time::period_micros(1000));
+    // Let the last starters reach their blocking call (they run below the root's priority).
+    msg::sleep(Time::period_micros(50_000));
     BG_STARTED.load(Ordering::SeqCst) >= n
 }
 
@@ -338,33 +344,47 @@ fn measure_closed_receive_miss(n: u64) {
     report("closed-receive-miss", n, t1 - t0, REPS);
 }
 
-fn measure_space_delete(n: u64, pager: ThreadId) -> bool {
+/// One mapper run: builds a space with `n` pages one per 2 MiB, then deletes it; returns
+/// (instructions of the deletion, 100 × instructions per page fault).
+fn space_delete_once(n: u64, pager: ThreadId) -> Option<(u64, u64)> {
     MAPPER_PAGES.store(n, Ordering::SeqCst);
     let m = tid(MAPPER);
     // SAFETY: the previous mapper using this stack is deleted.
     let sp = unsafe { spaces::prepare_stack(&raw mut MAPPER_STACK) };
     if !new_space(m, spaces::UTCB_AREA, 14, pager) || !spaces::start_via_pager(pager, m, mapper, sp)
     {
-        return false;
+        return None;
     }
     match msg::receive_timeout(m, Time::period_micros(600_000_000)) {
         Ok(tag) if tag.label() == DONE => {}
         _ => {
             println!("scale: the mapper did not finish (n={n})");
             spaces::delete(m);
-            return false;
+            return None;
         }
     }
-    let f = FAULT_RESULT.load(Ordering::SeqCst);
-    println!(
-        "scale: pagefault-roundtrip n={n} instr={}.{:02}",
-        f / 100,
-        f % 100
-    );
     let t0 = rdtsc();
     spaces::delete(m);
     let t1 = rdtsc();
-    report("space-delete", n, t1 - t0, 1);
+    Some((t1 - t0, FAULT_RESULT.load(Ordering::SeqCst)))
+}
+
+/// The smallest of three runs (a timer tick during one run is not the operation's cost).
+fn measure_space_delete(n: u64, pager: ThreadId) -> bool {
+    let (mut del, mut fault) = (u64::MAX, u64::MAX);
+    for _ in 0..3 {
+        let Some((d, f)) = space_delete_once(n, pager) else {
+            return false;
+        };
+        del = del.min(d);
+        fault = fault.min(f);
+    }
+    println!(
+        "scale: pagefault-roundtrip n={n} instr={}.{:02}",
+        fault / 100,
+        fault % 100
+    );
+    report("space-delete", n, del, 1);
     true
 }
 

@@ -19,6 +19,7 @@ mod memory;
 mod privilege;
 mod sched;
 mod schedule;
+mod security_entry;
 mod sigma0;
 mod space_control;
 mod strings;
@@ -55,4 +56,5 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("privilege", privilege::run),
     ("churn", churn::run),
     ("fuzz", fuzz::run),
+    ("security_entry", security_entry::run),
 ];
