@@ -5,11 +5,12 @@
 //! fires it is masked and the handler receives a message from (n, 1) with label -1<<4; the
 //! handler acknowledges by sending any message to (n, 1), which unmasks the line.
 
-use abi::error::{IpcError, IpcErrorCode, IpcPhase};
+use abi::error::{IpcErrorCode, IpcPhase};
 use abi::msgtag::{MsgTag, labels};
 use abi::thread_id::ThreadId;
 
 use crate::arch::x86_64::trap::TrapFrame;
+use crate::ipc::IpcErr;
 use crate::platform::pc::pic;
 use crate::schedule;
 use crate::sync::KernelCell;
@@ -137,14 +138,10 @@ pub fn acknowledge(cur: &Tcb, irq_tid: ThreadId) -> Result<(), ()> {
 }
 
 /// Closed receive from an interrupt thread id: error if it is not ours.
-pub fn try_receive(cur: &mut Tcb, irq_tid: ThreadId) -> Option<Result<ThreadId, u64>> {
+pub fn try_receive(cur: &mut Tcb, irq_tid: ThreadId) -> Option<Result<ThreadId, IpcErr>> {
     match line_of(irq_tid) {
         Some(irq) if LINES.get()[irq].handler == cur.id => None,
-        _ => Some(Err(IpcError::new(
-            IpcPhase::Receive,
-            IpcErrorCode::NotExist,
-        )
-        .encode())),
+        _ => Some(Err(IpcErr::new(IpcPhase::Receive, IpcErrorCode::NotExist))),
     }
 }
 
@@ -174,7 +171,7 @@ pub fn pending_for(cur: &Tcb, spec: ThreadId) -> bool {
     *PENDING.get() != 0 && pending_line(cur, spec).is_some()
 }
 
-pub fn deliver_pending(cur: &mut Tcb, spec: ThreadId) -> Result<ThreadId, u64> {
+pub fn deliver_pending(cur: &mut Tcb, spec: ThreadId) -> Result<ThreadId, IpcErr> {
     let i = pending_line(cur, spec).unwrap_or(0);
     set_pending(&mut LINES.get()[i], false);
     cur.set_mr(0, MsgTag::new(labels::INTERRUPT, 0, 0).raw());

@@ -22,8 +22,41 @@ use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};
 use kcore::state::{self, Event, Outcome, Reaction};
 
-fn err(phase: IpcPhase, code: IpcErrorCode) -> u64 {
-    IpcError::new(phase, code).encode()
+fn err(phase: IpcPhase, code: IpcErrorCode) -> IpcErr {
+    IpcErr::new(phase, code)
+}
+
+/// An IPC error as it travels through the kernel: built only from its phase, code and byte
+/// offset (`abi::error::IpcError`, the one encoder), carried as the ErrorCode word it becomes
+/// (one register, so outcomes stay as cheap as the raw words they replace).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct IpcErr(u64);
+
+impl IpcErr {
+    pub const fn new(phase: IpcPhase, code: IpcErrorCode) -> Self {
+        IpcErr(IpcError::new(phase, code).encode())
+    }
+
+    pub const fn with_offset(phase: IpcPhase, code: IpcErrorCode, offset: u64) -> Self {
+        IpcErr(IpcError::with_offset(phase, code, offset).encode())
+    }
+
+    /// The error code (spec 5.7.6).
+    pub fn code(self) -> Option<IpcErrorCode> {
+        IpcError::decode(self.0).map(|e| e.code)
+    }
+
+    /// The ErrorCode TCR value.
+    pub const fn word(self) -> u64 {
+        self.0
+    }
+}
+
+/// The one place where an IPC error becomes user-visible: the ErrorCode TCR and the E flag of
+/// the thread's MR0 (spec 5.7).
+pub fn report_error(t: &Tcb, e: IpcErr) {
+    t.set_utcb_word(utcb::ERROR_CODE, e.word());
+    t.mrs()[0] = MsgTag::from_raw(t.mr(0)).with_error(true).raw();
 }
 
 /// Absolute deadline (µs) of a timeout, `None` = zero timeout, `Some(MAX)` = never.
@@ -104,7 +137,7 @@ fn setup_propagation(cur: &mut Tcb, dest: &Tcb) {
 enum Completion<'a> {
     /// Both parties exist (the other party is given back); the pair of error codes (sender,
     /// receiver) if it failed.
-    Done(&'a mut Tcb, Result<(), (u64, u64)>),
+    Done(&'a mut Tcb, Result<(), (IpcErr, IpcErr)>),
     /// The other party was deleted while the copy waited for a page fault: the current
     /// thread's transfer is aborted, and the other party must not be touched.
     PartnerGone,
@@ -204,7 +237,7 @@ fn copy_mrs(d: &mut [u64; 64], s: &[u64; 64], n: usize) {
 }
 
 /// The untyped part of a message (MR0..MRu): never blocks. Also reports an overflow.
-fn transfer_untyped(src: &Tcb, dst: &Tcb) -> Result<(), (u64, u64)> {
+fn transfer_untyped(src: &Tcb, dst: &Tcb) -> Result<(), (IpcErr, IpcErr)> {
     let tag = MsgTag::from_raw(src.mr(0));
     let u = tag.untyped() as usize;
     let t = tag.typed() as usize;
@@ -219,7 +252,7 @@ fn transfer_untyped(src: &Tcb, dst: &Tcb) -> Result<(), (u64, u64)> {
     Ok(())
 }
 
-fn transfer(src_h: thread::Handle, dst_h: thread::Handle) -> Result<(), (u64, u64)> {
+fn transfer(src_h: thread::Handle, dst_h: thread::Handle) -> Result<(), (IpcErr, IpcErr)> {
     let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
         return Err(crate::string::aborted(0));
     };
@@ -274,7 +307,7 @@ fn string_item(
     i: usize,
     buffers: &mut Option<crate::string::Buffers>,
     copied: &mut u64,
-) -> Result<usize, (u64, u64)> {
+) -> Result<usize, (IpcErr, IpcErr)> {
     let mut pos = i;
     let Some((send, _)) = crate::string::logical_string(words, &mut pos) else {
         return Err(crate::string::overflow(*copied));
@@ -300,7 +333,7 @@ fn string_item(
     Ok(pos)
 }
 
-fn overflow() -> (u64, u64) {
+fn overflow() -> (IpcErr, IpcErr) {
     (
         err(IpcPhase::Send, IpcErrorCode::Overflow),
         err(IpcPhase::Receive, IpcErrorCode::Overflow),
@@ -308,7 +341,7 @@ fn overflow() -> (u64, u64) {
 }
 
 /// Delivers `sender`'s message to a `receiver` that is blocked receiving and accepts it.
-fn deliver(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), u64> {
+fn deliver(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), IpcErr> {
     match complete(sender, receiver) {
         Completion::PartnerGone => Err(err(IpcPhase::Send, IpcErrorCode::Aborted)),
         Completion::Done(receiver, Ok(())) => {
@@ -316,8 +349,7 @@ fn deliver(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), u64> {
             Ok(())
         }
         Completion::Done(receiver, Err((se, re))) => {
-            receiver.mrs()[0] = MsgTag::from_raw(receiver.mr(0)).with_error(true).raw();
-            receiver.set_utcb_word(utcb::ERROR_CODE, re);
+            report_error(receiver, re);
             schedule::wake(receiver, IpcWake::Error(re));
             Err(se)
         }
@@ -329,9 +361,8 @@ pub struct IpcResult {
     pub from: ThreadId,
 }
 
-fn fail(cur: &Tcb, code: u64) -> IpcResult {
-    cur.set_utcb_word(utcb::ERROR_CODE, code);
-    cur.mrs()[0] = MsgTag::from_raw(cur.mr(0)).with_error(true).raw();
+fn fail(cur: &Tcb, code: IpcErr) -> IpcResult {
+    report_error(cur, code);
     IpcResult {
         from: ThreadId::NIL,
     }
@@ -344,9 +375,8 @@ pub fn sys_ipc(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResu
         Ok(from) => IpcResult { from },
         Err(Phase::Send(code)) => fail(cur, code),
         Err(Phase::Receive(code)) => {
-            cur.set_utcb_word(utcb::ERROR_CODE, code);
             // Keep what the sender wrote (if anything) but flag the error.
-            cur.mrs()[0] = MsgTag::from_raw(cur.mr(0)).with_error(true).raw();
+            report_error(cur, code);
             IpcResult { from: cur.ipc_from }
         }
     }
@@ -405,24 +435,16 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
     }
     schedule::block_current(u64::MAX);
     crate::string::serve_tunnel(cur, IpcPhase::Receive);
-    Some(match cur.wake {
-        IpcWake::Done => IpcResult { from: cur.ipc_from },
-        other => {
-            let code = match other {
-                IpcWake::Error(e) => e,
-                _ => err(IpcPhase::Receive, IpcErrorCode::Canceled),
-            };
-            cur.set_utcb_word(utcb::ERROR_CODE, code);
-            cur.mrs()[0] = MsgTag::from_raw(cur.mr(0)).with_error(true).raw();
-            IpcResult { from: cur.ipc_from }
-        }
-    })
+    if let Err(e) = outcome(cur.wake, IpcPhase::Receive) {
+        report_error(cur, e);
+    }
+    Some(IpcResult { from: cur.ipc_from })
 }
 
 /// Which phase of an IPC failed, with its ErrorCode value.
 pub enum Phase {
-    Send(u64),
-    Receive(u64),
+    Send(IpcErr),
+    Receive(IpcErr),
 }
 
 /// Send phase then receive phase. A sender whose message is taken from the partner's send
@@ -447,14 +469,9 @@ pub fn do_ipc(
     cur.recv_after_send = ThreadId::NIL;
     if cur.recv_phase_done {
         cur.recv_phase_done = false;
-        return match cur.wake {
-            IpcWake::Done => Ok(cur.ipc_from),
-            IpcWake::Error(e) => Err(Phase::Receive(e)),
-            IpcWake::None | IpcWake::Tunnel => Err(Phase::Receive(err(
-                IpcPhase::Receive,
-                IpcErrorCode::Canceled,
-            ))),
-        };
+        return outcome(cur.wake, IpcPhase::Receive)
+            .map(|()| cur.ipc_from)
+            .map_err(Phase::Receive);
     }
     if from_spec.is_nil() {
         return Ok(ThreadId::NIL);
@@ -504,7 +521,7 @@ fn finish_queued_send(s: &mut Tcb) {
 }
 
 /// Send phase: returns the ErrorCode value on failure.
-pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64> {
+pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), IpcErr> {
     if to.is_global() && to.number() < thread::SYSTEM_BASE {
         return interrupt::acknowledge(cur, to)
             .map_err(|_| err(IpcPhase::Send, IpcErrorCode::NotExist));
@@ -532,15 +549,26 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64>
     if cur.recv_phase_done {
         return Ok(());
     }
-    match cur.wake {
+    outcome(cur.wake, IpcPhase::Send)
+}
+
+/// How a blocked phase ended, from what its waker wrote: the one decoding of `IpcWake`.
+fn outcome(wake: IpcWake, phase: IpcPhase) -> Result<(), IpcErr> {
+    match wake {
         IpcWake::Done => Ok(()),
         IpcWake::Error(e) => Err(e),
-        IpcWake::None | IpcWake::Tunnel => Err(err(IpcPhase::Send, IpcErrorCode::Canceled)),
+        IpcWake::None | IpcWake::Tunnel | IpcWake::XferExpired | IpcWake::TunnelFailed => {
+            Err(err(phase, IpcErrorCode::Canceled))
+        }
     }
 }
 
 /// Receive phase: returns the from id, or the ErrorCode value.
-pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Result<ThreadId, u64> {
+pub fn receive_phase(
+    cur: &mut Tcb,
+    from_spec: ThreadId,
+    timeout: Time,
+) -> Result<ThreadId, IpcErr> {
     let mut spec = from_spec;
     // The thread named by a closed receive (nothing below blocks before it is used).
     let mut partner = None;
@@ -569,8 +597,7 @@ pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Resul
                 Ok(thread::current().ipc_from)
             }
             Completion::Done(s, Err((se, re))) => {
-                s.set_utcb_word(utcb::ERROR_CODE, se);
-                s.mrs()[0] = MsgTag::from_raw(s.mr(0)).with_error(true).raw();
+                report_error(s, se);
                 schedule::wake(s, IpcWake::Error(se));
                 Err(re)
             }
@@ -591,11 +618,7 @@ pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Resul
     }
     schedule::block_current(dl);
     crate::string::serve_tunnel(cur, IpcPhase::Receive);
-    match cur.wake {
-        IpcWake::Done => Ok(cur.ipc_from),
-        IpcWake::Error(e) => Err(e),
-        IpcWake::None | IpcWake::Tunnel => Err(err(IpcPhase::Receive, IpcErrorCode::Canceled)),
-    }
+    outcome(cur.wake, IpcPhase::Receive).map(|()| cur.ipc_from)
 }
 
 /// A member of a send queue, by number (queue members exist: deletion empties the queue of the
@@ -692,7 +715,7 @@ fn apply(t: &mut Tcb, r: Reaction) {
             let how = match outcome {
                 Outcome::Done => IpcWake::Done,
                 Outcome::Error(phase, code) => IpcWake::Error(err(phase, code)),
-                Outcome::XferExpired => IpcWake::Error(crate::string::XFER_EXPIRED),
+                Outcome::XferExpired => IpcWake::XferExpired,
             };
             schedule::wake(t, how);
         }
@@ -928,7 +951,7 @@ pub fn kernel_call(
     handler: ThreadId,
     build: impl FnOnce(&Tcb),
     reply: impl FnOnce(&Tcb),
-) -> Result<(), u64> {
+) -> Result<(), IpcErr> {
     kernel_call_timeout(cur, handler, Time::NEVER, build, reply)
 }
 
@@ -939,7 +962,7 @@ pub fn kernel_call_timeout(
     timeout: Time,
     build: impl FnOnce(&Tcb),
     reply: impl FnOnce(&Tcb),
-) -> Result<(), u64> {
+) -> Result<(), IpcErr> {
     let mut saved = [0u64; 64];
     saved.copy_from_slice(cur.mrs());
     let br0 = cur.utcb_word(utcb::br(0));
@@ -963,8 +986,11 @@ pub fn kernel_call_timeout(
 
 /// Did a kernel-generated IPC fail because it was aborted (ExchangeRegisters), rather than for
 /// lack of a partner? An aborted fault IPC makes the thread retry its instruction (spec 5.2).
-pub fn was_aborted(code: u64) -> bool {
-    matches!(IpcError::decode(code), Some(e) if e.code == IpcErrorCode::Canceled || e.code == IpcErrorCode::Aborted)
+pub fn was_aborted(e: IpcErr) -> bool {
+    matches!(
+        e.code(),
+        Some(IpcErrorCode::Canceled | IpcErrorCode::Aborted)
+    )
 }
 
 /// First code of an activated thread: wait for the start-up message from the pager

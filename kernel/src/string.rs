@@ -12,7 +12,7 @@
 //!
 //! May touch: both UTCBs (items, buffers, ErrorCode), the thread states of the two partners.
 
-use abi::error::{IpcError, IpcErrorCode, IpcPhase};
+use abi::error::{IpcErrorCode, IpcPhase};
 use abi::items::{TypedItem, decode_typed};
 use abi::msgtag::{MsgTag, labels};
 use abi::thread_id::ThreadId;
@@ -20,6 +20,7 @@ use abi::time::Time;
 use abi::utcb;
 
 use crate::arch::x86_64::paging::{USER_END, phys_to_virt};
+use crate::ipc::IpcErr;
 use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};
 
@@ -102,10 +103,10 @@ impl Buffers {
 }
 
 /// Error codes for (sender, receiver).
-pub type Codes = (u64, u64);
+pub type Codes = (IpcErr, IpcErr);
 
-fn code(phase: IpcPhase, c: IpcErrorCode, offset: u64) -> u64 {
-    IpcError::with_offset(phase, c, offset).encode()
+fn code(phase: IpcPhase, c: IpcErrorCode, offset: u64) -> IpcErr {
+    IpcErr::with_offset(phase, c, offset)
 }
 
 pub fn overflow(offset: u64) -> Codes {
@@ -317,9 +318,7 @@ pub fn pagefault_ipc(me: &mut Tcb, va: u64, receiver_side: bool, timeout: Time) 
     );
     match r {
         Ok(()) => Resolve::Done,
-        Err(c) if IpcError::decode(c).is_some_and(|e| e.code == IpcErrorCode::Timeout) => {
-            Resolve::Timeout
-        }
+        Err(e) if e.code() == Some(IpcErrorCode::Timeout) => Resolve::Timeout,
         Err(c) if crate::ipc::was_aborted(c) => Resolve::Aborted,
         Err(_) => Resolve::Failed,
     }
@@ -355,7 +354,7 @@ fn tunnel(
     schedule::block_current(deadline);
     match me.wake {
         IpcWake::Done => Resolve::Done,
-        IpcWake::Error(c) if c == XFER_EXPIRED => {
+        IpcWake::XferExpired => {
             abandon(me, partner_handle);
             Resolve::Timeout
         }
@@ -383,9 +382,6 @@ fn abandon(me: &mut Tcb, partner: thread::Handle) {
     }
 }
 
-/// Wake reason of a thread in `XferWait` whose transfer timeout expired.
-pub const XFER_EXPIRED: u64 = u64::MAX - 1;
-
 /// Run by a partner woken with `IpcWake::Tunnel`: sends the fault message for its own space,
 /// reports to the waiting thread, and goes back to waiting for the end of the transfer. If the
 /// thread running the copy is deleted meanwhile, the IPC of `me` ends with "aborted" in
@@ -408,7 +404,7 @@ fn serve_tunnel_loop(me: &mut Tcb, phase: IpcPhase) {
         me.tunnel_abandon = false;
         let Some(w) = me.xfer_partner.and_then(thread::get) else {
             me.state = State::Ready;
-            me.wake = IpcWake::Error(IpcError::new(phase, IpcErrorCode::Aborted).encode());
+            me.wake = IpcWake::Error(IpcErr::new(phase, IpcErrorCode::Aborted));
             return;
         };
         let copier = w.handle();
@@ -416,7 +412,7 @@ fn serve_tunnel_loop(me: &mut Tcb, phase: IpcPhase) {
             let how = match r {
                 Resolve::Done => IpcWake::Done,
                 Resolve::Aborted => IpcWake::Error(aborted(0).0),
-                _ => IpcWake::Error(0),
+                _ => IpcWake::TunnelFailed,
             };
             schedule::wake(w, how);
         }

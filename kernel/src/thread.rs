@@ -55,8 +55,12 @@ pub enum IpcWake {
     None,
     /// The message was transferred (for a receiver: from `ipc_from`).
     Done,
-    /// Error code for the ErrorCode TCR (phase and code already encoded).
-    Error(u64),
+    /// The IPC failed (encoded into the ErrorCode TCR by `ipc::report_error` only).
+    Error(crate::ipc::IpcErr),
+    /// A transfer timeout expired while the copier waited for a tunnelled fault (`string.rs`).
+    XferExpired,
+    /// The partner's tunnelled fault IPC failed (`string.rs`).
+    TunnelFailed,
     /// The partner needs a page fault of ours resolved during a string copy (`string.rs`).
     Tunnel,
 }
