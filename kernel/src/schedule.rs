@@ -9,7 +9,7 @@
 //! May touch: thread state, queue links and time accounting; the CPU context switch.
 
 use abi::error::SyscallError;
-use abi::syscall_args::ScheduleResult;
+use abi::syscall_args::{PreemptionControl, ScheduleResult, TimeControl};
 use abi::thread_id::ThreadId;
 use abi::time::{Time, TimeSpec};
 
@@ -352,25 +352,26 @@ pub fn sys_schedule(
             return Err(SyscallError::NoPrivilege);
         }
     }
-    if preemption != u64::MAX {
-        let sensitive = (preemption >> 16) & 0xFF;
+    let preemption = PreemptionControl(preemption);
+    if !preemption.is_no_change() {
+        let sensitive = preemption.sensitive_prio() as u64;
         if !privileged && sensitive > cur.priority as u64 {
             return Err(SyscallError::NoPrivilege);
         }
     }
     let mut new_slice = None;
     let mut new_quantum = None;
-    if time_control != u64::MAX {
-        let ts = Time((time_control >> 16) as u16);
-        let tq = Time(time_control as u16);
-        if (time_control >> 16) & 0xFFFF != 0xFFFF {
+    let time_control = TimeControl(time_control);
+    if !time_control.is_no_change() {
+        let (ts, tq) = (time_control.timeslice(), time_control.total_quantum());
+        if ts.0 != 0xFFFF {
             match ts.decode() {
                 TimeSpec::Period(us) if us > 0 => new_slice = Some(us),
                 TimeSpec::Never => new_slice = Some(u64::MAX / 2),
                 _ => return Err(SyscallError::InvalidParam),
             }
         }
-        if time_control & 0xFFFF != 0xFFFF {
+        if tq.0 != 0xFFFF {
             match tq.decode() {
                 TimeSpec::Period(us) => new_quantum = Some(us),
                 TimeSpec::Never | TimeSpec::Zero => new_quantum = Some(0),
