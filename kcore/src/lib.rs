@@ -6,6 +6,7 @@
 //! * [`state`]: what a blocked thread waits for, as one enum carrying the data of that state,
 //!   and [`state::react`], the one function that says what each event (timeout, abort,
 //!   deletion of the thread, deletion of its partner, delivery) does in each state.
+//! * [`queue`]: send queues and lists of closed receivers, linked by thread number.
 //! * [`utcb`]: which UTCB slots of which address space are taken, found without scanning the
 //!   threads (issue 17).
 //!
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod queue;
 pub mod state;
 pub mod timer;
 pub mod utcb;

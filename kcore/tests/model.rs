@@ -105,3 +105,73 @@ fn timer_heap_expires_in_deadline_order() {
     assert_eq!(n, 1024);
     assert!(h.is_empty());
 }
+
+mod queue_model {
+    use std::collections::VecDeque;
+
+    use kcore::queue::{Link, Links, Queue};
+    use proptest::prelude::*;
+
+    /// Members 1..=N; links in an array indexed by number.
+    struct Table(Vec<Link>);
+
+    impl Links for Table {
+        fn link(&mut self, n: u32) -> &mut Link {
+            &mut self.0[n as usize]
+        }
+    }
+
+    fn walk(q: &Queue, t: &Table) -> Vec<u32> {
+        let mut v = Vec::new();
+        let mut n = q.head;
+        while n != 0 {
+            v.push(n);
+            n = t.0[n as usize].next;
+            assert!(v.len() <= 64, "cycle");
+        }
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn queue_matches_model(ops in proptest::collection::vec((0..3u8, 1..=16u32), 1..200)) {
+            let mut t = Table(vec![Link::default(); 17]);
+            let mut q = Queue::EMPTY;
+            let mut model: VecDeque<u32> = VecDeque::new();
+            for (op, n) in ops {
+                let member = model.contains(&n);
+                let mut link = t.0[n as usize];
+                match op {
+                    0 if !member => {
+                        q.push_back(n, &mut link, &mut t);
+                        model.push_back(n);
+                    }
+                    1 if !member => {
+                        q.push_front(n, &mut link, &mut t);
+                        model.push_front(n);
+                    }
+                    2 if member => {
+                        q.remove(&link, &mut t);
+                        model.retain(|&m| m != n);
+                    }
+                    _ => continue,
+                }
+                t.0[n as usize] = link;
+                let order: Vec<u32> = model.iter().copied().collect();
+                prop_assert_eq!(walk(&q, &t), order.clone());
+                prop_assert_eq!(q.tail, order.last().copied().unwrap_or(0));
+                // Backwards too.
+                let mut back = Vec::new();
+                let mut m = q.tail;
+                while m != 0 {
+                    back.push(m);
+                    m = t.0[m as usize].prev;
+                }
+                back.reverse();
+                prop_assert_eq!(back, order);
+            }
+        }
+    }
+}

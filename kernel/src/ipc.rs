@@ -20,6 +20,7 @@ use abi::utcb;
 use crate::interrupt;
 use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};
+use kcore::queue::{Link, Links};
 use kcore::state::{self, Event, Outcome, Reaction};
 
 fn err(phase: IpcPhase, code: IpcErrorCode) -> IpcErr {
@@ -383,16 +384,17 @@ pub fn sys_ipc(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResu
 }
 
 /// The common case, short: an untyped message (no typed items, no flags) to a thread that is
-/// already waiting for us, followed by a receive with timeout never from that thread or from
-/// anybody / any local thread (Call, ReplyWait, Lcall, LreplyWait) while nobody else is queued
-/// for us. The partner is handed the
+/// already waiting for us, followed by a receive with a non-zero timeout from that thread or
+/// from anybody / any local thread (Call, ReplyWait, Lcall, LreplyWait) while nobody else is
+/// queued for us. The partner is handed the
 /// message and made ready; we block exactly as the general path would, so every other part of
 /// the kernel (timeouts, cancellation, deletion, interrupts, tunnelling) sees the usual states.
 /// Returns false, having changed nothing, when the case does not apply.
 pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Option<IpcResult> {
     let cur = thread::current();
     let open = from_spec.is_any() || from_spec.is_any_local();
-    if timeouts.receive() != Time::NEVER
+    let rcv = timeouts.receive();
+    if rcv == Time::ZERO
         || to.is_nil()
         || to.is_any()
         || to.is_any_local()
@@ -408,7 +410,11 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
     if dest.halted || !accepts(dest, cur) {
         return None;
     }
-    if open && (cur.sendq_head != 0 || interrupt::pending_for(cur, ThreadId::ANY)) {
+    if open && (!cur.sendq.is_empty() || interrupt::pending_for(cur, ThreadId::ANY))
+        || cur.sendq_propagated != 0
+    {
+        // Someone queued for us (or a propagated message that may appear to come from `dest`):
+        // the general receive phase takes it.
         return None;
     }
     crate::profile::mark(crate::profile::Point::Resolved);
@@ -433,7 +439,12 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
         cur.state = State::RecvBlocked { from: dest.id };
         link_receiver(dest, cur);
     }
-    schedule::block_current(u64::MAX);
+    if rcv == Time::NEVER {
+        schedule::block_current(u64::MAX);
+    } else {
+        // A finite receive timeout (not zero: excluded above, so there is a deadline).
+        schedule::block_current(deadline(rcv).unwrap_or(u64::MAX));
+    }
     crate::string::serve_tunnel(cur, IpcPhase::Receive);
     if let Err(e) = outcome(cur.wake, IpcPhase::Receive) {
         report_error(cur, e);
@@ -637,35 +648,34 @@ fn missing_member(no: u32) -> ! {
     panic!("thread {no} linked in a queue does not exist")
 }
 
-fn sendq_push(dest: &mut Tcb, s: &mut Tcb) {
-    let n = s.no;
-    s.sendq_next = 0;
-    s.sendq_prev = dest.sendq_tail;
-    if dest.sendq_tail == 0 {
-        dest.sendq_head = n;
-    } else {
-        queue_member(dest.sendq_tail).sendq_next = n;
+/// The send-queue links of the TCBs, by thread number.
+struct SendLinks;
+
+impl Links for SendLinks {
+    fn link(&mut self, n: u32) -> &mut Link {
+        &mut queue_member(n).sendq_link
     }
-    dest.sendq_tail = n;
+}
+
+/// The closed-receiver-list links of the TCBs, by thread number.
+struct RecvLinks;
+
+impl Links for RecvLinks {
+    fn link(&mut self, n: u32) -> &mut Link {
+        &mut queue_member(n).recvq_link
+    }
+}
+
+fn sendq_push(dest: &mut Tcb, s: &mut Tcb) {
+    dest.sendq
+        .push_back(s.no, &mut s.sendq_link, &mut SendLinks);
     if s.propagate_as.is_some() {
         dest.sendq_propagated += 1;
     }
 }
 
 fn sendq_remove(dest: &mut Tcb, s: &mut Tcb) {
-    let (prev, next) = (s.sendq_prev, s.sendq_next);
-    if prev == 0 {
-        dest.sendq_head = next;
-    } else {
-        queue_member(prev).sendq_next = next;
-    }
-    if next == 0 {
-        dest.sendq_tail = prev;
-    } else {
-        queue_member(next).sendq_prev = prev;
-    }
-    s.sendq_next = 0;
-    s.sendq_prev = 0;
+    dest.sendq.remove(&s.sendq_link, &mut SendLinks);
     if s.propagate_as.is_some() {
         dest.sendq_propagated -= 1;
     }
@@ -677,7 +687,7 @@ fn sendq_remove(dest: &mut Tcb, s: &mut Tcb) {
 /// queued (they appear to come from someone else), look through the queue.
 #[inline(always)]
 fn queued_sender(r: &Tcb, spec: ThreadId) -> Option<&'static mut Tcb> {
-    if r.sendq_head == 0 {
+    if r.sendq.is_empty() {
         return None;
     }
     queued_sender_in(r, spec)
@@ -686,19 +696,19 @@ fn queued_sender(r: &Tcb, spec: ThreadId) -> Option<&'static mut Tcb> {
 #[inline(never)]
 fn queued_sender_in(r: &Tcb, spec: ThreadId) -> Option<&'static mut Tcb> {
     if spec.is_any() {
-        return Some(queue_member(r.sendq_head));
+        return Some(queue_member(r.sendq.head));
     }
     if !spec.is_any_local() && r.sendq_propagated == 0 {
         let me = r.handle();
         return thread::lookup_global(spec).filter(|s| s.state == State::SendBlocked { to: me });
     }
-    let mut n = r.sendq_head;
+    let mut n = r.sendq.head;
     while n != 0 {
         let s = queue_member(n);
         if accepts_from(spec, r, s) {
             return Some(s);
         }
-        n = s.sendq_next;
+        n = s.sendq_link.next;
     }
     None
 }
@@ -835,17 +845,17 @@ pub fn unlink_deleted(gone: &mut Tcb) {
             tell_transfer_partner(other, gone, event);
         }
     }
-    while gone.sendq_head != 0 {
-        let s = queue_member(gone.sendq_head);
+    while !gone.sendq.is_empty() {
+        let s = queue_member(gone.sendq.head);
         sendq_remove(gone, s);
         let (r, _) = state::react(s.state, event);
         apply(s, r);
     }
     // Closed receives from `gone`: its list of waiting receivers (no scan of all threads).
     leave_receive_list(gone);
-    while gone.recvq_head != 0 {
-        let w = queue_member(gone.recvq_head);
-        recvq_remove(gone, w);
+    while !gone.recvq.is_empty() {
+        let w = queue_member(gone.recvq.head);
+        unlink_receiver(gone, w);
         let (r, _) = state::react(w.state, event);
         apply(w, r);
     }
@@ -874,24 +884,15 @@ pub fn enter_receive(t: &mut Tcb, from: ThreadId, sender: Option<&mut Tcb>) {
 /// `t` joins `s`'s list of waiting closed receivers (at the head).
 #[inline(always)]
 fn link_receiver(s: &mut Tcb, t: &mut Tcb) {
-    let n = t.no;
     t.recvq_on = s.no;
-    t.recvq_neighbours = [0, s.recvq_head];
-    if s.recvq_head != 0 {
-        queue_member(s.recvq_head).recvq_neighbours[0] = n;
-    }
-    s.recvq_head = n;
+    s.recvq.push_front(t.no, &mut t.recvq_link, &mut RecvLinks);
 }
 
 /// `t` leaves `s`'s list (`s` is the thread `t.recvq_on` names).
 #[inline(always)]
 fn unlink_receiver(s: &mut Tcb, t: &mut Tcb) {
-    if t.recvq_neighbours == [0, 0] {
-        s.recvq_head = 0;
-        t.recvq_on = 0;
-    } else {
-        recvq_remove(s, t);
-    }
+    s.recvq.remove(&t.recvq_link, &mut RecvLinks);
+    t.recvq_on = 0;
 }
 
 /// Leaves the list of waiting receivers `enter_receive` put `t` in (waking, a transfer
@@ -901,20 +902,6 @@ pub fn leave_receive_list(t: &mut Tcb) {
     if t.recvq_on != 0 {
         unlink_receiver(queue_member(t.recvq_on), t);
     }
-}
-
-#[inline(never)]
-fn recvq_remove(s: &mut Tcb, t: &mut Tcb) {
-    let [prev, next] = t.recvq_neighbours;
-    if prev == 0 {
-        s.recvq_head = next;
-    } else {
-        queue_member(prev).recvq_neighbours[1] = next;
-    }
-    if next != 0 {
-        queue_member(next).recvq_neighbours[0] = prev;
-    }
-    t.recvq_on = 0;
 }
 
 /// `gone`, a party of `other`'s string transfer, is being deleted.

@@ -43,6 +43,7 @@ pub const ROOT_PRIORITY: u8 = 255;
 /// Default time slice (µs).
 pub const DEFAULT_TIMESLICE_US: u64 = 10_000;
 
+use kcore::queue::{Link, Queue};
 /// A thread named by the kernel (number + TCB generation): the links between threads.
 pub use kcore::state::Handle;
 /// What a thread is doing: an enum carrying the data of each state (`kcore::state`, where
@@ -94,19 +95,17 @@ pub struct Tcb {
     /// Send queue, by thread number (0: none): the threads waiting to send to this one, in
     /// order, and how many of them send a propagated message (`ipc::queued_sender`). A queued
     /// thread links to its neighbours.
-    pub sendq_head: u32,
-    pub sendq_tail: u32,
+    pub sendq: Queue,
     pub sendq_propagated: u32,
-    pub sendq_next: u32,
-    pub sendq_prev: u32,
+    pub sendq_link: Link,
     /// Closed receivers waiting for a message from this thread (by number, 0: none), and on a
     /// closed receiver: whose list it is in and its neighbours [previous, next]
     /// (`ipc::enter_receive`).
-    pub recvq_head: u32,
+    pub recvq: Queue,
     pub recvq_on: u32,
     /// The thread number (`id.number()`, which a version change keeps), for the links.
     pub no: u32,
-    pub recvq_neighbours: [u32; 2],
+    pub recvq_link: Link,
     pub wake: IpcWake,
     pub ipc_from: ThreadId,
     /// Page fault to tunnel for the partner's string copy (`string.rs`).
@@ -397,14 +396,12 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         slice_left_us: DEFAULT_TIMESLICE_US,
         ready_next: core::ptr::null_mut(),
         ready_prev: core::ptr::null_mut(),
-        sendq_head: 0,
-        sendq_tail: 0,
+        sendq: Queue::EMPTY,
         sendq_propagated: 0,
-        sendq_next: 0,
-        sendq_prev: 0,
-        recvq_head: 0,
+        sendq_link: Link { prev: 0, next: 0 },
+        recvq: Queue::EMPTY,
         recvq_on: 0,
-        recvq_neighbours: [0, 0],
+        recvq_link: Link { prev: 0, next: 0 },
         no: id.number() as u32,
         wake: IpcWake::None,
         ipc_from: ThreadId::NIL,
