@@ -22,6 +22,7 @@ use crate::thread;
 const VEC_UD: u64 = 6;
 const VEC_BP: u64 = 3;
 const VEC_PF: u64 = 14;
+const VEC_GP: u64 = 13;
 
 pub fn handle(frame: &mut TrapFrame) {
     if !frame.is_from_user() {
@@ -32,6 +33,7 @@ pub fn handle(frame: &mut TrapFrame) {
             return;
         }
         trap::dump(frame);
+        crate::debug::on_kernel_fault(frame);
         if crate::selftest::expected(frame.vector) {
             crate::kprintln!("selftest: exception {} reported as expected", frame.vector);
             crate::platform::pc::qemu_exit(crate::platform::pc::EXIT_SUCCESS);
@@ -50,9 +52,17 @@ pub fn handle(frame: &mut TrapFrame) {
         VEC_BP => {
             if !crate::kdb::handle(frame) {
                 exception_ipc(frame);
+            } else {
+                crate::debug::after_kdb_call(frame);
             }
         }
         VEC_PF => page_fault(frame),
+        // IO-fpages: a port access to ports the space lacks is an IO page fault (io_space.rs).
+        VEC_GP => match crate::io_space::gp_fault(frame) {
+            crate::io_space::GpOutcome::NotIo => exception_ipc(frame),
+            crate::io_space::GpOutcome::Retry => {}
+            crate::io_space::GpOutcome::Undeliverable(why) => halt_faulting(frame, why),
+        },
         _ => exception_ipc(frame),
     }
 }
@@ -172,5 +182,6 @@ fn halt_faulting(frame: &mut TrapFrame, why: &str) {
     trap::dump(frame);
     cur.halted = true;
     schedule::dequeue(cur);
+    crate::debug::on_user_fault(frame, why);
     schedule::schedule();
 }

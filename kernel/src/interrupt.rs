@@ -29,14 +29,14 @@ pub static CLOCK: KernelCell<Clock> = KernelCell::new(Clock {
 });
 
 #[derive(Clone, Copy)]
-struct Line {
-    handler: ThreadId,
+pub(crate) struct Line {
+    pub(crate) handler: ThreadId,
     /// Fired, message not yet delivered.
-    pending: bool,
-    priority: u8,
+    pub(crate) pending: bool,
+    pub(crate) priority: u8,
 }
 
-static LINES: KernelCell<[Line; pic::NUM_IRQS]> = KernelCell::new(
+pub(crate) static LINES: KernelCell<[Line; pic::NUM_IRQS]> = KernelCell::new(
     [Line {
         handler: ThreadId::NIL,
         pending: false,
@@ -61,6 +61,7 @@ pub fn now_us() -> u64 {
 }
 
 pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
+    crate::debug::on_irq(irq, frame);
     if irq == 0 {
         let c = CLOCK.get();
         c.ticks += 1;

@@ -12,9 +12,11 @@
 mod arch;
 mod boot;
 mod console;
+mod debug;
 mod exception;
 mod exregs;
 mod interrupt;
+mod io_space;
 mod ipc;
 mod kdb;
 mod kip;
@@ -87,7 +89,10 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     let kdb_policy = kdb::init(boot.cmdline());
     kprintln!("kdb: policy {:?} (kdb=all|privileged|strict)", kdb_policy);
     let iopl_policy = trap::init_iopl_policy(boot.cmdline());
-    kprintln!("iopl: IOPL 3 for {:?} (iopl=all|privileged)", iopl_policy);
+    kprintln!(
+        "iopl: IOPL 3 for {:?} (iopl=none|privileged|all; other than none is UNSAFE)",
+        iopl_policy
+    );
     kprintln!("memory map:");
     let mut phys_top = 0;
     for r in boot.regions() {
@@ -291,5 +296,6 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     } else {
         kprintln!("*** kernel panic: {}", info.message());
     }
+    debug::on_panic();
     pc::qemu_exit(pc::EXIT_FAILURE)
 }

@@ -44,6 +44,12 @@ fn db() -> &'static mut MapDb<'static> {
         .expect("mapping database initialised at boot")
 }
 
+/// Read access for the kernel debugger's views (`debug/view.rs`).
+#[cfg_attr(not(feature = "kdb"), allow(dead_code))]
+pub fn database() -> Option<&'static MapDb<'static>> {
+    DB.get().as_ref()
+}
+
 fn level_of(size_log2: u8) -> u32 {
     match size_log2 {
         30 => 3,

@@ -314,6 +314,17 @@ pub fn of_slot(slot: u32) -> Option<&'static mut Tcb> {
     Some(t)
 }
 
+/// Calls `f` for every thread, in thread-number order: a walk of the whole thread table, for
+/// the kernel debugger only (the kernel itself never needs to look at every thread).
+#[cfg(feature = "kdb")]
+pub fn for_each(mut f: impl FnMut(&'static mut Tcb)) {
+    for no in 0..MAX_THREADS as u64 {
+        if let Some(t) = lookup_number(no) {
+            f(t);
+        }
+    }
+}
+
 /// The thread a handle names, if it still exists.
 pub fn get(h: Handle) -> Option<&'static mut Tcb> {
     lookup_number(h.no as u64).filter(|t| t.generation == h.generation)
@@ -436,8 +447,9 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
     Some(t)
 }
 
-/// RFLAGS of a user thread: IF, IOPL 3 (spec 4.6, item 18 of section 1), bit 1; threads of
-/// unprivileged spaces get IOPL 0 unless `iopl=all` (`trap::initial_user_rflags`).
+/// RFLAGS of a user thread: IF, IOPL 3 (spec 4.6, item 18 of section 1), bit 1; the IOPL a
+/// new thread really gets is the policy's (`trap::initial_user_rflags`): 0 by default
+/// (IO-fpages), 3 only with the UNSAFE `iopl=privileged|all` options.
 pub const USER_RFLAGS: u64 = 0x3202;
 
 /// Frees a thread that is no longer queued anywhere. Must not be the current thread.

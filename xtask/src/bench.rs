@@ -9,7 +9,8 @@
 //!    (SystemClock); an exception round trip (ud2 → exception IPC → reply with RIP+2). Booted
 //!    twice: under `-icount shift=0` (instructions) and under plain TCG (TSC cycles of the
 //!    emulation, for reference only). Printed as a table and written to `target/bench.json`
-//!    and `target/bench.csv`.
+//!    and `target/bench.csv`. IO-fpages: the 0-word inter-AS IPC with spaces holding ports
+//!    (one side or both, with and without port accesses; `user/root/src/bench.rs`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,6 +34,8 @@ struct IpcFigures {
     ipc: [[f64; 64]; 3],
     null_syscall: f64,
     exception: f64,
+    /// IO-fpages: (set-up, 0-word inter-AS one-way IPC).
+    io_switch: Vec<(String, f64)>,
 }
 
 /// The number (with an optional fraction) following `key` in `line`.
@@ -52,6 +55,7 @@ fn parse(name: &'static str, unit: &'static str, out: &str) -> Result<IpcFigures
         ipc: [[f64::NAN; 64]; 3],
         null_syscall: f64::NAN,
         exception: f64::NAN,
+        io_switch: Vec::new(),
     };
     for line in out.lines() {
         let Some(rest) = line.trim().strip_prefix("bench: ") else {
@@ -61,6 +65,13 @@ fn parse(name: &'static str, unit: &'static str, out: &str) -> Result<IpcFigures
             f.null_syscall = float_after(rest, "cycles=").unwrap_or(f64::NAN);
         } else if rest.starts_with("exception ") {
             f.exception = float_after(rest, "cycles=").unwrap_or(f64::NAN);
+        } else if rest.starts_with("io-switch ") {
+            let kind = rest
+                .split_once("kind=")
+                .map(|(_, k)| k.split_whitespace().next().unwrap_or("").to_string())
+                .unwrap_or_default();
+            f.io_switch
+                .push((kind, float_after(rest, "cycles=").unwrap_or(f64::NAN)));
         } else if let Some((kind, more)) = rest.split_once(" words=") {
             let Some(k) = KINDS.iter().position(|(n, _)| *n == kind) else {
                 continue;
@@ -116,6 +127,19 @@ fn print_table(f: &IpcFigures) {
         "exception round trip (ud2, handler, RIP+2):     {:.2}",
         f.exception
     );
+    for (kind, v) in &f.io_switch {
+        let what = match kind.as_str() {
+            "one" => "ping's space holds ports, pong's none",
+            "one-access" => "ping's space holds ports and ping reads one per message",
+            "both" => "both spaces hold ports, untouched",
+            "both-access" => {
+                "both hold ports and read one per message (fault + 128-byte copy per switch)"
+            }
+            "both-access-8k" => "the same, pong's ports at 0xFFF8 (fault + 8 KiB copy per switch)",
+            _ => kind.as_str(),
+        };
+        println!("inter-AS, 0 words, IO-fpages, {what}: {v:.2}");
+    }
 }
 
 fn write_files(boot: (u64, u64), runs: &[IpcFigures], scale: &ScaleFigures) -> Result<(), String> {
@@ -156,6 +180,12 @@ fn write_files(boot: (u64, u64), runs: &[IpcFigures], scale: &ScaleFigures) -> R
             "{},{},exception,,{:.2}\n",
             f.name, f.unit, f.exception
         ));
+        for (kind, v) in &f.io_switch {
+            csv.push_str(&format!(
+                "{},{},io-switch-{kind},0,{v:.2}\n",
+                f.name, f.unit
+            ));
+        }
     }
     for (op, n, x) in &scale.0 {
         csv.push_str(&format!("scale,instructions,{op},{n},{x:.2}\n"));

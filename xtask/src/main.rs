@@ -6,10 +6,13 @@
 //!   test, ending with `N passed, N failed`.
 //! * `bench`: figures measured under `-icount shift=0` (instruction counts) and plain TCG.
 //! * `iso`: a bootable GRUB ISO image of the demo, `target/l4rs.iso`.
+//! * `debug`: like `run`, but QEMU starts halted with its GDB stub on :1234 (`-s -S`); attach
+//!   with `gdb -x scripts/gdb/l4rs.gdb -ex 'target remote :1234'`.
 
 mod bench;
 mod build;
 mod iso;
+mod kdb_tests;
 mod qemu;
 mod tests;
 
@@ -28,17 +31,29 @@ fn main() -> ExitCode {
             }
         },
         "run" => run(rest),
+        "debug" => debug(rest),
         "test" => tests::run_all(rest),
         "bench" => bench::run(rest),
         "iso" => iso::run(rest),
         _ => {
-            eprintln!("usage: cargo xtask build | run [--cpu MODEL] | test [FILTER] | bench | iso");
+            eprintln!(
+                "usage: cargo xtask build | run [--cpu MODEL] [--append ARGS] | debug [...] | test [FILTER] | bench | iso"
+            );
             ExitCode::FAILURE
         }
     }
 }
 
 fn run(args: &[String]) -> ExitCode {
+    run_with(args, false)
+}
+
+/// `make debug`: the demo, halted at the first instruction until GDB connects and continues.
+fn debug(args: &[String]) -> ExitCode {
+    run_with(args, true)
+}
+
+fn run_with(args: &[String], halted: bool) -> ExitCode {
     let images = match build::build_all() {
         Ok(i) => i,
         Err(e) => {
@@ -64,6 +79,22 @@ fn run(args: &[String]) -> ExitCode {
             }
         }
         i += 1;
+    }
+    // At the terminal, every debugger entry is wanted (faults and panics stop in the shell
+    // instead of ending the run); `--append debugger=...` chooses otherwise.
+    if !boot.cmdline.contains("debugger=") {
+        boot.cmdline = format!("{} debugger=all", boot.cmdline).trim().to_string();
+    }
+    if halted {
+        boot.extra.extend(["-s".to_string(), "-S".to_string()]);
+        eprintln!(
+            "QEMU waits for GDB on localhost:1234. In another terminal, from {}:",
+            build::workspace_root().display()
+        );
+        eprintln!("    gdb -x scripts/gdb/l4rs.gdb -ex 'target remote :1234'");
+        eprintln!(
+            "then e.g. `break syscall_dispatch`, `continue`, `bt`, `l4-current`, `l4-threads`."
+        );
     }
     eprintln!("Booting in QEMU (serial console on this terminal; quit with Ctrl-A then X).");
     let status = std::process::Command::new("qemu-system-x86_64")

@@ -1,6 +1,6 @@
 //! Booting the kernel in QEMU: one bounded run with the serial console captured.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -37,6 +37,8 @@ pub struct Boot {
     /// Keys to inject into the emulated PS/2 keyboard (through a QMP socket that [`run`]
     /// adds when this is not empty).
     pub keys: Vec<KeyInput>,
+    /// Serial console through a multiplexed chardev, so that input `Ctrl-A b` sends a BREAK.
+    pub serial_break: bool,
     /// Set when the boot cannot be made (e.g. the ISO could not be built): [`run`] then fails
     /// at once with this text as the output.
     pub unavailable: Option<String>,
@@ -62,6 +64,7 @@ impl Boot {
             iso: None,
             extra: Vec::new(),
             keys: Vec::new(),
+            serial_break: false,
             unavailable: None,
         }
     }
@@ -127,14 +130,28 @@ pub struct Outcome {
 }
 
 /// Input to feed to the guest's serial port once a given text has appeared on the console.
+/// Inputs go in order: each waits for its `after` text in the output that came after the
+/// previous input was sent (so a prompt is matched afresh for every command).
 #[derive(Clone, Debug)]
 pub struct SerialInput {
     pub after: String,
     pub bytes: Vec<u8>,
+    /// Computes the bytes from the output so far instead (e.g. an address the guest printed).
+    pub compute: Option<fn(&str) -> Vec<u8>>,
+}
+
+impl SerialInput {
+    pub fn new(after: &str, bytes: &[u8]) -> Self {
+        SerialInput {
+            after: after.into(),
+            bytes: bytes.to_vec(),
+            compute: None,
+        }
+    }
 }
 
 /// Boots, captures the serial console (stdio) and returns when QEMU exits, when `stop_at` has
-/// been printed, or after `timeout`.
+/// been printed (after the last serial input, once all are sent), or after `timeout`.
 pub fn run(
     boot: &Boot,
     timeout: Duration,
@@ -153,8 +170,18 @@ pub fn run(
         };
     }
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(boot.args())
-        .args(["-serial", "stdio", "-monitor", "none"]);
+    cmd.args(boot.args());
+    if boot.serial_break {
+        cmd.args([
+            "-chardev",
+            "stdio,id=con0,mux=on,signal=off",
+            "-serial",
+            "chardev:con0",
+        ]);
+    } else {
+        cmd.args(["-serial", "stdio"]);
+    }
+    cmd.args(["-monitor", "none"]);
     let qmp_path = (!boot.keys.is_empty()).then(qmp::socket_path);
     if let Some(p) = &qmp_path {
         let _ = std::fs::remove_file(p);
@@ -183,18 +210,18 @@ pub fn run(
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel::<Option<String>>();
+    // Chunks as they arrive (not whole lines: a prompt has no newline).
     std::thread::spawn(move || {
-        let mut r = BufReader::new(stdout);
-        let mut buf = Vec::new();
+        let mut r = stdout;
+        let mut buf = [0u8; 4096];
         loop {
-            buf.clear();
-            match r.read_until(b'\n', &mut buf) {
+            match r.read(&mut buf) {
                 Ok(0) | Err(_) => {
                     let _ = tx.send(None);
                     break;
                 }
-                Ok(_) => {
-                    let s = String::from_utf8_lossy(&buf).replace('\r', "");
+                Ok(n) => {
+                    let s = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
                     if tx.send(Some(s)).is_err() {
                         break;
                     }
@@ -204,6 +231,9 @@ pub fn run(
     });
     let mut output = String::new();
     let mut pending_input: Vec<SerialInput> = input.to_vec();
+    // Output position when the last input was sent: the next one's `after` is looked for
+    // from here on.
+    let mut input_cursor = 0;
     let mut timed_out = false;
     let mut stopped = false;
     loop {
@@ -219,26 +249,34 @@ pub fn run(
                     let _ = std::io::stdout().flush();
                 }
                 output.push_str(&line);
-                if let Some(s) = stop_at
-                    && output.contains(s)
-                {
-                    stopped = true;
-                    break;
-                }
             }
             Ok(None) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         while let Some(next) = pending_input.first() {
-            if !output.contains(&next.after) {
+            let Some(at) = output[input_cursor..].find(&next.after) else {
                 break;
-            }
+            };
+            let bytes = match next.compute {
+                Some(f) => f(&output),
+                None => next.bytes.clone(),
+            };
             if let Some(w) = stdin.as_mut() {
-                let _ = w.write_all(&next.bytes);
+                let _ = w.write_all(&bytes);
                 let _ = w.flush();
             }
+            input_cursor += at + next.after.len();
             pending_input.remove(0);
+        }
+        // The end marker counts once every serial input is sent, and only in what came after
+        // the last one.
+        if let Some(s) = stop_at
+            && pending_input.is_empty()
+            && output[input_cursor..].contains(s)
+        {
+            stopped = true;
+            break;
         }
         while let (Some(next), Some(path)) = (pending_keys.first(), qmp_path.as_ref()) {
             if !output.contains(&next.after) {

@@ -217,6 +217,7 @@ pub fn all_tests() -> Vec<Test> {
         },
     ];
     t.extend(crate::tests::user_tests());
+    t.extend(crate::kdb_tests::tests());
     t
 }
 
@@ -227,6 +228,21 @@ pub fn user_tests() -> Vec<Test> {
             name: "root-demo",
             boot: |i| with_root(i, "", "demo"),
             expect: DEMO_EXPECT,
+            forbid: DEMO_FORBID,
+            exit: None,
+            stop_at: Some("demo: drivers ready"),
+            input: NO_INPUT,
+            timeout_s: 60,
+        },
+        Test {
+            // The UNSAFE compatibility option: user threads get IOPL 3 back; the demo runs.
+            name: "demo-iopl-all-option",
+            boot: |i| with_root(i, "iopl=all", "demo"),
+            expect: &[
+                "iopl: IOPL 3 for All",
+                "sigma0: ready",
+                "demo: drivers ready",
+            ],
             forbid: DEMO_FORBID,
             exit: None,
             stop_at: Some("demo: drivers ready"),
@@ -249,12 +265,7 @@ pub fn user_tests() -> Vec<Test> {
             forbid: DEMO_FORBID,
             exit: None,
             stop_at: Some("com1: '\\r'"),
-            input: || {
-                vec![SerialInput {
-                    after: "demo: drivers ready".into(),
-                    bytes: b"hello!\r".to_vec(),
-                }]
-            },
+            input: || vec![SerialInput::new("demo: drivers ready", b"hello!\r")],
             timeout_s: 60,
         },
         Test {
@@ -511,13 +522,27 @@ fn lint() -> (usize, usize) {
         bare.extend(["-p", p]);
     }
     bare.extend(["--", "-D", "warnings"]);
-    let steps: [(&str, Vec<&str>); 3] = [
+    // The kernel without its debugger (feature `kdb` off) must build clean as well.
+    let no_kdb = vec![
+        "clippy",
+        "--release",
+        "--target",
+        build::TARGET,
+        "-p",
+        "kernel",
+        "--no-default-features",
+        "--",
+        "-D",
+        "warnings",
+    ];
+    let steps: [(&str, Vec<&str>); 4] = [
         ("fmt", vec!["fmt", "--all", "--check"]),
         (
             "clippy-host",
             vec!["clippy", "--all-targets", "--", "-D", "warnings"],
         ),
         ("clippy-bare-metal", bare),
+        ("clippy-kernel-without-kdb", no_kdb),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, args) in steps {
@@ -609,6 +634,22 @@ pub fn run_all(args: &[String]) -> ExitCode {
                 println!("  | {line}");
             }
             println!("---- end of {} ----", test.name);
+        }
+    }
+    if filter
+        .as_ref()
+        .is_none_or(|f| "kdb-gdb".contains(f.as_str()))
+    {
+        let (name, v, log) = crate::kdb_tests::gdb_test(&images);
+        if v.ok {
+            passed += 1;
+            println!("test {name} ... ok");
+        } else {
+            failed += 1;
+            println!("test {name} ... FAILED: {}", v.reason);
+            for line in log.lines() {
+                println!("  | {line}");
+            }
         }
     }
     println!(

@@ -5,7 +5,10 @@
 //!   builds of the harness use it to check the register dumps and that SMAP/SMEP are on).
 //! * `exit=ready`: leave QEMU (success) as soon as the kernel is ready (boot-only tests).
 //! * `kdb=privileged|all|strict`: who may use the kernel-debugger interface (`crate::kdb`).
-//! * `iopl=privileged|all`: which user threads run with IOPL 3 (`arch::x86_64::trap`).
+//! * `iopl=none|privileged|all`: which user threads run with IOPL 3 (`arch::x86_64::trap`):
+//!   none by default (IO-fpages: ports are mapped, `cli` faults); `privileged` (sigma0, the
+//!   root server) and `all` are UNSAFE compatibility options for programs built for a kernel
+//!   without IO-fpages.
 
 pub fn value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     cmdline.split_ascii_whitespace().find_map(|w| {

@@ -7,6 +7,7 @@
 //!   drivers ([`demo`], [`drivers`]); it keeps running;
 //! * `bench`: IPC, system-call and exception round-trip figures ([`bench`]), then
 //!   `kdb::enter("exit-success")`;
+//! * `kdbtest`: a fixed system state for the kernel debugger's tests ([`kdbtest`]);
 //! * `scale`: how single operations cost with growing unrelated state ([`scale`]), then
 //!   `kdb::enter("exit-success")`;
 //! * `conformance` runs the conformance suite ([`conformance`], checks in [`tests`]) and ends
@@ -22,6 +23,7 @@ mod bench;
 mod conformance;
 mod demo;
 mod drivers;
+mod kdbtest;
 mod scale;
 mod tests;
 
@@ -42,6 +44,7 @@ fn main() -> ! {
         "conformance" => conformance::run(args),
         "demo" => demo::run(),
         "bench" => bench::run(),
+        "kdbtest" => kdbtest::run(args),
         "scale" => scale::run(),
         other => {
             println!("root: unknown mode `{other}`; running the demo");

@@ -5,7 +5,9 @@
 //! 4.5). The TSS supplies the kernel stack for entries from user mode (RSP0, updated on every
 //! thread switch) and separate stacks for double faults (IST1), NMIs (IST2) and machine
 //! checks (IST3): those can arrive at any instruction, including the first ones of
-//! `syscall_entry` that still run on the user's stack.
+//! `syscall_entry` that still run on the user's stack. The TSS is followed by the I/O
+//! permission bitmap area (8 KiB + the terminating 0xFF byte), whose contents and whose use
+//! (`iomap_base`) belong to `super::ioport` (IO-fpages, docs/decisions/005-io-fpages-tss-bitmap.md).
 //!
 //! Security: slot 0x18 (where `sysret` to 32-bit mode would find its code segment) is
 //! deliberately empty. With a 32-bit user code segment, a far return to 0x1B put a user
@@ -40,16 +42,37 @@ pub struct Tss {
     iomap_base: u16,
 }
 
-static TSS: KernelCell<Tss> = KernelCell::new(Tss {
-    _r0: 0,
-    rsp0: 0,
-    _rsp1: 0,
-    _rsp2: 0,
-    _r1: 0,
-    ist: [0; 7],
-    _r2: 0,
-    _r3: 0,
-    iomap_base: size_of::<Tss>() as u16,
+/// Bytes of the I/O permission bitmap (one bit per port, 65,536 ports).
+pub const IOMAP_BYTES: usize = 8192;
+
+/// The TSS and, right after it (inside the TSS limit), the I/O permission bitmap. The byte
+/// after the bitmap stays 0xFF: the CPU reads two bitmap bytes for every check.
+#[repr(C, packed)]
+pub struct TssArea {
+    pub tss: Tss,
+    pub iomap: [u8; IOMAP_BYTES],
+    iomap_end: u8,
+}
+
+/// `iomap_base` value that lies beyond the TSS limit: every port is denied (IOPL 0).
+pub const IOMAP_DENY_ALL: u16 = 0xFFFF;
+/// `iomap_base` value that selects the bitmap in [`TssArea::iomap`].
+pub const IOMAP_OFFSET: u16 = size_of::<Tss>() as u16;
+
+static TSS: KernelCell<TssArea> = KernelCell::new(TssArea {
+    tss: Tss {
+        _r0: 0,
+        rsp0: 0,
+        _rsp1: 0,
+        _rsp2: 0,
+        _r1: 0,
+        ist: [0; 7],
+        _r2: 0,
+        _r3: 0,
+        iomap_base: IOMAP_DENY_ALL,
+    },
+    iomap: [0xFF; IOMAP_BYTES],
+    iomap_end: 0xFF,
 });
 
 static GDT: KernelCell<[u64; 8]> = KernelCell::new([
@@ -81,13 +104,13 @@ struct DescriptorPointer {
 }
 
 pub fn init() {
-    let tss = TSS.get();
+    let tss = &mut TSS.get().tss;
     let top = |s: &KernelCell<Stack>| s.as_ptr() as u64 + size_of::<Stack>() as u64;
     tss.ist[IST_DOUBLE_FAULT as usize - 1] = top(&DOUBLE_FAULT_STACK);
     tss.ist[IST_NMI as usize - 1] = top(&NMI_STACK);
     tss.ist[IST_MACHINE_CHECK as usize - 1] = top(&MACHINE_CHECK_STACK);
     let base = TSS.as_ptr() as u64;
-    let limit = size_of::<Tss>() as u64 - 1;
+    let limit = size_of::<TssArea>() as u64 - 1;
     let gdt = GDT.get();
     gdt[6] = (limit & 0xFFFF)
         | ((base & 0xFF_FFFF) << 16)
@@ -126,5 +149,16 @@ pub fn init() {
 
 /// Sets the stack the CPU switches to on an interrupt or exception from user mode.
 pub fn set_kernel_stack(top: u64) {
-    TSS.get().rsp0 = top;
+    TSS.get().tss.rsp0 = top;
+}
+
+/// The I/O permission bitmap of the TSS (owned by `super::ioport`).
+pub fn iomap() -> &'static mut [u8; IOMAP_BYTES] {
+    &mut TSS.get().iomap
+}
+
+/// Selects the bitmap ([`IOMAP_OFFSET`]) or denies every port ([`IOMAP_DENY_ALL`]).
+#[inline]
+pub fn set_iomap_base(base: u16) {
+    TSS.get().tss.iomap_base = base;
 }

@@ -180,7 +180,7 @@ syscall_entry:
     pushq %r14
     pushq %r15
     movq %rsp, %rdi
-    call syscall_dispatch
+    call *syscall_dispatch_vector(%rip)
     jmp trap_return
 
     /* `syscall` from compatibility mode (MSR CSTAR): unreachable from user mode (no 32-bit
@@ -216,6 +216,13 @@ compat_syscall_entry:
     movq %rsp, %rdi
     call compat_syscall
     jmp trap_return
+
+    /* Redirected by the kernel debugger's event trace (kernel/src/debug/trace.rs). */
+    .section .data.syscall_dispatch_vector, "aw"
+    .balign 8
+    .global syscall_dispatch_vector
+syscall_dispatch_vector:
+    .quad syscall_dispatch
 
     .section .bss.syscall_user_rsp, "aw", @nobits
     .balign 8

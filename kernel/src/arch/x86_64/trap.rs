@@ -114,7 +114,7 @@ trap_common:
     .quad 661b, 0
     .popsection
     movq %rsp, %rdi
-    call trap_dispatch
+    call *trap_dispatch_vector(%rip)
     .global trap_return
 trap_return:
     /* Is the saved RIP canonical (bits 47..63 all equal)? Every register is about to be
@@ -145,6 +145,14 @@ trap_return_check:
     movq %rsp, %rdi
     call bad_user_return
     jmp trap_return
+
+    /* The generic handler, through a vector the kernel debugger's event trace may redirect
+       (kernel/src/debug/trace.rs): one indirect call, no cost while the trace is off. */
+    .section .data.trap_dispatch_vector, "aw"
+    .balign 8
+    .global trap_dispatch_vector
+trap_dispatch_vector:
+    .quad trap_dispatch
 
     .section .rodata
     .balign 8
@@ -208,23 +216,28 @@ pub fn merge_user_rflags(current: u64, user: u64) -> u64 {
 /// Who runs with IOPL 3 (port I/O, `cli`/`sti`, `popf` of IF); docs/security.md, CAVEATS.md.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum IoplPolicy {
-    /// `iopl=all`: every user thread (Pistachio's default build, spec 6.6).
+    /// `iopl=none` (default): every user thread runs with IOPL 0. Ports are IO-fpages
+    /// (`crate::io_space`): an access to a port the space does not hold is an IO page fault,
+    /// `cli`/`sti` raise #GP (exception IPC).
+    None,
+    /// `iopl=all` (UNSAFE): every user thread (Pistachio's default build, spec 6.6).
     All,
-    /// `iopl=privileged` (default): threads of privileged spaces (sigma0, the root server);
-    /// every other thread runs with IOPL 0: `in`/`out`/`cli`/`sti` raise #GP (exception IPC).
+    /// `iopl=privileged` (UNSAFE): threads of privileged spaces (sigma0, the root server);
+    /// every other thread runs with IOPL 0.
     Privileged,
 }
 
-static IOPL_POLICY: KernelCell<IoplPolicy> = KernelCell::new(IoplPolicy::Privileged);
+static IOPL_POLICY: KernelCell<IoplPolicy> = KernelCell::new(IoplPolicy::None);
 
 /// Reads `iopl=` from the kernel command line; returns the policy in force.
 pub fn init_iopl_policy(cmdline: &str) -> IoplPolicy {
     let p = match crate::boot::options::value(cmdline, "iopl") {
         Some("all") => IoplPolicy::All,
-        Some("privileged") | None => IoplPolicy::Privileged,
+        Some("privileged") => IoplPolicy::Privileged,
+        Some("none") | None => IoplPolicy::None,
         Some(other) => {
-            crate::kprintln!("iopl: unknown iopl={} ignored (all|privileged)", other);
-            IoplPolicy::Privileged
+            crate::kprintln!("iopl: unknown iopl={} ignored (none|privileged|all)", other);
+            IoplPolicy::None
         }
     };
     *IOPL_POLICY.get() = p;
@@ -235,7 +248,8 @@ pub fn init_iopl_policy(cmdline: &str) -> IoplPolicy {
 /// later raises IOPL: ExchangeRegisters and exception replies change only CF..OF, and
 /// `popf`/`iretq` in user mode cannot change IOPL (nor IF at IOPL 0).
 pub fn initial_user_rflags(privileged_space: bool) -> u64 {
-    if privileged_space || *IOPL_POLICY.get() == IoplPolicy::All {
+    let policy = *IOPL_POLICY.get();
+    if policy == IoplPolicy::All || (privileged_space && policy == IoplPolicy::Privileged) {
         0x3202
     } else {
         0x0202

@@ -10,6 +10,7 @@ mod clock;
 mod cpu_state;
 mod exregs;
 mod fuzz;
+mod io_ports;
 mod ipc;
 mod kernel_interface;
 mod kip;
@@ -52,6 +53,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("lifecycle", lifecycle::run),
     ("schedule", schedule::run),
     ("unmap", unmap::run),
+    ("io_ports", io_ports::run),
     ("sigma0", sigma0::run),
     ("privilege", privilege::run),
     ("churn", churn::run),
