@@ -13,7 +13,7 @@ use abi::syscall_args::{PreemptionControl, ScheduleResult, TimeControl};
 use abi::thread_id::ThreadId;
 use abi::time::{Time, TimeSpec};
 
-use crate::arch::x86_64::context::{self, SwitchTo};
+use crate::arch::context::{self, SwitchTo};
 use crate::interrupt;
 use crate::sync::KernelCell;
 use crate::thread::{self, IpcWake, State, Tcb};
@@ -276,7 +276,7 @@ pub fn init_idle(boot_tcb: *mut Tcb) -> bool {
     };
     t.state = State::Ready; // never queued: chosen only when nothing else is ready
     t.ksp = context::prepare_stack(
-        t.kstack_top() - crate::arch::x86_64::trap::TRAP_FRAME_SIZE as u64,
+        t.kstack_top() - crate::arch::trap::TRAP_FRAME_SIZE as u64,
         idle_loop,
         0,
     );

@@ -19,7 +19,7 @@ use abi::thread_id::ThreadId;
 use abi::time::Time;
 use abi::utcb;
 
-use crate::arch::x86_64::paging::{USER_END, phys_to_virt};
+use crate::arch::paging::{USER_END, phys_to_virt};
 use crate::ipc::IpcErr;
 use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};

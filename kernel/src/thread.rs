@@ -11,9 +11,9 @@
 
 use abi::thread_id::ThreadId;
 
-use crate::arch::x86_64::paging::{self, ADDR_MASK, G, NX, P, RW, table};
-use crate::arch::x86_64::trap::{TRAP_FRAME_SIZE, TrapFrame};
-use crate::arch::x86_64::{cpu, gdt};
+use crate::arch::paging::{self, ADDR_MASK, G, NX, P, RW, table};
+use crate::arch::trap::{TRAP_FRAME_SIZE, TrapFrame};
+use crate::arch::{cpu, gdt};
 use crate::mm::frame;
 use crate::space::Space;
 use crate::sync::KernelCell;
@@ -21,7 +21,7 @@ use crate::sync::KernelCell;
 pub const THREAD_BITS: u32 = 18;
 pub const MAX_THREADS: usize = 1 << THREAD_BITS;
 /// Interrupt threads occupy numbers 0..SYSTEM_BASE.
-pub const SYSTEM_BASE: u64 = crate::platform::pc::pic::NUM_IRQS as u64;
+pub const SYSTEM_BASE: u64 = crate::platform::pic::NUM_IRQS as u64;
 /// Kernel threads occupy SYSTEM_BASE..USER_BASE.
 pub const USER_BASE: u64 = SYSTEM_BASE + 32;
 pub const SIGMA0_NO: u64 = USER_BASE;
@@ -372,7 +372,7 @@ pub fn resolve(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
     if id.is_local() && !id.is_any_local() {
         // The MyGlobalId TCR of the UTCB at that address in the caller's space; a user may
         // write anything there, so the thread found must really own that UTCB.
-        let gid = crate::arch::x86_64::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
+        let gid = crate::arch::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
         let t = lookup_global(ThreadId::from_raw(gid))?;
         (t.same_space(by) && t.local_id() == id).then_some(t)
     } else {
@@ -433,7 +433,7 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         slot,
         fpu: FpuArea([0; 512]),
     };
-    crate::arch::x86_64::context::init_fpu_image(t.fpu.0.as_mut_ptr());
+    crate::arch::context::init_fpu_image(t.fpu.0.as_mut_ptr());
     *t.frame() = TrapFrame {
         cs: gdt::USER_CS as u64,
         ss: gdt::USER_DS as u64,
@@ -441,7 +441,7 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         ..TrapFrame::default()
     };
     // IOPL 3 only where the policy allows it (docs/security.md).
-    t.frame().rflags = crate::arch::x86_64::trap::initial_user_rflags(t.space().privileged);
+    t.frame().rflags = crate::arch::trap::initial_user_rflags(t.space().privileged);
     THREADS.get()[id.number() as usize] = p;
     t.space().threads += 1;
     Some(t)
