@@ -10,6 +10,10 @@
 //! continues. Page faults are bounded by the transfer timeout: the smaller of the sender's
 //! send-side and the receiver's receive-side XferTimeouts (spec 5.7.6 decides who gets 5/6).
 //!
+//! The copy may block, and either party other than the running one may be deleted or aborted
+//! meanwhile: the parties are named by handles and looked up afresh after every wait, and a
+//! stale handle or the copier's `xfer_abort` ends the copy with "aborted" (7).
+//!
 //! May touch: both UTCBs (items, buffers, ErrorCode), the thread states of the two partners.
 
 use abi::error::{IpcErrorCode, IpcPhase};

@@ -7,6 +7,11 @@
 //! (a double fault with its own stack) instead of the TCB. The user state of a thread in the
 //! kernel is the `TrapFrame` at the top of its stack, right below its TCB.
 //!
+//! Every TCB gets a fresh generation when it is created; a `Handle` (number + generation) names
+//! a thread for as long as that TCB lives, and `get` refuses a handle to a deleted thread even
+//! if its number (or its user-visible id) was given to a new one. Links between threads are
+//! handles or numbers, never pointers (only the scheduler's ready queues still are).
+//!
 //! May touch: the scheduler (to queue and dequeue), spaces (membership, UTCB pages).
 
 use abi::thread_id::ThreadId;
