@@ -23,8 +23,9 @@ use abi::thread_id::ThreadId;
 use abi::time::Time;
 use abi::utcb;
 
-use crate::arch::paging::{USER_END, phys_to_virt};
+use crate::arch::paging::USER_END;
 use crate::ipc::IpcErr;
+use crate::mm::phys::user_ram;
 use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};
 
@@ -236,15 +237,14 @@ pub fn copy(
         let dp = translate(dst, da, true);
         match (sp, dp) {
             (Some(sp), Some(dp)) => {
-                // SAFETY: both ranges lie within one mapped user page each (checked above),
-                // reached through the direct map.
-                unsafe {
-                    core::ptr::copy(
-                        phys_to_virt(sp) as *const u8,
-                        phys_to_virt(dp) as *mut u8,
-                        n as usize,
-                    )
+                // Device memory, holes, memory beyond the direct map and kernel memory are
+                // never touched: the message overflows (docs/decisions/003-open-points.md).
+                let (Some(from), Some(to)) = (user_ram(sp, n), user_ram(dp, n)) else {
+                    return Err(overflow(*copied));
                 };
+                // SAFETY: `user_ram` vouches that both ranges lie within one page each of
+                // usable RAM outside the kernel's own memory, reached through the direct map.
+                unsafe { core::ptr::copy(from as *const u8, to, n as usize) };
                 soff += n;
                 doff += n;
                 done += n;

@@ -517,9 +517,11 @@ pub fn memory() -> MemView {
         utcb_pages: 0,
         mapdb_used: 0,
         mapdb_capacity: 0,
-        mapdb_bytes: crate::mapping::NODES * core::mem::size_of::<mapdb::Node>(),
+        mapdb_bytes: 0,
     };
     (v.mapdb_used, v.mapdb_capacity) = mapdb_usage();
+    // The database is carved from the pool at boot: its size follows its capacity.
+    v.mapdb_bytes = v.mapdb_capacity * core::mem::size_of::<mapdb::Node>();
     spaces(|sv| {
         v.spaces += 1;
         v.space_frames += 2; // the Space structure and the PML4
