@@ -643,16 +643,7 @@ pub fn receive_phase(
 /// deleted thread and takes it out of the queue it is in).
 #[inline(always)]
 fn queue_member(no: u32) -> &'static mut Tcb {
-    match thread::lookup_number(no as u64) {
-        Some(t) => t,
-        None => missing_member(no),
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn missing_member(no: u32) -> ! {
-    panic!("thread {no} linked in a queue does not exist")
+    thread::linked(no)
 }
 
 /// The send-queue links of the TCBs, by thread number.

@@ -94,8 +94,9 @@ pub struct Tcb {
     pub timeslice_us: u64,
     pub total_quantum_us: u64,
     pub slice_left_us: u64,
-    pub ready_next: *mut Tcb,
-    pub ready_prev: *mut Tcb,
+    /// In its priority's ready queue (by thread number, `schedule.rs`), and its neighbours there.
+    pub ready_queued: bool,
+    pub ready_link: Link,
     // IPC (whom a blocked thread waits for is in `state`)
     /// Send queue, by thread number (0: none): the threads waiting to send to this one, in
     /// order, and how many of them send a propagated message (`ipc::queued_sender`). A queued
@@ -330,6 +331,18 @@ pub fn for_each(mut f: impl FnMut(&'static mut Tcb)) {
     }
 }
 
+/// The thread with number `no`, which a queue links to: it exists, because every thread is taken
+/// out of the queues it is in before it is deleted (`ipc::unlink_deleted`, `schedule::dequeue`).
+/// A broken link faults on the null entry (fail-stop), as a stale pointer would not; the
+/// `checked` build asserts it.
+#[inline(always)]
+pub fn linked(no: u32) -> &'static mut Tcb {
+    let p = THREADS.get()[no as usize & (MAX_THREADS - 1)];
+    debug_assert!(!p.is_null(), "thread {no} linked in a queue does not exist");
+    // SAFETY: queue members are live threads (above); the table entry points at the TCB.
+    unsafe { &mut *p }
+}
+
 /// The thread a handle names, if it still exists.
 pub fn get(h: Handle) -> Option<&'static mut Tcb> {
     lookup_number(h.no as u64).filter(|t| t.generation == h.generation)
@@ -410,8 +423,8 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         timeslice_us: DEFAULT_TIMESLICE_US,
         total_quantum_us: 0,
         slice_left_us: DEFAULT_TIMESLICE_US,
-        ready_next: core::ptr::null_mut(),
-        ready_prev: core::ptr::null_mut(),
+        ready_queued: false,
+        ready_link: Link { prev: 0, next: 0 },
         sendq: Queue::EMPTY,
         sendq_propagated: 0,
         sendq_link: Link { prev: 0, next: 0 },
