@@ -10,7 +10,7 @@
 //! Every TCB gets a fresh generation when it is created; a `Handle` (number + generation) names
 //! a thread for as long as that TCB lives, and `get` refuses a handle to a deleted thread even
 //! if its number (or its user-visible id) was given to a new one. Links between threads are
-//! handles or numbers, never pointers (only the scheduler's ready queues still are).
+//! handles or numbers, never pointers.
 //!
 //! May touch: the scheduler (to queue and dequeue), spaces (membership, UTCB pages).
 
