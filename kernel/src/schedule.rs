@@ -16,7 +16,7 @@ use abi::time::{Time, TimeSpec};
 
 use crate::arch::context::{self, SwitchTo};
 use crate::interrupt;
-use crate::sync::KernelCell;
+use crate::sync::{KernelCell, KernelValue};
 use crate::thread::{self, IpcWake, State, Tcb};
 use kcore::queue::{Link, Links, Queue};
 use kcore::timer::TimerHeap;
@@ -37,7 +37,7 @@ static QUEUES: KernelCell<RunQueues> = KernelCell::new(RunQueues {
 static TIMERS: KernelCell<TimerHeap<{ thread::MAX_SLOTS }>> = KernelCell::new(TimerHeap::new());
 
 /// The idle thread: a kernel thread that halts the CPU when nothing is ready.
-static IDLE: KernelCell<*mut Tcb> = KernelCell::new(core::ptr::null_mut());
+static IDLE: KernelValue<*mut Tcb> = KernelValue::new(core::ptr::null_mut());
 
 /// The ready-queue links of the TCBs, by thread number (queued threads exist: deletion
 /// dequeues first).
@@ -99,7 +99,7 @@ pub fn schedule() {
             let head = QUEUES.get().queues[prio].head;
             thread::linked(head) as *mut Tcb
         }
-        None => *IDLE.get(),
+        None => IDLE.get(),
     };
     if next == cur {
         return;
@@ -115,7 +115,7 @@ fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
     } else {
         Some(n.space().pml4)
     };
-    let idle = next == *IDLE.get();
+    let idle = next == IDLE.get();
     let to = SwitchTo {
         kstack_top: n.kstack_top(),
         ksp: n.ksp,
@@ -129,21 +129,21 @@ fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
         fpu_load: n.fpu.0.as_ptr(),
     };
     if !idle {
-        LAST_SPACE_USER.get().clone_from(&n.space);
+        LAST_SPACE_USER.set(n.space);
         // IO-fpages: the TSS I/O bitmap follows the space (io_space.rs): one compare when
         // the space changes, nothing within a space.
         if cr3.is_some() {
             crate::io_space::enter(n.space());
         }
     }
-    *thread::CURRENT.get() = next;
+    thread::CURRENT.set(next);
     crate::profile::mark(crate::profile::Point::Switching);
     context::switch(&mut c.ksp, &to);
 }
 
 /// The space whose page tables are loaded (idle keeps the last user space's tables).
-static LAST_SPACE_USER: KernelCell<*mut crate::space::Space> =
-    KernelCell::new(core::ptr::null_mut());
+static LAST_SPACE_USER: KernelValue<*mut crate::space::Space> =
+    KernelValue::new(core::ptr::null_mut());
 
 /// Makes a blocked thread runnable with the given IPC outcome.
 #[inline(always)]
@@ -219,7 +219,7 @@ pub fn tick(tick_us: u64) {
         woke = true;
     }
     let cur = thread::current();
-    if thread::current_ptr() == *IDLE.get() || cur.state != State::Ready {
+    if thread::current_ptr() == IDLE.get() || cur.state != State::Ready {
         return schedule();
     }
     if cur.slice_left_us <= tick_us {
@@ -241,7 +241,7 @@ pub fn tick(tick_us: u64) {
 pub fn preempt_if_higher() {
     let cur = thread::current();
     if let Some(p) = highest_ready()
-        && (thread::current_ptr() == *IDLE.get()
+        && (thread::current_ptr() == IDLE.get()
             || p > cur.priority as usize
             || cur.state != State::Ready)
     {
@@ -273,18 +273,18 @@ pub fn init_idle(boot_tcb: *mut Tcb) -> bool {
         idle_loop,
         0,
     );
-    *IDLE.get() = t as *mut Tcb;
-    *thread::CURRENT.get() = boot_tcb;
+    IDLE.set(t as *mut Tcb);
+    thread::CURRENT.set(boot_tcb);
     true
 }
 
 pub fn idle_tcb() -> *mut Tcb {
-    *IDLE.get()
+    IDLE.get()
 }
 
 /// Leaves the boot stack for good: switch to the best ready thread.
 pub fn start(boot: *mut Tcb) -> ! {
-    *thread::CURRENT.get() = boot;
+    thread::CURRENT.set(boot);
     schedule();
     unreachable!("the boot context is never scheduled again");
 }
