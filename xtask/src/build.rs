@@ -22,6 +22,16 @@ pub struct Images {
 }
 
 impl Images {
+    /// The images of the `checked` profile (release with debug assertions and overflow
+    /// checks), next to these.
+    pub fn checked(&self) -> Images {
+        Images {
+            dir: self.dir.with_file_name("checked"),
+        }
+    }
+}
+
+impl Images {
     pub fn kernel(&self) -> PathBuf {
         self.dir.join("kernel")
     }
@@ -69,10 +79,15 @@ impl Images {
 }
 
 pub fn build_all() -> Result<Images, String> {
+    build_profile("release")
+}
+
+/// Builds the bare-metal packages with a cargo profile (`release`, `checked`).
+pub fn build_profile(profile: &str) -> Result<Images, String> {
     let root = workspace_root();
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(&root)
-        .args(["build", "--release", "--target", TARGET]);
+        .args(["build", "--profile", profile, "--target", TARGET]);
     for p in PACKAGES {
         cmd.args(["-p", p]);
     }
@@ -81,7 +96,7 @@ pub fn build_all() -> Result<Images, String> {
         return Err(format!("cargo build exited with {status}"));
     }
     let images = Images {
-        dir: root.join("target").join(TARGET).join("release"),
+        dir: root.join("target").join(TARGET).join(profile),
     };
     // Module files for a boot through a second-stage loader (README "Booting").
     for name in ["kernel", "sigma0", "root"] {

@@ -412,6 +412,20 @@ pub fn user_tests() -> Vec<Test> {
             timeout_s: 240,
         },
         Test {
+            name: "conformance-debug",
+            boot: |i| with_root(&i.checked(), "", "conformance"),
+            expect: &[
+                "sigma0: ready",
+                "--- KD# \"kdb-enter-check\" ---",
+                "conformance: done",
+            ],
+            forbid: &[PANIC, "FAILED", "panic in thread"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 240,
+        },
+        Test {
             name: "conformance-cpu-max",
             boot: |i| {
                 let mut b = with_root(i, "", "conformance");
@@ -790,6 +804,17 @@ pub fn run_all(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if filter
+        .as_deref()
+        .is_none_or(|f| "conformance-debug".contains(f))
+    {
+        println!("== building images with debug assertions and overflow checks ==");
+        if let Err(e) = build::build_profile("checked") {
+            println!("build failed: {e}");
+            println!("{passed} passed, {} failed", failed + 1);
+            return ExitCode::FAILURE;
+        }
+    }
     println!("== integration tests (QEMU, TCG) ==");
     let start = Instant::now();
     // Check lines of the direct and the stage2 conformance boots, compared at the end.

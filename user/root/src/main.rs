@@ -44,7 +44,7 @@ fn main() -> ! {
     };
     let mode = args.split_whitespace().next().unwrap_or("demo");
     match mode {
-        "conformance" => conformance::run(),
+        "conformance" => conformance::run(args),
         "demo" => demo::run(),
         "bench" => bench::run(),
         "kipdump" => kipdump::run(),

@@ -16,6 +16,7 @@ mod ipc;
 mod kernel_interface;
 mod kip;
 mod lifecycle;
+mod lifetime;
 mod memory;
 mod privilege;
 mod sched;
@@ -48,6 +49,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("strings", strings::run),
     ("compat", compat::run),
     ("chain", chain::run),
+    ("lifetime", lifetime::run),
     ("cpu_state", cpu_state::run),
     ("threads", threads::run),
     ("sched", sched::run),
