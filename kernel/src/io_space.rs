@@ -43,7 +43,7 @@ use crate::arch::x86_64::trap::TrapFrame;
 use crate::arch::x86_64::{gdt, ioport, usercopy};
 use crate::mm::frame;
 use crate::space::Space;
-use crate::sync::KernelCell;
+use crate::sync::{KernelCell, KernelValue};
 use crate::thread;
 
 /// IO mapping nodes in the whole system (a static slab of 4096 × 64 bytes in .bss).
@@ -62,7 +62,7 @@ pub const IO_FAULT_LABEL: u64 = labels::IO_PAGE_FAULT | 6;
 static SLAB: KernelCell<[Node; NODES]> = KernelCell::new([Node::EMPTY; NODES]);
 static DB: KernelCell<Option<MapDb<'static>>> = KernelCell::new(None);
 /// Next bitmap serial; serials are never reused (0 = no bitmap).
-static NEXT_SERIAL: KernelCell<u64> = KernelCell::new(1);
+static NEXT_SERIAL: KernelValue<u64> = KernelValue::new(1);
 
 /// A space's I/O state: its permission bitmap (0 = deny everything, in each bit), if any.
 pub struct SpaceIo {
@@ -87,17 +87,26 @@ fn id(s: *const Space) -> SpaceId {
     SpaceId(s as u64)
 }
 
-fn space(id: SpaceId) -> &'static mut Space {
+/// # Safety
+/// No other reference to that space may be in use while the returned one is.
+unsafe fn space(id: SpaceId) -> &'static mut Space {
     // SAFETY: ids are pointers of live spaces (a space leaves the database in `delete_space`
     // before it is freed).
     unsafe { &mut *(id.0 as *mut Space) }
 }
 
-fn db() -> &'static mut MapDb<'static> {
-    DB.get().as_mut().expect("IO database initialised at boot")
+/// # Safety
+/// No other reference to the IO database may be in use while the returned one is.
+unsafe fn db() -> &'static mut MapDb<'static> {
+    // SAFETY: the only borrow of DB in use; it ends before any call that touches it.
+    (unsafe { DB.get() })
+        .as_mut()
+        .expect("IO database initialised at boot")
 }
 
-fn half(phys: u64) -> &'static mut [u8; 4096] {
+/// # Safety
+/// No other reference to that bitmap half may be in use while the returned one is.
+unsafe fn half(phys: u64) -> &'static mut [u8; 4096] {
     // SAFETY: `phys` is a pool frame owned by a space's bitmap (allocated in `ensure_bitmap`,
     // freed only in `delete_space`); nobody else maps or uses it.
     unsafe { &mut *(phys_to_virt(phys) as *mut [u8; 4096]) }
@@ -115,15 +124,17 @@ fn ensure_bitmap(s: &mut Space) -> bool {
         frame::free(a);
         return false;
     };
-    half(a).fill(0xFF);
-    half(b).fill(0xFF);
+    // SAFETY: the only reference to this space's IO state in use.
+    (unsafe { half(a) }).fill(0xFF);
+    // SAFETY: the only reference to this space's IO state in use.
+    (unsafe { half(b) }).fill(0xFF);
     let serial = NEXT_SERIAL.get();
     s.io = SpaceIo {
         halves: [a, b],
-        serial: *serial,
+        serial,
         span: 0,
     };
-    *serial += 1;
+    NEXT_SERIAL.set(serial + 1);
     true
 }
 
@@ -139,7 +150,8 @@ fn set_ports(s: &mut Space, first: usize, count: usize, allow: bool) {
     while p < end {
         let h = p / halfp;
         let n = (end - p).min(halfp - p % halfp);
-        ioport::set_bits(half(s.io.halves[h]), p % halfp, n, allow);
+        // SAFETY: the only reference to this space's IO state in use.
+        ioport::set_bits(unsafe { half(s.io.halves[h]) }, p % halfp, n, allow);
         p += n;
     }
     if allow {
@@ -155,7 +167,8 @@ fn holds(s: &Space, first: u32, last: u32) -> bool {
     }
     let halfp = (gdt::IOMAP_BYTES * 8 / 2) as u32;
     (first..=last).all(|p| {
-        let h = half(s.io.halves[(p / halfp) as usize]);
+        // SAFETY: the only reference to this space's IO state in use.
+        let h = unsafe { half(s.io.halves[(p / halfp) as usize]) };
         let i = p % halfp;
         h[(i / 8) as usize] & (1 << (i % 8)) == 0
     })
@@ -170,13 +183,20 @@ impl PageTableOps for PortOps {
         PORT_SIZES
     }
     fn reserve(&mut self, sp: SpaceId, _vaddr: u64, _size_log2: u8) -> bool {
-        let ok = ensure_bitmap(space(sp));
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let ok = ensure_bitmap(unsafe { space(sp) });
         self.no_mem |= !ok;
         ok
     }
     fn install(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8, _paddr: u64, _r: Rights) {
         let first = (vaddr >> PORT_SHIFT) as usize;
-        set_ports(space(sp), first, 1 << (size_log2 - PORT_SHIFT), true);
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        set_ports(
+            unsafe { space(sp) },
+            first,
+            1 << (size_log2 - PORT_SHIFT),
+            true,
+        );
     }
     fn protect(&mut self, _sp: SpaceId, _vaddr: u64, _size_log2: u8, _r: Rights) -> Rights {
         // A port is held or not; reduced rights keep it.
@@ -184,7 +204,13 @@ impl PageTableOps for PortOps {
     }
     fn remove(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8) -> Rights {
         let first = (vaddr >> PORT_SHIFT) as usize;
-        set_ports(space(sp), first, 1 << (size_log2 - PORT_SHIFT), false);
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        set_ports(
+            unsafe { space(sp) },
+            first,
+            1 << (size_log2 - PORT_SHIFT),
+            false,
+        );
         Rights::NONE
     }
     fn read_status(&mut self, _sp: SpaceId, _vaddr: u64, _size_log2: u8) -> Rights {
@@ -194,7 +220,8 @@ impl PageTableOps for PortOps {
 
 /// Boot: the IO database, with sigma0 holding every port (its bitmap allows all).
 pub fn init(sigma0: *mut Space) -> Result<(), &'static str> {
-    *DB.get() = Some(MapDb::new(SLAB.get(), id(sigma0)));
+    // SAFETY: the only borrow of DB in use; it ends before any call that touches it.
+    *(unsafe { DB.get() }) = Some(MapDb::new(unsafe { SLAB.get() }, id(sigma0)));
     // SAFETY: sigma0's space was just created by the loader and is live.
     let s = unsafe { &mut *sigma0 };
     if !ensure_bitmap(s) {
@@ -228,7 +255,8 @@ fn load_now(s: &Space) {
 /// After a change of any space's ports: the running thread's space may have just got its
 /// first bitmap, which the TSS must hold before it returns to user mode.
 fn sync_current() {
-    let s = thread::current().space();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let s = unsafe { thread::current().space() };
     if s.io.serial != ioport::loaded_serial() {
         load_now(s);
     }
@@ -269,9 +297,11 @@ pub fn map_item(
     let mut ops = PortOps { no_mem: false };
     let (f, t) = (id(from), id(to));
     let r = if grant {
-        db().grant(&mut ops, f, v, t, v, s, Rights::RWX)
+        // SAFETY: the only reference to this mapping database in use.
+        (unsafe { db() }).grant(&mut ops, f, v, t, v, s, Rights::RWX)
     } else {
-        db().map(&mut ops, f, v, t, v, s, Rights::RWX)
+        // SAFETY: the only reference to this mapping database in use.
+        (unsafe { db() }).map(&mut ops, f, v, t, v, s, Rights::RWX)
     };
     sync_current();
     match r {
@@ -287,7 +317,8 @@ pub fn map_item(
 pub fn unmap(s: &Space, f: Fpage, flush: bool) -> u64 {
     let (base, log2) = port_block(f);
     let mut ops = PortOps { no_mem: false };
-    let _ = db().unmap(
+    // SAFETY: the only reference to this mapping database in use.
+    let _ = (unsafe { db() }).unmap(
         &mut ops,
         id(s),
         base << PORT_SHIFT,
@@ -303,7 +334,8 @@ pub fn unmap(s: &Space, f: Fpage, flush: bool) -> u64 {
 /// bitmap returns to the pool (called by `space::destroy` before the space is freed).
 pub fn delete_space(s: &mut Space) {
     let mut ops = PortOps { no_mem: false };
-    db().delete_space(&mut ops, id(s));
+    // SAFETY: the only reference to this mapping database in use.
+    (unsafe { db() }).delete_space(&mut ops, id(s));
     if s.io.serial != 0 {
         // The TSS may hold (or use) this bitmap's copy: deny all, forget the copy.
         ioport::forget(s.io.serial);
@@ -334,8 +366,10 @@ pub fn gp_fault(frame: &mut TrapFrame) -> GpOutcome {
     let Some(acc) = ioport::decode(fetch, frame.rdx) else {
         return GpOutcome::NotIo;
     };
-    let cur = thread::current();
-    let s = cur.space();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    let s = unsafe { cur.space() };
     if s.io.serial != ioport::loaded_serial() {
         // The TSS did not hold this space's bitmap yet (a switch from another space with
         // ports only denies): copy it in and retry.

@@ -19,7 +19,7 @@ use crate::arch::x86_64::trap::TrapFrame;
 use crate::arch::x86_64::usercopy;
 use crate::kprint;
 use crate::platform::pc::{self, serial};
-use crate::sync::KernelCell;
+use crate::sync::KernelValue;
 
 /// What unprivileged spaces may do with the interface (privileged spaces may do everything).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -32,7 +32,7 @@ pub enum Policy {
     Strict,
 }
 
-static POLICY: KernelCell<Policy> = KernelCell::new(Policy::Privileged);
+static POLICY: KernelValue<Policy> = KernelValue::new(Policy::Privileged);
 
 /// Reads `kdb=` from the kernel command line; returns the policy in force.
 pub fn init(cmdline: &str) -> Policy {
@@ -45,20 +45,20 @@ pub fn init(cmdline: &str) -> Policy {
             Policy::Privileged
         }
     };
-    *POLICY.get() = p;
+    POLICY.set(p);
     p
 }
 
 /// May the current thread make the calls that read the console or end the system?
 fn full_rights() -> bool {
-    *POLICY.get() == Policy::All || crate::thread::current().space().privileged
+    POLICY.get() == Policy::All || (unsafe { crate::thread::current().space() }).privileged
 }
 
 /// Handles an int3 from user mode; returns false if it is not a KDB call (or the caller may
 /// not use the interface at all): then it is an ordinary breakpoint exception.
 pub fn handle(f: &mut TrapFrame) -> bool {
     let full = full_rights();
-    if !full && *POLICY.get() == Policy::Strict {
+    if !full && POLICY.get() == Policy::Strict {
         return false;
     }
     let ip = f.rip; // byte after the int3

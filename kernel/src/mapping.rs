@@ -48,7 +48,8 @@ static SPARES: KernelCell<Spares> = KernelCell::new(Spares {
 /// any size) is carved from the kernel pool. False if the pool is too small.
 pub fn init(sigma0: *mut Space) -> bool {
     crate::mm::init_user_policy(
-        crate::boot::multiboot::BOOT.get().cmdline(),
+        // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+        (unsafe { crate::boot::multiboot::BOOT.get() }).cmdline(),
         core::mem::size_of::<Node>() as u64,
     );
     let limits = crate::mm::quota::limits();
@@ -75,7 +76,8 @@ pub fn init(sigma0: *mut Space) -> bool {
         }
         core::slice::from_raw_parts_mut(p, nodes as usize)
     };
-    *DB.get() = Some(MapDb::new(slab, id(sigma0)));
+    // SAFETY: the only borrow of DB in use; it ends before any call that touches it.
+    *(unsafe { DB.get() }) = Some(MapDb::new(slab, id(sigma0)));
     true
 }
 
@@ -88,8 +90,11 @@ fn space(id: SpaceId) -> &'static Space {
     unsafe { &*(id.0 as *const Space) }
 }
 
-fn db() -> &'static mut MapDb<'static> {
-    DB.get()
+/// # Safety
+/// No other reference to the mapping database may be in use while the returned one is.
+unsafe fn db() -> &'static mut MapDb<'static> {
+    // SAFETY: the only borrow of DB in use; it ends before any call that touches it.
+    (unsafe { DB.get() })
         .as_mut()
         .expect("mapping database initialised at boot")
 }
@@ -97,7 +102,8 @@ fn db() -> &'static mut MapDb<'static> {
 /// Read access for the kernel debugger's views (`debug/view.rs`).
 #[cfg_attr(not(feature = "kdb"), allow(dead_code))]
 pub fn database() -> Option<&'static MapDb<'static>> {
-    DB.get().as_ref()
+    // SAFETY: the only borrow of DB in use; it ends before any call that touches it.
+    (unsafe { DB.get() }).as_ref()
 }
 
 fn level_of(size_log2: u8) -> u32 {
@@ -120,7 +126,8 @@ fn entry(
     let mut t = s.pml4;
     let mut l = 4;
     loop {
-        let e = &mut table(t)[((vaddr >> (12 + 9 * (l - 1))) & 511) as usize];
+        // SAFETY: a kernel-owned page table; no other reference to it in use.
+        let e = &mut (unsafe { table(t) })[((vaddr >> (12 + 9 * (l - 1))) & 511) as usize];
         if l == level {
             return Some(e);
         }
@@ -176,7 +183,8 @@ impl PageTableOps for Ops {
         let mut t = s.pml4;
         let mut l = 4;
         while l > level {
-            let e = &mut table(t)[((vaddr >> (12 + 9 * (l - 1))) & 511) as usize];
+            // SAFETY: a kernel-owned page table; no other reference to it in use.
+            let e = &mut (unsafe { table(t) })[((vaddr >> (12 + 9 * (l - 1))) & 511) as usize];
             if *e & P == 0 {
                 let Some(nt) = s.alloc_table() else {
                     return false;
@@ -186,7 +194,8 @@ impl PageTableOps for Ops {
                 // The superpage will be removed before `install`; then the tables of levels
                 // l-1 .. level covering `vaddr` must be created: one spare for each that no
                 // earlier piece of this operation provisioned. Too many is a refusal.
-                let spares = SPARES.get();
+                // SAFETY: the only borrow of SPARES in use; it ends before any call that touches it.
+                let spares = unsafe { SPARES.get() };
                 spares.space = sp;
                 for k in level..l {
                     let key = (vaddr & !((1u64 << (12 + 9 * k)) - 1)) | k as u64;
@@ -215,7 +224,8 @@ impl PageTableOps for Ops {
         let s = space(sp);
         let level = level_of(size_log2);
         let mut take = || {
-            let spares = SPARES.get();
+            // SAFETY: the only borrow of SPARES in use; it ends before any call that touches it.
+            let spares = unsafe { SPARES.get() };
             if spares.n > 0 && spares.space == sp {
                 spares.n -= 1;
                 Some(spares.frames[spares.n])
@@ -286,7 +296,8 @@ impl PageTableOps for Ops {
 fn free_table_tree(s: &Space, t: u64, level: u32) {
     if level > 1 {
         for i in 0..512 {
-            let e = table(t)[i];
+            // SAFETY: a kernel-owned page table; no other reference to it in use.
+            let e = (unsafe { table(t) })[i];
             if e & P != 0 && e & PS == 0 {
                 free_table_tree(s, e & ADDR_MASK, level - 1);
             }
@@ -296,7 +307,8 @@ fn free_table_tree(s: &Space, t: u64, level: u32) {
 }
 
 fn return_spares() {
-    let spares = SPARES.get();
+    // SAFETY: the only borrow of SPARES in use; it ends before any call that touches it.
+    let spares = unsafe { SPARES.get() };
     while spares.n > 0 {
         spares.n -= 1;
         space(spares.space).free_table(spares.frames[spares.n]);
@@ -315,7 +327,8 @@ pub fn map(
 ) -> Result<(), ()> {
     let mut ops = Ops { no_mem: false };
     let r = if grant {
-        db().grant(
+        // SAFETY: the only reference to this mapping database in use.
+        (unsafe { db() }).grant(
             &mut ops,
             id(from),
             from_vaddr,
@@ -325,7 +338,8 @@ pub fn map(
             MRights::from_bits(rights),
         )
     } else {
-        db().map(
+        // SAFETY: the only reference to this mapping database in use.
+        (unsafe { db() }).map(
             &mut ops,
             id(from),
             from_vaddr,
@@ -347,7 +361,8 @@ pub fn map(
 /// own with `flush`); returns the referenced/written/executed status bits.
 pub fn unmap(s: *const Space, vaddr: u64, size_log2: u8, rights: u64, flush: bool) -> u64 {
     let mut ops = Ops { no_mem: false };
-    let r = db().unmap(
+    // SAFETY: the only reference to this mapping database in use.
+    let r = (unsafe { db() }).unmap(
         &mut ops,
         id(s),
         vaddr,
@@ -362,6 +377,7 @@ pub fn unmap(s: *const Space, vaddr: u64, size_log2: u8, rights: u64, flush: boo
 /// Removes every mapping of a space that is being destroyed (and what was derived from them).
 pub fn delete_space(s: *const Space) {
     let mut ops = Ops { no_mem: false };
-    db().delete_space(&mut ops, id(s));
+    // SAFETY: the only reference to this mapping database in use.
+    (unsafe { db() }).delete_space(&mut ops, id(s));
     return_spares();
 }

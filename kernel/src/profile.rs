@@ -35,7 +35,8 @@ mod imp {
     });
 
     pub fn mark(p: Point) {
-        let pr = P.get();
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let pr = unsafe { P.get() };
         let i = p as usize;
         if i == 0 {
             pr.seen = 1;

@@ -45,7 +45,8 @@ struct ReadyLinks;
 
 impl Links for ReadyLinks {
     fn link(&mut self, n: u32) -> &mut Link {
-        &mut thread::linked(n).ready_link
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        &mut (unsafe { thread::linked(n) }).ready_link
     }
 }
 
@@ -53,7 +54,8 @@ pub fn enqueue(t: &mut Tcb) {
     if t.ready_queued || t.halted || t.state != State::Ready {
         return;
     }
-    let q = QUEUES.get();
+    // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
+    let q = unsafe { QUEUES.get() };
     let prio = t.priority as usize;
     if q.queues[prio].is_empty() {
         q.bitmap[prio / 64] |= 1 << (prio % 64);
@@ -66,7 +68,8 @@ pub fn dequeue(t: &mut Tcb) {
     if !t.ready_queued {
         return;
     }
-    let q = QUEUES.get();
+    // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
+    let q = unsafe { QUEUES.get() };
     let prio = t.priority as usize;
     q.queues[prio].remove(&t.ready_link, &mut ReadyLinks);
     if q.queues[prio].is_empty() {
@@ -76,7 +79,8 @@ pub fn dequeue(t: &mut Tcb) {
 }
 
 fn highest_ready() -> Option<usize> {
-    let q = QUEUES.get();
+    // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
+    let q = unsafe { QUEUES.get() };
     (0..4)
         .rev()
         .find(|&i| q.bitmap[i] != 0)
@@ -96,8 +100,10 @@ pub fn schedule() {
     let cur = thread::current_ptr();
     let next = match highest_ready() {
         Some(prio) => {
-            let head = QUEUES.get().queues[prio].head;
-            thread::linked(head) as *mut Tcb
+            // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
+            let head = (unsafe { QUEUES.get() }).queues[prio].head;
+            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+            (unsafe { thread::linked(head) }) as *mut Tcb
         }
         None => IDLE.get(),
     };
@@ -113,7 +119,8 @@ fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
     let cr3 = if n.space.is_null() || c.space == n.space {
         None
     } else {
-        Some(n.space().pml4)
+        // SAFETY: a thread's space outlives it; the only reference to it in use.
+        Some((unsafe { n.space() }).pml4)
     };
     let idle = next == IDLE.get();
     let to = SwitchTo {
@@ -133,7 +140,8 @@ fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
         // IO-fpages: the TSS I/O bitmap follows the space (io_space.rs): one compare when
         // the space changes, nothing within a space.
         if cr3.is_some() {
-            crate::io_space::enter(n.space());
+            // SAFETY: a thread's space outlives it; the only reference to it in use.
+            crate::io_space::enter(unsafe { n.space() });
         }
     }
     thread::CURRENT.set(next);
@@ -165,7 +173,8 @@ fn leave_list(t: &mut Tcb) {
 
 /// Blocks the current thread (already in a blocked state) until woken; `deadline` in µs.
 pub fn block_current(deadline: u64) {
-    let t = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let t = unsafe { thread::current() };
     dequeue(t);
     t.wake = IpcWake::None;
     if deadline != u64::MAX {
@@ -183,7 +192,8 @@ pub fn block_other(t: &mut Tcb, deadline: u64) {
 
 #[inline(always)]
 fn timer_insert(t: &mut Tcb) {
-    TIMERS.get().arm(t.slot, t.deadline);
+    // SAFETY: the only borrow of TIMERS in use; it ends before any call that touches it.
+    (unsafe { TIMERS.get() }).arm(t.slot, t.deadline);
 }
 
 /// Disarms a thread's timeout (if armed). Lazily: the heap entry stays until it expires (and
@@ -197,7 +207,8 @@ pub fn timer_remove(t: &mut Tcb) {
 /// Removes a thread's heap entry for good (the thread is being deleted: its slot may be
 /// reused, and the tick must never name a free slot).
 pub fn timer_drop(t: &mut Tcb) {
-    TIMERS.get().cancel(t.slot);
+    // SAFETY: the only borrow of TIMERS in use; it ends before any call that touches it.
+    (unsafe { TIMERS.get() }).cancel(t.slot);
     t.deadline = u64::MAX;
 }
 
@@ -207,8 +218,10 @@ pub fn tick(tick_us: u64) {
     let mut woke = false;
     // A fresh, short borrow each round: `ipc::timeout` re-enters the timers and the run
     // queues (wake → timer_remove, enqueue), so no borrow may live across it.
-    while let Some(slot) = TIMERS.get().pop_due(now) {
-        let Some(t) = thread::of_slot(slot) else {
+    // SAFETY: the only borrow of TIMERS in use; it ends before any call that touches it.
+    while let Some(slot) = (unsafe { TIMERS.get() }).pop_due(now) {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let Some(t) = (unsafe { thread::of_slot(slot) }) else {
             break;
         };
         if t.deadline == u64::MAX {
@@ -218,7 +231,8 @@ pub fn tick(tick_us: u64) {
         crate::ipc::timeout(t);
         woke = true;
     }
-    let cur = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     if thread::current_ptr() == IDLE.get() || cur.state != State::Ready {
         return schedule();
     }
@@ -239,7 +253,8 @@ pub fn tick(tick_us: u64) {
 
 /// Runs a higher-priority thread if one became ready (after a wake-up in a system call).
 pub fn preempt_if_higher() {
-    let cur = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     if let Some(p) = highest_ready()
         && (thread::current_ptr() == IDLE.get()
             || p > cur.priority as usize
@@ -260,11 +275,14 @@ extern "C" fn idle_loop(_: u64) -> ! {
 /// Creates the idle thread and makes the boot flow the idle thread's predecessor.
 pub fn init_idle(boot_tcb: *mut Tcb) -> bool {
     let space = crate::space::kernel_space();
-    let Some(t) = thread::create(
-        ThreadId::global(thread::SYSTEM_BASE, 1),
-        space,
-        ThreadId::NIL,
-    ) else {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let Some(t) = (unsafe {
+        thread::create(
+            ThreadId::global(thread::SYSTEM_BASE, 1),
+            space,
+            ThreadId::NIL,
+        )
+    }) else {
         return false;
     };
     t.state = State::Ready; // never queued: chosen only when nothing else is ready
@@ -293,9 +311,11 @@ pub fn start(boot: *mut Tcb) -> ! {
 
 /// ThreadSwitch (spec 5.5).
 pub fn sys_thread_switch(dest: ThreadId) {
-    let cur = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     if !dest.is_nil()
-        && let Some(t) = thread::resolve(cur, dest).filter(|t| t.id.number() >= thread::USER_BASE)
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        && let Some(t) = (unsafe { thread::resolve(cur, dest) }).filter(|t| t.id.number() >= thread::USER_BASE)
     {
         if core::ptr::eq(t, cur) {
             return;
@@ -319,7 +339,8 @@ fn enqueue_front(t: &mut Tcb) {
     if t.ready_queued || t.halted || t.state != State::Ready {
         return;
     }
-    let q = QUEUES.get();
+    // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
+    let q = unsafe { QUEUES.get() };
     let prio = t.priority as usize;
     if q.queues[prio].is_empty() {
         q.bitmap[prio / 64] |= 1 << (prio % 64);
@@ -336,12 +357,15 @@ pub fn sys_schedule(
     prio_control: u64,
     preemption: u64,
 ) -> Result<(u64, u64), SyscallError> {
-    let cur = thread::current();
-    let privileged = cur.space().privileged;
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    let privileged = (unsafe { cur.space() }).privileged;
     let t = if dest.is_global() && dest.number() < thread::SYSTEM_BASE {
         return crate::interrupt::schedule_irq(dest, prio_control, privileged);
     } else {
-        thread::resolve(cur, dest)
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        (unsafe { thread::resolve(cur, dest) })
             .filter(|t| t.id.number() >= thread::USER_BASE || t.id.number() < thread::SYSTEM_BASE)
     };
     let Some(t) = t else {

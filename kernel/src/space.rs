@@ -66,7 +66,8 @@ static KERNEL_SPACE: KernelCell<Space> = KernelCell::new(Space {
 });
 
 pub fn kernel_space() -> *mut Space {
-    let s = KERNEL_SPACE.get();
+    // SAFETY: the only borrow of KERNEL_SPACE in use; it ends before any call that touches it.
+    let s = unsafe { KERNEL_SPACE.get() };
     s.pml4 = paging::kernel_pml4();
     s as *mut Space
 }
@@ -78,7 +79,8 @@ pub fn create() -> Option<*mut Space> {
         frame::free(page);
         return None;
     };
-    table(pml4)[511] = table(paging::kernel_pml4())[511];
+    // SAFETY: a kernel-owned page table; no other reference to it in use.
+    (unsafe { table(pml4) })[511] = (unsafe { table(paging::kernel_pml4()) })[511];
     let s = phys_to_virt(page) as *mut Space;
     // SAFETY: a fresh pool frame, exclusively ours.
     unsafe {
@@ -102,7 +104,8 @@ pub fn create() -> Option<*mut Space> {
 /// Drops one thread's reference; the last one destroys the space.
 pub fn release(s: &mut Space) {
     s.threads -= 1;
-    if s.threads == 0 && !core::ptr::eq(s, KERNEL_SPACE.get()) {
+    // SAFETY: the only borrow of KERNEL_SPACE in use; it ends before any call that touches it.
+    if s.threads == 0 && !core::ptr::eq(s, unsafe { KERNEL_SPACE.get() }) {
         destroy(s);
     }
 }
@@ -114,25 +117,29 @@ fn destroy(s: &mut Space) {
     let utcb = s.utcb_area;
     // Free user page tables, and the UTCB pages (the only pool frames mapped as user pages).
     for i4 in 0..256usize {
-        let e4 = table(s.pml4)[i4];
+        // SAFETY: a kernel-owned page table; no other reference to it in use.
+        let e4 = (unsafe { table(s.pml4) })[i4];
         if e4 & P == 0 {
             continue;
         }
         let pdpt = e4 & ADDR_MASK;
         for i3 in 0..512usize {
-            let e3 = table(pdpt)[i3];
+            // SAFETY: a kernel-owned page table; no other reference to it in use.
+            let e3 = (unsafe { table(pdpt) })[i3];
             if e3 & P == 0 || e3 & PS != 0 {
                 continue;
             }
             let pd = e3 & ADDR_MASK;
             for i2 in 0..512usize {
-                let e2 = table(pd)[i2];
+                // SAFETY: a kernel-owned page table; no other reference to it in use.
+                let e2 = (unsafe { table(pd) })[i2];
                 if e2 & P == 0 || e2 & PS != 0 {
                     continue;
                 }
                 let pt = e2 & ADDR_MASK;
                 for i1 in 0..512usize {
-                    let e1 = table(pt)[i1];
+                    // SAFETY: a kernel-owned page table; no other reference to it in use.
+                    let e1 = (unsafe { table(pt) })[i1];
                     let va = ((i4 as u64) << 39)
                         | ((i3 as u64) << 30)
                         | ((i2 as u64) << 21)
@@ -206,7 +213,8 @@ impl Space {
         let mut t = self.pml4;
         for level in [4u32, 3, 2] {
             let idx = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
-            let e = &mut table(t)[idx];
+            // SAFETY: a kernel-owned page table; no other reference to it in use.
+            let e = &mut (unsafe { table(t) })[idx];
             if level == want_level {
                 return Ok(Some((e, level)));
             }
@@ -221,7 +229,8 @@ impl Space {
             }
             t = *e & ADDR_MASK;
         }
-        let e = &mut table(t)[((va >> 12) & 511) as usize];
+        // SAFETY: a kernel-owned page table; no other reference to it in use.
+        let e = &mut (unsafe { table(t) })[((va >> 12) & 511) as usize];
         Ok(Some((e, 1)))
     }
 
@@ -277,7 +286,8 @@ impl Space {
             let nt = self.alloc_table().ok_or(SyscallError::NoMem)?;
             let base = old & ADDR_MASK & !0x1F_FFFF;
             for i in 0..512u64 {
-                table(nt)[i as usize] = (base + (i << 12)) | (old & !(ADDR_MASK | PS));
+                // SAFETY: a kernel-owned page table; no other reference to it in use.
+                (unsafe { table(nt) })[i as usize] = (base + (i << 12)) | (old & !(ADDR_MASK | PS));
             }
             *e = nt | P | RW | US;
             flush_range(va & !0x1F_FFFF, 1 << 21);
@@ -391,7 +401,14 @@ pub fn map_item(
     let window = acceptor.window();
     if fpage.is_io() {
         // IO-fpages: ports, not memory (io_space.rs).
-        return crate::io_space::map_item(from.space(), to.space(), window, fpage, grant);
+        // SAFETY: a thread's space outlives it; the only reference to it in use.
+        return crate::io_space::map_item(
+            unsafe { from.space() },
+            unsafe { to.space() },
+            window,
+            fpage,
+            grant,
+        );
     }
     if window.is_nil() || fpage.is_nil() || fpage.rights().raw() == 0 {
         return Ok(());
@@ -422,8 +439,10 @@ pub fn map_item(
     } else {
         (fbase + (snd_base & mask(fs) & !mask(ws)), wbase, ws)
     };
-    let fs_ = from.space();
-    let ts = to.space();
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    let fs_ = unsafe { from.space() };
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    let ts = unsafe { to.space() };
     let from_sigma0 = fs_.sigma0;
     map_clipped(
         fs_,
@@ -490,15 +509,19 @@ pub fn sys_space_control(
     utcb_area: Fpage,
     redirector: ThreadId,
 ) -> Result<u64, SyscallError> {
-    let cur = thread::current();
-    if !cur.space().privileged {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    if !(unsafe { cur.space() }).privileged {
         return Err(SyscallError::NoPrivilege);
     }
     let _ = control;
-    let t = thread::resolve(cur, space)
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let t = (unsafe { thread::resolve(cur, space) })
         .filter(|t| t.id.number() >= thread::USER_BASE)
         .ok_or(SyscallError::InvalidSpace)?;
-    let s = t.space();
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    let s = unsafe { t.space() };
     if !s.initialised {
         let in_user = |f: Fpage| {
             !f.is_nil()
@@ -539,7 +562,8 @@ pub fn map_kip(s: &mut Space, kip_area: Fpage) -> Result<(), SyscallError> {
 /// derived from the caller's (and from the caller's own with flush) and replaced by itself with
 /// the status bits of what it covered.
 pub fn sys_unmap(control: u64) {
-    let cur = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     let k = (control & 0x3F) as usize;
     let flush = control & 0x40 != 0;
     let s = cur.space;
@@ -550,7 +574,8 @@ pub fn sys_unmap(control: u64) {
         }
         if f.is_io() {
             // IO-fpages: revoke ports (io_space.rs).
-            let status = crate::io_space::unmap(cur.space(), f, flush);
+            // SAFETY: a thread's space outlives it; the only reference to it in use.
+            let status = crate::io_space::unmap(unsafe { cur.space() }, f, flush);
             cur.set_mr(i, (f.raw() & !7) | status);
             continue;
         }

@@ -14,14 +14,16 @@ use crate::schedule;
 use crate::thread;
 
 fn set_error(e: SyscallError) {
-    let t = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let t = unsafe { thread::current() };
     if t.is_activated() {
         t.set_utcb_word(utcb::ERROR_CODE, e as u64);
     }
 }
 
 fn privileged() -> bool {
-    thread::current().space().privileged
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    (unsafe { thread::current().space() }).privileged
 }
 
 #[unsafe(no_mangle)]
@@ -30,7 +32,8 @@ extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
         // `syscall` outside the stubs: not a system call; return untouched.
         return;
     };
-    if !thread::current().is_activated() {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    if !(unsafe { thread::current() }).is_activated() {
         return;
     }
     match call {
@@ -123,7 +126,8 @@ extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
                 set_error(SyscallError::NoPrivilege);
                 0
             } else {
-                let cur = thread::current();
+                // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+                let cur = unsafe { thread::current() };
                 let k = (f.rdx & 0x3F) as usize;
                 let ok = (0..=k).all(|i| attrs[(cur.mr(i) & 3) as usize] == 0);
                 if ok {
@@ -161,7 +165,8 @@ trap_return_from:
 
 /// Leaves the kernel for the current thread's saved user state.
 pub fn return_to_user() -> ! {
-    let t = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let t = unsafe { thread::current() };
     let sp = t.kstack_top() - crate::arch::trap::TRAP_FRAME_SIZE as u64;
     // SAFETY: the frame at the top of the current thread's stack holds a complete user state.
     unsafe { trap_return_from(sp) }

@@ -59,10 +59,12 @@ static OPTIONS: KernelCell<Options> = KernelCell::new(Options {
 
 #[cfg(feature = "kdb")]
 fn options() -> Options {
-    let o = OPTIONS.get();
+    // SAFETY: the only borrow of OPTIONS in use; it ends before any call that touches it.
+    let o = unsafe { OPTIONS.get() };
     if !o.parsed {
         o.parsed = true;
-        let cmdline = crate::boot::multiboot::BOOT.get().cmdline();
+        // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+        let cmdline = (unsafe { crate::boot::multiboot::BOOT.get() }).cmdline();
         if let Some(v) = crate::boot::options::value(cmdline, "debugger") {
             *o = Options {
                 parsed: true,

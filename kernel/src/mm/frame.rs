@@ -29,7 +29,8 @@ static POOL: KernelCell<Pool> = KernelCell::new(Pool {
 });
 
 pub fn init(start: u64, end: u64) {
-    *POOL.get() = Pool {
+    // SAFETY: the only borrow of POOL in use; it ends before any call that touches it.
+    *(unsafe { POOL.get() }) = Pool {
         start,
         end,
         fresh: start,
@@ -39,7 +40,8 @@ pub fn init(start: u64, end: u64) {
 }
 
 pub fn alloc() -> Option<u64> {
-    let pool = POOL.get();
+    // SAFETY: the only borrow of POOL in use; it ends before any call that touches it.
+    let pool = unsafe { POOL.get() };
     let frame = if pool.free_head != 0 {
         let f = pool.free_head;
         // SAFETY: free frames hold the address of the next free frame in their first word.
@@ -61,7 +63,8 @@ pub fn alloc() -> Option<u64> {
 /// `n` physically contiguous frames (not zeroed), from the part of the pool never handed out;
 /// for the boot-time allocation of the mapping database. Never returned.
 pub fn alloc_contiguous(n: u64) -> Option<u64> {
-    let pool = POOL.get();
+    // SAFETY: the only borrow of POOL in use; it ends before any call that touches it.
+    let pool = unsafe { POOL.get() };
     let bytes = n.checked_mul(FRAME_SIZE)?;
     if pool.fresh.checked_add(bytes)? > pool.end {
         return None;
@@ -74,7 +77,8 @@ pub fn alloc_contiguous(n: u64) -> Option<u64> {
 
 /// Returns a frame obtained from `alloc`.
 pub fn free(frame: u64) {
-    let pool = POOL.get();
+    // SAFETY: the only borrow of POOL in use; it ends before any call that touches it.
+    let pool = unsafe { POOL.get() };
     debug_assert!(frame >= pool.start && frame < pool.end && frame.is_multiple_of(FRAME_SIZE));
     // SAFETY: the caller gives the frame back; its first word becomes the list link.
     unsafe { *(phys_to_virt(frame) as *mut u64) = pool.free_head };
@@ -84,11 +88,13 @@ pub fn free(frame: u64) {
 
 /// Frames currently handed out.
 pub fn in_use() -> u64 {
-    POOL.get().in_use
+    // SAFETY: the only borrow of POOL in use; it ends before any call that touches it.
+    (unsafe { POOL.get() }).in_use
 }
 
 /// (start, end) of the pool.
 pub fn range() -> (u64, u64) {
-    let p = POOL.get();
+    // SAFETY: the only borrow of POOL in use; it ends before any call that touches it.
+    let p = unsafe { POOL.get() };
     (p.start, p.end)
 }

@@ -50,7 +50,8 @@ pub fn init(cmdline: &str, pool_bytes: u64, node_size: u64) {
     let mappings = value(cmdline, "mapquota")
         .and_then(size)
         .unwrap_or(nodes / DEFAULT_SHARE);
-    *LIMITS.get() = Limits {
+    // SAFETY: the only borrow of LIMITS in use; it ends before any call that touches it.
+    *(unsafe { LIMITS.get() }) = Limits {
         nodes,
         table_frames,
         mappings,
@@ -58,5 +59,6 @@ pub fn init(cmdline: &str, pool_bytes: u64, node_size: u64) {
 }
 
 pub fn limits() -> Limits {
-    *LIMITS.get()
+    // SAFETY: the only borrow of LIMITS in use; it ends before any call that touches it.
+    *(unsafe { LIMITS.get() })
 }

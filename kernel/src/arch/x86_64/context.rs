@@ -9,7 +9,7 @@ use core::arch::global_asm;
 
 use super::cpu::{self, MSR_GS_BASE};
 use super::gdt;
-use crate::sync::KernelCell;
+use crate::sync::KernelValue;
 
 global_asm!(
     r#"
@@ -50,7 +50,7 @@ unsafe extern "C" {
 
 /// Kernel stack top used by `syscall` entry and (via the TSS) by interrupts from user mode.
 #[unsafe(no_mangle)]
-pub static CURRENT_KSTACK_TOP: KernelCell<u64> = KernelCell::new(0);
+pub static CURRENT_KSTACK_TOP: KernelValue<u64> = KernelValue::new(0);
 
 /// Prepares a fresh kernel stack (top `top`) so that switching to it calls `entry(arg)`.
 /// Returns the stack pointer to store in the thread.
@@ -88,7 +88,7 @@ pub struct SwitchTo {
 /// Switches from the running thread (whose stack pointer goes to `save_ksp`) to another.
 /// Returns when the old thread is switched back to.
 pub fn switch(save_ksp: *mut u64, to: &SwitchTo) {
-    *CURRENT_KSTACK_TOP.get() = to.kstack_top;
+    CURRENT_KSTACK_TOP.set(to.kstack_top);
     gdt::set_kernel_stack(to.kstack_top);
     if let Some(cr3) = to.cr3 {
         // SAFETY: every address-space root maps the kernel (shared slot 511).

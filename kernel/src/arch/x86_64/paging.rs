@@ -29,25 +29,28 @@ pub const G: u64 = 1 << 8;
 pub const NX: u64 = 1 << 63;
 pub const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
-use crate::sync::KernelCell;
+use crate::sync::KernelValue;
 
 /// Where physical memory is visible: the boot tables' -2 GiB window until the kernel's own
 /// tables are live, then the direct map.
-static PHYS_WINDOW: KernelCell<u64> = KernelCell::new(KERNEL_VMA);
-static KERNEL_PML4: KernelCell<u64> = KernelCell::new(0);
+static PHYS_WINDOW: KernelValue<u64> = KernelValue::new(KERNEL_VMA);
+static KERNEL_PML4: KernelValue<u64> = KernelValue::new(0);
 
 pub fn phys_to_virt(p: u64) -> u64 {
-    *PHYS_WINDOW.get() + p
+    PHYS_WINDOW.get() + p
 }
 
 /// A page table page, viewed through the physical window.
-pub fn table(phys: u64) -> &'static mut [u64; 512] {
+/// # Safety
+/// `phys` is a page-table frame the caller owns, and no other reference to that table is in
+/// use while the returned one is.
+pub unsafe fn table(phys: u64) -> &'static mut [u64; 512] {
     // SAFETY: `phys` is a page-table frame owned by the kernel; the physical window maps it.
     unsafe { &mut *(phys_to_virt(phys) as *mut [u64; 512]) }
 }
 
 pub fn kernel_pml4() -> u64 {
-    *KERNEL_PML4.get()
+    KERNEL_PML4.get()
 }
 
 unsafe extern "C" {
@@ -79,22 +82,26 @@ pub fn init_kernel_tables(phys_top: u64) -> bool {
     let gib = phys_top.min(MAX_PHYS).div_ceil(1 << 30).max(4);
     for i in 0..gib {
         if f.pdpe1gb {
-            table(pdpt)[i as usize] = (i << 30) | P | RW | PS | g | nx;
+            // SAFETY: a kernel-owned page table; no other reference to it in use.
+            (unsafe { table(pdpt) })[i as usize] = (i << 30) | P | RW | PS | g | nx;
         } else {
             let Some(pd) = frame::alloc() else {
                 return false;
             };
             for j in 0..512u64 {
-                table(pd)[j as usize] = (i << 30) | (j << 21) | P | RW | PS | g | nx;
+                // SAFETY: a kernel-owned page table; no other reference to it in use.
+                (unsafe { table(pd) })[j as usize] = (i << 30) | (j << 21) | P | RW | PS | g | nx;
             }
-            table(pdpt)[i as usize] = pd | P | RW;
+            // SAFETY: a kernel-owned page table; no other reference to it in use.
+            (unsafe { table(pdpt) })[i as usize] = pd | P | RW;
         }
     }
     // The image: 4 KiB pages with rights by section.
     let Some(pd_img) = frame::alloc() else {
         return false;
     };
-    table(pdpt)[510] = pd_img | P | RW | US;
+    // SAFETY: a kernel-owned page table; no other reference to it in use.
+    (unsafe { table(pdpt) })[510] = pd_img | P | RW | US;
     // SAFETY: linker-provided symbols; only their addresses are used.
     let (kip, text, stubs, stubs_end, rodata, data, end) = unsafe {
         (
@@ -124,21 +131,26 @@ pub fn init_kernel_tables(phys_top: u64) -> bool {
         };
         let pdi = ((va >> 21) & 511) as usize;
         let pti = ((va >> 12) & 511) as usize;
-        if table(pd_img)[pdi] & P == 0 {
+        // SAFETY: a kernel-owned page table; no other reference to it in use.
+        if (unsafe { table(pd_img) })[pdi] & P == 0 {
             let Some(pt) = frame::alloc() else {
                 return false;
             };
-            table(pd_img)[pdi] = pt | P | RW | US;
+            // SAFETY: a kernel-owned page table; no other reference to it in use.
+            (unsafe { table(pd_img) })[pdi] = pt | P | RW | US;
         }
-        let pt = table(pd_img)[pdi] & ADDR_MASK;
-        table(pt)[pti] = (va - KERNEL_VMA) | flags | g;
+        // SAFETY: a kernel-owned page table; no other reference to it in use.
+        let pt = (unsafe { table(pd_img) })[pdi] & ADDR_MASK;
+        // SAFETY: a kernel-owned page table; no other reference to it in use.
+        (unsafe { table(pt) })[pti] = (va - KERNEL_VMA) | flags | g;
         va += 4096;
     }
-    table(pml4)[511] = pdpt | P | RW | US;
-    *KERNEL_PML4.get() = pml4;
+    // SAFETY: a kernel-owned page table; no other reference to it in use.
+    (unsafe { table(pml4) })[511] = pdpt | P | RW | US;
+    KERNEL_PML4.set(pml4);
     // SAFETY: the new tables map the running image (same virtual addresses) and the stack
     // (in .bss); the physical window moves to the direct map, which they also contain.
     unsafe { crate::arch::x86_64::cpu::write_cr3(pml4) };
-    *PHYS_WINDOW.get() = PHYS_OFFSET;
+    PHYS_WINDOW.set(PHYS_OFFSET);
     true
 }

@@ -24,7 +24,7 @@ use core::arch::global_asm;
 use core::mem::size_of;
 
 use super::gdt::{self, KERNEL_CS};
-use crate::sync::KernelCell;
+use crate::sync::{KernelCell, KernelValue};
 
 /// Registers saved on kernel entry, lowest address first.
 #[repr(C)]
@@ -227,7 +227,7 @@ pub enum IoplPolicy {
     Privileged,
 }
 
-static IOPL_POLICY: KernelCell<IoplPolicy> = KernelCell::new(IoplPolicy::None);
+static IOPL_POLICY: KernelValue<IoplPolicy> = KernelValue::new(IoplPolicy::None);
 
 /// Reads `iopl=` from the kernel command line; returns the policy in force.
 pub fn init_iopl_policy(cmdline: &str) -> IoplPolicy {
@@ -240,7 +240,7 @@ pub fn init_iopl_policy(cmdline: &str) -> IoplPolicy {
             IoplPolicy::None
         }
     };
-    *IOPL_POLICY.get() = p;
+    IOPL_POLICY.set(p);
     p
 }
 
@@ -248,7 +248,7 @@ pub fn init_iopl_policy(cmdline: &str) -> IoplPolicy {
 /// later raises IOPL: ExchangeRegisters and exception replies change only CF..OF, and
 /// `popf`/`iretq` in user mode cannot change IOPL (nor IF at IOPL 0).
 pub fn initial_user_rflags(privileged_space: bool) -> u64 {
-    let policy = *IOPL_POLICY.get();
+    let policy = IOPL_POLICY.get();
     if policy == IoplPolicy::All || (privileged_space && policy == IoplPolicy::Privileged) {
         0x3202
     } else {
@@ -257,7 +257,8 @@ pub fn initial_user_rflags(privileged_space: bool) -> u64 {
 }
 
 pub fn init() {
-    let idt = IDT.get();
+    // SAFETY: the only borrow of IDT in use; it ends before any call that touches it.
+    let idt = unsafe { IDT.get() };
     for v in 0..NUM_VECTORS {
         // SAFETY: the table is a static array of NUM_VECTORS code addresses emitted above.
         let addr = unsafe { trap_stub_table[v] };
