@@ -117,7 +117,10 @@ fn level_of(size_log2: u8) -> u32 {
 /// The entry for `vaddr` at `level` (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB). Missing tables are
 /// created from `take` when it yields frames; a superpage above the level is replaced by an
 /// empty table only when `split_superpages` (its node is being removed by the database).
-fn entry(
+/// # Safety
+/// The caller must not use the returned entry while another reference to it (or to its table)
+/// is in use, nor after the table can have been freed.
+unsafe fn entry(
     s: &Space,
     vaddr: u64,
     level: u32,
@@ -235,7 +238,8 @@ impl PageTableOps for Ops {
                 None
             }
         };
-        let Some(e) = entry(s, vaddr, level, &mut take) else {
+        // SAFETY: the entry is used only here, before any call that could free its table.
+        let Some(e) = (unsafe { entry(s, vaddr, level, &mut take) }) else {
             self.no_mem = true;
             return;
         };
@@ -252,7 +256,9 @@ impl PageTableOps for Ops {
     }
 
     fn protect(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8, rights: MRights) -> MRights {
-        let Some(e) = entry(space(sp), vaddr, level_of(size_log2), &mut || None) else {
+        // SAFETY: the entry is used only here, before any call that could free its table.
+        let Some(e) = (unsafe { entry(space(sp), vaddr, level_of(size_log2), &mut || None) })
+        else {
             return MRights::NONE;
         };
         let st = status_of(*e);
@@ -263,7 +269,9 @@ impl PageTableOps for Ops {
     }
 
     fn remove(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8) -> MRights {
-        let Some(e) = entry(space(sp), vaddr, level_of(size_log2), &mut || None) else {
+        // SAFETY: the entry is used only here, before any call that could free its table.
+        let Some(e) = (unsafe { entry(space(sp), vaddr, level_of(size_log2), &mut || None) })
+        else {
             return MRights::NONE;
         };
         let st = status_of(*e);
@@ -273,7 +281,9 @@ impl PageTableOps for Ops {
     }
 
     fn read_status(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8) -> MRights {
-        let Some(e) = entry(space(sp), vaddr, level_of(size_log2), &mut || None) else {
+        // SAFETY: the entry is used only here, before any call that could free its table.
+        let Some(e) = (unsafe { entry(space(sp), vaddr, level_of(size_log2), &mut || None) })
+        else {
             return MRights::NONE;
         };
         let st = status_of(*e);

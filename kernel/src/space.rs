@@ -204,7 +204,10 @@ impl Space {
 
     /// Walks to the leaf entry for `va`, allocating tables if `alloc`. Returns (entry, level:
     /// 1 = 4 KiB, 2 = 2 MiB).
-    fn walk(
+    /// # Safety
+    /// The caller must not use the returned entry while another reference to it (or to its
+    /// table) is in use, nor after the table can have been freed.
+    unsafe fn walk(
         &self,
         va: u64,
         alloc: bool,
@@ -239,7 +242,8 @@ impl Space {
         if va >= USER_END {
             return None;
         }
-        let (e, level) = self.walk(va, false, 0).ok().flatten()?;
+        // SAFETY: the entry is used only here, before any call that could free its table.
+        let (e, level) = (unsafe { self.walk(va, false, 0) }).ok().flatten()?;
         if *e & P == 0 {
             return None;
         }
@@ -265,7 +269,8 @@ impl Space {
     ) -> Result<(), SyscallError> {
         let flags = rights_to_pte(rights);
         if size_log2 == 21 {
-            let Some((e, level)) = self.walk(va, true, 2)? else {
+            // SAFETY: the entry is used only here, before any call that could free its table.
+            let Some((e, level)) = (unsafe { self.walk(va, true, 2) })? else {
                 return Ok(());
             };
             if level == 2 {
@@ -277,7 +282,8 @@ impl Space {
                 return Ok(());
             }
         }
-        let Some((e, level)) = self.walk(va, true, 1)? else {
+        // SAFETY: the entry is used only here, before any call that could free its table.
+        let Some((e, level)) = (unsafe { self.walk(va, true, 1) })? else {
             return Ok(());
         };
         if level != 1 {
@@ -550,7 +556,8 @@ pub fn sys_space_control(
 pub fn map_kip(s: &mut Space, kip_area: Fpage) -> Result<(), SyscallError> {
     let kip_phys = crate::kip::kip_phys();
     let base = kip_area.base();
-    let Some((e, _)) = s.walk(base, true, 1)? else {
+    // SAFETY: the entry is used only here, before any call that could free its table.
+    let Some((e, _)) = (unsafe { s.walk(base, true, 1) })? else {
         return Err(SyscallError::NoMem);
     };
     *e = kip_phys | P | US | if cpu::features().nx { NX } else { 0 };
