@@ -2,7 +2,7 @@
 //! address space of 65,536 ports; sigma0 holds all of them from boot, and every other space
 //! holds exactly the ports mapped or granted to it by IO-fpage map and grant items, which
 //! Unmap revokes transitively and which go with the space when it is deleted. Enforcement is
-//! the TSS I/O permission bitmap with IOPL 0 (`arch::x86_64::ioport`).
+//! the TSS I/O permission bitmap with IOPL 0 (`arch::ioport`).
 //!
 //! Owns: the IO mapping database (a second `mapdb::MapDb` over a static slab, so the memory
 //! rules of map, grant, Unmap and deletion apply unchanged), each space's I/O bitmap (`Space::io`,
@@ -38,9 +38,9 @@ use abi::thread_id::ThreadId;
 use abi::utcb;
 use mapdb::{MapDb, MapError, Node, PageTableOps, Rights, SpaceId};
 
-use crate::arch::x86_64::paging::phys_to_virt;
-use crate::arch::x86_64::trap::TrapFrame;
-use crate::arch::x86_64::{gdt, ioport, usercopy};
+use crate::arch::paging::phys_to_virt;
+use crate::arch::trap::TrapFrame;
+use crate::arch::{gdt, ioport, usercopy};
 use crate::mm::frame;
 use crate::space::Space;
 use crate::sync::{KernelCell, KernelValue};

@@ -164,8 +164,7 @@ enum Completion<'a> {
 /// The parties are named by handles, not references: a string copy may block (nested page
 /// faults), and either party other than the running one may be deleted meanwhile.
 fn complete<'a>(sender: &'a mut Tcb, receiver: &'a mut Tcb) -> Completion<'a> {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let sender_runs = core::ptr::eq(&*sender, unsafe { thread::current() });
+    let sender_runs = core::ptr::eq(&*sender, thread::current_ptr());
     if MsgTag::from_raw(sender.mr(0)).typed() == 0 {
         // Untyped: nothing can block, both stay as they are.
         let r = transfer_untyped(sender, receiver);
@@ -358,8 +357,7 @@ fn string_item(
             return Err(crate::string::aborted(*copied));
         };
         *buffers = crate::string::Buffers::of(dst);
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        let src_runs = core::ptr::eq(&*src, unsafe { thread::current() });
+        let src_runs = core::ptr::eq(&*src, thread::current_ptr());
         src.xfer_partner = Some(dst.handle());
         dst.xfer_partner = Some(src.handle());
         src.xfer_copier = src_runs;
@@ -825,8 +823,8 @@ fn abort_copier(c: &mut Tcb) {
         );
     } else if matches!(
         c.state,
-        State::SendBlocked { .. } | State::RecvBlocked { .. } // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    ) && !core::ptr::eq(&*c, unsafe { thread::current() })
+        State::SendBlocked { .. } | State::RecvBlocked { .. }
+    ) && !core::ptr::eq(c as *const Tcb, thread::current_ptr())
     {
         // The copier is in its own nested fault IPC: abort that.
         cancel_blocked(c, true, true, IpcErrorCode::Aborted);

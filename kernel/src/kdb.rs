@@ -15,10 +15,10 @@
 //! interrupts and every other thread keep running (and the thread can be deleted or
 //! ExchangeRegisters'd meanwhile).
 
-use crate::arch::x86_64::trap::TrapFrame;
-use crate::arch::x86_64::usercopy;
+use crate::arch::trap::TrapFrame;
+use crate::arch::usercopy;
 use crate::kprint;
-use crate::platform::pc::{self, serial};
+use crate::platform::{self, serial};
 use crate::sync::KernelValue;
 
 /// What unprivileged spaces may do with the interface (privileged spaces may do everything).
@@ -115,8 +115,8 @@ pub fn handle(f: &mut TrapFrame) -> bool {
             let n = addr.map(|a| read_cstr(a, &mut msg)).unwrap_or(0);
             let text = core::str::from_utf8(&msg[..n]).unwrap_or("?");
             match text {
-                "exit-success" if full => pc::qemu_exit(pc::EXIT_SUCCESS),
-                "exit-failure" if full => pc::qemu_exit(pc::EXIT_FAILURE),
+                "exit-success" if full => platform::qemu_exit(platform::EXIT_SUCCESS),
+                "exit-failure" if full => platform::qemu_exit(platform::EXIT_FAILURE),
                 _ => crate::kprintln!(
                     "--- KD# \"{}\" --- (ip {:#x}, sp {:#x}); continuing{}",
                     text,

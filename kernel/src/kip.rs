@@ -13,8 +13,8 @@ use abi::kip::{
     UtcbInfo,
 };
 
-use crate::arch::x86_64::paging::KERNEL_VMA;
-use crate::arch::x86_64::syscall::{Syscall, stub_address};
+use crate::arch::paging::KERNEL_VMA;
+use crate::arch::syscall::{Syscall, stub_address};
 use crate::sync::KernelCell;
 
 pub const MAX_MEMDESC: usize = (4096 - PISTACHIO_MEM_DESC_OFFSET as usize) / 16;
@@ -133,5 +133,5 @@ pub fn init(tsc_khz: u64, tick_us: u64) {
     // SAFETY: the only reference to the KIP in use.
     let p = &mut (unsafe { kip() }).proc_desc;
     p.internal_freq_khz = tsc_khz;
-    p.external_freq_khz = crate::platform::pc::pit::PIT_HZ / 1000;
+    p.external_freq_khz = crate::platform::pit::PIT_HZ / 1000;
 }

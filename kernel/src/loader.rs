@@ -9,7 +9,7 @@ use abi::fpage::Fpage;
 use abi::kip::{MemDesc, MemType};
 use abi::thread_id::ThreadId;
 
-use crate::arch::x86_64::paging::{USER_END, phys_to_virt};
+use crate::arch::paging::{USER_END, phys_to_virt};
 use crate::boot::multiboot::BOOT;
 use crate::kip;
 use crate::schedule;
@@ -357,8 +357,8 @@ pub fn start_root_servers() -> Result<(), &'static str> {
         f.rip = ip;
         f.rsp = sp;
         t.startup = false;
-        t.ksp = crate::arch::x86_64::context::prepare_stack(
-            t.kstack_top() - crate::arch::x86_64::trap::TRAP_FRAME_SIZE as u64,
+        t.ksp = crate::arch::context::prepare_stack(
+            t.kstack_top() - crate::arch::trap::TRAP_FRAME_SIZE as u64,
             crate::syscall::enter_user,
             0,
         );

@@ -14,8 +14,8 @@
 
 use mapdb::{MapDb, MapError, Node, PageTableOps, Rights as MRights, SpaceId};
 
-use crate::arch::x86_64::cpu;
-use crate::arch::x86_64::paging::{ACCESSED, ADDR_MASK, DIRTY, NX, P, PS, RW, US, table};
+use crate::arch::cpu;
+use crate::arch::paging::{ACCESSED, ADDR_MASK, DIRTY, NX, P, PS, RW, US, table};
 use crate::mm::frame;
 use crate::space::Space;
 use crate::sync::KernelCell;
@@ -70,7 +70,7 @@ pub fn init(sigma0: *mut Space) -> bool {
     // initialises every node before use; raw pool bytes are not yet valid `Node`s, so they
     // are written first.
     let slab = unsafe {
-        let p = crate::arch::x86_64::paging::phys_to_virt(base) as *mut Node;
+        let p = crate::arch::paging::phys_to_virt(base) as *mut Node;
         for i in 0..nodes as usize {
             p.add(i).write(Node::EMPTY);
         }

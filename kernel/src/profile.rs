@@ -45,7 +45,7 @@ mod imp {
         } else {
             return;
         }
-        pr.t[i] = crate::arch::x86_64::cpu::rdtsc();
+        pr.t[i] = crate::arch::cpu::rdtsc();
         if i == 4 {
             for k in 0..4 {
                 pr.sum[k] += pr.t[k + 1] - pr.t[k];

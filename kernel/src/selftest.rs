@@ -34,16 +34,16 @@ pub fn run_from_cmdline(cmdline: &str) {
         }
         // The system-call stub page is the one user-accessible page of the kernel image: a
         // plain kernel read of it must fault under SMAP, a call into it under SMEP.
-        "smap" if crate::arch::x86_64::cpu::smap_on() => {
+        "smap" if crate::arch::cpu::smap_on() => {
             EXPECTED.set(Some(14));
-            let p = crate::arch::x86_64::syscall::stubs_base();
+            let p = crate::arch::syscall::stubs_base();
             // SAFETY: the stub page is mapped (user-readable); with SMAP on the read faults
             // (the point of the test).
             unsafe { core::ptr::read_volatile(p as *const u8) };
         }
-        "smep" if crate::arch::x86_64::cpu::smep_on() => {
+        "smep" if crate::arch::cpu::smep_on() => {
             EXPECTED.set(Some(14));
-            let p = crate::arch::x86_64::syscall::stubs_base();
+            let p = crate::arch::syscall::stubs_base();
             // SAFETY: with SMEP on, fetching from a user page faults before any instruction
             // of it runs (the point of the test).
             unsafe { core::arch::asm!("call {}", in(reg) p, clobber_abi("C")) };

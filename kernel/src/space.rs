@@ -22,10 +22,8 @@ use abi::error::SyscallError;
 use abi::fpage::{Fpage, Rights};
 use abi::thread_id::ThreadId;
 
-use crate::arch::x86_64::cpu;
-use crate::arch::x86_64::paging::{
-    self, ADDR_MASK, NX, P, PS, RW, US, USER_END, phys_to_virt, table,
-};
+use crate::arch::cpu;
+use crate::arch::paging::{self, ADDR_MASK, NX, P, PS, RW, US, USER_END, phys_to_virt, table};
 use crate::mm::{frame, quota};
 use crate::sync::KernelCell;
 use crate::thread::{self, Tcb};
@@ -104,8 +102,7 @@ pub fn create() -> Option<*mut Space> {
 /// Drops one thread's reference; the last one destroys the space.
 pub fn release(s: &mut Space) {
     s.threads -= 1;
-    // SAFETY: the only borrow of KERNEL_SPACE in use; it ends before any call that touches it.
-    if s.threads == 0 && !core::ptr::eq(s, unsafe { KERNEL_SPACE.get() }) {
+    if s.threads == 0 && !core::ptr::eq(s, KERNEL_SPACE.as_ptr()) {
         destroy(s);
     }
 }

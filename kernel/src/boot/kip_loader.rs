@@ -18,7 +18,7 @@
 use abi::bootinfo::{BootInfo, Record};
 use abi::kip::{MemDesc, MemType, MemoryInfo};
 
-use crate::arch::x86_64::paging::phys_to_virt;
+use crate::arch::paging::phys_to_virt;
 use crate::boot::multiboot;
 use crate::kip;
 

@@ -1,7 +1,7 @@
 //! Multiboot-1 information (as left by QEMU `-kernel` or GRUB): parsed once, copied into
 //! `BOOT`.
 
-use crate::arch::x86_64::paging::phys_to_virt;
+use crate::arch::paging::phys_to_virt;
 use crate::sync::KernelCell;
 
 pub const MAX_REGIONS: usize = 64;
@@ -103,7 +103,7 @@ pub enum Error {
 }
 
 pub fn parse(magic: u32, mbi: u64) -> Result<(), Error> {
-    if magic != crate::arch::x86_64::boot::MULTIBOOT_LOADER_MAGIC {
+    if magic != crate::arch::boot::MULTIBOOT_LOADER_MAGIC {
         return Err(Error::BadMagic(magic));
     }
     // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.

@@ -7,7 +7,7 @@ use abi::thread_id::ThreadId;
 
 use super::console::{self, parse_num};
 use super::{Reason, hw, trace, view};
-use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::trap::TrapFrame;
 use crate::sync::KernelCell;
 use crate::{kprint, kprintln};
 
@@ -883,7 +883,7 @@ fn cmd_bp(_: &mut Session, mut args: core::str::SplitAsciiWhitespace) {
                 return;
             };
             if view::thread(no).is_none_or(|t| t.kernel_thread)
-                || addr >= crate::arch::x86_64::paging::USER_END
+                || addr >= crate::arch::paging::USER_END
             {
                 kprintln!("kdb: breakpoints are for user threads at user addresses");
                 return;

@@ -13,8 +13,8 @@ use abi::msgtag::MsgTag;
 use abi::thread_id::ThreadId;
 
 use super::view;
-use crate::arch::x86_64::syscall::{Syscall, identify};
-use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::syscall::{Syscall, identify};
+use crate::arch::trap::TrapFrame;
 use crate::kprintln;
 use crate::sync::KernelCell;
 
@@ -140,7 +140,7 @@ fn record(kind: Kind, thread: ThreadId, a: u64, b: u64, c: u64) {
     }
     let i = (t.written % RING as u64) as usize;
     t.ring[i] = Event {
-        tsc: crate::arch::x86_64::cpu::rdtsc(),
+        tsc: crate::arch::cpu::rdtsc(),
         kind,
         thread: thread.raw(),
         a,
@@ -216,7 +216,7 @@ extern "C" fn traced_trap(f: &mut TrapFrame) {
         record(Kind::Irq, me, v - 32, 0, 0);
     } else if f.is_from_user() {
         if v == 14 {
-            let cr2 = crate::arch::x86_64::cpu::read_cr2();
+            let cr2 = crate::arch::cpu::read_cr2();
             record(Kind::PageFault, me, cr2, f.rip, f.error);
         } else if v != 3 {
             // (int3 is the KDB interface: printing would flood the trace.)
@@ -330,7 +330,7 @@ fn print_event(e: &Event, prev_tsc: u64) {
         Kind::Exception => kprintln!(
             "exception {} ({}), ip {:#x}, error {:#x}",
             e.a,
-            crate::arch::x86_64::trap::EXCEPTION_NAMES
+            crate::arch::trap::EXCEPTION_NAMES
                 .get(e.a as usize)
                 .copied()
                 .unwrap_or("?"),

@@ -11,9 +11,9 @@ use abi::fpage::Fpage;
 use abi::thread_id::ThreadId;
 use abi::utcb;
 
-use crate::arch::x86_64::paging::{ADDR_MASK, P, PS, phys_to_virt, table};
-use crate::arch::x86_64::trap::TrapFrame;
-use crate::platform::pc::pic;
+use crate::arch::paging::{ADDR_MASK, P, PS, phys_to_virt, table};
+use crate::arch::trap::TrapFrame;
+use crate::platform::pic;
 use crate::space::Space;
 use crate::thread::{self, State, Tcb};
 
@@ -592,7 +592,7 @@ pub struct IrqView {
 
 fn pic_masked(irq: usize) -> bool {
     let port = if irq < 8 { 0x21 } else { 0xA1 };
-    crate::arch::x86_64::cpu::inb(port) & (1 << (irq % 8)) != 0
+    crate::arch::cpu::inb(port) & (1 << (irq % 8)) != 0
 }
 
 pub fn irqs(mut f: impl FnMut(&IrqView)) {

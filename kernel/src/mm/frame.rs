@@ -5,7 +5,7 @@
 //! sigma0 never hands it out. Frames come back zeroed. Exhaustion is an ordinary `None`; the
 //! callers turn it into the `NoMem` error of the system call that asked.
 
-use crate::arch::x86_64::paging::phys_to_virt;
+use crate::arch::paging::phys_to_virt;
 use crate::sync::KernelCell;
 
 pub const FRAME_SIZE: u64 = 4096;

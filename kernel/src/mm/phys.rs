@@ -13,7 +13,7 @@
 //!
 //! Owns: the table of usable RAM, fixed at boot. May touch: nothing else.
 
-use crate::arch::x86_64::paging::{MAX_PHYS, phys_to_virt};
+use crate::arch::paging::{MAX_PHYS, phys_to_virt};
 use crate::sync::KernelCell;
 
 use abi::kip::{MemType, MemoryInfo};
