@@ -13,6 +13,7 @@ mod arch;
 mod boot;
 mod console;
 mod debug;
+mod decode;
 mod exception;
 mod exregs;
 mod interrupt;

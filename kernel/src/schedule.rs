@@ -9,8 +9,9 @@
 //!
 //! May touch: thread state, queue links and time accounting; the CPU context switch.
 
+use crate::decode::{Out, ScheduleArgs};
 use abi::error::SyscallError;
-use abi::syscall_args::{PreemptionControl, ScheduleResult, TimeControl};
+use abi::syscall_args::ScheduleResult;
 use abi::thread_id::ThreadId;
 use abi::time::{Time, TimeSpec};
 
@@ -350,13 +351,21 @@ fn enqueue_front(t: &mut Tcb) {
 }
 
 /// Schedule (spec 5.6): returns (result word, old TimeControl) or an error.
-pub fn sys_schedule(
-    dest: ThreadId,
-    time_control: u64,
-    processor: u64,
-    prio_control: u64,
-    preemption: u64,
-) -> Result<(u64, u64), SyscallError> {
+pub fn sys_schedule(a: ScheduleArgs) -> Result<Out, SyscallError> {
+    schedule_call(a).map(|(result, old_tc)| Out::RaxRdx(result, old_tc))
+}
+
+fn schedule_call(a: ScheduleArgs) -> Result<(u64, u64), SyscallError> {
+    let ScheduleArgs {
+        dest,
+        time: time_control,
+        processor,
+        prio,
+        preemption,
+    } = a;
+    // Priority: all ones = no change, else the low 8 bits (as before the decoding moved to
+    // the boundary; `PrioControl::priority` reads 9 bits like Pistachio: not adopted yet).
+    let prio_control = prio.0;
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
     // SAFETY: a thread's space outlives it; the only reference to it in use.
@@ -382,7 +391,6 @@ pub fn sys_schedule(
             return Err(SyscallError::NoPrivilege);
         }
     }
-    let preemption = PreemptionControl(preemption);
     if !preemption.is_no_change() {
         let sensitive = preemption.sensitive_prio() as u64;
         if !privileged && sensitive > cur.priority as u64 {
@@ -391,7 +399,6 @@ pub fn sys_schedule(
     }
     let mut new_slice = None;
     let mut new_quantum = None;
-    let time_control = TimeControl(time_control);
     if !time_control.is_no_change() {
         let (ts, tq) = (time_control.timeslice(), time_control.total_quantum());
         if ts.0 != 0xFFFF {
@@ -409,7 +416,7 @@ pub fn sys_schedule(
             }
         }
     }
-    if processor != u64::MAX && processor & 0xFFFF != 0 {
+    if processor.processor().is_some_and(|p| p != 0) {
         return Err(SyscallError::InvalidParam);
     }
     if let Some(s) = new_slice {

@@ -15,6 +15,7 @@
 //! sigma0's space is idempotent physical memory: its page faults are resolved by the kernel
 //! (virtual = physical), and a map item from sigma0 names physical memory directly.
 
+use crate::decode::{Out, SpaceControlArgs, UnmapArgs};
 use core::cell::Cell;
 
 use abi::acceptor::Acceptor;
@@ -505,13 +506,18 @@ fn map_clipped(
 // ---- system calls ----
 
 /// SpaceControl (spec 5.9): returns the old control word.
-pub fn sys_space_control(
-    space: ThreadId,
-    control: u64,
-    kip_area: Fpage,
-    utcb_area: Fpage,
-    redirector: ThreadId,
-) -> Result<u64, SyscallError> {
+pub fn sys_space_control(a: SpaceControlArgs) -> Result<Out, SyscallError> {
+    space_control(a).map(|old| Out::RaxRdx(1, old))
+}
+
+fn space_control(a: SpaceControlArgs) -> Result<u64, SyscallError> {
+    let SpaceControlArgs {
+        space,
+        control,
+        kip_area,
+        utcb_area,
+        redirector,
+    } = a;
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
     // SAFETY: a thread's space outlives it; the only reference to it in use.
@@ -565,11 +571,16 @@ pub fn map_kip(s: &mut Space, kip_area: Fpage) -> Result<(), SyscallError> {
 /// Unmap (spec 5.8): fpages in MR0..MRk of the caller; each is revoked from the mappings
 /// derived from the caller's (and from the caller's own with flush) and replaced by itself with
 /// the status bits of what it covered.
-pub fn sys_unmap(control: u64) {
+pub fn sys_unmap(a: UnmapArgs) -> Result<Out, SyscallError> {
+    unmap_call(a);
+    Ok(Out::Nothing)
+}
+
+fn unmap_call(a: UnmapArgs) {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
-    let k = (control & 0x3F) as usize;
-    let flush = control & 0x40 != 0;
+    let k = a.control.last_mr();
+    let flush = a.control.flush();
     let s = cur.space;
     for i in 0..=k {
         let f = Fpage::from_raw(cur.mr(i));

@@ -1,6 +1,7 @@
 //! ThreadControl (spec 5.3): creating, activating, modifying and deleting threads, and the
 //! association of interrupt threads with their handlers (5.3.1).
 
+use crate::decode::{Out, ThreadControlArgs};
 use abi::error::{IpcErrorCode, SyscallError};
 use abi::thread_id::ThreadId;
 use abi::utcb;
@@ -51,13 +52,18 @@ pub fn activate(t: &mut Tcb, utcb_location: u64, pager: ThreadId) -> Result<(), 
     Ok(())
 }
 
-pub fn sys_thread_control(
-    dest: ThreadId,
-    space_spec: ThreadId,
-    scheduler: ThreadId,
-    pager: ThreadId,
-    utcb_location: u64,
-) -> Result<(), SyscallError> {
+pub fn sys_thread_control(a: ThreadControlArgs) -> Result<Out, SyscallError> {
+    control(a).map(|()| Out::Rax(1))
+}
+
+fn control(a: ThreadControlArgs) -> Result<(), SyscallError> {
+    let ThreadControlArgs {
+        dest,
+        space: space_spec,
+        scheduler,
+        pager,
+        utcb_location,
+    } = a;
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
     // SAFETY: a thread's space outlives it; the only reference to it in use.
