@@ -15,7 +15,7 @@
 use mapdb::{MapDb, MapError, Node, PageTableOps, Rights as MRights, SpaceId};
 
 use crate::arch::cpu;
-use crate::arch::paging::{ACCESSED, ADDR_MASK, DIRTY, NX, P, PS, RW, US, table};
+use crate::arch::paging::{self, ACCESSED, ADDR_MASK, DIRTY, P, PS, RW, US, Walk, table};
 use crate::mm::frame;
 use crate::space::Space;
 use crate::sync::KernelCell;
@@ -126,32 +126,12 @@ unsafe fn entry(
     level: u32,
     take: &mut dyn FnMut() -> Option<u64>,
 ) -> Option<&'static mut u64> {
-    let mut t = s.pml4;
-    let mut l = 4;
-    loop {
-        // SAFETY: a kernel-owned page table; no other reference to it in use.
-        let e = &mut (unsafe { table(t) })[((vaddr >> (12 + 9 * (l - 1))) & 511) as usize];
-        if l == level {
-            return Some(e);
-        }
-        if *e & P == 0 || *e & PS != 0 {
-            let nt = take()?;
-            *e = nt | P | RW | US;
-        }
-        t = *e & ADDR_MASK;
-        l -= 1;
-    }
+    // SAFETY: `s`'s tree; the caller's contract covers the entry.
+    unsafe { paging::walk(s.pml4, vaddr, level, Walk::Replace(take)) }.map(|(e, _)| e)
 }
 
 fn pte_flags(r: MRights) -> u64 {
-    let mut f = P | US;
-    if r.contains(MRights::W) {
-        f |= RW;
-    }
-    if !r.contains(MRights::X) && cpu::features().nx {
-        f |= NX;
-    }
-    f
+    paging::user_pte(r.contains(MRights::W), r.contains(MRights::X))
 }
 
 fn status_of(e: u64) -> MRights {

@@ -24,7 +24,9 @@ use abi::fpage::{Fpage, Rights};
 use abi::thread_id::ThreadId;
 
 use crate::arch::cpu;
-use crate::arch::paging::{self, ADDR_MASK, NX, P, PS, RW, US, USER_END, phys_to_virt, table};
+use crate::arch::paging::{
+    self, ADDR_MASK, NX, P, PS, RW, US, USER_END, Walk, phys_to_virt, table,
+};
 use crate::mm::{frame, quota};
 use crate::sync::KernelCell;
 use crate::thread::{self, Tcb};
@@ -211,28 +213,14 @@ impl Space {
         alloc: bool,
         want_level: u32,
     ) -> Result<Option<(&'static mut u64, u32)>, SyscallError> {
-        let mut t = self.pml4;
-        for level in [4u32, 3, 2] {
-            let idx = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
-            // SAFETY: a kernel-owned page table; no other reference to it in use.
-            let e = &mut (unsafe { table(t) })[idx];
-            if level == want_level {
-                return Ok(Some((e, level)));
-            }
-            if *e & P == 0 {
-                if !alloc {
-                    return Ok(None);
-                }
-                let nt = self.alloc_table().ok_or(SyscallError::NoMem)?;
-                *e = nt | P | RW | US;
-            } else if *e & PS != 0 {
-                return Ok(Some((e, level)));
-            }
-            t = *e & ADDR_MASK;
+        if !alloc {
+            // SAFETY: this space's tree; the caller's contract covers the entry.
+            return Ok(unsafe { paging::walk(self.pml4, va, want_level, Walk::Lookup) });
         }
-        // SAFETY: a kernel-owned page table; no other reference to it in use.
-        let e = &mut (unsafe { table(t) })[((va >> 12) & 511) as usize];
-        Ok(Some((e, 1)))
+        let mut take = || self.alloc_table();
+        // SAFETY: as above.
+        let found = unsafe { paging::walk(self.pml4, va, want_level, Walk::Create(&mut take)) };
+        found.map(Some).ok_or(SyscallError::NoMem)
     }
 
     /// Translation of `va`: (physical address, page size log2, rights).
@@ -343,25 +331,12 @@ fn flush_range(va: u64, len: u64) {
 }
 
 fn rights_to_pte(r: Rights) -> u64 {
-    let mut f = P | US;
-    if r.raw() & 2 != 0 {
-        f |= RW;
-    }
-    if r.raw() & 1 == 0 && cpu::features().nx {
-        f |= NX;
-    }
-    f
+    paging::user_pte(r.raw() & 2 != 0, r.raw() & 1 != 0)
 }
 
 fn pte_rights(e: u64) -> Rights {
-    let mut r = 4;
-    if e & RW != 0 {
-        r |= 2;
-    }
-    if e & NX == 0 {
-        r |= 1;
-    }
-    Rights::from_raw(r)
+    let (write, exec) = paging::pte_access(e);
+    Rights::from_raw(4 | if write { 2 } else { 0 } | if exec { 1 } else { 0 })
 }
 
 /// Is [pa, pa+len) kernel memory that nobody may map (image, pool, reserved descriptors)?

@@ -49,6 +49,77 @@ pub unsafe fn table(phys: u64) -> &'static mut [u64; 512] {
     unsafe { &mut *(phys_to_virt(phys) as *mut [u64; 512]) }
 }
 
+/// What the walker does at a missing table, or at a superpage above the wanted level.
+pub enum Walk<'a> {
+    /// Stop: `None` at a missing table; the superpage's entry (and its level) at a superpage.
+    Lookup,
+    /// Create missing tables from the closure (`None` from it: the walk returns `None`); a
+    /// superpage above the wanted level stops the walk and is returned.
+    Create(&'a mut dyn FnMut() -> Option<u64>),
+    /// Like `Create`, and a superpage above the wanted level is replaced by a fresh table (its
+    /// node has been or is being removed by the mapping database).
+    Replace(&'a mut dyn FnMut() -> Option<u64>),
+}
+
+/// Index of `va` in its table at `level` (1 = PT, 2 = PD, 3 = PDPT, 4 = PML4).
+pub const fn index(va: u64, level: u32) -> usize {
+    ((va >> (12 + 9 * (level - 1))) & 511) as usize
+}
+
+/// The one page-table walker: the entry for `va` at `level` (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB)
+/// in the tree under `root`, with the level it was found at (higher than `level` only for a
+/// superpage that `mode` does not replace). Tables it creates are user-accessible (the
+/// kernel's own tables are made once at boot and only looked up).
+/// # Safety
+/// `root` is a page-table tree the kernel owns; the caller must not use the returned entry
+/// while another reference to it (or to its table) is in use, nor after the table can have
+/// been freed.
+#[inline(always)]
+pub unsafe fn walk(
+    root: u64,
+    va: u64,
+    level: u32,
+    mut mode: Walk,
+) -> Option<(&'static mut u64, u32)> {
+    let mut t = root;
+    for l in [4u32, 3, 2, 1] {
+        // SAFETY: `t` is a table of the tree under `root` (the caller's contract).
+        let e = &mut (unsafe { table(t) })[index(va, l)];
+        if l <= level.max(1) {
+            return Some((e, l));
+        }
+        let superpage = *e & P != 0 && *e & PS != 0;
+        match &mut mode {
+            Walk::Lookup if *e & P == 0 => return None,
+            Walk::Lookup | Walk::Create(_) if superpage => return Some((e, l)),
+            Walk::Create(take) | Walk::Replace(take) if *e & P == 0 || superpage => {
+                *e = take()? | P | RW | US;
+            }
+            _ => {}
+        }
+        t = *e & ADDR_MASK;
+    }
+    None
+}
+
+/// The one rights-to-PTE mapping of user pages: present, user, writable if `write`, not
+/// executable unless `exec` (when the CPU has NX).
+pub fn user_pte(write: bool, exec: bool) -> u64 {
+    let mut f = P | US;
+    if write {
+        f |= RW;
+    }
+    if !exec && super::cpu::features().nx {
+        f |= NX;
+    }
+    f
+}
+
+/// The rights a user PTE grants: (write, execute).
+pub fn pte_access(e: u64) -> (bool, bool) {
+    (e & RW != 0, e & NX == 0)
+}
+
 pub fn kernel_pml4() -> u64 {
     KERNEL_PML4.get()
 }
