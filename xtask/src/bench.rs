@@ -207,7 +207,7 @@ pub fn number_after(text: &str, key: &str) -> Option<u64> {
 }
 
 /// The operations of the root's `scale` mode, in print order, and their titles.
-const SCALE_OPS: [(&str, &str); 8] = [
+const SCALE_OPS: [(&str, &str); 9] = [
     ("thread-create-activate", "ThreadControl create + activate"),
     ("thread-delete", "ThreadControl delete"),
     (
@@ -219,6 +219,10 @@ const SCALE_OPS: [(&str, &str); 8] = [
         "closed receive, partner not queued (N senders queued)",
     ),
     ("space-delete", "delete a space with N pages one per 2 MiB"),
+    (
+        "space-delete-empty",
+        "delete an empty space (thread never ran; ThreadControl delete included)",
+    ),
     (
         "pagefault-roundtrip",
         "page-fault round trip (4 KiB, map item)",

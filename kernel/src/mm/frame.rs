@@ -4,6 +4,13 @@
 //! The pool is one physical range chosen at boot and reported as reserved in the KIP, so that
 //! sigma0 never hands it out. Frames come back zeroed. Exhaustion is an ordinary `None`; the
 //! callers turn it into the `NoMem` error of the system call that asked.
+//!
+//! Owners that hold many frames (a space: its page tables and UTCB pages) keep them on a
+//! [`FrameList`], a doubly linked list threaded through a link table at the start of the pool
+//! (8 bytes per frame, 0.2 % of the pool), so that they give them back without searching for
+//! them (issue 17: deleting a space never reads the entries of its page tables).
+
+use core::cell::Cell;
 
 use crate::arch::x86_64::paging::phys_to_virt;
 use crate::sync::KernelCell;
@@ -18,6 +25,8 @@ struct Pool {
     /// Physical address of the first free frame (a singly linked list through the frames), 0 = empty.
     free_head: u64,
     in_use: u64,
+    /// Frames at the start of the pool that hold the link table of [`FrameList`]s.
+    link_frames: u64,
 }
 
 static POOL: KernelCell<Pool> = KernelCell::new(Pool {
@@ -26,15 +35,21 @@ static POOL: KernelCell<Pool> = KernelCell::new(Pool {
     fresh: 0,
     free_head: 0,
     in_use: 0,
+    link_frames: 0,
 });
 
 pub fn init(start: u64, end: u64) {
+    // The link table: one [next, prev] pair of u32 per frame, never handed out. Its entries
+    // are written when a frame joins a list, so it needs no initialisation here.
+    let frames = (end - start) / FRAME_SIZE;
+    let link_frames = (frames * 8).div_ceil(FRAME_SIZE).min(frames);
     *POOL.get() = Pool {
         start,
         end,
-        fresh: start,
+        fresh: start + link_frames * FRAME_SIZE,
         free_head: 0,
-        in_use: 0,
+        in_use: link_frames,
+        link_frames,
     };
 }
 
@@ -91,4 +106,78 @@ pub fn in_use() -> u64 {
 pub fn range() -> (u64, u64) {
     let p = POOL.get();
     (p.start, p.end)
+}
+
+/// No frame (end of a list).
+const NIL: u32 = u32::MAX;
+
+/// The [next, prev] links of pool frame `frame` (a frame of the pool outside the link table).
+fn links(frame: u64) -> &'static mut [u32; 2] {
+    let pool = POOL.get();
+    let i = (frame - pool.start) / FRAME_SIZE;
+    assert!(
+        frame >= pool.start + pool.link_frames * FRAME_SIZE && frame < pool.end,
+        "frame list: not a pool frame"
+    );
+    // SAFETY: `i` < the number of pool frames (checked above), and the link table holds 8
+    // bytes per pool frame in the pool's first `link_frames` frames, which are never handed
+    // out; only this module touches it, and the kernel is single-threaded.
+    unsafe { &mut *(phys_to_virt(pool.start) as *mut [u32; 2]).add(i as usize) }
+}
+
+fn number(frame: u64) -> u32 {
+    ((frame - POOL.get().start) / FRAME_SIZE) as u32
+}
+
+fn address(n: u32) -> u64 {
+    POOL.get().start + n as u64 * FRAME_SIZE
+}
+
+/// Pool frames owned by one object, doubly linked through the pool's link table: push,
+/// remove and pop are O(1). A frame is on at most one list, and only while allocated.
+pub struct FrameList {
+    head: Cell<u32>,
+}
+
+impl FrameList {
+    /// No frames.
+    pub const EMPTY: FrameList = FrameList {
+        head: Cell::new(NIL),
+    };
+
+    /// Adds an allocated frame that is on no list.
+    pub fn push(&self, frame: u64) {
+        let n = number(frame);
+        let head = self.head.get();
+        *links(frame) = [head, NIL];
+        if head != NIL {
+            links(address(head))[1] = n;
+        }
+        self.head.set(n);
+    }
+
+    /// Takes `frame` (which is on this list) off it.
+    pub fn remove(&self, frame: u64) {
+        let [next, prev] = *links(frame);
+        if prev != NIL {
+            links(address(prev))[0] = next;
+        } else {
+            debug_assert!(self.head.get() == number(frame));
+            self.head.set(next);
+        }
+        if next != NIL {
+            links(address(next))[1] = prev;
+        }
+    }
+
+    /// Takes any frame off the list.
+    pub fn pop(&self) -> Option<u64> {
+        let h = self.head.get();
+        if h == NIL {
+            return None;
+        }
+        let f = address(h);
+        self.remove(f);
+        Some(f)
+    }
 }

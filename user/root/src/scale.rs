@@ -11,7 +11,10 @@
 //!   timeout later than the N armed timeouts;
 //! * `closed-receive-miss`: a closed receive with timeout zero from a thread that is not in the
 //!   queue while N senders are queued on the root;
-//! * `space-delete`: deleting a space with N pages mapped one per 2 MiB;
+//! * `space-delete`: deleting a space with N pages mapped one per 2 MiB (its thread ran: it
+//!   also holds the pages of its code, data and stack, and the 129 pages of the fault figure);
+//! * `space-delete-empty`: deleting a space whose one thread never ran (KIP and UTCB pages
+//!   only), ThreadControl delete included;
 //! * `pagefault-roundtrip`: a 4 KiB page fault resolved by a pager's map item, per fault;
 //! * `map-item`, `unmap`: one 4 KiB map item (beyond the IPC carrying it) and the Unmap of one
 //!   leaf mapping, with N other pages mapped in the receiving space ([`MAP_NS`]).
@@ -388,6 +391,22 @@ fn measure_space_delete(n: u64, pager: ThreadId) -> bool {
     true
 }
 
+/// Deleting a space that holds nothing but its KIP and UTCB pages (its thread never ran).
+fn measure_empty_space_delete(pager: ThreadId) -> bool {
+    let m = tid(MAPPER);
+    let mut total = 0;
+    for _ in 0..REPS {
+        if !new_space(m, spaces::UTCB_AREA, 14, pager) {
+            return false;
+        }
+        let t0 = rdtsc();
+        spaces::delete(m);
+        total += rdtsc() - t0;
+    }
+    report("space-delete-empty", 0, total, REPS);
+    true
+}
+
 fn map_call(r: ThreadId, item: Option<(u64, u64)>) {
     match item {
         Some((src, dst)) => {
@@ -495,6 +514,7 @@ pub fn run() {
         for &n in &NS {
             ok &= measure_space_delete(n, pager);
         }
+        ok = ok && measure_empty_space_delete(pager);
     }
     ok = ok && measure_map_unmap(pager);
     println!("scale: done");
