@@ -11,6 +11,7 @@ mod cpu_state;
 mod exregs;
 mod fuzz;
 mod io_ports;
+mod io_quota;
 mod ipc;
 mod kernel_interface;
 mod kip;
@@ -53,6 +54,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("schedule", schedule::run),
     ("unmap", unmap::run),
     ("io_ports", io_ports::run),
+    ("io_quota", io_quota::run),
     ("sigma0", sigma0::run),
     ("privilege", privilege::run),
     ("churn", churn::run),
