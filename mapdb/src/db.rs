@@ -57,22 +57,24 @@ fn check_fpage(vaddr: u64, size_log2: u8) -> Result<u64, MapError> {
 }
 
 /// The largest page size in `mask` that starts at `src`/`paddr` (both aligned to it) and ends
-/// within `last`.
+/// within `last` (`src <= last`); 4 KiB if none does. O(1): the alignment and the length each
+/// bound the size, and the largest size in the mask below both bounds is taken.
 fn piece_size(mask: u64, src: u64, paddr: u64, last: u64) -> u8 {
-    let mut p = 63u8;
-    loop {
-        if mask & (1 << p) != 0
-            && (src | paddr) & span(p) == 0
-            && src.checked_add(span(p)).is_some_and(|end| end <= last)
-        {
-            return p;
-        }
-        if p == MIN_PAGE_LOG2 {
-            // Callers only hand in 4 KiB-aligned ranges, and 4 KiB is always a hardware size.
-            return MIN_PAGE_LOG2;
-        }
-        p -= 1;
+    let align = (src | paddr).trailing_zeros().min(63);
+    let len = last.wrapping_sub(src);
+    // floor(log2(len + 1)): the largest p with 2^p - 1 <= len.
+    let fit = if len == u64::MAX {
+        63
+    } else {
+        63 - (len + 1).leading_zeros()
+    };
+    let top = align.min(fit);
+    let allowed = mask & (u64::MAX >> (63 - top)) & !span(MIN_PAGE_LOG2);
+    if allowed == 0 {
+        // Callers only hand in 4 KiB-aligned ranges, and 4 KiB is always a hardware size.
+        return MIN_PAGE_LOG2;
     }
+    (63 - allowed.leading_zeros()) as u8
 }
 
 impl<'a> MapDb<'a> {
@@ -535,7 +537,16 @@ impl<'a> MapDb<'a> {
         let mut need = 0usize;
         let mut need_to = 0usize;
         let mut cursor = from_vaddr;
-        while let Some(seg) = self.segment(from, cursor, from_last) {
+        // The first segment is looked up once for both runs (the dry run changes nothing).
+        let first = self.segment(from, from_vaddr, from_last);
+        let next_segment = |db: &Self, cursor: u64| {
+            if cursor == from_vaddr {
+                first
+            } else {
+                db.segment(from, cursor, from_last)
+            }
+        };
+        while let Some(seg) = next_segment(self, cursor) {
             let per_piece = if let Source::Sigma0Gap = seg.source {
                 2
             } else {
@@ -571,7 +582,7 @@ impl<'a> MapDb<'a> {
         // The real run.
         self.defer_release = true;
         let mut cursor = from_vaddr;
-        while let Some(seg) = self.segment(from, cursor, from_last) {
+        while let Some(seg) = next_segment(self, cursor) {
             match seg.source {
                 Source::Node(s) if grant => {
                     self.grant_segment(ops, mask, s, seg, to, dst(seg.start), rights)
@@ -676,7 +687,9 @@ impl<'a> MapDb<'a> {
                 return;
             }
         }
-        self.clear_range(ops, to, dst, dst_last);
+        if r != NIL {
+            self.clear_range(ops, to, dst, dst_last);
+        }
         let parent = if parent == NIL {
             self.new_node(ops, self.sigma0, src, p, src, Rights::RWX, NIL)
         } else {
@@ -944,5 +957,50 @@ impl Iterator for Mappings<'_, '_> {
         let last = self.db.node(i).last();
         self.cursor = last.checked_add(1);
         Some(self.db.mapping(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The loop `piece_size` replaced: every size from the largest down.
+    fn reference(mask: u64, src: u64, paddr: u64, last: u64) -> u8 {
+        let mut p = 63u8;
+        loop {
+            if mask & (1 << p) != 0
+                && (src | paddr) & span(p) == 0
+                && src.checked_add(span(p)).is_some_and(|end| end <= last)
+            {
+                return p;
+            }
+            if p == MIN_PAGE_LOG2 {
+                return MIN_PAGE_LOG2;
+            }
+            p -= 1;
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn piece_size_matches_the_loop(
+            mask in prop_oneof![
+                Just(crate::X86_64_PAGE_SIZES),
+                Just(1u64 << 12),
+                Just(((1u64 << 29) - 1) & !((1u64 << 12) - 1)),
+                any::<u64>().prop_map(|m| m | (1 << 12)),
+            ],
+            src_page in any::<u64>(),
+            pa_page in any::<u64>(),
+            zeros_src in 0u32..52,
+            zeros_pa in 0u32..52,
+            len_pages in prop_oneof![0u64..2048, any::<u64>()],
+        ) {
+            let src = (src_page << 12) & !((1u64 << (12 + zeros_src)) - 1);
+            let paddr = (pa_page << 12) & !((1u64 << (12 + zeros_pa)) - 1);
+            let last = src.saturating_add(len_pages.saturating_mul(4096)) | 0xFFF;
+            prop_assert_eq!(piece_size(mask, src, paddr, last), reference(mask, src, paddr, last));
+        }
     }
 }
