@@ -214,13 +214,11 @@ mod tests {
         ) {
             let mut nodes = std::vec![Node::EMPTY; 128];
             let mut root = NIL;
-            let mut used = 0u32;
-            for (space, slot, big) in pages {
+            for (i, (space, slot, big)) in pages.into_iter().enumerate() {
                 // Slot = 2 MiB region; a big page fills it, else one 4 KiB page at its start
                 // plus a second one further in, so ranges have gaps.
                 let (vaddr, size) = if big { (slot << 21, 21) } else { ((slot << 21) | ((slot % 7) << 12), 12) };
-                let i = used;
-                used += 1;
+                let i = i as u32;
                 nodes[i as usize] = Node { space, vaddr, size_log2: size, used: true, ..Node::EMPTY };
                 root = insert(&mut nodes, root, i);
             }
