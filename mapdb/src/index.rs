@@ -1,10 +1,9 @@
 //! The `(space, vaddr) → node` index: a treap threaded through the nodes' `left`/`right` links.
 //!
-//! A treap is a binary search tree on the key that is also a heap on a priority; with random
-//! priorities its expected depth is logarithmic whatever order keys arrive in. The priority
-//! here is a hash of the node's slab index, so it costs no storage and stays deterministic.
-//! Split and merge are recursive; the recursion depth is the tree depth (expected ~2 log2 n).
+//! Insertion and removal are `treap.rs`'s (iterative); the priority is a hash of the node's
+//! slab index, so it costs no storage and stays deterministic.
 
+use crate::treap::{self, Shape, priority};
 use crate::{NIL, Node};
 
 pub(crate) type Key = (u64, u64);
@@ -14,48 +13,25 @@ fn key(nodes: &[Node], i: u32) -> Key {
     (n.space, n.vaddr)
 }
 
-/// Heap priority of slab entry `i` (the murmur3 finaliser: a bijection that mixes all bits).
-pub(crate) fn priority(i: u32) -> u32 {
-    let mut x = i ^ 0x9E37_79B9;
-    x ^= x >> 16;
-    x = x.wrapping_mul(0x85EB_CA6B);
-    x ^= x >> 13;
-    x = x.wrapping_mul(0xC2B2_AE35);
-    x ^ (x >> 16)
-}
+/// The index's shape: key `(space, vaddr)`, links `left`/`right`.
+pub(crate) struct Index;
 
-/// Split `t` into the keys `< k` and the keys `>= k`.
-fn split(nodes: &mut [Node], t: u32, k: Key) -> (u32, u32) {
-    if t == NIL {
-        return (NIL, NIL);
+impl Shape for Index {
+    type Key = Key;
+    fn key(nodes: &[Node], i: u32) -> Key {
+        key(nodes, i)
     }
-    if key(nodes, t) < k {
-        let (a, b) = split(nodes, nodes[t as usize].right, k);
-        nodes[t as usize].right = a;
-        (t, b)
-    } else {
-        let (a, b) = split(nodes, nodes[t as usize].left, k);
-        nodes[t as usize].left = b;
-        (a, t)
+    fn left(n: &Node) -> u32 {
+        n.left
     }
-}
-
-/// Join two treaps where every key of `a` is below every key of `b`.
-fn merge(nodes: &mut [Node], a: u32, b: u32) -> u32 {
-    if a == NIL {
-        return b;
+    fn right(n: &Node) -> u32 {
+        n.right
     }
-    if b == NIL {
-        return a;
+    fn set_left(n: &mut Node, v: u32) {
+        n.left = v;
     }
-    if priority(a) > priority(b) {
-        let r = merge(nodes, nodes[a as usize].right, b);
-        nodes[a as usize].right = r;
-        a
-    } else {
-        let l = merge(nodes, a, nodes[b as usize].left);
-        nodes[b as usize].left = l;
-        b
+    fn set_right(n: &mut Node, v: u32) {
+        n.right = v;
     }
 }
 
@@ -63,26 +39,12 @@ fn merge(nodes: &mut [Node], a: u32, b: u32) -> u32 {
 pub(crate) fn insert(nodes: &mut [Node], root: u32, i: u32) -> u32 {
     nodes[i as usize].left = NIL;
     nodes[i as usize].right = NIL;
-    let (l, r) = split(nodes, root, key(nodes, i));
-    let l = merge(nodes, l, i);
-    merge(nodes, l, r)
+    treap::insert::<Index>(nodes, root, i)
 }
 
 /// Remove node `i` (which must be present) from the treap rooted at `t`; return the new root.
 pub(crate) fn remove(nodes: &mut [Node], t: u32, i: u32) -> u32 {
-    if t == i {
-        let (l, r) = (nodes[t as usize].left, nodes[t as usize].right);
-        return merge(nodes, l, r);
-    }
-    debug_assert!(t != NIL, "index: removing a node that is not indexed");
-    if key(nodes, i) < key(nodes, t) {
-        let l = remove(nodes, nodes[t as usize].left, i);
-        nodes[t as usize].left = l;
-    } else {
-        let r = remove(nodes, nodes[t as usize].right, i);
-        nodes[t as usize].right = r;
-    }
-    t
+    treap::remove::<Index>(nodes, t, i)
 }
 
 /// The lowest-addressed node of `space` overlapping `[start, last]`, or `NIL`. One descent:

@@ -76,8 +76,10 @@
 #[cfg(test)]
 extern crate std;
 
+mod children;
 mod db;
 mod index;
+mod treap;
 
 pub use db::{MapDb, Mappings};
 
@@ -249,10 +251,12 @@ pub struct Node {
     pub(crate) paddr: u64,
     /// Parent mapping; `NIL` for sigma0's root nodes (and for free nodes).
     pub(crate) parent: u32,
+    /// Root of the treap of this node's children (`children.rs`).
     pub(crate) first_child: u32,
-    /// Sibling list (doubly linked for O(1) unlink); `next_sibling` also links the free list.
-    pub(crate) next_sibling: u32,
-    pub(crate) prev_sibling: u32,
+    /// Links of the parent's child treap; `sib_right` also links the free list (and the
+    /// chain of unused roots, which are nobody's children).
+    pub(crate) sib_right: u32,
+    pub(crate) sib_left: u32,
     /// Index links (see `index.rs`).
     pub(crate) left: u32,
     pub(crate) right: u32,
@@ -275,8 +279,8 @@ impl Node {
         paddr: 0,
         parent: NIL,
         first_child: NIL,
-        next_sibling: NIL,
-        prev_sibling: NIL,
+        sib_right: NIL,
+        sib_left: NIL,
         left: NIL,
         right: NIL,
         size_log2: 0,

@@ -207,7 +207,7 @@ pub fn number_after(text: &str, key: &str) -> Option<u64> {
 }
 
 /// The operations of the root's `scale` mode, in print order, and their titles.
-const SCALE_OPS: [(&str, &str); 9] = [
+const SCALE_OPS: [(&str, &str); 10] = [
     ("thread-create-activate", "ThreadControl create + activate"),
     ("thread-delete", "ThreadControl delete"),
     (
@@ -229,6 +229,10 @@ const SCALE_OPS: [(&str, &str); 9] = [
     ),
     ("map-item", "map item of one 4 KiB page (N pages mapped)"),
     ("unmap", "Unmap of one leaf page (N pages mapped)"),
+    (
+        "unmap-in-superpage",
+        "Unmap of 4 KiB inside a 2 MiB mapping with N 4 KiB children",
+    ),
 ];
 
 /// Figures of the `scale` mode: (operation, N, instructions per operation).

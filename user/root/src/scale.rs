@@ -17,7 +17,10 @@
 //!   only), ThreadControl delete included;
 //! * `pagefault-roundtrip`: a 4 KiB page fault resolved by a pager's map item, per fault;
 //! * `map-item`, `unmap`: one 4 KiB map item (beyond the IPC carrying it) and the Unmap of one
-//!   leaf mapping, with N other pages mapped in the receiving space ([`MAP_NS`]).
+//!   leaf mapping, with N other pages mapped in the receiving space ([`MAP_NS`]);
+//! * `unmap-in-superpage`: Unmap (no flush) of one 4 KiB page inside a 2 MiB mapping of the
+//!   root (from sigma0) that has N 4 KiB children in the receiver's space ([`SUPER_NS`]): the
+//!   kernel must find the child it hits without visiting the others.
 //!
 //! Output: `scale: <op> n=<N> instr=<x.xx>` per figure, then `scale: done` and KDB
 //! `exit-success` (or `exit-failure` when a set-up step failed). Figures only: nothing here
@@ -36,6 +39,8 @@ use crate::demo::spaces::{self, Stack};
 const NS: [u64; 5] = [0, 10, 100, 1000, 4000];
 /// Mapped-page counts for the map and unmap figures.
 const MAP_NS: [u64; 5] = [0, 10, 100, 1000, 10000];
+/// Children of the 2 MiB mapping for the `unmap-in-superpage` figure.
+const SUPER_NS: [u64; 4] = [1, 10, 100, 512];
 /// Repetitions per figure.
 const REPS: u64 = 32;
 const MAX_BG: usize = 4000;
@@ -62,6 +67,8 @@ const FAULT_BASE: u64 = 0x2_0000_0000;
 /// Map-item fillers and measured map items land here in the receiver's space.
 const MAP_FILL_BASE: u64 = 0x3_0000_0000;
 const MAP_MEASURE_BASE: u64 = 0x4_0000_0000;
+/// The children of the 2 MiB mapping land here in the receiver's space.
+const MAP_SUPER_BASE: u64 = 0x5_0000_0000;
 
 const START_REQUEST: u64 = 0x5354;
 const DONE: u64 = 0xD0E;
@@ -467,7 +474,37 @@ fn measure_map_unmap(pager: ThreadId) -> bool {
         let t4 = rdtsc();
         report("unmap", n, t4 - t3, REPS);
     }
+    let ok = measure_unmap_in_superpage(r);
     spaces::delete(r);
+    ok
+}
+
+/// Unmap of one 4 KiB page of a 2 MiB mapping with N children (each a 4 KiB page of it mapped
+/// to the receiver `r`); the unmapped child is mapped again after each (not timed).
+fn measure_unmap_in_superpage(r: ThreadId) -> bool {
+    let Ok(f) = l4::sigma0::get_any(21) else {
+        println!("scale: sigma0 gave no 2 MiB page");
+        return false;
+    };
+    let base = f.base();
+    let child = |k: u64| (base + (k << 12), MAP_SUPER_BASE + (k << 12));
+    let mut have = 0;
+    for &n in &SUPER_NS {
+        while have < n {
+            map_call(r, Some(child(have)));
+            have += 1;
+        }
+        let mut total = 0;
+        for k in 0..REPS {
+            let (src, dst) = child(k * 7 % n);
+            utcb::set_mr(0, Fpage::new_log2(src, 12).with_rights(Rights::FULL).raw());
+            let t0 = rdtsc();
+            syscall::unmap(0);
+            total += rdtsc() - t0;
+            map_call(r, Some((src, dst)));
+        }
+        report("unmap-in-superpage", n, total, REPS);
+    }
     true
 }
 
