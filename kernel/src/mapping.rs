@@ -272,6 +272,25 @@ impl PageTableOps for Ops {
         st
     }
 
+    fn maps_nothing(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8) -> bool {
+        // Nothing is mapped there if the walk to the piece's level ends at an empty entry;
+        // a table or a superpage on the way, or a present entry, may hold something.
+        let level = level_of(size_log2);
+        let mut t = space(sp).pml4;
+        let mut l = 4;
+        loop {
+            let e = table(t)[((vaddr >> (12 + 9 * (l - 1))) & 511) as usize];
+            if e & P == 0 {
+                return true;
+            }
+            if l == level || e & PS != 0 {
+                return false;
+            }
+            t = e & ADDR_MASK;
+            l -= 1;
+        }
+    }
+
     fn may_add_mappings(&mut self, sp: SpaceId, more: usize) -> bool {
         space(sp).may_add_mappings(more as u64)
     }

@@ -667,7 +667,11 @@ impl<'a> MapDb<'a> {
         dst_last: u64,
         eff: Rights,
     ) {
-        let r = self.first_overlapping(to, dst, dst_last);
+        let r = if ops.maps_nothing(to, dst, p) {
+            NIL
+        } else {
+            self.first_overlapping(to, dst, dst_last)
+        };
         if r != NIL && parent != NIL {
             let n = *self.node(r);
             if n.vaddr == dst && n.size_log2 == p && n.paddr == paddr && n.parent == parent {

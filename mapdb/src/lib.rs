@@ -227,6 +227,15 @@ pub trait PageTableOps {
         let _ = (space, more);
         true
     }
+    /// A hint for map and grant: `true` only if `space`'s page tables map nothing at all in
+    /// `[vaddr, vaddr + 2^size_log2)`. Every mapping of the database except sigma0's root
+    /// nodes has its entry installed, so the database then skips looking for a receiver
+    /// mapping in the way (one index descent per piece). `false` (the default) is always
+    /// correct: the database looks.
+    fn maps_nothing(&mut self, space: SpaceId, vaddr: u64, size_log2: u8) -> bool {
+        let _ = (space, vaddr, size_log2);
+        false
+    }
     /// `space` gained (`delta` = 1) or lost (`delta` = -1) one mapping (a non-root node).
     fn mappings_changed(&mut self, space: SpaceId, delta: isize) {
         let _ = (space, delta);
