@@ -1,18 +1,20 @@
 //! ExchangeRegisters (spec 5.2): read and change another thread's user registers and TCRs,
 //! cancel its IPC, halt or resume it.
 
+use abi::ExregsControl;
 use abi::error::{IpcErrorCode, SyscallError};
 use abi::thread_id::ThreadId;
 use abi::utcb;
 
-use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::trap::TrapFrame;
 use crate::schedule;
 use crate::thread::{self, State};
 
 pub fn sys_exchange_registers(f: &mut TrapFrame) {
     let cur = thread::current();
     let dest = ThreadId::from_raw(f.rax);
-    let control = f.rsi;
+    // Decoded once, with the `abi` type (spec 5.2 bit layout).
+    let control = ExregsControl::from_raw(f.rsi);
     let fail = |f: &mut TrapFrame| {
         cur.set_utcb_word(utcb::ERROR_CODE, SyscallError::InvalidThread as u64);
         f.rax = 0;
@@ -50,40 +52,40 @@ pub fn sys_exchange_registers(f: &mut TrapFrame) {
     let old_sp = tf.rsp;
     let old_ip = tf.rip;
     let old_flags = tf.rflags;
-    if control & (1 << 3) != 0 {
+    if control.has(ExregsControl::SET_SP) {
         tf.rsp = sp;
     }
-    if control & (1 << 4) != 0 {
+    if control.has(ExregsControl::SET_IP) {
         // Any value: a non-canonical IP becomes #GP for the thread in `trap_return`.
         tf.rip = ip;
     }
-    if control & (1 << 5) != 0 {
-        tf.rflags = crate::arch::x86_64::trap::merge_user_rflags(tf.rflags, flags);
+    if control.has(ExregsControl::SET_FLAGS) {
+        tf.rflags = crate::arch::trap::merge_user_rflags(tf.rflags, flags);
     }
-    if control & (1 << 6) != 0 {
+    if control.has(ExregsControl::SET_HANDLE) {
         t.set_utcb_word(utcb::USER_DEFINED_HANDLE, handle);
     }
-    if control & (1 << 7) != 0 {
+    if control.has(ExregsControl::SET_PAGER) {
         t.set_utcb_word(utcb::PAGER, pager);
     }
     let mut out = 0u64;
     if t.halted {
-        out |= 1;
+        out |= ExregsControl::OUT_HALTED;
     }
     let (sending, receiving) = crate::ipc::cancel(
         t,
-        control & (1 << 2) != 0,
-        control & (1 << 1) != 0,
+        control.has(ExregsControl::ABORT_SEND),
+        control.has(ExregsControl::ABORT_RECEIVE),
         IpcErrorCode::Canceled,
     );
     if sending {
-        out |= 4;
+        out |= ExregsControl::OUT_SENDING;
     }
     if receiving {
-        out |= 2;
+        out |= ExregsControl::OUT_RECEIVING;
     }
-    if control & (1 << 8) != 0 {
-        let halt = control & 1 != 0;
+    if control.has(ExregsControl::APPLY_HALT) {
+        let halt = control.halt();
         if halt && !t.halted {
             t.halted = true;
             schedule::dequeue(t);

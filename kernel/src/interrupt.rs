@@ -5,14 +5,15 @@
 //! fires it is masked and the handler receives a message from (n, 1) with label -1<<4; the
 //! handler acknowledges by sending any message to (n, 1), which unmasks the line.
 
-use abi::error::{IpcError, IpcErrorCode, IpcPhase};
+use abi::error::{IpcErrorCode, IpcPhase};
 use abi::msgtag::{MsgTag, labels};
 use abi::thread_id::ThreadId;
 
-use crate::arch::x86_64::trap::TrapFrame;
-use crate::platform::pc::pic;
+use crate::arch::trap::TrapFrame;
+use crate::ipc::IpcErr;
+use crate::platform::pic;
 use crate::schedule;
-use crate::sync::KernelCell;
+use crate::sync::{KernelCell, KernelValue};
 use crate::thread::{self, IpcWake, State, Tcb};
 
 pub struct Clock {
@@ -55,7 +56,7 @@ pub fn init(tsc_khz: u64, tick_ns: u64) {
 pub fn now_us() -> u64 {
     let c = CLOCK.get();
     let khz = c.tsc_khz.max(1);
-    let t = crate::arch::x86_64::cpu::rdtsc() as u128;
+    let t = crate::arch::cpu::rdtsc() as u128;
     (t * 1000 / khz as u128) as u64
 }
 
@@ -85,7 +86,9 @@ pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
     set_pending(line, true);
     if let Some(h) = thread::lookup_global(line.handler) {
         let me = ThreadId::interrupt(irq as u64);
-        if h.state == State::RecvBlocked && (h.from_spec.is_any() || h.from_spec == me) {
+        if let State::RecvBlocked { from } = h.state
+            && (from.is_any() || from == me)
+        {
             set_pending(line, false);
             h.set_mr(0, MsgTag::new(labels::INTERRUPT, 0, 0).raw());
             h.ipc_from = me;
@@ -136,17 +139,10 @@ pub fn acknowledge(cur: &Tcb, irq_tid: ThreadId) -> Result<(), ()> {
 }
 
 /// Closed receive from an interrupt thread id: error if it is not ours.
-pub fn try_receive(cur: &mut Tcb, irq_tid: ThreadId) -> Option<Result<ThreadId, u64>> {
+pub fn try_receive(cur: &mut Tcb, irq_tid: ThreadId) -> Option<Result<ThreadId, IpcErr>> {
     match line_of(irq_tid) {
-        Some(irq) if LINES.get()[irq].handler == cur.id => {
-            cur.from_spec = irq_tid;
-            None
-        }
-        _ => Some(Err(IpcError::new(
-            IpcPhase::Receive,
-            IpcErrorCode::NotExist,
-        )
-        .encode())),
+        Some(irq) if LINES.get()[irq].handler == cur.id => None,
+        _ => Some(Err(IpcErr::new(IpcPhase::Receive, IpcErrorCode::NotExist))),
     }
 }
 
@@ -158,25 +154,24 @@ fn pending_line(cur: &Tcb, spec: ThreadId) -> Option<usize> {
 }
 
 /// Lines fired whose message is not delivered yet (a shortcut for every receive).
-static PENDING: KernelCell<u32> = KernelCell::new(0);
+static PENDING: KernelValue<u32> = KernelValue::new(0);
 
 fn set_pending(line: &mut Line, on: bool) {
     if line.pending != on {
         line.pending = on;
-        let p = PENDING.get();
         if on {
-            *p += 1;
+            PENDING.set(PENDING.get() + 1);
         } else {
-            *p -= 1;
+            PENDING.set(PENDING.get() - 1);
         }
     }
 }
 
 pub fn pending_for(cur: &Tcb, spec: ThreadId) -> bool {
-    *PENDING.get() != 0 && pending_line(cur, spec).is_some()
+    PENDING.get() != 0 && pending_line(cur, spec).is_some()
 }
 
-pub fn deliver_pending(cur: &mut Tcb, spec: ThreadId) -> Result<ThreadId, u64> {
+pub fn deliver_pending(cur: &mut Tcb, spec: ThreadId) -> Result<ThreadId, IpcErr> {
     let i = pending_line(cur, spec).unwrap_or(0);
     set_pending(&mut LINES.get()[i], false);
     cur.set_mr(0, MsgTag::new(labels::INTERRUPT, 0, 0).raw());

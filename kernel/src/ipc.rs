@@ -9,6 +9,13 @@
 //! processes typed items. A blocked thread sleeps inside `schedule::block_current` on its own
 //! kernel stack; whoever completes its IPC writes the outcome into its TCB (`wake`).
 //!
+//! Threads are named, not pointed at: a send-blocked thread's state names its receiver by
+//! handle, send queues and the lists of closed receivers link thread numbers (`kcore::queue`),
+//! and the parties of a string transfer are handles looked up afresh after every wait. What an
+//! outside event (timeout, abort, deletion, delivery) does to a blocked thread is decided by
+//! `kcore::state::react` and carried out by `apply`. IPC errors travel as `IpcErr` and become
+//! the ErrorCode TCR in `report_error` only. (Decision 009.)
+//!
 //! May touch: thread IPC fields and states (through `schedule::wake`), UTCBs, spaces (items).
 
 use abi::error::{IpcError, IpcErrorCode, IpcPhase};
@@ -20,9 +27,44 @@ use abi::utcb;
 use crate::interrupt;
 use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};
+use kcore::queue::{Link, Links};
+use kcore::state::{self, Event, Outcome, Reaction};
 
-fn err(phase: IpcPhase, code: IpcErrorCode) -> u64 {
-    IpcError::new(phase, code).encode()
+fn err(phase: IpcPhase, code: IpcErrorCode) -> IpcErr {
+    IpcErr::new(phase, code)
+}
+
+/// An IPC error as it travels through the kernel: built only from its phase, code and byte
+/// offset (`abi::error::IpcError`, the one encoder), carried as the ErrorCode word it becomes
+/// (one register, so outcomes stay as cheap as the raw words they replace).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct IpcErr(u64);
+
+impl IpcErr {
+    pub const fn new(phase: IpcPhase, code: IpcErrorCode) -> Self {
+        IpcErr(IpcError::new(phase, code).encode())
+    }
+
+    pub const fn with_offset(phase: IpcPhase, code: IpcErrorCode, offset: u64) -> Self {
+        IpcErr(IpcError::with_offset(phase, code, offset).encode())
+    }
+
+    /// The error code (spec 5.7.6).
+    pub fn code(self) -> Option<IpcErrorCode> {
+        IpcError::decode(self.0).map(|e| e.code)
+    }
+
+    /// The ErrorCode TCR value.
+    pub const fn word(self) -> u64 {
+        self.0
+    }
+}
+
+/// The one place where an IPC error becomes user-visible: the ErrorCode TCR and the E flag of
+/// the thread's MR0 (spec 5.7).
+pub fn report_error(t: &Tcb, e: IpcErr) {
+    t.set_utcb_word(utcb::ERROR_CODE, e.word());
+    t.mrs()[0] = MsgTag::from_raw(t.mr(0)).with_error(true).raw();
 }
 
 /// Absolute deadline (µs) of a timeout, `None` = zero timeout, `Some(MAX)` = never.
@@ -40,28 +82,49 @@ fn deadline(t: Time) -> Option<u64> {
     }
 }
 
-/// Whom a message from `sender` appears to come from: its virtual sender when propagating.
+/// Whom a message from `sender` appears to come from: its virtual sender when propagating
+/// (if that thread still exists).
+#[inline(always)]
 fn apparent_sender(sender: &Tcb) -> &Tcb {
-    if sender.propagate_as.is_null() {
-        sender
-    } else {
-        // SAFETY: `propagate_as` points at a live thread (cleared when that thread is deleted).
-        unsafe { &*sender.propagate_as }
+    match sender.propagate_as {
+        None => sender,
+        Some(v) => virtual_sender(sender, v),
     }
 }
 
-/// Does a receiver waiting with `from_spec` accept a message from `sender`?
+#[cold]
+#[inline(never)]
+fn virtual_sender(sender: &Tcb, v: thread::Handle) -> &Tcb {
+    match thread::get(v) {
+        Some(v) => v,
+        None => sender,
+    }
+}
+
+/// Does a receiver blocked in a receive accept a message from `sender`?
+#[inline(always)]
 fn accepts(receiver: &Tcb, sender: &Tcb) -> bool {
-    let f = receiver.from_spec;
+    match receiver.state {
+        State::RecvBlocked { from } => accepts_from(from, receiver, sender),
+        _ => false,
+    }
+}
+
+/// Would a receive from `f` by `receiver` accept a message from `sender`?
+#[inline(always)]
+fn accepts_from(f: ThreadId, receiver: &Tcb, sender: &Tcb) -> bool {
+    if f.is_any() {
+        return true;
+    }
     let s = apparent_sender(sender);
-    f.is_any() || (f.is_any_local() && receiver.same_space(s)) || f == s.id
+    (f.is_any_local() && receiver.same_space(s)) || f == s.id
 }
 
 /// Decides whether `cur`'s message to `dest` is propagated (spec 5.7.5): the virtual sender
 /// must exist and be in the sender's space, or the receiver must be in the sender's space;
 /// otherwise the p bit is silently dropped.
 fn setup_propagation(cur: &mut Tcb, dest: &Tcb) {
-    cur.propagate_as = core::ptr::null_mut();
+    cur.propagate_as = None;
     let tag = MsgTag::from_raw(cur.mr(0));
     if !tag.propagated() {
         return;
@@ -72,32 +135,91 @@ fn setup_propagation(cur: &mut Tcb, dest: &Tcb) {
             if v.id.number() >= thread::USER_BASE
                 && (v.same_space(cur) || dest.same_space(cur)) =>
         {
-            cur.propagate_as = v as *mut Tcb;
+            cur.propagate_as = Some(v.handle());
         }
         _ => cur.mrs()[0] = tag.with_propagated(false).raw(),
     }
 }
 
-/// Completes a transfer from `sender` to `receiver`: message, from id, and for a propagated
-/// message the ActualSender TCR and the redirection of the virtual sender's closed receive.
-fn complete(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), (u64, u64)> {
-    let r = transfer(sender, receiver);
-    for t in [&mut *sender, &mut *receiver] {
-        t.tunnel_for = core::ptr::null_mut();
-        t.xfer_copier = core::ptr::null_mut();
+/// How a transfer run by the current thread ended.
+enum Completion<'a> {
+    /// Both parties exist (the other party is given back); the pair of error codes (sender,
+    /// receiver) if it failed.
+    Done(&'a mut Tcb, Result<(), (IpcErr, IpcErr)>),
+    /// The other party was deleted while the copy waited for a page fault: the current
+    /// thread's transfer is aborted, and the other party must not be touched.
+    PartnerGone,
+}
+
+/// Completes a transfer from `sender` to `receiver` run by the current thread (one of the
+/// two): message, from id, and for a propagated message the ActualSender TCR and the
+/// redirection of the virtual sender's closed receive. The party that does not run the copy
+/// waits in `State::Transfer` meanwhile, with no timer: its IPC timeout no longer applies
+/// once the transfer has started (spec 5.7); only transfer timeouts bound the copy.
+///
+/// The parties are named by handles, not references: a string copy may block (nested page
+/// faults), and either party other than the running one may be deleted meanwhile.
+fn complete<'a>(sender: &'a mut Tcb, receiver: &'a mut Tcb) -> Completion<'a> {
+    let sender_runs = core::ptr::eq(&*sender, thread::current());
+    if MsgTag::from_raw(sender.mr(0)).typed() == 0 {
+        // Untyped: nothing can block, both stay as they are.
+        let r = transfer_untyped(sender, receiver);
+        finish(sender, receiver);
+        return Completion::Done(if sender_runs { receiver } else { sender }, r);
     }
+    // May block: from here on the parties are named by handles only.
+    complete_typed(sender.handle(), receiver.handle())
+}
+
+/// `complete` for a message with typed items (map, grant, string items: may block).
+#[inline(never)]
+fn complete_typed(sender_h: thread::Handle, receiver_h: thread::Handle) -> Completion<'static> {
+    let sender_runs = thread::current().handle() == sender_h;
+    let other = if sender_runs { receiver_h } else { sender_h };
+    if let Some(waiting) = thread::get(other) {
+        schedule::timer_remove(waiting);
+        leave_receive_list(waiting);
+        waiting.state = State::Transfer {
+            with: thread::current().handle(),
+            sender: !sender_runs,
+        };
+    }
+    let r = transfer(sender_h, receiver_h);
+    // The string-transfer links of this pair end here (only this pair's: a nested fault IPC
+    // inside a copy completes too, and must leave the outer transfer's links alone).
+    let me = thread::current();
+    let ours = me.xfer_partner == Some(other);
+    if ours {
+        me.xfer_partner = None;
+        me.xfer_copier = false;
+    }
+    let Some(o) = thread::get(other) else {
+        return Completion::PartnerGone;
+    };
+    if ours {
+        o.xfer_partner = None;
+        o.xfer_copier = false;
+    }
+    let (Some(sender), Some(receiver)) = (thread::get(sender_h), thread::get(receiver_h)) else {
+        return Completion::PartnerGone;
+    };
+    finish(sender, receiver);
+    Completion::Done(if sender_runs { receiver } else { sender }, r)
+}
+
+/// The from id, and for a propagated message the ActualSender TCR and the redirection of the
+/// virtual sender's closed receive.
+fn finish(sender: &mut Tcb, receiver: &mut Tcb) {
     let apparent = apparent_sender(sender);
     receiver.ipc_from = sender_id_for(receiver, apparent);
-    if !sender.propagate_as.is_null() {
+    if let Some(vs) = sender.propagate_as.and_then(thread::get) {
         receiver.set_utcb_word(utcb::VIRTUAL_SENDER, sender.id.raw());
-        // SAFETY: as in `apparent_sender`.
-        let vs = unsafe { &mut *sender.propagate_as };
-        if vs.state == State::RecvBlocked && vs.from_spec == sender.id {
-            vs.from_spec = receiver.id;
+        if vs.state == (State::RecvBlocked { from: sender.id }) {
+            leave_receive_list(vs);
+            enter_receive(vs, receiver.id, Some(receiver));
         }
-        sender.propagate_as = core::ptr::null_mut();
     }
-    r
+    sender.propagate_as = None;
 }
 
 /// The id under which `receiver` sees `sender`.
@@ -111,7 +233,19 @@ fn sender_id_for(receiver: &Tcb, sender: &Tcb) -> ThreadId {
 
 /// Copies the message from `src` to `dst`. Returns the error code pair (sender, receiver) on
 /// failure; both UTCBs then carry the error.
-fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
+/// Copies MR1..=MRn (n <= 63). No call at all for an empty message, and no out-of-line
+/// range checks (an inclusive range index is not inlined; an empty `copy_from_slice` still
+/// calls `memcpy`).
+#[inline(always)]
+fn copy_mrs(d: &mut [u64; 64], s: &[u64; 64], n: usize) {
+    if n != 0 {
+        let end = n.min(63) + 1;
+        d[1..end].copy_from_slice(&s[1..end]);
+    }
+}
+
+/// The untyped part of a message (MR0..MRu): never blocks. Also reports an overflow.
+fn transfer_untyped(src: &Tcb, dst: &Tcb) -> Result<(), (IpcErr, IpcErr)> {
     let tag = MsgTag::from_raw(src.mr(0));
     let u = tag.untyped() as usize;
     let t = tag.typed() as usize;
@@ -120,12 +254,20 @@ fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
     if u + t >= 64 {
         let n = 63.min(u + t);
         d[1..=n].copy_from_slice(&src.mrs()[1..=n]);
-        return Err((
-            err(IpcPhase::Send, IpcErrorCode::Overflow),
-            err(IpcPhase::Receive, IpcErrorCode::Overflow),
-        ));
+        return Err(overflow());
     }
-    d[1..=u + t].copy_from_slice(&src.mrs()[1..=u + t]);
+    copy_mrs(d, src.mrs(), u + t);
+    Ok(())
+}
+
+fn transfer(src_h: thread::Handle, dst_h: thread::Handle) -> Result<(), (IpcErr, IpcErr)> {
+    let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
+        return Err(crate::string::aborted(0));
+    };
+    transfer_untyped(src, dst)?;
+    let tag = MsgTag::from_raw(src.mr(0));
+    let u = tag.untyped() as usize;
+    let t = tag.typed() as usize;
     if t == 0 {
         return Ok(());
     }
@@ -139,22 +281,28 @@ fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
     let mut copied = 0u64;
     while i < end {
         if abi::items::StringHeader::is_string_item(s[i]) {
-            i = string_item(src, dst, &s[..end], i, &mut buffers, &mut copied)?;
+            i = string_item(src_h, dst_h, &s[..end], i, &mut buffers, &mut copied)?;
             continue;
         }
-        match abi::items::decode_typed(&s[i..end]) {
-            Ok((abi::items::TypedItem::Map { item: m, .. }, n)) => {
-                crate::space::map_item(src, dst, m.snd_base, m.fpage, false)
-                    .map_err(|_| overflow())?;
-                i += n;
-            }
-            Ok((abi::items::TypedItem::Grant { item: g, .. }, n)) => {
-                crate::space::map_item(src, dst, g.snd_base, g.fpage, true)
-                    .map_err(|_| overflow())?;
-                i += n;
-            }
-            _ => return Err(overflow()),
+        // A string copy before may have blocked: name the parties afresh.
+        let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
+            return Err(crate::string::aborted(copied));
+        };
+        // Map/grant items (spec 2.4, 2.5): a receiver whose receive window is nil (it accepts
+        // no mappings, e.g. acceptor 0) makes the IPC a message overflow for both parties, at
+        // the offset of the string bytes copied so far (issue 14; was: skipped silently, offset
+        // 0). Running out of kernel memory while mapping is reported the same way.
+        let (snd_base, fpage, grant, n) = match abi::items::decode_typed(&s[i..end]) {
+            Ok((abi::items::TypedItem::Map { item: m, .. }, n)) => (m.snd_base, m.fpage, false, n),
+            Ok((abi::items::TypedItem::Grant { item: g, .. }, n)) => (g.snd_base, g.fpage, true, n),
+            _ => return Err(crate::string::overflow(copied)),
+        };
+        if abi::Acceptor(dst.utcb_word(utcb::br(0))).window().is_nil() {
+            return Err(crate::string::overflow(copied));
         }
+        crate::space::map_item(src, dst, snd_base, fpage, grant)
+            .map_err(|_| crate::string::overflow(copied))?;
+        i += n;
     }
     Ok(())
 }
@@ -163,32 +311,39 @@ fn transfer(src: &mut Tcb, dst: &mut Tcb) -> Result<(), (u64, u64)> {
 /// it. Kept out of `transfer` so that its large locals only occupy the stack for strings.
 #[inline(never)]
 fn string_item(
-    src: &mut Tcb,
-    dst: &mut Tcb,
+    src_h: thread::Handle,
+    dst_h: thread::Handle,
     words: &[u64],
     i: usize,
     buffers: &mut Option<crate::string::Buffers>,
     copied: &mut u64,
-) -> Result<usize, (u64, u64)> {
+) -> Result<usize, (IpcErr, IpcErr)> {
     let mut pos = i;
     let Some((send, _)) = crate::string::logical_string(words, &mut pos) else {
         return Err(crate::string::overflow(*copied));
     };
     if buffers.is_none() {
+        let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
+            return Err(crate::string::aborted(*copied));
+        };
         *buffers = crate::string::Buffers::of(dst);
-        let copier = thread::current_ptr();
-        src.xfer_copier = copier;
-        dst.xfer_copier = copier;
+        let src_runs = core::ptr::eq(&*src, thread::current());
+        src.xfer_partner = Some(dst.handle());
+        dst.xfer_partner = Some(src.handle());
+        src.xfer_copier = src_runs;
+        dst.xfer_copier = !src_runs;
+        src.xfer_sender = true;
+        dst.xfer_sender = false;
         thread::current().xfer_abort = false;
     }
     let Some(recv) = buffers.as_mut().and_then(|b| b.next()) else {
         return Err(crate::string::overflow(*copied));
     };
-    crate::string::copy(src, &send, dst, &recv, copied)?;
+    crate::string::copy(src_h, &send, dst_h, &recv, copied)?;
     Ok(pos)
 }
 
-fn overflow() -> (u64, u64) {
+fn overflow() -> (IpcErr, IpcErr) {
     (
         err(IpcPhase::Send, IpcErrorCode::Overflow),
         err(IpcPhase::Receive, IpcErrorCode::Overflow),
@@ -196,15 +351,15 @@ fn overflow() -> (u64, u64) {
 }
 
 /// Delivers `sender`'s message to a `receiver` that is blocked receiving and accepts it.
-fn deliver(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), u64> {
+fn deliver(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), IpcErr> {
     match complete(sender, receiver) {
-        Ok(()) => {
+        Completion::PartnerGone => Err(err(IpcPhase::Send, IpcErrorCode::Aborted)),
+        Completion::Done(receiver, Ok(())) => {
             schedule::wake(receiver, IpcWake::Done);
             Ok(())
         }
-        Err((se, re)) => {
-            receiver.mrs()[0] = MsgTag::from_raw(receiver.mr(0)).with_error(true).raw();
-            receiver.set_utcb_word(utcb::ERROR_CODE, re);
+        Completion::Done(receiver, Err((se, re))) => {
+            report_error(receiver, re);
             schedule::wake(receiver, IpcWake::Error(re));
             Err(se)
         }
@@ -216,9 +371,8 @@ pub struct IpcResult {
     pub from: ThreadId,
 }
 
-fn fail(cur: &Tcb, code: u64) -> IpcResult {
-    cur.set_utcb_word(utcb::ERROR_CODE, code);
-    cur.mrs()[0] = MsgTag::from_raw(cur.mr(0)).with_error(true).raw();
+fn fail(cur: &Tcb, code: IpcErr) -> IpcResult {
+    report_error(cur, code);
     IpcResult {
         from: ThreadId::NIL,
     }
@@ -231,25 +385,25 @@ pub fn sys_ipc(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResu
         Ok(from) => IpcResult { from },
         Err(Phase::Send(code)) => fail(cur, code),
         Err(Phase::Receive(code)) => {
-            cur.set_utcb_word(utcb::ERROR_CODE, code);
             // Keep what the sender wrote (if anything) but flag the error.
-            cur.mrs()[0] = MsgTag::from_raw(cur.mr(0)).with_error(true).raw();
+            report_error(cur, code);
             IpcResult { from: cur.ipc_from }
         }
     }
 }
 
 /// The common case, short: an untyped message (no typed items, no flags) to a thread that is
-/// already waiting for us, followed by a receive with timeout never from that thread or from
-/// anybody / any local thread (Call, ReplyWait, Lcall, LreplyWait) while nobody else is queued
-/// for us. The partner is handed the
+/// already waiting for us, followed by a receive with a non-zero timeout from that thread or
+/// from anybody / any local thread (Call, ReplyWait, Lcall, LreplyWait) while nobody else is
+/// queued for us. The partner is handed the
 /// message and made ready; we block exactly as the general path would, so every other part of
 /// the kernel (timeouts, cancellation, deletion, interrupts, tunnelling) sees the usual states.
 /// Returns false, having changed nothing, when the case does not apply.
 pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Option<IpcResult> {
     let cur = thread::current();
     let open = from_spec.is_any() || from_spec.is_any_local();
-    if timeouts.receive() != Time::NEVER
+    let rcv = timeouts.receive();
+    if rcv == Time::ZERO
         || to.is_nil()
         || to.is_any()
         || to.is_any_local()
@@ -262,10 +416,14 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
         return None;
     }
     let dest = thread::resolve(cur, to).filter(|t| t.id.number() >= thread::USER_BASE)?;
-    if dest.state != State::RecvBlocked || dest.halted || !accepts(dest, cur) {
+    if dest.halted || !accepts(dest, cur) {
         return None;
     }
-    if open && (!cur.sendq_head.is_null() || interrupt::pending_for(cur, ThreadId::ANY)) {
+    if open && (!cur.sendq.is_empty() || interrupt::pending_for(cur, ThreadId::ANY))
+        || cur.sendq_propagated != 0
+    {
+        // Someone queued for us (or a propagated message that may appear to come from `dest`):
+        // the general receive phase takes it.
         return None;
     }
     crate::profile::mark(crate::profile::Point::Resolved);
@@ -273,35 +431,40 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
     let u = tag.untyped() as usize;
     let d = dest.mrs();
     d[0] = tag.raw();
-    d[1..=u].copy_from_slice(&cur.mrs()[1..=u]);
+    copy_mrs(d, cur.mrs(), u);
     dest.ipc_from = sender_id_for(dest, cur);
+    if dest.recvq_on == cur.no {
+        // The usual reply: the partner waits in a closed receive from us.
+        unlink_receiver(cur, dest);
+    }
     schedule::wake(dest, IpcWake::Done);
     crate::profile::mark(crate::profile::Point::Transferred);
     // Receive: wait for the answer.
-    cur.from_spec = if open { from_spec } else { dest.id };
     cur.recv_phase_done = false;
     cur.recv_after_send = ThreadId::NIL;
-    cur.state = State::RecvBlocked;
-    schedule::block_current(u64::MAX);
-    crate::string::serve_tunnel(cur);
-    Some(match cur.wake {
-        IpcWake::Done => IpcResult { from: cur.ipc_from },
-        other => {
-            let code = match other {
-                IpcWake::Error(e) => e,
-                _ => err(IpcPhase::Receive, IpcErrorCode::Canceled),
-            };
-            cur.set_utcb_word(utcb::ERROR_CODE, code);
-            cur.mrs()[0] = MsgTag::from_raw(cur.mr(0)).with_error(true).raw();
-            IpcResult { from: cur.ipc_from }
-        }
-    })
+    if open {
+        cur.state = State::RecvBlocked { from: from_spec };
+    } else {
+        cur.state = State::RecvBlocked { from: dest.id };
+        link_receiver(dest, cur);
+    }
+    if rcv == Time::NEVER {
+        schedule::block_current(u64::MAX);
+    } else {
+        // A finite receive timeout (not zero: excluded above, so there is a deadline).
+        schedule::block_current(deadline(rcv).unwrap_or(u64::MAX));
+    }
+    crate::string::serve_tunnel(cur, IpcPhase::Receive);
+    if let Err(e) = outcome(cur.wake, IpcPhase::Receive) {
+        report_error(cur, e);
+    }
+    Some(IpcResult { from: cur.ipc_from })
 }
 
 /// Which phase of an IPC failed, with its ErrorCode value.
 pub enum Phase {
-    Send(u64),
-    Receive(u64),
+    Send(IpcErr),
+    Receive(IpcErr),
 }
 
 /// Send phase then receive phase. A sender whose message is taken from the partner's send
@@ -326,14 +489,9 @@ pub fn do_ipc(
     cur.recv_after_send = ThreadId::NIL;
     if cur.recv_phase_done {
         cur.recv_phase_done = false;
-        return match cur.wake {
-            IpcWake::Done => Ok(cur.ipc_from),
-            IpcWake::Error(e) => Err(Phase::Receive(e)),
-            IpcWake::None | IpcWake::Tunnel => Err(Phase::Receive(err(
-                IpcPhase::Receive,
-                IpcErrorCode::Canceled,
-            ))),
-        };
+        return outcome(cur.wake, IpcPhase::Receive)
+            .map(|()| cur.ipc_from)
+            .map_err(Phase::Receive);
     }
     if from_spec.is_nil() {
         return Ok(ThreadId::NIL);
@@ -364,16 +522,9 @@ fn finish_queued_send(s: &mut Tcb) {
         );
     };
     // A matching sender already queued to it: let the thread receive that one itself.
-    s.from_spec = resolved;
-    let mut q = s.sendq_head;
-    while !q.is_null() {
-        // SAFETY: send-queue members are live, blocked TCBs.
-        let w = unsafe { &*q };
-        if accepts(s, w) {
-            s.recv_phase_done = false;
-            return schedule::wake(s, IpcWake::Done);
-        }
-        q = w.sendq_next;
+    if queued_sender(s, resolved).is_some() {
+        s.recv_phase_done = false;
+        return schedule::wake(s, IpcWake::Done);
     }
     let Some(dl) = deadline(s.recv_timeout) else {
         return schedule::wake(
@@ -382,9 +533,7 @@ fn finish_queued_send(s: &mut Tcb) {
         );
     };
     schedule::timer_remove(s);
-    s.partner = core::ptr::null_mut();
-    s.from_spec = resolved;
-    s.state = State::RecvBlocked;
+    enter_receive(s, resolved, None);
     s.wake = IpcWake::None;
     if dl != u64::MAX {
         schedule::block_other(s, dl);
@@ -392,7 +541,7 @@ fn finish_queued_send(s: &mut Tcb) {
 }
 
 /// Send phase: returns the ErrorCode value on failure.
-pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64> {
+pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), IpcErr> {
     if to.is_global() && to.number() < thread::SYSTEM_BASE {
         return interrupt::acknowledge(cur, to)
             .map_err(|_| err(IpcPhase::Send, IpcErrorCode::NotExist));
@@ -404,7 +553,7 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64>
     };
     setup_propagation(cur, dest);
     crate::profile::mark(crate::profile::Point::Resolved);
-    if dest.state == State::RecvBlocked && accepts(dest, cur) {
+    if accepts(dest, cur) {
         let r = deliver(cur, dest);
         crate::profile::mark(crate::profile::Point::Transferred);
         return r;
@@ -413,24 +562,36 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), u64>
         return Err(err(IpcPhase::Send, IpcErrorCode::Timeout));
     };
     // Block in dest's send queue.
-    cur.state = State::SendBlocked;
-    cur.partner = dest as *mut Tcb;
+    cur.state = State::SendBlocked { to: dest.handle() };
     sendq_push(dest, cur);
     schedule::block_current(dl);
-    crate::string::serve_tunnel(cur);
+    crate::string::serve_tunnel(cur, IpcPhase::Send);
     if cur.recv_phase_done {
         return Ok(());
     }
-    match cur.wake {
+    outcome(cur.wake, IpcPhase::Send)
+}
+
+/// How a blocked phase ended, from what its waker wrote: the one decoding of `IpcWake`.
+fn outcome(wake: IpcWake, phase: IpcPhase) -> Result<(), IpcErr> {
+    match wake {
         IpcWake::Done => Ok(()),
         IpcWake::Error(e) => Err(e),
-        IpcWake::None | IpcWake::Tunnel => Err(err(IpcPhase::Send, IpcErrorCode::Canceled)),
+        IpcWake::None | IpcWake::Tunnel | IpcWake::XferExpired | IpcWake::TunnelFailed => {
+            Err(err(phase, IpcErrorCode::Canceled))
+        }
     }
 }
 
 /// Receive phase: returns the from id, or the ErrorCode value.
-pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Result<ThreadId, u64> {
+pub fn receive_phase(
+    cur: &mut Tcb,
+    from_spec: ThreadId,
+    timeout: Time,
+) -> Result<ThreadId, IpcErr> {
     let mut spec = from_spec;
+    // The thread named by a closed receive (nothing below blocks before it is used).
+    let mut partner = None;
     if !from_spec.is_any() && !from_spec.is_any_local() {
         if from_spec.is_global() && from_spec.number() < thread::SYSTEM_BASE {
             if let Some(r) = interrupt::try_receive(cur, from_spec) {
@@ -438,35 +599,29 @@ pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Resul
             }
         } else {
             match thread::resolve(cur, from_spec).filter(|t| t.id.number() >= thread::USER_BASE) {
-                Some(t) => spec = t.id,
+                Some(t) => {
+                    spec = t.id;
+                    partner = Some(t);
+                }
                 None => return Err(err(IpcPhase::Receive, IpcErrorCode::NotExist)),
             }
         }
     }
-    cur.from_spec = spec;
     // A queued sender?
-    let mut p = cur.sendq_head;
-    while !p.is_null() {
-        // SAFETY: send-queue members are live, blocked TCBs.
-        let s = unsafe { &mut *p };
-        p = s.sendq_next;
-        if accepts(cur, s) {
-            sendq_remove(cur, s);
-            let r = complete(s, cur);
-            let id = cur.ipc_from;
-            return match r {
-                Ok(()) => {
-                    finish_queued_send(s);
-                    Ok(id)
-                }
-                Err((se, re)) => {
-                    s.set_utcb_word(utcb::ERROR_CODE, se);
-                    s.mrs()[0] = MsgTag::from_raw(s.mr(0)).with_error(true).raw();
-                    schedule::wake(s, IpcWake::Error(se));
-                    Err(re)
-                }
-            };
-        }
+    if let Some(s) = queued_sender(cur, spec) {
+        sendq_remove(cur, s);
+        return match complete(s, cur) {
+            Completion::PartnerGone => Err(err(IpcPhase::Receive, IpcErrorCode::Aborted)),
+            Completion::Done(s, Ok(())) => {
+                finish_queued_send(s);
+                Ok(thread::current().ipc_from)
+            }
+            Completion::Done(s, Err((se, re))) => {
+                report_error(s, se);
+                schedule::wake(s, IpcWake::Error(se));
+                Err(re)
+            }
+        };
     }
     if interrupt::pending_for(cur, spec) {
         return interrupt::deliver_pending(cur, spec);
@@ -474,73 +629,139 @@ pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Resul
     let Some(dl) = deadline(timeout) else {
         return Err(err(IpcPhase::Receive, IpcErrorCode::Timeout));
     };
-    cur.state = State::RecvBlocked;
+    match partner {
+        Some(p) if !core::ptr::eq(&*p, &*cur) => {
+            cur.state = State::RecvBlocked { from: spec };
+            link_receiver(p, cur);
+        }
+        _ => enter_receive(cur, spec, None),
+    }
     schedule::block_current(dl);
-    crate::string::serve_tunnel(cur);
-    match cur.wake {
-        IpcWake::Done => Ok(cur.ipc_from),
-        IpcWake::Error(e) => Err(e),
-        IpcWake::None | IpcWake::Tunnel => Err(err(IpcPhase::Receive, IpcErrorCode::Canceled)),
+    crate::string::serve_tunnel(cur, IpcPhase::Receive);
+    outcome(cur.wake, IpcPhase::Receive).map(|()| cur.ipc_from)
+}
+
+/// A member of a send queue, by number (queue members exist: deletion empties the queue of the
+/// deleted thread and takes it out of the queue it is in).
+#[inline(always)]
+fn queue_member(no: u32) -> &'static mut Tcb {
+    thread::linked(no)
+}
+
+/// The send-queue links of the TCBs, by thread number.
+struct SendLinks;
+
+impl Links for SendLinks {
+    fn link(&mut self, n: u32) -> &mut Link {
+        &mut queue_member(n).sendq_link
+    }
+}
+
+/// The closed-receiver-list links of the TCBs, by thread number.
+struct RecvLinks;
+
+impl Links for RecvLinks {
+    fn link(&mut self, n: u32) -> &mut Link {
+        &mut queue_member(n).recvq_link
     }
 }
 
 fn sendq_push(dest: &mut Tcb, s: &mut Tcb) {
-    let p = s as *mut Tcb;
-    s.sendq_next = core::ptr::null_mut();
-    if dest.sendq_head.is_null() {
-        dest.sendq_head = p;
-        s.sendq_prev = p; // head's prev = tail
-    } else {
-        // SAFETY: queue members are live TCBs; the head's prev is the tail.
-        unsafe {
-            let head = &mut *dest.sendq_head;
-            let tail = head.sendq_prev;
-            (*tail).sendq_next = p;
-            s.sendq_prev = tail;
-            head.sendq_prev = p;
-        }
+    dest.sendq
+        .push_back(s.no, &mut s.sendq_link, &mut SendLinks);
+    if s.propagate_as.is_some() {
+        dest.sendq_propagated += 1;
     }
 }
 
 fn sendq_remove(dest: &mut Tcb, s: &mut Tcb) {
-    let p = s as *mut Tcb;
-    // SAFETY: `s` is in `dest`'s send queue; members are live TCBs.
-    unsafe {
-        let head = dest.sendq_head;
-        if head == p {
-            dest.sendq_head = s.sendq_next;
-            if !s.sendq_next.is_null() {
-                (*s.sendq_next).sendq_prev = s.sendq_prev;
+    dest.sendq.remove(&s.sendq_link, &mut SendLinks);
+    if s.propagate_as.is_some() {
+        dest.sendq_propagated -= 1;
+    }
+}
+
+/// The first sender queued to `r` that a receive from `spec` accepts. A closed receive from a
+/// thread costs the same however many others are queued: that thread's state says whether it
+/// sends to `r`. Only anylocalthread, and a closed receive while propagated messages are
+/// queued (they appear to come from someone else), look through the queue.
+#[inline(always)]
+fn queued_sender(r: &Tcb, spec: ThreadId) -> Option<&'static mut Tcb> {
+    if r.sendq.is_empty() {
+        return None;
+    }
+    queued_sender_in(r, spec)
+}
+
+#[inline(never)]
+fn queued_sender_in(r: &Tcb, spec: ThreadId) -> Option<&'static mut Tcb> {
+    if spec.is_any() {
+        return Some(queue_member(r.sendq.head));
+    }
+    if !spec.is_any_local() && r.sendq_propagated == 0 {
+        let me = r.handle();
+        return thread::lookup_global(spec).filter(|s| s.state == State::SendBlocked { to: me });
+    }
+    let mut n = r.sendq.head;
+    while n != 0 {
+        let s = queue_member(n);
+        if accepts_from(spec, r, s) {
+            return Some(s);
+        }
+        n = s.sendq_link.next;
+    }
+    None
+}
+
+/// The reaction (decided by `kcore::state::react`) to an event, carried out: the one place
+/// where an event from outside ends or disturbs a thread's IPC.
+fn apply(t: &mut Tcb, r: Reaction) {
+    match r {
+        Reaction::Stay | Reaction::Unlink { .. } => {}
+        Reaction::Wake { leave, outcome } => {
+            if let Some(q) = leave.and_then(thread::get) {
+                sendq_remove(q, t);
             }
-        } else {
-            (*s.sendq_prev).sendq_next = s.sendq_next;
-            if s.sendq_next.is_null() {
-                (*head).sendq_prev = s.sendq_prev;
-            } else {
-                (*s.sendq_next).sendq_prev = s.sendq_prev;
+            let how = match outcome {
+                Outcome::Done => IpcWake::Done,
+                Outcome::Error(phase, code) => IpcWake::Error(err(phase, code)),
+                Outcome::XferExpired => IpcWake::XferExpired,
+            };
+            schedule::wake(t, how);
+        }
+        Reaction::AbortTransfer { copier: None } => abort_copier(t),
+        Reaction::AbortTransfer { copier: Some(c) } => {
+            if let Some(c) = thread::get(c) {
+                abort_copier(c);
             }
         }
     }
-    s.sendq_next = core::ptr::null_mut();
-    s.sendq_prev = core::ptr::null_mut();
-    s.partner = core::ptr::null_mut();
 }
 
 /// A blocked thread's timeout expired.
 pub fn timeout(t: &mut Tcb) {
-    if t.state == State::XferWait {
-        return schedule::wake(t, IpcWake::Error(crate::string::XFER_EXPIRED));
+    let (r, _) = state::react(t.state, Event::Timeout);
+    apply(t, r);
+}
+
+/// Aborts a string transfer at its copier `c` (spec 5.2: code 7 for both parties): the copy
+/// loop sees `xfer_abort` at its next step; a wait for a tunnelled fault or a nested fault IPC
+/// of the copier ends now. Never called for the running thread's own nested IPC.
+fn abort_copier(c: &mut Tcb) {
+    c.xfer_abort = true;
+    if let State::XferWait { .. } = c.state {
+        schedule::wake(
+            c,
+            IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
+        );
+    } else if matches!(
+        c.state,
+        State::SendBlocked { .. } | State::RecvBlocked { .. }
+    ) && !core::ptr::eq(&*c, thread::current())
+    {
+        // The copier is in its own nested fault IPC: abort that.
+        cancel_blocked(c, true, true, IpcErrorCode::Aborted);
     }
-    let code = match t.state {
-        State::SendBlocked => {
-            // SAFETY: a send-blocked thread's partner is live (deletion unblocks its senders).
-            let dest = unsafe { &mut *t.partner };
-            sendq_remove(dest, t);
-            err(IpcPhase::Send, IpcErrorCode::Timeout)
-        }
-        _ => err(IpcPhase::Receive, IpcErrorCode::Timeout),
-    };
-    schedule::wake(t, IpcWake::Error(code));
 }
 
 /// Aborts a blocked IPC of `t` (ExchangeRegisters, deletion): the thread returns with `code`
@@ -551,109 +772,161 @@ pub fn cancel(
     abort_receive: bool,
     code: IpcErrorCode,
 ) -> (bool, bool) {
-    let copier = t.xfer_copier;
-    if !copier.is_null() && (abort_send || abort_receive) {
-        // In a string transfer: abort it for both parties (code 7, spec 5.2).
-        let me = t as *mut Tcb;
-        // SAFETY: the copier is alive while `xfer_copier` is set (cleared when it finishes).
-        let c = unsafe { &mut *copier };
-        c.xfer_abort = true;
-        if c.state == State::XferWait {
-            schedule::wake(
-                c,
-                IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
-            );
-        } else if copier != me && (c.state == State::SendBlocked || c.state == State::RecvBlocked) {
-            // The copier is in its own nested fault IPC: abort that.
-            cancel_blocked(c, true, true, IpcErrorCode::Aborted);
+    if let Some(partner) = t.xfer_partner
+        && (abort_send || abort_receive)
+    {
+        // In a string transfer (running it, waiting for it, or in a nested fault IPC inside
+        // it): abort it for both parties (code 7, spec 5.2).
+        if t.xfer_copier {
+            abort_copier(t);
+        } else if let Some(c) = thread::get(partner) {
+            abort_copier(c);
         }
         return match t.state {
-            State::XferWait => (true, false),
-            State::Transfer => (false, true),
+            State::XferWait { .. } => (true, false),
+            State::Transfer { .. } => (false, true),
             _ => cancel_blocked(t, abort_send, abort_receive, IpcErrorCode::Aborted),
         };
     }
     cancel_blocked(t, abort_send, abort_receive, code)
 }
 
-/// Cancels a thread's blocked IPC (send queue or receive wait) with `code`.
+/// Cancels a thread's blocked IPC (send queue or receive wait) with `code` (canceled, 3, for
+/// ExchangeRegisters; aborted, 7, inside a transfer).
 pub fn cancel_blocked(
     t: &mut Tcb,
     abort_send: bool,
     abort_receive: bool,
     code: IpcErrorCode,
 ) -> (bool, bool) {
-    match t.state {
-        State::SendBlocked => {
-            if abort_send {
-                // SAFETY: as in `timeout`.
-                let dest = unsafe { &mut *t.partner };
-                sendq_remove(dest, t);
-                schedule::wake(t, IpcWake::Error(err(IpcPhase::Send, code)));
-            }
-            (true, false)
+    if !matches!(
+        t.state,
+        State::SendBlocked { .. } | State::RecvBlocked { .. }
+    ) {
+        return (false, false);
+    }
+    let (r, reported) = state::react(
+        t.state,
+        Event::Abort {
+            send: abort_send,
+            receive: abort_receive,
+        },
+    );
+    let r = match r {
+        Reaction::Wake {
+            leave,
+            outcome: Outcome::Error(phase, _),
+        } => Reaction::Wake {
+            leave,
+            outcome: Outcome::Error(phase, code),
+        },
+        other => other,
+    };
+    apply(t, r);
+    reported
+}
+
+/// Ends every IPC that involves `gone` (being deleted): it leaves the send queue it is in;
+/// its own senders get "non-existing partner"; the other party of its string transfer is
+/// told (`kcore::state::react` decides each of these). Links to `gone` held elsewhere are
+/// handles: they fail from now on.
+pub fn unlink_deleted(gone: &mut Tcb) {
+    let (r, _) = state::react(gone.state, Event::Deleted);
+    schedule::timer_drop(gone);
+    let event = Event::PartnerDeleted {
+        handle: gone.handle(),
+        id: gone.id,
+    };
+    if let Reaction::Unlink { leave, partner } = r {
+        if let Some(q) = leave.and_then(thread::get) {
+            sendq_remove(q, gone);
         }
-        State::RecvBlocked => {
-            if abort_receive {
-                schedule::wake(t, IpcWake::Error(err(IpcPhase::Receive, code)));
-            }
-            (false, true)
+        if let Some(other) = partner.or(gone.xfer_partner).and_then(thread::get) {
+            tell_transfer_partner(other, gone, event);
         }
-        _ => (false, false),
+    }
+    while !gone.sendq.is_empty() {
+        let s = queue_member(gone.sendq.head);
+        sendq_remove(gone, s);
+        let (r, _) = state::react(s.state, event);
+        apply(s, r);
+    }
+    // Closed receives from `gone`: its list of waiting receivers (no scan of all threads).
+    leave_receive_list(gone);
+    while !gone.recvq.is_empty() {
+        let w = queue_member(gone.recvq.head);
+        unlink_receiver(gone, w);
+        let (r, _) = state::react(w.state, event);
+        apply(w, r);
     }
 }
 
-/// Wakes every thread whose IPC involves `gone` (being deleted) with "non-existing partner",
-/// and takes `gone` out of any send queue.
-pub fn unlink_deleted(gone: &mut Tcb) {
-    if gone.state == State::SendBlocked {
-        // SAFETY: as in `timeout`.
-        let dest = unsafe { &mut *gone.partner };
-        sendq_remove(dest, gone);
+/// Puts `t` into a receive from `from` (every way into `RecvBlocked` but an open one in the
+/// fast path): a closed receive from a user thread joins that thread's list of waiting
+/// receivers, so that deleting it ends their receives without a look at every thread.
+/// `sender` is that thread if the caller has it at hand.
+#[inline(always)]
+pub fn enter_receive(t: &mut Tcb, from: ThreadId, sender: Option<&mut Tcb>) {
+    t.state = State::RecvBlocked { from };
+    if !from.is_global() || from.number() < thread::USER_BASE || from == t.id {
+        // Open, from an interrupt, or from itself (a sleep): no list.
+        return;
     }
-    schedule::timer_remove(gone);
-    while !gone.sendq_head.is_null() {
-        // SAFETY: send-queue members are live TCBs.
-        let s = unsafe { &mut *gone.sendq_head };
-        sendq_remove(gone, s);
-        schedule::wake(
-            s,
-            IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::NotExist)),
-        );
+    let sender = match sender {
+        Some(s) => Some(s),
+        None => thread::lookup_global(from),
+    };
+    if let Some(s) = sender {
+        link_receiver(s, t);
     }
-    let id = gone.id;
-    let gp = gone as *mut Tcb;
-    thread::for_each(|t| {
-        if t.propagate_as == gp {
-            t.propagate_as = core::ptr::null_mut();
+}
+
+/// `t` joins `s`'s list of waiting closed receivers (at the head).
+#[inline(always)]
+fn link_receiver(s: &mut Tcb, t: &mut Tcb) {
+    t.recvq_on = s.no;
+    s.recvq.push_front(t.no, &mut t.recvq_link, &mut RecvLinks);
+}
+
+/// `t` leaves `s`'s list (`s` is the thread `t.recvq_on` names).
+#[inline(always)]
+fn unlink_receiver(s: &mut Tcb, t: &mut Tcb) {
+    s.recvq.remove(&t.recvq_link, &mut RecvLinks);
+    t.recvq_on = 0;
+}
+
+/// Leaves the list of waiting receivers `enter_receive` put `t` in (waking, a transfer
+/// starting, deletion, a redirected receive).
+#[inline(always)]
+pub fn leave_receive_list(t: &mut Tcb) {
+    if t.recvq_on != 0 {
+        unlink_receiver(queue_member(t.recvq_on), t);
+    }
+}
+
+/// `gone`, a party of `other`'s string transfer, is being deleted.
+fn tell_transfer_partner(other: &mut Tcb, gone: &Tcb, event: Event) {
+    if other.xfer_partner != Some(gone.handle()) {
+        return;
+    }
+    other.xfer_partner = None;
+    if !gone.xfer_copier {
+        // `other` runs the copy: it finds the handle of `gone` stale when its copy ends.
+        return abort_copier(other);
+    }
+    // `other` waits for the end of the copy, or serves a tunnelled fault
+    // (`string::serve_tunnel` then finds its partner gone).
+    other.tunnel_abandon = true;
+    match other.state {
+        State::Transfer { .. } => {
+            let (r, _) = state::react(other.state, event);
+            apply(other, r);
         }
-        if t.xfer_copier == gp {
-            t.xfer_copier = core::ptr::null_mut();
+        State::SendBlocked { .. } | State::RecvBlocked { .. } if other.kernel_ipc_depth > 0 => {
+            cancel_blocked(other, true, true, IpcErrorCode::Aborted);
         }
-        if t.tunnel_for == gp {
-            t.tunnel_for = core::ptr::null_mut();
-            if t.state == State::Transfer || t.state == State::XferWait {
-                schedule::wake(
-                    t,
-                    IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
-                );
-            }
-        }
-        if (t.state == State::XferWait || t.state == State::Transfer)
-            && core::ptr::eq(gone.tunnel_for, t)
-        {
-            schedule::wake(
-                t,
-                IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
-            );
-        }
-        if t.state == State::RecvBlocked && t.from_spec == id {
-            schedule::wake(
-                t,
-                IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::NotExist)),
-            );
-        }
-    });
+        _ => {}
+    }
 }
 
 /// Sends a kernel-generated message (page fault, exception) from `cur` to `handler` as a
@@ -665,7 +938,7 @@ pub fn kernel_call(
     handler: ThreadId,
     build: impl FnOnce(&Tcb),
     reply: impl FnOnce(&Tcb),
-) -> Result<(), u64> {
+) -> Result<(), IpcErr> {
     kernel_call_timeout(cur, handler, Time::NEVER, build, reply)
 }
 
@@ -676,7 +949,7 @@ pub fn kernel_call_timeout(
     timeout: Time,
     build: impl FnOnce(&Tcb),
     reply: impl FnOnce(&Tcb),
-) -> Result<(), u64> {
+) -> Result<(), IpcErr> {
     let mut saved = [0u64; 64];
     saved.copy_from_slice(cur.mrs());
     let br0 = cur.utcb_word(utcb::br(0));
@@ -700,8 +973,11 @@ pub fn kernel_call_timeout(
 
 /// Did a kernel-generated IPC fail because it was aborted (ExchangeRegisters), rather than for
 /// lack of a partner? An aborted fault IPC makes the thread retry its instruction (spec 5.2).
-pub fn was_aborted(code: u64) -> bool {
-    matches!(IpcError::decode(code), Some(e) if e.code == IpcErrorCode::Canceled || e.code == IpcErrorCode::Aborted)
+pub fn was_aborted(e: IpcErr) -> bool {
+    matches!(
+        e.code(),
+        Some(IpcErrorCode::Canceled | IpcErrorCode::Aborted)
+    )
 }
 
 /// First code of an activated thread: wait for the start-up message from the pager

@@ -2,84 +2,77 @@
 //! time slice, timeouts of blocked threads, the idle thread, and the ThreadSwitch and Schedule
 //! system calls.
 //!
-//! Ready threads (including the running one) sit in a circular list per priority; a 256-bit
+//! Ready threads (including the running one) sit in a queue per priority, linked by thread
+//! number (`kcore::queue`, no pointers between TCBs); a 256-bit
 //! bitmap of non-empty lists makes the choice of the next thread constant time. Blocked threads
-//! with a timeout sit in a list sorted by deadline, checked on every tick.
+//! with a timeout sit in a heap keyed by deadline (`kcore::timer`); a tick looks at its root.
 //!
 //! May touch: thread state, queue links and time accounting; the CPU context switch.
 
 use abi::error::SyscallError;
-use abi::syscall_args::ScheduleResult;
+use abi::syscall_args::{PreemptionControl, ScheduleResult, TimeControl};
 use abi::thread_id::ThreadId;
 use abi::time::{Time, TimeSpec};
 
-use crate::arch::x86_64::context::{self, SwitchTo};
+use crate::arch::context::{self, SwitchTo};
 use crate::interrupt;
-use crate::sync::KernelCell;
+use crate::sync::{KernelCell, KernelValue};
 use crate::thread::{self, IpcWake, State, Tcb};
+use kcore::queue::{Link, Links, Queue};
+use kcore::timer::TimerHeap;
 
 struct RunQueues {
-    heads: [*mut Tcb; 256],
+    /// Per priority, by thread number (`kcore::queue`): the running thread stays at its head.
+    queues: [Queue; 256],
     bitmap: [u64; 4],
-    timers: *mut Tcb,
 }
 
 static QUEUES: KernelCell<RunQueues> = KernelCell::new(RunQueues {
-    heads: [core::ptr::null_mut(); 256],
+    queues: [Queue::EMPTY; 256],
     bitmap: [0; 4],
-    timers: core::ptr::null_mut(),
 });
 
-/// The idle thread: a kernel thread that halts the CPU when nothing is ready.
-static IDLE: KernelCell<*mut Tcb> = KernelCell::new(core::ptr::null_mut());
+/// Armed timeouts of blocked threads, by thread slot: a heap, so arming, cancelling and
+/// expiring cost O(log n) in the number of armed timeouts (`kcore::timer`).
+static TIMERS: KernelCell<TimerHeap<{ thread::MAX_SLOTS }>> = KernelCell::new(TimerHeap::new());
 
-pub fn enqueue(t: &mut Tcb) {
-    if !t.ready_next.is_null() || t.halted || t.state != State::Ready {
-        return;
-    }
-    let q = QUEUES.get();
-    let p = t as *mut Tcb;
-    let prio = t.priority as usize;
-    let head = q.heads[prio];
-    if head.is_null() {
-        t.ready_next = p;
-        t.ready_prev = p;
-        q.heads[prio] = p;
-        q.bitmap[prio / 64] |= 1 << (prio % 64);
-    } else {
-        // SAFETY: queue members are live TCBs. Insert at the tail (before head).
-        unsafe {
-            let tail = (*head).ready_prev;
-            t.ready_next = head;
-            t.ready_prev = tail;
-            (*tail).ready_next = p;
-            (*head).ready_prev = p;
-        }
+/// The idle thread: a kernel thread that halts the CPU when nothing is ready.
+static IDLE: KernelValue<*mut Tcb> = KernelValue::new(core::ptr::null_mut());
+
+/// The ready-queue links of the TCBs, by thread number (queued threads exist: deletion
+/// dequeues first).
+struct ReadyLinks;
+
+impl Links for ReadyLinks {
+    fn link(&mut self, n: u32) -> &mut Link {
+        &mut thread::linked(n).ready_link
     }
 }
 
-pub fn dequeue(t: &mut Tcb) {
-    if t.ready_next.is_null() {
+pub fn enqueue(t: &mut Tcb) {
+    if t.ready_queued || t.halted || t.state != State::Ready {
         return;
     }
     let q = QUEUES.get();
-    let p = t as *mut Tcb;
     let prio = t.priority as usize;
-    if t.ready_next == p {
-        q.heads[prio] = core::ptr::null_mut();
-        q.bitmap[prio / 64] &= !(1 << (prio % 64));
-    } else {
-        // SAFETY: queue members are live TCBs.
-        unsafe {
-            (*t.ready_prev).ready_next = t.ready_next;
-            (*t.ready_next).ready_prev = t.ready_prev;
-        }
-        if q.heads[prio] == p {
-            q.heads[prio] = t.ready_next;
-        }
+    if q.queues[prio].is_empty() {
+        q.bitmap[prio / 64] |= 1 << (prio % 64);
     }
-    t.ready_next = core::ptr::null_mut();
-    t.ready_prev = core::ptr::null_mut();
+    q.queues[prio].push_back(t.no, &mut t.ready_link, &mut ReadyLinks);
+    t.ready_queued = true;
+}
+
+pub fn dequeue(t: &mut Tcb) {
+    if !t.ready_queued {
+        return;
+    }
+    let q = QUEUES.get();
+    let prio = t.priority as usize;
+    q.queues[prio].remove(&t.ready_link, &mut ReadyLinks);
+    if q.queues[prio].is_empty() {
+        q.bitmap[prio / 64] &= !(1 << (prio % 64));
+    }
+    t.ready_queued = false;
 }
 
 fn highest_ready() -> Option<usize> {
@@ -92,7 +85,7 @@ fn highest_ready() -> Option<usize> {
 
 /// Moves a thread to the tail of its priority list (end of its turn).
 fn rotate(t: &mut Tcb) {
-    if !t.ready_next.is_null() {
+    if t.ready_queued {
         dequeue(t);
         enqueue(t);
     }
@@ -102,8 +95,11 @@ fn rotate(t: &mut Tcb) {
 pub fn schedule() {
     let cur = thread::current_ptr();
     let next = match highest_ready() {
-        Some(prio) => QUEUES.get().heads[prio],
-        None => *IDLE.get(),
+        Some(prio) => {
+            let head = QUEUES.get().queues[prio].head;
+            thread::linked(head) as *mut Tcb
+        }
+        None => IDLE.get(),
     };
     if next == cur {
         return;
@@ -119,7 +115,7 @@ fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
     } else {
         Some(n.space().pml4)
     };
-    let idle = next == *IDLE.get();
+    let idle = next == IDLE.get();
     let to = SwitchTo {
         kstack_top: n.kstack_top(),
         ksp: n.ksp,
@@ -133,29 +129,38 @@ fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
         fpu_load: n.fpu.0.as_ptr(),
     };
     if !idle {
-        LAST_SPACE_USER.get().clone_from(&n.space);
+        LAST_SPACE_USER.set(n.space);
         // IO-fpages: the TSS I/O bitmap follows the space (io_space.rs): one compare when
         // the space changes, nothing within a space.
         if cr3.is_some() {
             crate::io_space::enter(n.space());
         }
     }
-    *thread::CURRENT.get() = next;
+    thread::CURRENT.set(next);
     crate::profile::mark(crate::profile::Point::Switching);
     context::switch(&mut c.ksp, &to);
 }
 
 /// The space whose page tables are loaded (idle keeps the last user space's tables).
-static LAST_SPACE_USER: KernelCell<*mut crate::space::Space> =
-    KernelCell::new(core::ptr::null_mut());
+static LAST_SPACE_USER: KernelValue<*mut crate::space::Space> =
+    KernelValue::new(core::ptr::null_mut());
 
 /// Makes a blocked thread runnable with the given IPC outcome.
+#[inline(always)]
 pub fn wake(t: &mut Tcb, how: IpcWake) {
     timer_remove(t);
+    if t.recvq_on != 0 {
+        // A list of waiting receivers to leave: out of the common path.
+        leave_list(t);
+    }
     t.wake = how;
     t.state = State::Ready;
-    t.partner = core::ptr::null_mut();
     enqueue(t);
+}
+
+#[inline(never)]
+fn leave_list(t: &mut Tcb) {
+    crate::ipc::leave_receive_list(t);
 }
 
 /// Blocks the current thread (already in a blocked state) until woken; `deadline` in µs.
@@ -176,38 +181,23 @@ pub fn block_other(t: &mut Tcb, deadline: u64) {
     timer_insert(t);
 }
 
+#[inline(always)]
 fn timer_insert(t: &mut Tcb) {
-    let q = QUEUES.get();
-    let p = t as *mut Tcb;
-    let mut link: *mut *mut Tcb = &mut q.timers;
-    // SAFETY: the list holds live, blocked TCBs, sorted by deadline.
-    unsafe {
-        while !(*link).is_null() && (**link).deadline <= t.deadline {
-            link = &mut (**link).timer_next;
-        }
-        t.timer_next = *link;
-        *link = p;
-    }
+    TIMERS.get().arm(t.slot, t.deadline);
 }
 
+/// Disarms a thread's timeout (if armed). Lazily: the heap entry stays until it expires (and
+/// is then found stale: the thread's `deadline` is no longer set) or the thread arms a timeout
+/// again (which moves the entry). A wake-up thus costs one store, not a heap removal.
+#[inline(always)]
 pub fn timer_remove(t: &mut Tcb) {
-    if t.deadline == u64::MAX {
-        return;
-    }
-    let q = QUEUES.get();
-    let p = t as *mut Tcb;
-    let mut link: *mut *mut Tcb = &mut q.timers;
-    // SAFETY: as in `timer_insert`.
-    unsafe {
-        while !(*link).is_null() {
-            if *link == p {
-                *link = t.timer_next;
-                break;
-            }
-            link = &mut (**link).timer_next;
-        }
-    }
-    t.timer_next = core::ptr::null_mut();
+    t.deadline = u64::MAX;
+}
+
+/// Removes a thread's heap entry for good (the thread is being deleted: its slot may be
+/// reused, and the tick must never name a free slot).
+pub fn timer_drop(t: &mut Tcb) {
+    TIMERS.get().cancel(t.slot);
     t.deadline = u64::MAX;
 }
 
@@ -215,23 +205,21 @@ pub fn timer_remove(t: &mut Tcb) {
 pub fn tick(tick_us: u64) {
     let now = interrupt::now_us();
     let mut woke = false;
-    loop {
-        // A fresh, short borrow each round: `ipc::timeout` re-enters the queues (wake →
-        // enqueue), so no borrow of `QUEUES` may live across it.
-        let head = QUEUES.get().timers;
-        if head.is_null() {
+    // A fresh, short borrow each round: `ipc::timeout` re-enters the timers and the run
+    // queues (wake → timer_remove, enqueue), so no borrow may live across it.
+    while let Some(slot) = TIMERS.get().pop_due(now) {
+        let Some(t) = thread::of_slot(slot) else {
             break;
+        };
+        if t.deadline == u64::MAX {
+            continue; // disarmed since (`timer_remove`)
         }
-        // SAFETY: list members are live TCBs.
-        let t = unsafe { &mut *head };
-        if t.deadline > now {
-            break;
-        }
+        t.deadline = u64::MAX;
         crate::ipc::timeout(t);
         woke = true;
     }
     let cur = thread::current();
-    if thread::current_ptr() == *IDLE.get() || cur.state != State::Ready {
+    if thread::current_ptr() == IDLE.get() || cur.state != State::Ready {
         return schedule();
     }
     if cur.slice_left_us <= tick_us {
@@ -253,7 +241,7 @@ pub fn tick(tick_us: u64) {
 pub fn preempt_if_higher() {
     let cur = thread::current();
     if let Some(p) = highest_ready()
-        && (thread::current_ptr() == *IDLE.get()
+        && (thread::current_ptr() == IDLE.get()
             || p > cur.priority as usize
             || cur.state != State::Ready)
     {
@@ -281,22 +269,22 @@ pub fn init_idle(boot_tcb: *mut Tcb) -> bool {
     };
     t.state = State::Ready; // never queued: chosen only when nothing else is ready
     t.ksp = context::prepare_stack(
-        t.kstack_top() - crate::arch::x86_64::trap::TRAP_FRAME_SIZE as u64,
+        t.kstack_top() - crate::arch::trap::TRAP_FRAME_SIZE as u64,
         idle_loop,
         0,
     );
-    *IDLE.get() = t as *mut Tcb;
-    *thread::CURRENT.get() = boot_tcb;
+    IDLE.set(t as *mut Tcb);
+    thread::CURRENT.set(boot_tcb);
     true
 }
 
 pub fn idle_tcb() -> *mut Tcb {
-    *IDLE.get()
+    IDLE.get()
 }
 
 /// Leaves the boot stack for good: switch to the best ready thread.
 pub fn start(boot: *mut Tcb) -> ! {
-    *thread::CURRENT.get() = boot;
+    thread::CURRENT.set(boot);
     schedule();
     unreachable!("the boot context is never scheduled again");
 }
@@ -328,8 +316,16 @@ pub fn sys_thread_switch(dest: ThreadId) {
 }
 
 fn enqueue_front(t: &mut Tcb) {
-    enqueue(t);
-    QUEUES.get().heads[t.priority as usize] = t as *mut Tcb;
+    if t.ready_queued || t.halted || t.state != State::Ready {
+        return;
+    }
+    let q = QUEUES.get();
+    let prio = t.priority as usize;
+    if q.queues[prio].is_empty() {
+        q.bitmap[prio / 64] |= 1 << (prio % 64);
+    }
+    q.queues[prio].push_front(t.no, &mut t.ready_link, &mut ReadyLinks);
+    t.ready_queued = true;
 }
 
 /// Schedule (spec 5.6): returns (result word, old TimeControl) or an error.
@@ -362,25 +358,26 @@ pub fn sys_schedule(
             return Err(SyscallError::NoPrivilege);
         }
     }
-    if preemption != u64::MAX {
-        let sensitive = (preemption >> 16) & 0xFF;
+    let preemption = PreemptionControl(preemption);
+    if !preemption.is_no_change() {
+        let sensitive = preemption.sensitive_prio() as u64;
         if !privileged && sensitive > cur.priority as u64 {
             return Err(SyscallError::NoPrivilege);
         }
     }
     let mut new_slice = None;
     let mut new_quantum = None;
-    if time_control != u64::MAX {
-        let ts = Time((time_control >> 16) as u16);
-        let tq = Time(time_control as u16);
-        if (time_control >> 16) & 0xFFFF != 0xFFFF {
+    let time_control = TimeControl(time_control);
+    if !time_control.is_no_change() {
+        let (ts, tq) = (time_control.timeslice(), time_control.total_quantum());
+        if ts.0 != 0xFFFF {
             match ts.decode() {
                 TimeSpec::Period(us) if us > 0 => new_slice = Some(us),
                 TimeSpec::Never => new_slice = Some(u64::MAX / 2),
                 _ => return Err(SyscallError::InvalidParam),
             }
         }
-        if time_control & 0xFFFF != 0xFFFF {
+        if tq.0 != 0xFFFF {
             match tq.decode() {
                 TimeSpec::Period(us) => new_quantum = Some(us),
                 TimeSpec::Never | TimeSpec::Zero => new_quantum = Some(0),
@@ -399,7 +396,7 @@ pub fn sys_schedule(
         t.total_quantum_us = q;
     }
     if prio_control != u64::MAX {
-        let was_queued = !t.ready_next.is_null();
+        let was_queued = t.ready_queued;
         dequeue(t);
         t.priority = (prio_control & 0xFF) as u8;
         if was_queued {
@@ -416,10 +413,10 @@ pub fn state_result(t: &Tcb) -> ScheduleResult {
         State::Inactive | State::Dead => ScheduleResult::Dead,
         _ if t.halted => ScheduleResult::Inactive,
         State::Ready => ScheduleResult::Running,
-        State::SendBlocked => ScheduleResult::PendingSend,
-        State::RecvBlocked => ScheduleResult::Waiting,
-        State::Transfer => ScheduleResult::Sending,
-        State::XferWait => ScheduleResult::Receiving,
+        State::SendBlocked { .. } => ScheduleResult::PendingSend,
+        State::RecvBlocked { .. } => ScheduleResult::Waiting,
+        State::Transfer { .. } => ScheduleResult::Sending,
+        State::XferWait { .. } => ScheduleResult::Receiving,
     }
 }
 

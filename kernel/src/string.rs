@@ -10,16 +10,21 @@
 //! continues. Page faults are bounded by the transfer timeout: the smaller of the sender's
 //! send-side and the receiver's receive-side XferTimeouts (spec 5.7.6 decides who gets 5/6).
 //!
+//! The copy may block, and either party other than the running one may be deleted or aborted
+//! meanwhile: the parties are named by handles and looked up afresh after every wait, and a
+//! stale handle or the copier's `xfer_abort` ends the copy with "aborted" (7).
+//!
 //! May touch: both UTCBs (items, buffers, ErrorCode), the thread states of the two partners.
 
-use abi::error::{IpcError, IpcErrorCode, IpcPhase};
+use abi::error::{IpcErrorCode, IpcPhase};
 use abi::items::{TypedItem, decode_typed};
 use abi::msgtag::{MsgTag, labels};
 use abi::thread_id::ThreadId;
 use abi::time::Time;
 use abi::utcb;
 
-use crate::arch::x86_64::paging::USER_END;
+use crate::arch::paging::USER_END;
+use crate::ipc::IpcErr;
 use crate::mm::phys::user_ram;
 use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};
@@ -44,9 +49,12 @@ impl Segments {
 }
 
 /// Reads one logical string starting at `words[*pos]`; `None` if the words are not a string.
-/// Also returns the C bit of its last item (another string follows).
+/// Also returns the C bit of its FIRST item (another string follows): libl4 sets C only on the
+/// first item of a compound string and Pistachio reads it there; the C bits of the later items
+/// are ignored (spec 2.5; issue 14, docs/kernel-bugs.md).
 pub fn logical_string(words: &[u64], pos: &mut usize) -> Option<(Segments, bool)> {
     let mut s = Segments::new();
+    let mut more: Option<bool> = None;
     loop {
         let (TypedItem::String { header, substrings }, n) =
             decode_typed(words.get(*pos..)?).ok()?
@@ -61,8 +69,9 @@ pub fn logical_string(words: &[u64], pos: &mut usize) -> Option<(Segments, bool)
             s.n += 1;
         }
         *pos += n;
+        let more = *more.get_or_insert(header.more());
         if !header.compound() {
-            return Some((s, header.more()));
+            return Some((s, more));
         }
     }
 }
@@ -103,10 +112,10 @@ impl Buffers {
 }
 
 /// Error codes for (sender, receiver).
-pub type Codes = (u64, u64);
+pub type Codes = (IpcErr, IpcErr);
 
-fn code(phase: IpcPhase, c: IpcErrorCode, offset: u64) -> u64 {
-    IpcError::with_offset(phase, c, offset).encode()
+fn code(phase: IpcPhase, c: IpcErrorCode, offset: u64) -> IpcErr {
+    IpcErr::with_offset(phase, c, offset)
 }
 
 pub fn overflow(offset: u64) -> Codes {
@@ -116,7 +125,7 @@ pub fn overflow(offset: u64) -> Codes {
     )
 }
 
-fn aborted(offset: u64) -> Codes {
+pub fn aborted(offset: u64) -> Codes {
     (
         code(IpcPhase::Send, IpcErrorCode::Aborted, offset),
         code(IpcPhase::Receive, IpcErrorCode::Aborted, offset),
@@ -187,15 +196,17 @@ pub enum Resolve {
 }
 
 /// Copies one logical send string into one logical receive string. `copied` counts the bytes
-/// of the whole message so far (the error offset).
+/// of the whole message so far (the error offset). The running thread is one of the two
+/// parties; both are named by handles and looked up afresh after every wait for a page fault,
+/// since the other may be deleted meanwhile (the copy is then aborted).
 pub fn copy(
-    src: &mut Tcb,
+    src_h: thread::Handle,
     s: &Segments,
-    dst: &mut Tcb,
+    dst_h: thread::Handle,
     d: &Segments,
     copied: &mut u64,
 ) -> Result<(), Codes> {
-    let cur_is_src = core::ptr::eq(src, thread::current());
+    let cur_is_src = thread::current().handle() == src_h;
     let (mut si, mut soff, mut di, mut doff) = (0usize, 0u64, 0usize, 0u64);
     let total = s.total();
     let mut done = 0u64;
@@ -203,6 +214,9 @@ pub fn copy(
         if thread::current().xfer_abort {
             return Err(aborted(*copied));
         }
+        let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
+            return Err(aborted(*copied));
+        };
         while si < s.n && soff >= s.seg[si].1 {
             si += 1;
             soff = 0;
@@ -241,33 +255,38 @@ pub fn copy(
                 *copied += n;
             }
             (None, _) => {
+                let timeout = effective_timeout(src, dst);
                 let r = if cur_is_src {
-                    fault_self(src, dst, sa, false)
+                    fault_self(src, timeout, sa, false)
                 } else {
-                    tunnel(dst, src, sa, false)
+                    tunnel(dst, src, timeout, sa, false)
                 };
-                check(r, src, dst, *copied)?;
+                check(r, src_h, dst_h, *copied)?;
             }
             (_, None) => {
+                let timeout = effective_timeout(src, dst);
                 let r = if cur_is_src {
-                    tunnel(src, dst, da, true)
+                    tunnel(src, dst, timeout, da, true)
                 } else {
-                    fault_self(dst, src, da, true)
+                    fault_self(dst, timeout, da, true)
                 };
-                check(r, src, dst, *copied)?;
+                check(r, src_h, dst_h, *copied)?;
             }
         }
     }
     Ok(())
 }
 
-fn check(r: Resolve, src: &Tcb, dst: &Tcb, offset: u64) -> Result<(), Codes> {
+fn check(r: Resolve, src: thread::Handle, dst: thread::Handle, offset: u64) -> Result<(), Codes> {
     if thread::current().xfer_abort {
         return Err(aborted(offset));
     }
     match r {
         Resolve::Done => Ok(()),
-        Resolve::Timeout => Err(xfer_timeout(src, dst, offset)),
+        Resolve::Timeout => match (thread::get(src), thread::get(dst)) {
+            (Some(src), Some(dst)) => Err(xfer_timeout(src, dst, offset)),
+            _ => Err(aborted(offset)),
+        },
         Resolve::Aborted => Err(aborted(offset)),
         Resolve::Failed => Err(aborted(offset)),
     }
@@ -275,17 +294,11 @@ fn check(r: Resolve, src: &Tcb, dst: &Tcb, offset: u64) -> Result<(), Codes> {
 
 /// The running thread `me` faulted at `va` in its own space during the copy: page-fault IPC to
 /// its pager, bounded by the transfer timeout.
-fn fault_self(me: &mut Tcb, partner: &Tcb, va: u64, receiver_side: bool) -> Resolve {
-    let (src, dst): (&Tcb, &Tcb) = if receiver_side {
-        (partner, me)
-    } else {
-        (me, partner)
-    };
-    let (us, t) = effective_timeout(src, dst);
-    if us == 0 {
+fn fault_self(me: &mut Tcb, timeout: (u64, Time), va: u64, receiver_side: bool) -> Resolve {
+    if timeout.0 == 0 {
         return Resolve::Timeout;
     }
-    pagefault_ipc(me, va, receiver_side, t)
+    pagefault_ipc(me, va, receiver_side, timeout.1)
 }
 
 /// Page-fault IPC of `me` (which must be running) for a fault at `va` during a string copy.
@@ -313,23 +326,23 @@ pub fn pagefault_ipc(me: &mut Tcb, va: u64, receiver_side: bool, timeout: Time) 
     );
     match r {
         Ok(()) => Resolve::Done,
-        Err(c) if IpcError::decode(c).is_some_and(|e| e.code == IpcErrorCode::Timeout) => {
-            Resolve::Timeout
-        }
+        Err(e) if e.code() == Some(IpcErrorCode::Timeout) => Resolve::Timeout,
         Err(c) if crate::ipc::was_aborted(c) => Resolve::Aborted,
         Err(_) => Resolve::Failed,
     }
 }
 
 /// The partner's page at `va` is missing: wake the partner to send the fault message to its own
-/// pager (tunnelling) and wait until it is resolved.
-fn tunnel(me: &mut Tcb, partner: &mut Tcb, va: u64, receiver_side: bool) -> Resolve {
-    let (src, dst): (&Tcb, &Tcb) = if receiver_side {
-        (&*me, &*partner)
-    } else {
-        (&*partner, &*me)
-    };
-    let (us, _) = effective_timeout(src, dst);
+/// pager (tunnelling) and wait until it is resolved. The partner is named by its handle across
+/// the wait: it may be deleted meanwhile (the copy is then aborted).
+fn tunnel(
+    me: &mut Tcb,
+    partner: &mut Tcb,
+    timeout: (u64, Time),
+    va: u64,
+    receiver_side: bool,
+) -> Resolve {
+    let us = timeout.0;
     if us == 0 {
         return Resolve::Timeout;
     }
@@ -338,21 +351,23 @@ fn tunnel(me: &mut Tcb, partner: &mut Tcb, va: u64, receiver_side: bool) -> Reso
     } else {
         crate::interrupt::now_us().saturating_add(us)
     };
+    let partner_handle = partner.handle();
     partner.tunnel_addr = va;
     partner.tunnel_receiver_side = receiver_side;
     partner.tunnel_abandon = false;
-    partner.tunnel_for = me as *mut Tcb;
     schedule::wake(partner, IpcWake::Tunnel);
-    me.state = State::XferWait;
+    me.state = State::XferWait {
+        with: partner_handle,
+    };
     schedule::block_current(deadline);
     match me.wake {
         IpcWake::Done => Resolve::Done,
-        IpcWake::Error(c) if c == XFER_EXPIRED => {
-            abandon(me, partner);
+        IpcWake::XferExpired => {
+            abandon(me, partner_handle);
             Resolve::Timeout
         }
         IpcWake::Error(c) if crate::ipc::was_aborted(c) => {
-            abandon(me, partner);
+            abandon(me, partner_handle);
             Resolve::Aborted
         }
         _ => Resolve::Failed,
@@ -360,44 +375,59 @@ fn tunnel(me: &mut Tcb, partner: &mut Tcb, va: u64, receiver_side: bool) -> Reso
 }
 
 /// We stop waiting for the partner's tunnelled fault (timeout or abort): make it give up its
-/// fault IPC (or not start one) and wait until it has checked back in.
-fn abandon(me: &mut Tcb, partner: &mut Tcb) {
+/// fault IPC (or not start one) and wait until it has checked back in (or is deleted).
+fn abandon(me: &mut Tcb, partner: thread::Handle) {
+    let Some(partner) = thread::get(partner) else {
+        return;
+    };
     partner.tunnel_abandon = true;
-    if partner.state != State::Transfer {
+    if !matches!(partner.state, State::Transfer { .. }) {
         crate::ipc::cancel_blocked(partner, true, true, IpcErrorCode::Aborted);
-        me.state = State::XferWait;
+        me.state = State::XferWait {
+            with: partner.handle(),
+        };
         schedule::block_current(u64::MAX);
     }
 }
 
-/// Wake reason of a thread in `XferWait` whose transfer timeout expired.
-pub const XFER_EXPIRED: u64 = u64::MAX - 1;
-
 /// Run by a partner woken with `IpcWake::Tunnel`: sends the fault message for its own space,
-/// reports to the waiting thread, and goes back to waiting for the end of the transfer.
-pub fn serve_tunnel(me: &mut Tcb) {
+/// reports to the waiting thread, and goes back to waiting for the end of the transfer. If the
+/// thread running the copy is deleted meanwhile, the IPC of `me` ends with "aborted" in
+/// `phase`.
+#[inline(always)]
+pub fn serve_tunnel(me: &mut Tcb, phase: IpcPhase) {
+    if me.wake == IpcWake::Tunnel {
+        serve_tunnel_loop(me, phase);
+    }
+}
+
+#[inline(never)]
+fn serve_tunnel_loop(me: &mut Tcb, phase: IpcPhase) {
     while me.wake == IpcWake::Tunnel {
-        let waiter = me.tunnel_for;
         let r = if me.tunnel_abandon {
             Resolve::Failed
         } else {
             pagefault_ipc(me, me.tunnel_addr, me.tunnel_receiver_side, Time::NEVER)
         };
         me.tunnel_abandon = false;
-        if !waiter.is_null() {
-            // SAFETY: the waiting thread is blocked in `tunnel` (it clears `tunnel_for` when it
-            // gives up), so it is alive.
-            let w = unsafe { &mut *waiter };
-            if w.state == State::XferWait {
-                let how = match r {
-                    Resolve::Done => IpcWake::Done,
-                    Resolve::Aborted => IpcWake::Error(aborted(0).0),
-                    _ => IpcWake::Error(0),
-                };
-                schedule::wake(w, how);
-            }
+        let Some(w) = me.xfer_partner.and_then(thread::get) else {
+            me.state = State::Ready;
+            me.wake = IpcWake::Error(IpcErr::new(phase, IpcErrorCode::Aborted));
+            return;
+        };
+        let copier = w.handle();
+        if let State::XferWait { .. } = w.state {
+            let how = match r {
+                Resolve::Done => IpcWake::Done,
+                Resolve::Aborted => IpcWake::Error(aborted(0).0),
+                _ => IpcWake::TunnelFailed,
+            };
+            schedule::wake(w, how);
         }
-        me.state = State::Transfer;
+        me.state = State::Transfer {
+            with: copier,
+            sender: me.xfer_sender,
+        };
         schedule::block_current(u64::MAX);
     }
 }

@@ -7,21 +7,26 @@
 //! (a double fault with its own stack) instead of the TCB. The user state of a thread in the
 //! kernel is the `TrapFrame` at the top of its stack, right below its TCB.
 //!
+//! Every TCB gets a fresh generation when it is created; a `Handle` (number + generation) names
+//! a thread for as long as that TCB lives, and `get` refuses a handle to a deleted thread even
+//! if its number (or its user-visible id) was given to a new one. Links between threads are
+//! handles or numbers, never pointers.
+//!
 //! May touch: the scheduler (to queue and dequeue), spaces (membership, UTCB pages).
 
 use abi::thread_id::ThreadId;
 
-use crate::arch::x86_64::paging::{self, ADDR_MASK, G, NX, P, RW, table};
-use crate::arch::x86_64::trap::{TRAP_FRAME_SIZE, TrapFrame};
-use crate::arch::x86_64::{cpu, gdt};
+use crate::arch::paging::{self, ADDR_MASK, G, NX, P, RW, table};
+use crate::arch::trap::{TRAP_FRAME_SIZE, TrapFrame};
+use crate::arch::{cpu, gdt};
 use crate::mm::frame;
 use crate::space::Space;
-use crate::sync::KernelCell;
+use crate::sync::{KernelCell, KernelValue};
 
 pub const THREAD_BITS: u32 = 18;
 pub const MAX_THREADS: usize = 1 << THREAD_BITS;
 /// Interrupt threads occupy numbers 0..SYSTEM_BASE.
-pub const SYSTEM_BASE: u64 = crate::platform::pc::pic::NUM_IRQS as u64;
+pub const SYSTEM_BASE: u64 = crate::platform::pic::NUM_IRQS as u64;
 /// Kernel threads occupy SYSTEM_BASE..USER_BASE.
 pub const USER_BASE: u64 = SYSTEM_BASE + 32;
 pub const SIGMA0_NO: u64 = USER_BASE;
@@ -43,23 +48,12 @@ pub const ROOT_PRIORITY: u8 = 255;
 /// Default time slice (µs).
 pub const DEFAULT_TIMESLICE_US: u64 = 10_000;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum State {
-    /// Created, not yet activated (no UTCB / pager).
-    Inactive,
-    /// Runnable (in its ready queue) or running.
-    Ready,
-    /// Blocked sending to `partner`.
-    SendBlocked,
-    /// Blocked receiving from `from_spec`.
-    RecvBlocked,
-    /// Deleted; the slot is being reclaimed.
-    Dead,
-    /// In a string transfer run by the partner, waiting for it to finish (or to tunnel a fault).
-    Transfer,
-    /// Running a string transfer, waiting for the partner to resolve a page fault.
-    XferWait,
-}
+use kcore::queue::{Link, Queue};
+/// A thread named by the kernel (number + TCB generation): the links between threads.
+pub use kcore::state::Handle;
+/// What a thread is doing: an enum carrying the data of each state (`kcore::state`, where
+/// the reactions to timeouts, aborts and deletions are decided and host-tested).
+pub use kcore::state::ThreadState as State;
 
 /// How a blocked IPC ended, written by whoever woke the thread.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -67,11 +61,18 @@ pub enum IpcWake {
     None,
     /// The message was transferred (for a receiver: from `ipc_from`).
     Done,
-    /// Error code for the ErrorCode TCR (phase and code already encoded).
-    Error(u64),
+    /// The IPC failed (encoded into the ErrorCode TCR by `ipc::report_error` only).
+    Error(crate::ipc::IpcErr),
+    /// A transfer timeout expired while the copier waited for a tunnelled fault (`string.rs`).
+    XferExpired,
+    /// The partner's tunnelled fault IPC failed (`string.rs`).
+    TunnelFailed,
     /// The partner needs a page fault of ours resolved during a string copy (`string.rs`).
     Tunnel,
 }
+
+/// Generation of the next TCB (never 0; wraps after 2^32 creations).
+static NEXT_GENERATION: KernelValue<u32> = KernelValue::new(1);
 
 #[repr(C, align(16))]
 pub struct FpuArea(pub [u8; 512]);
@@ -93,14 +94,24 @@ pub struct Tcb {
     pub timeslice_us: u64,
     pub total_quantum_us: u64,
     pub slice_left_us: u64,
-    pub ready_next: *mut Tcb,
-    pub ready_prev: *mut Tcb,
-    // IPC
-    pub partner: *mut Tcb,
-    pub from_spec: ThreadId,
-    pub sendq_head: *mut Tcb,
-    pub sendq_next: *mut Tcb,
-    pub sendq_prev: *mut Tcb,
+    /// In its priority's ready queue (by thread number, `schedule.rs`), and its neighbours there.
+    pub ready_queued: bool,
+    pub ready_link: Link,
+    // IPC (whom a blocked thread waits for is in `state`)
+    /// Send queue, by thread number (0: none): the threads waiting to send to this one, in
+    /// order, and how many of them send a propagated message (`ipc::queued_sender`). A queued
+    /// thread links to its neighbours.
+    pub sendq: Queue,
+    pub sendq_propagated: u32,
+    pub sendq_link: Link,
+    /// Closed receivers waiting for a message from this thread (by number, 0: none), and on a
+    /// closed receiver: whose list it is in and its neighbours [previous, next]
+    /// (`ipc::enter_receive`).
+    pub recvq: Queue,
+    pub recvq_on: u32,
+    /// The thread number (`id.number()`, which a version change keeps), for the links.
+    pub no: u32,
+    pub recvq_link: Link,
     pub wake: IpcWake,
     pub ipc_from: ThreadId,
     /// Page fault to tunnel for the partner's string copy (`string.rs`).
@@ -108,30 +119,30 @@ pub struct Tcb {
     pub tunnel_receiver_side: bool,
     /// The transfer gave up waiting for this tunnelled fault: do not (or no longer) send it.
     pub tunnel_abandon: bool,
-    /// During a string copy: the thread running it (set on both parties), and on the copier
-    /// whether ExchangeRegisters aborted the transfer (spec 5.2: code 7 for both).
-    pub xfer_copier: *mut Tcb,
+    /// During a string copy (set on both parties): the other party, whether this thread runs
+    /// the copy, and whether this thread is the sender of the message. On the copier:
+    /// whether the transfer was aborted (ExchangeRegisters, deletion of the partner; spec 5.2:
+    /// code 7 for both).
+    pub xfer_partner: Option<Handle>,
+    pub xfer_copier: bool,
+    pub xfer_sender: bool,
     pub xfer_abort: bool,
-    /// The thread running the transfer this thread takes part in (while tunnelling).
-    pub tunnel_for: *mut Tcb,
     /// The receive phase that follows the current send phase (nil: none), its timeout, and
     /// whether a partner already moved this thread into it (`ipc::finish_queued_send`).
     pub recv_after_send: ThreadId,
     pub recv_timeout: abi::time::Time,
     pub recv_phase_done: bool,
-    /// While sending a propagated message: the virtual sender (spec 5.7.5), else null.
-    pub propagate_as: *mut Tcb,
+    /// While sending a propagated message: the virtual sender (spec 5.7.5).
+    pub propagate_as: Option<Handle>,
     /// Absolute timeout in µs, `u64::MAX` = none.
     pub deadline: u64,
-    pub timer_next: *mut Tcb,
     /// True while the thread waits for its start-up message (spec 6.1).
     pub startup: bool,
     /// Nesting of kernel-generated IPCs (page faults, exceptions) in progress.
     pub kernel_ipc_depth: u32,
-    /// Interrupt line this thread is the handler of... (see interrupt.rs), or associated IRQ.
-    pub all_next: *mut Tcb,
-    pub all_prev: *mut Tcb,
     pub slot: u32,
+    /// Kernel-private generation of this TCB (see [`Handle`]).
+    pub generation: u32,
     pub fpu: FpuArea,
 }
 
@@ -144,9 +155,7 @@ static FREE_SLOTS: KernelCell<SlotAllocator> = KernelCell::new(SlotAllocator {
     free: [0; MAX_SLOTS],
     nfree: 0,
 });
-/// Every thread (for scans on deletion).
-pub static ALL_THREADS: KernelCell<*mut Tcb> = KernelCell::new(core::ptr::null_mut());
-pub static CURRENT: KernelCell<*mut Tcb> = KernelCell::new(core::ptr::null_mut());
+pub static CURRENT: KernelValue<*mut Tcb> = KernelValue::new(core::ptr::null_mut());
 
 struct SlotAllocator {
     next_fresh: u32,
@@ -287,15 +296,65 @@ impl Tcb {
     pub fn same_space(&self, other: &Tcb) -> bool {
         self.space == other.space
     }
+
+    /// This thread's name for links from other threads.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            no: self.no,
+            generation: self.generation,
+        }
+    }
+}
+
+/// The thread in slot `slot`. Only for slots of live threads: the scheduler's timer heap names
+/// threads by slot, and deleting a thread disarms its timer first.
+pub fn of_slot(slot: u32) -> Option<&'static mut Tcb> {
+    if slot as usize >= MAX_SLOTS {
+        return None;
+    }
+    let p = (SLOT_REGION + slot as u64 * SLOT_SIZE + TCB_OFFSET) as *mut Tcb;
+    // SAFETY: a live thread's slot has its TCB page mapped (callers name only armed timers,
+    // which belong to live threads); the TCB is the one the thread table points at.
+    let t = unsafe { &mut *p };
+    debug_assert!(t.slot == slot);
+    Some(t)
+}
+
+/// Calls `f` for every thread, in thread-number order: a walk of the whole thread table, for
+/// the kernel debugger only (the kernel itself never needs to look at every thread).
+#[cfg(feature = "kdb")]
+pub fn for_each(mut f: impl FnMut(&'static mut Tcb)) {
+    for no in 0..MAX_THREADS as u64 {
+        if let Some(t) = lookup_number(no) {
+            f(t);
+        }
+    }
+}
+
+/// The thread with number `no`, which a queue links to: it exists, because every thread is taken
+/// out of the queues it is in before it is deleted (`ipc::unlink_deleted`, `schedule::dequeue`).
+/// A broken link faults on the null entry (fail-stop), as a stale pointer would not; the
+/// `checked` build asserts it.
+#[inline(always)]
+pub fn linked(no: u32) -> &'static mut Tcb {
+    let p = THREADS.get()[no as usize & (MAX_THREADS - 1)];
+    debug_assert!(!p.is_null(), "thread {no} linked in a queue does not exist");
+    // SAFETY: queue members are live threads (above); the table entry points at the TCB.
+    unsafe { &mut *p }
+}
+
+/// The thread a handle names, if it still exists.
+pub fn get(h: Handle) -> Option<&'static mut Tcb> {
+    lookup_number(h.no as u64).filter(|t| t.generation == h.generation)
 }
 
 pub fn current() -> &'static mut Tcb {
     // SAFETY: CURRENT always points at a live TCB once threads exist.
-    unsafe { &mut **CURRENT.get() }
+    unsafe { &mut *CURRENT.get() }
 }
 
 pub fn current_ptr() -> *mut Tcb {
-    *CURRENT.get()
+    CURRENT.get()
 }
 
 /// The thread with exactly this global id, if it exists.
@@ -331,7 +390,7 @@ pub fn resolve(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
     if id.is_local() && !id.is_any_local() {
         // The MyGlobalId TCR of the UTCB at that address in the caller's space; a user may
         // write anything there, so the thread found must really own that UTCB.
-        let gid = crate::arch::x86_64::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
+        let gid = crate::arch::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
         let t = lookup_global(ThreadId::from_raw(gid))?;
         (t.same_space(by) && t.local_id() == id).then_some(t)
     } else {
@@ -344,9 +403,15 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
     let (slot, p) = alloc_slot()?;
     // SAFETY: the TCB page was just allocated (zeroed) for this thread.
     let t = unsafe { &mut *p };
+    let generation = {
+        let this = NEXT_GENERATION.get();
+        NEXT_GENERATION.set(this.wrapping_add(1).max(1));
+        this
+    };
     *t = Tcb {
         ksp: 0,
         id,
+        generation,
         state: State::Inactive,
         halted: false,
         space,
@@ -357,35 +422,35 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         timeslice_us: DEFAULT_TIMESLICE_US,
         total_quantum_us: 0,
         slice_left_us: DEFAULT_TIMESLICE_US,
-        ready_next: core::ptr::null_mut(),
-        ready_prev: core::ptr::null_mut(),
-        partner: core::ptr::null_mut(),
-        from_spec: ThreadId::NIL,
-        sendq_head: core::ptr::null_mut(),
-        sendq_next: core::ptr::null_mut(),
-        sendq_prev: core::ptr::null_mut(),
+        ready_queued: false,
+        ready_link: Link { prev: 0, next: 0 },
+        sendq: Queue::EMPTY,
+        sendq_propagated: 0,
+        sendq_link: Link { prev: 0, next: 0 },
+        recvq: Queue::EMPTY,
+        recvq_on: 0,
+        recvq_link: Link { prev: 0, next: 0 },
+        no: id.number() as u32,
         wake: IpcWake::None,
         ipc_from: ThreadId::NIL,
         recv_after_send: ThreadId::NIL,
         recv_timeout: abi::time::Time::NEVER,
         recv_phase_done: false,
-        propagate_as: core::ptr::null_mut(),
+        propagate_as: None,
         tunnel_addr: 0,
         tunnel_receiver_side: false,
         tunnel_abandon: false,
-        xfer_copier: core::ptr::null_mut(),
+        xfer_partner: None,
+        xfer_copier: false,
+        xfer_sender: false,
         xfer_abort: false,
-        tunnel_for: core::ptr::null_mut(),
         deadline: u64::MAX,
-        timer_next: core::ptr::null_mut(),
         startup: false,
         kernel_ipc_depth: 0,
-        all_next: core::ptr::null_mut(),
-        all_prev: core::ptr::null_mut(),
         slot,
         fpu: FpuArea([0; 512]),
     };
-    crate::arch::x86_64::context::init_fpu_image(t.fpu.0.as_mut_ptr());
+    crate::arch::context::init_fpu_image(t.fpu.0.as_mut_ptr());
     *t.frame() = TrapFrame {
         cs: gdt::USER_CS as u64,
         ss: gdt::USER_DS as u64,
@@ -393,15 +458,8 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         ..TrapFrame::default()
     };
     // IOPL 3 only where the policy allows it (docs/security.md).
-    t.frame().rflags = crate::arch::x86_64::trap::initial_user_rflags(t.space().privileged);
+    t.frame().rflags = crate::arch::trap::initial_user_rflags(t.space().privileged);
     THREADS.get()[id.number() as usize] = p;
-    let head = ALL_THREADS.get();
-    t.all_next = *head;
-    if !head.is_null() {
-        // SAFETY: list members are live TCBs.
-        unsafe { (**head).all_prev = p };
-    }
-    *head = p;
     t.space().threads += 1;
     Some(t)
 }
@@ -413,34 +471,12 @@ pub const USER_RFLAGS: u64 = 0x3202;
 
 /// Frees a thread that is no longer queued anywhere. Must not be the current thread.
 pub fn destroy(t: &mut Tcb) {
-    let p = t as *mut Tcb;
+    crate::thread_control::utcb_released(t);
     THREADS.get()[t.id.number() as usize] = core::ptr::null_mut();
-    if t.all_prev.is_null() {
-        *ALL_THREADS.get() = t.all_next;
-    } else {
-        // SAFETY: list members are live TCBs.
-        unsafe { (*t.all_prev).all_next = t.all_next };
-    }
-    if !t.all_next.is_null() {
-        // SAFETY: list members are live TCBs.
-        unsafe { (*t.all_next).all_prev = t.all_prev };
-    }
-    let _ = p;
     t.state = State::Dead;
     let space = t.space;
     let slot = t.slot;
     free_slot(slot);
     // SAFETY: the space pointer was valid for the thread; it is released with its last thread.
     crate::space::release(unsafe { &mut *space });
-}
-
-/// Iterates over every thread.
-pub fn for_each(mut f: impl FnMut(&'static mut Tcb)) {
-    let mut p = *ALL_THREADS.get();
-    while !p.is_null() {
-        // SAFETY: list members are live TCBs; `next` is read before `f` may unlink.
-        let t = unsafe { &mut *p };
-        p = t.all_next;
-        f(t);
-    }
 }

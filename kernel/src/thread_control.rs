@@ -5,11 +5,13 @@ use abi::error::{IpcErrorCode, SyscallError};
 use abi::thread_id::ThreadId;
 use abi::utcb;
 
-use crate::arch::x86_64::context;
-use crate::arch::x86_64::trap::TRAP_FRAME_SIZE;
+use crate::arch::context;
+use crate::arch::trap::TRAP_FRAME_SIZE;
 use crate::schedule;
 use crate::space;
-use crate::thread::{self, State, Tcb};
+use crate::sync::KernelCell;
+use crate::thread::{self, Tcb};
+use kcore::utcb::UtcbSet;
 
 /// Gives an inactive thread its UTCB and pager and puts it into the start-up wait (spec 6.1).
 pub fn activate(t: &mut Tcb, utcb_location: u64, pager: ThreadId) -> Result<(), SyscallError> {
@@ -18,6 +20,13 @@ pub fn activate(t: &mut Tcb, utcb_location: u64, pager: ThreadId) -> Result<(), 
         return Err(SyscallError::UtcbArea);
     }
     let kva = s.utcb_memory(utcb_location)?;
+    if UTCB_OWNERS
+        .get()
+        .insert(t.space as u64, utcb_location)
+        .is_err()
+    {
+        return Err(SyscallError::NoMem);
+    }
     t.utcb_location = utcb_location;
     t.utcb = kva;
     // SAFETY: the 1 KiB UTCB block is kernel memory of this space, now owned by `t`.
@@ -36,8 +45,7 @@ pub fn activate(t: &mut Tcb, utcb_location: u64, pager: ThreadId) -> Result<(), 
         crate::ipc::thread_startup,
         0,
     );
-    t.state = State::RecvBlocked;
-    t.from_spec = pager;
+    crate::ipc::enter_receive(t, pager, None);
     t.startup = true;
     Ok(())
 }
@@ -172,14 +180,20 @@ fn create(
     Ok(())
 }
 
+/// The UTCB locations of activated threads, by space: whether a location is taken is found
+/// without looking at the threads (`kcore::utcb`). Capacity: every thread slot.
+static UTCB_OWNERS: KernelCell<UtcbSet<{ 2 * thread::MAX_SLOTS }>> =
+    KernelCell::new(UtcbSet::new());
+
 fn utcb_taken(space: *mut space::Space, loc: u64) -> bool {
-    let mut taken = false;
-    thread::for_each(|t| {
-        if t.space == space && t.utcb_location == loc && t.is_activated() {
-            taken = true;
-        }
-    });
-    taken
+    UTCB_OWNERS.get().contains(space as u64, loc)
+}
+
+/// An activated thread gives its UTCB location back (deletion).
+pub fn utcb_released(t: &Tcb) {
+    if t.is_activated() {
+        UTCB_OWNERS.get().remove(t.space as u64, t.utcb_location);
+    }
 }
 
 fn modify(

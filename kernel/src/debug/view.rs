@@ -51,19 +51,19 @@ fn state_name(t: &Tcb) -> &'static str {
     match t.state {
         State::Inactive => "inactive",
         State::Ready => "ready",
-        State::SendBlocked => "send",
-        State::RecvBlocked => "recv",
+        State::SendBlocked { .. } => "send",
+        State::RecvBlocked { .. } => "recv",
         State::Dead => "dead",
-        State::Transfer => "xfer",
-        State::XferWait => "xfer-wait",
+        State::Transfer { .. } => "xfer",
+        State::XferWait { .. } => "xfer-wait",
     }
 }
 
 fn snapshot(t: &Tcb) -> ThreadView {
     let partner = match t.state {
-        // SAFETY: `partner` of a send-blocked thread is the live thread it waits for.
-        State::SendBlocked if !t.partner.is_null() => Some(unsafe { (*t.partner).id }),
-        State::RecvBlocked => Some(t.from_spec),
+        State::SendBlocked { to } => thread::get(to).map(|p| p.id),
+        State::RecvBlocked { from } => Some(from),
+        State::Transfer { with, .. } | State::XferWait { with } => thread::get(with).map(|p| p.id),
         _ => None,
     };
     let word = |i| {
@@ -74,11 +74,11 @@ fn snapshot(t: &Tcb) -> ThreadView {
         }
     };
     let mut queued = 0;
-    let mut q = t.sendq_head;
-    while !q.is_null() && queued < 100_000 {
+    let mut q = t.sendq.head;
+    while q != 0 && queued < 100_000 {
         queued += 1;
-        // SAFETY: send-queue members are live TCBs.
-        q = unsafe { (*q).sendq_next };
+        // Send-queue members are live threads; a stale number ends the walk.
+        q = thread::lookup_number(q as u64).map_or(0, |m| m.sendq_link.next);
     }
     ThreadView {
         id: t.id,
@@ -381,27 +381,26 @@ pub fn mapdb_usage() -> (usize, usize) {
 /// Ready threads per priority (highest first), in queue order starting anywhere in the ring.
 pub fn ready_queues(mut f: impl FnMut(u8, &[ThreadId])) {
     for prio in (0..=255u8).rev() {
-        let mut first: *mut Tcb = core::ptr::null_mut();
+        let mut first = 0u32;
         thread::for_each(|t| {
-            if first.is_null() && !t.ready_next.is_null() && t.priority == prio {
-                first = t as *mut Tcb;
+            if t.ready_queued && t.priority == prio && t.ready_link.prev == 0 {
+                first = t.no;
             }
         });
-        if first.is_null() {
+        if first == 0 {
             continue;
         }
         let mut ids = [ThreadId::NIL; 32];
         let mut n = 0;
         let mut p = first;
-        loop {
-            // SAFETY: ready-ring members are live TCBs.
-            let t = unsafe { &*p };
+        // Ready-queue members are live threads; a stale number ends the walk.
+        while let Some(t) = thread::lookup_number(p as u64) {
             if n < ids.len() {
                 ids[n] = t.id;
                 n += 1;
             }
-            p = t.ready_next;
-            if p == first || p.is_null() || n >= ids.len() {
+            p = t.ready_link.next;
+            if p == 0 || n >= ids.len() {
                 break;
             }
         }

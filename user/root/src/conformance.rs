@@ -38,13 +38,20 @@ impl Suite {
     }
 }
 
-/// Runs every test module, prints the summary and leaves through KDB_Enter.
-pub fn run() {
+/// Runs every test module (or, with further words on the command line, only the modules whose
+/// name is one of them: `conformance lifetime`), prints the summary and leaves through
+/// KDB_Enter.
+pub fn run(args: &str) {
     let mut s = Suite {
         passed: 0,
         failed: 0,
     };
+    let only = args.split_whitespace().skip(1);
+    let selected = |name: &str| only.clone().next().is_none() || only.clone().any(|w| w == name);
     for (name, test) in crate::tests::ALL {
+        if !selected(name) {
+            continue;
+        }
         println!("conformance: {name}");
         test(&mut s);
     }

@@ -452,7 +452,8 @@ pub fn run(s: &mut Suite) {
 
     // Cancel a blocked receive and a blocked send (ExchangeRegisters R / S).
     let rcv = spawn(2, blocked_receiver);
-    msg::sleep(ms(5));
+    // Wait for its receive itself (a fixed window fails on a slow host).
+    super::util::wait_until(|| super::util::state_of(rcv) & 7 == 6);
     syscall::exchange_registers(
         rcv,
         ExregsState {
@@ -467,7 +468,7 @@ pub fn run(s: &mut Suite) {
         format_args!("ErrorCode {:#x}", SHARED[1].load(Ordering::SeqCst)),
     );
     let snd = spawn(3, blocked_sender);
-    msg::sleep(ms(5));
+    super::util::wait_until(|| super::util::state_of(snd) & 7 == 4);
     let (_, old) = syscall::exchange_registers(
         snd,
         ExregsState {
@@ -491,7 +492,7 @@ pub fn run(s: &mut Suite) {
     SHARED[4].store(0, Ordering::SeqCst);
     kill(snd);
     let snd = spawn(3, blocked_sender);
-    msg::sleep(ms(5));
+    super::util::wait_until(|| super::util::state_of(snd) & 7 == 4);
     kill(sleeper_t);
     let ok = wait_flag(4);
     s.check(

@@ -7,6 +7,7 @@ use crate::conformance::Suite;
 mod chain;
 mod churn;
 mod clock;
+mod compat;
 mod cpu_state;
 mod exregs;
 mod fuzz;
@@ -16,6 +17,7 @@ mod ipc;
 mod kernel_interface;
 mod kip;
 mod lifecycle;
+mod lifetime;
 mod memory;
 mod privilege;
 mod sched;
@@ -46,7 +48,9 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("ipc", ipc::run),
     ("memory", memory::run),
     ("strings", strings::run),
+    ("compat", compat::run),
     ("chain", chain::run),
+    ("lifetime", lifetime::run),
     ("cpu_state", cpu_state::run),
     ("threads", threads::run),
     ("sched", sched::run),
