@@ -67,7 +67,7 @@ static KERNEL_SPACE: KernelCell<Space> = KernelCell::new(Space {
     sigma0: false,
     table_frames: Cell::new(0),
     mappings: Cell::new(0),
-    frames: frame::FrameList::EMPTY,
+    frames: frame::FrameList::new(),
     io: crate::io_space::SpaceIo::NONE,
 });
 
@@ -99,7 +99,7 @@ pub fn create() -> Option<*mut Space> {
             sigma0: false,
             table_frames: Cell::new(0),
             mappings: Cell::new(0),
-            frames: frame::FrameList::EMPTY,
+            frames: frame::FrameList::new(),
             io: crate::io_space::SpaceIo::NONE,
         })
     };

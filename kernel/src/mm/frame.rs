@@ -141,9 +141,11 @@ pub struct FrameList {
 
 impl FrameList {
     /// No frames.
-    pub const EMPTY: FrameList = FrameList {
-        head: Cell::new(NIL),
-    };
+    pub const fn new() -> FrameList {
+        FrameList {
+            head: Cell::new(NIL),
+        }
+    }
 
     /// Adds an allocated frame that is on no list.
     pub fn push(&self, frame: u64) {
