@@ -207,7 +207,7 @@ pub fn number_after(text: &str, key: &str) -> Option<u64> {
 }
 
 /// The operations of the root's `scale` mode, in print order, and their titles.
-const SCALE_OPS: [(&str, &str); 10] = [
+const SCALE_OPS: [(&str, &str); 11] = [
     ("thread-create-activate", "ThreadControl create + activate"),
     ("thread-delete", "ThreadControl delete"),
     (
@@ -232,6 +232,10 @@ const SCALE_OPS: [(&str, &str); 10] = [
     (
         "unmap-in-superpage",
         "Unmap of 4 KiB inside a 2 MiB mapping with N 4 KiB children",
+    ),
+    (
+        "unmap-chain",
+        "Unmap of a page mapped on through a chain of N spaces (depth N)",
     ),
 ];
 
