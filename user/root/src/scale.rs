@@ -536,10 +536,10 @@ fn measure_unmap_chain(pager: ThreadId) -> bool {
     let page = &raw const CHAIN_PAGE as u64;
     let mut ok = true;
     let mut made = 0;
-    for k in 0..MAX_CHAIN {
-        let t = tid(CHAIN + k as u64);
+    for k in 0..MAX_CHAIN as u64 {
+        let t = tid(CHAIN + k);
         // SAFETY: stack k belongs to link k alone, which does not run yet.
-        let sp = unsafe { spaces::prepare_stack(&raw mut CHAIN_STACKS[k]) };
+        let sp = unsafe { spaces::prepare_stack(&raw mut CHAIN_STACKS[k as usize]) };
         if !new_space(t, spaces::UTCB_AREA, 14, pager)
             || !spaces::start_via_pager(pager, t, chain_link, sp)
         {
@@ -582,7 +582,7 @@ fn measure_unmap_chain(pager: ThreadId) -> bool {
         }
     }
     for k in 0..made {
-        spaces::delete(tid(CHAIN + k as u64));
+        spaces::delete(tid(CHAIN + k));
     }
     ok
 }
