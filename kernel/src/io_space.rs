@@ -4,9 +4,10 @@
 //! Unmap revokes transitively and which go with the space when it is deleted. Enforcement is
 //! the TSS I/O permission bitmap with IOPL 0 (`arch::ioport`).
 //!
-//! Owns: the IO mapping database (a second `mapdb::MapDb` over a static slab, so the memory
-//! rules of map, grant, Unmap and deletion apply unchanged), each space's I/O bitmap (`Space::io`,
-//! two pool frames allocated when the space gets its first port), and the IO page fault.
+//! Owns: the IO mapping database (a second `mapdb::MapDb` over a slab carved from the kernel
+//! pool at boot, so the memory rules of map, grant, Unmap and deletion apply unchanged), each
+//! space's I/O bitmap and IO-mapping count (`Space::io`, the bitmap two pool frames allocated
+//! when the space gets its first port), and the IO page fault.
 //! Touches: the TSS bitmap only through `ioport`, and the faulting thread through
 //! `ipc::kernel_call`.
 //!
@@ -26,10 +27,13 @@
 //!   width), MR2 = IP; after any reply the instruction is retried. Any other #GP (cli, sti,
 //!   hlt, a port access to ports the space holds that faults anyway) stays exception IPC.
 //!
-//! Limits: [`NODES`] IO mappings (aligned port blocks) in the whole system, including the
-//! root nodes sigma0's maps create; running out makes the map item fail like kernel memory
-//! exhaustion (message overflow). Each space that ever held a port costs 8 KiB of pool memory
-//! until it is deleted.
+//! Limits (`mm::quota`, decision 006): `ionodes` IO mappings (aligned port blocks) in the whole
+//! system (default 4096), including the root nodes sigma0's maps create, and at most
+//! `ioquota` of them (default an eighth) held by one non-privileged space, charged to the
+//! receiver like memory mappings; exceeding either makes the map item fail like kernel memory
+//! exhaustion (message overflow) before anything changes, so one space cannot use up the
+//! database for the others. Each space that ever held a port costs 8 KiB of pool memory until
+//! it is deleted.
 
 use abi::error::SyscallError;
 use abi::fpage::{Fpage, IoFpage};
@@ -46,9 +50,6 @@ use crate::space::Space;
 use crate::sync::{KernelCell, KernelValue};
 use crate::thread;
 
-/// IO mapping nodes in the whole system (a static slab of 4096 × 64 bytes in .bss).
-pub const NODES: usize = 4096;
-
 /// Ports are kept in the database at `port << PORT_SHIFT`.
 const PORT_SHIFT: u8 = 12;
 /// log2 of the number of ports.
@@ -59,7 +60,6 @@ const PORT_SIZES: u64 = ((1u64 << (PORT_SHIFT + PORTS_LOG2 + 1)) - 1) & !((1u64 
 /// Label of the IO page fault: `(-8<<4) | 6` (spec 6.6).
 pub const IO_FAULT_LABEL: u64 = labels::IO_PAGE_FAULT | 6;
 
-static SLAB: KernelCell<[Node; NODES]> = KernelCell::new([Node::EMPTY; NODES]);
 static DB: KernelCell<Option<MapDb<'static>>> = KernelCell::new(None);
 /// Next bitmap serial; serials are never reused (0 = no bitmap).
 static NEXT_SERIAL: KernelValue<u64> = KernelValue::new(1);
@@ -72,6 +72,8 @@ pub struct SpaceIo {
     serial: u64,
     /// Leading bytes of the bitmap that may hold a 0 (allowed) bit.
     span: u32,
+    /// IO mappings (non-root nodes of the IO database) this space holds (quota).
+    mappings: u64,
 }
 
 impl SpaceIo {
@@ -80,6 +82,7 @@ impl SpaceIo {
         halves: [0, 0],
         serial: 0,
         span: 0,
+        mappings: 0,
     };
 }
 
@@ -133,6 +136,7 @@ fn ensure_bitmap(s: &mut Space) -> bool {
         halves: [a, b],
         serial,
         span: 0,
+        mappings: s.io.mappings,
     };
     NEXT_SERIAL.set(serial + 1);
     true
@@ -216,12 +220,43 @@ impl PageTableOps for PortOps {
     fn read_status(&mut self, _sp: SpaceId, _vaddr: u64, _size_log2: u8) -> Rights {
         Rights::NONE
     }
+    fn may_add_mappings(&mut self, sp: SpaceId, more: usize) -> bool {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let s = unsafe { space(sp) };
+        s.privileged || s.io.mappings + more as u64 <= crate::mm::quota::limits().io_mappings
+    }
+    fn mappings_changed(&mut self, sp: SpaceId, delta: isize) {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let s = unsafe { space(sp) };
+        s.io.mappings = s.io.mappings.wrapping_add_signed(delta as i64);
+    }
 }
 
-/// Boot: the IO database, with sigma0 holding every port (its bitmap allows all).
+/// Boot (after `mapping::init` fixed the limits): the IO database, its slab carved from the
+/// kernel pool, with sigma0 holding every port (its bitmap allows all).
 pub fn init(sigma0: *mut Space) -> Result<(), &'static str> {
+    let nodes = crate::mm::quota::limits().io_nodes;
+    let bytes = nodes * core::mem::size_of::<Node>() as u64;
+    let Some(base) = frame::alloc_contiguous(bytes.div_ceil(frame::FRAME_SIZE)) else {
+        return Err("kernel memory pool too small for the IO mapping database");
+    };
+    // SAFETY: `base` starts a run of pool frames that is ours for good (never freed), large
+    // enough for `nodes` nodes and page aligned (nodes need less), reached through the direct
+    // map; the raw bytes are written as free nodes before the slice is formed.
+    let slab = unsafe {
+        let p = phys_to_virt(base) as *mut Node;
+        for i in 0..nodes as usize {
+            p.add(i).write(Node::EMPTY);
+        }
+        core::slice::from_raw_parts_mut(p, nodes as usize)
+    };
+    crate::kprintln!(
+        "kernel: IO mapping database {} nodes; per non-privileged space at most {} IO mappings",
+        nodes,
+        crate::mm::quota::limits().io_mappings
+    );
     // SAFETY: the only borrow of DB in use; it ends before any call that touches it.
-    *(unsafe { DB.get() }) = Some(MapDb::new(unsafe { SLAB.get() }, id(sigma0)));
+    *(unsafe { DB.get() }) = Some(MapDb::new(slab, id(sigma0)));
     // SAFETY: sigma0's space was just created by the loader and is live.
     let s = unsafe { &mut *sigma0 };
     if !ensure_bitmap(s) {

@@ -272,6 +272,17 @@ impl PageTableOps for Ops {
         st
     }
 
+    fn maps_nothing(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8) -> bool {
+        // Nothing is mapped there if the walk to the piece's level ends at an empty entry;
+        // a table or a superpage on the way, or a present entry, may hold something.
+        let level = level_of(size_log2);
+        // SAFETY: the space's tree; the entry is read once, here.
+        match unsafe { paging::walk(space(sp).pml4, vaddr, level, Walk::Lookup) } {
+            None => true,
+            Some((e, l)) => l == level && *e & P == 0,
+        }
+    }
+
     fn may_add_mappings(&mut self, sp: SpaceId, more: usize) -> bool {
         space(sp).may_add_mappings(more as u64)
     }

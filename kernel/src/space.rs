@@ -4,7 +4,9 @@
 //! A space is created with its first thread (ThreadControl) and destroyed with its last. Its
 //! page-table root shares PML4 slot 511 (kernel, direct map, stubs) with every other space.
 //! User page-table pages and UTCB pages come from the kernel pool and go back to it when the
-//! space is destroyed.
+//! space is destroyed; the space keeps them on a frame list (`frames`), so destruction costs
+//! what the space holds (its mappings, tables and UTCB pages) and never reads the entries of
+//! its page tables (issue 17).
 //!
 //! Map and grant items, Unmap and space deletion go through the mapping database
 //! (`mapping.rs`). Page-table frames of a space's user part are charged to the space
@@ -45,6 +47,9 @@ pub struct Space {
     pub table_frames: Cell<u64>,
     /// Mapping-database nodes (mappings) this space holds (mm/quota.rs).
     pub mappings: Cell<u64>,
+    /// Every pool frame of the user part: page tables (`alloc_table`) and UTCB pages
+    /// (`utcb_memory`); freed with the space.
+    frames: frame::FrameList,
     /// IO-fpages: the space's I/O permission bitmap (owned by `io_space`).
     pub io: crate::io_space::SpaceIo,
 }
@@ -63,6 +68,7 @@ static KERNEL_SPACE: KernelCell<Space> = KernelCell::new(Space {
     sigma0: false,
     table_frames: Cell::new(0),
     mappings: Cell::new(0),
+    frames: frame::FrameList::new(),
     io: crate::io_space::SpaceIo::NONE,
 });
 
@@ -96,6 +102,7 @@ pub fn create() -> Option<*mut Space> {
             sigma0: false,
             table_frames: Cell::new(0),
             mappings: Cell::new(0),
+            frames: frame::FrameList::new(),
             io: crate::io_space::SpaceIo::NONE,
         })
     };
@@ -113,52 +120,9 @@ pub fn release(s: &mut Space) {
 fn destroy(s: &mut Space) {
     crate::mapping::delete_space(s);
     crate::io_space::delete_space(s); // its ports, and its I/O bitmap
-    let (pool_lo, pool_hi) = frame::range();
-    let utcb = s.utcb_area;
-    // Free user page tables, and the UTCB pages (the only pool frames mapped as user pages).
-    for i4 in 0..256usize {
-        // SAFETY: a kernel-owned page table; no other reference to it in use.
-        let e4 = (unsafe { table(s.pml4) })[i4];
-        if e4 & P == 0 {
-            continue;
-        }
-        let pdpt = e4 & ADDR_MASK;
-        for i3 in 0..512usize {
-            // SAFETY: a kernel-owned page table; no other reference to it in use.
-            let e3 = (unsafe { table(pdpt) })[i3];
-            if e3 & P == 0 || e3 & PS != 0 {
-                continue;
-            }
-            let pd = e3 & ADDR_MASK;
-            for i2 in 0..512usize {
-                // SAFETY: a kernel-owned page table; no other reference to it in use.
-                let e2 = (unsafe { table(pd) })[i2];
-                if e2 & P == 0 || e2 & PS != 0 {
-                    continue;
-                }
-                let pt = e2 & ADDR_MASK;
-                for i1 in 0..512usize {
-                    // SAFETY: a kernel-owned page table; no other reference to it in use.
-                    let e1 = (unsafe { table(pt) })[i1];
-                    let va = ((i4 as u64) << 39)
-                        | ((i3 as u64) << 30)
-                        | ((i2 as u64) << 21)
-                        | ((i1 as u64) << 12);
-                    let pa = e1 & ADDR_MASK;
-                    if e1 & P != 0
-                        && !utcb.is_nil()
-                        && fpage_contains(utcb, va)
-                        && pa >= pool_lo
-                        && pa < pool_hi
-                    {
-                        frame::free(pa);
-                    }
-                }
-                frame::free(pt);
-            }
-            frame::free(pd);
-        }
-        frame::free(pdpt);
+    // The user page tables and the UTCB pages: every frame on the list, and nothing else.
+    while let Some(f) = s.frames.pop() {
+        frame::free(f);
     }
     frame::free(s.pml4);
     frame::free(s as *mut Space as u64 - phys_to_virt(0));
@@ -183,12 +147,14 @@ impl Space {
             return None;
         }
         let f = frame::alloc()?;
+        self.frames.push(f);
         self.table_frames.set(self.table_frames.get() + 1);
         Some(f)
     }
 
     /// Gives back a frame from `alloc_table` while the space lives on.
     pub fn free_table(&self, f: u64) {
+        self.frames.remove(f);
         frame::free(f);
         self.table_frames.set(self.table_frames.get() - 1);
     }
@@ -308,6 +274,7 @@ impl Space {
             frame::free(f);
             return Err(e);
         }
+        self.frames.push(f);
         Ok(phys_to_virt(f) + (location & 0xFFF))
     }
 

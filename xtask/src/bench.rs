@@ -207,7 +207,7 @@ pub fn number_after(text: &str, key: &str) -> Option<u64> {
 }
 
 /// The operations of the root's `scale` mode, in print order, and their titles.
-const SCALE_OPS: [(&str, &str); 8] = [
+const SCALE_OPS: [(&str, &str); 11] = [
     ("thread-create-activate", "ThreadControl create + activate"),
     ("thread-delete", "ThreadControl delete"),
     (
@@ -220,11 +220,23 @@ const SCALE_OPS: [(&str, &str); 8] = [
     ),
     ("space-delete", "delete a space with N pages one per 2 MiB"),
     (
+        "space-delete-empty",
+        "delete an empty space (thread never ran; ThreadControl delete included)",
+    ),
+    (
         "pagefault-roundtrip",
         "page-fault round trip (4 KiB, map item)",
     ),
     ("map-item", "map item of one 4 KiB page (N pages mapped)"),
     ("unmap", "Unmap of one leaf page (N pages mapped)"),
+    (
+        "unmap-in-superpage",
+        "Unmap of 4 KiB inside a 2 MiB mapping with N 4 KiB children",
+    ),
+    (
+        "unmap-chain",
+        "Unmap of a page mapped on through a chain of N spaces (depth N)",
+    ),
 ];
 
 /// Figures of the `scale` mode: (operation, N, instructions per operation).

@@ -12,6 +12,7 @@ mod cpu_state;
 mod exregs;
 mod fuzz;
 mod io_ports;
+mod io_quota;
 mod ipc;
 mod kernel_interface;
 mod kip;
@@ -57,6 +58,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("schedule", schedule::run),
     ("unmap", unmap::run),
     ("io_ports", io_ports::run),
+    ("io_quota", io_quota::run),
     ("sigma0", sigma0::run),
     ("privilege", privilege::run),
     ("churn", churn::run),
