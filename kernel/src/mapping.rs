@@ -275,11 +275,22 @@ impl PageTableOps for Ops {
     fn maps_nothing(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8) -> bool {
         // Nothing is mapped there if the walk to the piece's level ends at an empty entry;
         // a table or a superpage on the way, or a present entry, may hold something.
+        // By hand, not `paging::walk`: this runs for every piece of every map, and a read-only
+        // descent without the walker's modes is ~10 instructions shorter.
         let level = level_of(size_log2);
-        // SAFETY: the space's tree; the entry is read once, here.
-        match unsafe { paging::walk(space(sp).pml4, vaddr, level, Walk::Lookup) } {
-            None => true,
-            Some((e, l)) => l == level && *e & P == 0,
+        let mut t = space(sp).pml4;
+        let mut l = 4;
+        loop {
+            // SAFETY: a kernel-owned page table; no other reference to it in use.
+            let e = (unsafe { table(t) })[paging::index(vaddr, l)];
+            if e & P == 0 {
+                return true;
+            }
+            if l == level || e & PS != 0 {
+                return false;
+            }
+            t = e & ADDR_MASK;
+            l -= 1;
         }
     }
 

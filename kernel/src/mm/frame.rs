@@ -143,9 +143,9 @@ fn set_links(frame: u64, v: [u32; 2]) {
 }
 
 fn set_link(frame: u64, which: usize, v: u32) {
-    let mut l = links(frame);
-    l[which] = v;
-    set_links(frame, l);
+    let p = link_slot(frame);
+    // SAFETY: as in `links` (a place expression: no reference is formed).
+    unsafe { (*p)[which & 1] = v }
 }
 
 fn number(frame: u64) -> u32 {
