@@ -12,9 +12,11 @@
 mod arch;
 mod boot;
 mod console;
+mod counters;
 mod debug;
 mod exception;
 mod exregs;
+mod fastpath;
 mod interrupt;
 mod io_space;
 mod ipc;

@@ -115,6 +115,16 @@ pub fn schedule() {
 }
 
 fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
+    let to = prepare_switch(cur, next);
+    // SAFETY: `cur` is the running thread (live).
+    context::switch(unsafe { &mut (*cur).ksp }, &to);
+}
+
+/// Everything a switch from `cur` to `next` needs, with the kernel's side of it done
+/// (current thread, last user space, the IO bitmap hook): shared by [`switch_to`] and the
+/// fast path's [`leave_current`], so both switch alike.
+#[inline(always)]
+fn prepare_switch(cur: *mut Tcb, next: *mut Tcb) -> SwitchTo {
     // SAFETY: both are live TCBs; `cur` is the running thread.
     let (c, n) = unsafe { (&mut *cur, &mut *next) };
     let cr3 = if n.space.is_null() || c.space == n.space {
@@ -132,8 +142,7 @@ fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
         } else {
             n.utcb_location
         },
-        fpu_save: c.fpu.0.as_mut_ptr(),
-        fpu_load: n.fpu.0.as_ptr(),
+        fpu: n.fpu.0.as_mut_ptr(),
     };
     if !idle {
         LAST_SPACE_USER.get().clone_from(&n.space);
@@ -145,7 +154,27 @@ fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
     }
     *thread::CURRENT.get() = next;
     crate::profile::mark(crate::profile::Point::Switching);
-    context::switch(&mut c.ksp, &to);
+    to
+}
+
+/// Switches away from the current thread, which has just blocked ([`block_prepare`]) at the
+/// bottom of a system call, without keeping its kernel stack: when next switched to, it
+/// continues at `resume_ksp` (a frame like `switch_stacks` leaves, `fastpath.rs`) instead
+/// of returning here. The choice of the next thread is [`schedule`]'s.
+pub fn leave_current(resume_ksp: u64) -> ! {
+    let cur = thread::current_ptr();
+    let next = match highest_ready() {
+        Some(prio) => QUEUES.get().heads[prio],
+        None => *IDLE.get(),
+    };
+    // SAFETY: `cur` is the running thread; its stack below the trap frame is abandoned.
+    unsafe { (*cur).ksp = resume_ksp };
+    if next == cur {
+        // Not blocked after all (cannot happen: it left the ready queue): resume it at once.
+        context::resume_at(resume_ksp);
+    }
+    let to = prepare_switch(cur, next);
+    context::switch_away(&to)
 }
 
 /// The space whose page tables are loaded (idle keeps the last user space's tables).
@@ -172,6 +201,13 @@ fn leave_list(t: &mut Tcb) {
 
 /// Blocks the current thread (already in a blocked state) until woken; `deadline` in µs.
 pub fn block_current(deadline: u64) {
+    block_prepare(deadline);
+    schedule();
+}
+
+/// [`block_current`] up to the switch: out of the ready queue, no outcome yet, the timeout.
+#[inline(always)]
+pub fn block_prepare(deadline: u64) {
     let t = thread::current();
     dequeue(t);
     t.wake = IpcWake::None;
@@ -179,7 +215,6 @@ pub fn block_current(deadline: u64) {
         t.deadline = deadline;
         timer_insert(t);
     }
-    schedule();
 }
 
 /// Gives a blocked thread that is not running a timeout (µs deadline).

@@ -25,7 +25,7 @@ fn privileged() -> bool {
 }
 
 #[unsafe(no_mangle)]
-extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
+pub extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
     let Some(call) = identify(f.rcx) else {
         // `syscall` outside the stubs: not a system call; return untouched.
         return;

@@ -433,7 +433,7 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         slot,
         fpu: FpuArea([0; 512]),
     };
-    crate::arch::x86_64::context::init_fpu_image(t.fpu.0.as_mut_ptr());
+    crate::arch::x86_64::fpu::init_image(&mut t.fpu.0);
     *t.frame() = TrapFrame {
         cs: gdt::USER_CS as u64,
         ss: gdt::USER_DS as u64,
@@ -455,6 +455,8 @@ pub const USER_RFLAGS: u64 = 0x3202;
 /// Frees a thread that is no longer queued anywhere. Must not be the current thread.
 pub fn destroy(t: &mut Tcb) {
     crate::thread_control::utcb_released(t);
+    // Lazy FPU: its registers must not pass to a thread whose save area lands here.
+    crate::arch::x86_64::fpu::forget(t.fpu.0.as_mut_ptr());
     THREADS.get()[t.id.number() as usize] = core::ptr::null_mut();
     t.state = State::Dead;
     let space = t.space;

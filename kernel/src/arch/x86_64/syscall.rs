@@ -217,12 +217,13 @@ compat_syscall_entry:
     call compat_syscall
     jmp trap_return
 
-    /* Redirected by the kernel debugger's event trace (kernel/src/debug/trace.rs). */
+    /* The fast path (kernel/src/fastpath.rs), which falls back to `syscall_dispatch`;
+       redirected by the kernel debugger's event trace (kernel/src/debug/trace.rs). */
     .section .data.syscall_dispatch_vector, "aw"
     .balign 8
     .global syscall_dispatch_vector
 syscall_dispatch_vector:
-    .quad syscall_dispatch
+    .quad fastpath_dispatch
 
     .section .bss.syscall_user_rsp, "aw", @nobits
     .balign 8
