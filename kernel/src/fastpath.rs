@@ -33,6 +33,7 @@ use core::arch::global_asm;
 use crate::arch::x86_64::syscall::stubs_base;
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::counters::{self, Event};
+use crate::thread::IpcWake;
 use crate::{ipc, schedule, thread};
 
 global_asm!(
@@ -86,12 +87,12 @@ pub extern "C" fn fastpath_dispatch(f: &mut TrapFrame) {
 }
 
 /// Returns only if the fast path does not apply (nothing changed).
-#[inline(always)]
+#[inline(never)]
 fn try_ipc(f: &mut TrapFrame) {
     if !thread::current().is_activated() {
         return;
     }
-    let Some(deadline) = ipc::fast_send(
+    let Some((deadline, dest)) = ipc::fast_send(
         ThreadId::from_raw(f.rsi),
         ThreadId::from_raw(f.rdx),
         Timeouts(f.r8 & 0xFFFF_FFFF),
@@ -100,7 +101,16 @@ fn try_ipc(f: &mut TrapFrame) {
     };
     counters::count(Event::FastPath);
     schedule::block_prepare(deadline);
-    schedule::leave_current(resume_ksp())
+    // If the partner runs next and blocked here too, all that is left of its receive is
+    // what `fastpath_resumed` would do with a plain delivery: RSI = from (no tunnelled
+    // fault, no error; it is the highest-priority ready thread, so no preemption).
+    schedule::leave_current(resume_ksp(), dest, |d| {
+        if d.wake != IpcWake::Done {
+            return false;
+        }
+        d.frame().rsi = d.ipc_from.raw();
+        true
+    })
 }
 
 /// A thread that blocked in the fast path runs again (on a fresh stack, below `f`).

@@ -391,7 +391,7 @@ pub fn sys_ipc(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResu
 /// the kernel (timeouts, cancellation, deletion, interrupts, tunnelling) sees the usual states.
 /// Returns false, having changed nothing, when the case does not apply.
 pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Option<IpcResult> {
-    let dl = fast_send(to, from_spec, timeouts)?;
+    let (dl, _) = fast_send(to, from_spec, timeouts)?;
     schedule::block_current(dl);
     Some(fast_finish(thread::current()))
 }
@@ -400,9 +400,9 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
 /// message is delivered, the partner is ready and the caller is `RecvBlocked` (not yet out of
 /// the ready queue); returns the receive deadline to block with. `None`, having changed
 /// nothing, when the case does not apply. Also the guard chain of the fast path
-/// (`fastpath.rs`), which blocks without keeping this call's frames.
+/// (`fastpath.rs`), which blocks without keeping this call's frames. Also returns the partner.
 #[inline(always)]
-pub fn fast_send(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Option<u64> {
+pub fn fast_send(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Option<(u64, *mut Tcb)> {
     let cur = thread::current();
     let open = from_spec.is_any() || from_spec.is_any_local();
     let rcv = timeouts.receive();
@@ -451,12 +451,13 @@ pub fn fast_send(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
         cur.state = State::RecvBlocked { from: dest.id };
         link_receiver(dest, cur);
     }
-    if rcv == Time::NEVER {
-        Some(u64::MAX)
+    let dl = if rcv == Time::NEVER {
+        u64::MAX
     } else {
         // A finite receive timeout (not zero: excluded above, so there is a deadline).
-        Some(deadline(rcv).unwrap_or(u64::MAX))
-    }
+        deadline(rcv).unwrap_or(u64::MAX)
+    };
+    Some((dl, dest as *mut Tcb))
 }
 
 /// The end of a [`fast_call`] receive, once the caller runs again: a tunnelled page fault

@@ -36,6 +36,7 @@ static TIMERS: KernelCell<TimerHeap<{ thread::MAX_SLOTS }>> = KernelCell::new(Ti
 /// The idle thread: a kernel thread that halts the CPU when nothing is ready.
 static IDLE: KernelCell<*mut Tcb> = KernelCell::new(core::ptr::null_mut());
 
+#[inline(always)]
 pub fn enqueue(t: &mut Tcb) {
     if !t.ready_next.is_null() || t.halted || t.state != State::Ready {
         return;
@@ -61,6 +62,7 @@ pub fn enqueue(t: &mut Tcb) {
     }
 }
 
+#[inline(always)]
 pub fn dequeue(t: &mut Tcb) {
     if t.ready_next.is_null() {
         return;
@@ -85,12 +87,23 @@ pub fn dequeue(t: &mut Tcb) {
     t.ready_prev = core::ptr::null_mut();
 }
 
+#[inline(always)]
 fn highest_ready() -> Option<usize> {
     let q = QUEUES.get();
-    (0..4)
-        .rev()
-        .find(|&i| q.bitmap[i] != 0)
-        .map(|i| i * 64 + 63 - q.bitmap[i].leading_zeros() as usize)
+    // Unrolled: an iterator here is an out-of-line call of ~30 instructions on every switch.
+    let b = &q.bitmap;
+    let (i, w) = if b[3] != 0 {
+        (3, b[3])
+    } else if b[2] != 0 {
+        (2, b[2])
+    } else if b[1] != 0 {
+        (1, b[1])
+    } else if b[0] != 0 {
+        (0, b[0])
+    } else {
+        return None;
+    };
+    Some(i * 64 + 63 - w.leading_zeros() as usize)
 }
 
 /// Moves a thread to the tail of its priority list (end of its turn).
@@ -160,8 +173,15 @@ fn prepare_switch(cur: *mut Tcb, next: *mut Tcb) -> SwitchTo {
 /// Switches away from the current thread, which has just blocked ([`block_prepare`]) at the
 /// bottom of a system call, without keeping its kernel stack: when next switched to, it
 /// continues at `resume_ksp` (a frame like `switch_stacks` leaves, `fastpath.rs`) instead
-/// of returning here. The choice of the next thread is [`schedule`]'s.
-pub fn leave_current(resume_ksp: u64) -> ! {
+/// of returning here. The choice of the next thread is [`schedule`]'s. If that is `direct`
+/// and it blocked here too, it returns to user mode at once (`direct_exit(next)` says how, or
+/// refuses).
+#[inline(always)]
+pub fn leave_current(
+    resume_ksp: u64,
+    direct: *mut Tcb,
+    direct_exit: impl FnOnce(&mut Tcb) -> bool,
+) -> ! {
     let cur = thread::current_ptr();
     let next = match highest_ready() {
         Some(prio) => QUEUES.get().heads[prio],
@@ -174,6 +194,10 @@ pub fn leave_current(resume_ksp: u64) -> ! {
         context::resume_at(resume_ksp);
     }
     let to = prepare_switch(cur, next);
+    // SAFETY: `next` is a live TCB (the head of a ready queue).
+    if next == direct && to.ksp == resume_ksp && direct_exit(unsafe { &mut *next }) {
+        context::switch_to_user(&to)
+    }
     context::switch_away(&to)
 }
 

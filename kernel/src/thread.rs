@@ -340,6 +340,7 @@ pub fn current_ptr() -> *mut Tcb {
 }
 
 /// The thread with exactly this global id, if it exists.
+#[inline(always)]
 pub fn lookup_global(id: ThreadId) -> Option<&'static mut Tcb> {
     if !id.is_global() {
         return None;
@@ -368,16 +369,22 @@ pub fn lookup_number(no: u64) -> Option<&'static mut Tcb> {
 }
 
 /// Resolves a thread id given by `by` (a local id names a thread in `by`'s space).
+#[inline(always)]
 pub fn resolve(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
     if id.is_local() && !id.is_any_local() {
-        // The MyGlobalId TCR of the UTCB at that address in the caller's space; a user may
-        // write anything there, so the thread found must really own that UTCB.
-        let gid = crate::arch::x86_64::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
-        let t = lookup_global(ThreadId::from_raw(gid))?;
-        (t.same_space(by) && t.local_id() == id).then_some(t)
+        resolve_local(by, id)
     } else {
         lookup_global(id)
     }
+}
+
+#[inline(never)]
+fn resolve_local(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
+    // The MyGlobalId TCR of the UTCB at that address in the caller's space; a user may
+    // write anything there, so the thread found must really own that UTCB.
+    let gid = crate::arch::x86_64::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
+    let t = lookup_global(ThreadId::from_raw(gid))?;
+    (t.same_space(by) && t.local_id() == id).then_some(t)
 }
 
 /// Creates an inactive thread with this id in `space`; `None` if out of memory or slots.

@@ -59,6 +59,7 @@ thread_bootstrap:
 unsafe extern "C" {
     fn switch_stacks(save: *mut u64, load: u64);
     fn load_stack(load: u64) -> !;
+    fn trap_return_from(sp: u64) -> !;
     fn thread_bootstrap();
 }
 
@@ -111,10 +112,21 @@ pub fn switch(save_ksp: *mut u64, to: &SwitchTo) {
 /// As [`switch`], for a running thread that keeps nothing on its kernel stack below its trap
 /// frame (it blocked at the bottom of a system call and resumes at a frame of its own,
 /// `fastpath.rs`): never returns.
+#[inline(always)]
 pub fn switch_away(to: &SwitchTo) -> ! {
     load_cpu(to);
     // SAFETY: as in `switch`; the running thread's stack is abandoned.
     unsafe { load_stack(to.ksp) }
+}
+
+/// As [`switch_away`], to a thread whose trap frame is ready for the return to user mode:
+/// straight to `trap_return` on its stack.
+#[inline(always)]
+pub fn switch_to_user(to: &SwitchTo) -> ! {
+    load_cpu(to);
+    // SAFETY: the next thread's trap frame is complete (it blocked at the bottom of a system
+    // call and nothing is left to do for it but the return).
+    unsafe { trap_return_from(to.kstack_top - super::trap::TRAP_FRAME_SIZE as u64) }
 }
 
 /// Continues the running thread at a saved stack pointer of its own (no switch).
