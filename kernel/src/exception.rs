@@ -12,9 +12,9 @@ use abi::msgtag::{MsgTag, labels};
 use abi::thread_id::ThreadId;
 use abi::utcb;
 
-use crate::arch::x86_64::paging::USER_END;
-use crate::arch::x86_64::trap::{self, TrapFrame};
-use crate::arch::x86_64::{cpu, usercopy};
+use crate::arch::paging::USER_END;
+use crate::arch::trap::{self, TrapFrame};
+use crate::arch::{cpu, usercopy};
 use crate::kip;
 use crate::schedule;
 use crate::thread;
@@ -36,7 +36,7 @@ pub fn handle(frame: &mut TrapFrame) {
         crate::debug::on_kernel_fault(frame);
         if crate::selftest::expected(frame.vector) {
             crate::kprintln!("selftest: exception {} reported as expected", frame.vector);
-            crate::platform::pc::qemu_exit(crate::platform::pc::EXIT_SUCCESS);
+            crate::platform::qemu_exit(crate::platform::EXIT_SUCCESS);
         }
         panic!("unexpected exception {} in kernel mode", frame.vector);
     }

@@ -6,7 +6,7 @@ use abi::error::{IpcErrorCode, SyscallError};
 use abi::thread_id::ThreadId;
 use abi::utcb;
 
-use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::trap::TrapFrame;
 use crate::schedule;
 use crate::thread::{self, State};
 
@@ -60,7 +60,7 @@ pub fn sys_exchange_registers(f: &mut TrapFrame) {
         tf.rip = ip;
     }
     if control.has(ExregsControl::SET_FLAGS) {
-        tf.rflags = crate::arch::x86_64::trap::merge_user_rflags(tf.rflags, flags);
+        tf.rflags = crate::arch::trap::merge_user_rflags(tf.rflags, flags);
     }
     if control.has(ExregsControl::SET_HANDLE) {
         t.set_utcb_word(utcb::USER_DEFINED_HANDLE, handle);

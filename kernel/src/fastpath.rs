@@ -30,8 +30,8 @@ use abi::thread_id::ThreadId;
 use abi::time::Timeouts;
 use core::arch::global_asm;
 
-use crate::arch::x86_64::syscall::stubs_base;
-use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::syscall::stubs_base;
+use crate::arch::trap::TrapFrame;
 use crate::counters::{self, Event};
 use crate::thread::IpcWake;
 use crate::{ipc, schedule, thread};
@@ -59,7 +59,7 @@ fast_resume_frame:
     .quad fastpath_resume_entry
     .text
     "#,
-    frame = const crate::arch::x86_64::trap::TRAP_FRAME_SIZE,
+    frame = const crate::arch::trap::TRAP_FRAME_SIZE,
     options(att_syntax)
 );
 

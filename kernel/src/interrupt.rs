@@ -9,9 +9,9 @@ use abi::error::{IpcErrorCode, IpcPhase};
 use abi::msgtag::{MsgTag, labels};
 use abi::thread_id::ThreadId;
 
-use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::trap::TrapFrame;
 use crate::ipc::IpcErr;
-use crate::platform::pc::pic;
+use crate::platform::pic;
 use crate::schedule;
 use crate::sync::KernelCell;
 use crate::thread::{self, IpcWake, State, Tcb};
@@ -73,7 +73,7 @@ pub fn now_us() -> u64 {
     }
     let c = CLOCK.get();
     let khz = c.tsc_khz.max(1);
-    let t = crate::arch::x86_64::cpu::rdtsc() as u128;
+    let t = crate::arch::cpu::rdtsc() as u128;
     (t * 1000 / khz as u128) as u64
 }
 

@@ -9,6 +9,13 @@
 //! processes typed items. A blocked thread sleeps inside `schedule::block_current` on its own
 //! kernel stack; whoever completes its IPC writes the outcome into its TCB (`wake`).
 //!
+//! Threads are named, not pointed at: a send-blocked thread's state names its receiver by
+//! handle, send queues and the lists of closed receivers link thread numbers (`kcore::queue`),
+//! and the parties of a string transfer are handles looked up afresh after every wait. What an
+//! outside event (timeout, abort, deletion, delivery) does to a blocked thread is decided by
+//! `kcore::state::react` and carried out by `apply`. IPC errors travel as `IpcErr` and become
+//! the ErrorCode TCR in `report_error` only. (Decision 009.)
+//!
 //! May touch: thread IPC fields and states (through `schedule::wake`), UTCBs, spaces (items).
 
 use abi::error::{IpcError, IpcErrorCode, IpcPhase};
@@ -94,7 +101,7 @@ fn virtual_sender(sender: &Tcb, v: thread::Handle) -> &Tcb {
     }
 }
 
-/// Does a receiver waiting with `from_spec` accept a message from `sender`?
+/// Does a receiver blocked in a receive accept a message from `sender`?
 #[inline(always)]
 fn accepts(receiver: &Tcb, sender: &Tcb) -> bool {
     match receiver.state {
@@ -654,16 +661,7 @@ pub fn receive_phase(
 /// deleted thread and takes it out of the queue it is in).
 #[inline(always)]
 fn queue_member(no: u32) -> &'static mut Tcb {
-    match thread::lookup_number(no as u64) {
-        Some(t) => t,
-        None => missing_member(no),
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn missing_member(no: u32) -> ! {
-    panic!("thread {no} linked in a queue does not exist")
+    thread::linked(no)
 }
 
 /// The send-queue links of the TCBs, by thread number.

@@ -315,7 +315,9 @@ pub fn start_root_servers() -> Result<(), &'static str> {
         s.privileged = true;
         s.sigma0 = is_sigma0;
         if is_sigma0 {
-            crate::mapping::init(space);
+            if !crate::mapping::init(space) {
+                return Err("kernel memory pool too small for the mapping database");
+            }
             crate::io_space::init(space)?;
         }
         crate::space::map_kip(s, Fpage::new_log2(ROOT_KIP_AREA, 12))

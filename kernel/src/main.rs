@@ -36,9 +36,9 @@ mod syscall;
 mod thread;
 mod thread_control;
 
-use arch::x86_64::{cpu, gdt, paging, trap};
+use arch::{cpu, gdt, paging, trap};
 use boot::multiboot::{self, BOOT};
-use platform::pc::{self, pic, pit, serial};
+use platform::{pic, pit, serial};
 
 pub const KERNEL_NAME: &str = "l4rs";
 pub const KERNEL_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -168,7 +168,7 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     selftest::run_from_cmdline(boot.cmdline());
 
     kip::init(tsc_khz, tick_ns / 1000);
-    arch::x86_64::syscall::init();
+    arch::syscall::init();
     if !thread::init() {
         panic!("kernel memory pool too small for the thread table");
     }
@@ -227,7 +227,7 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
         mm::frame::in_use()
     );
     if boot::options::value(boot.cmdline(), "exit") == Some("ready") {
-        pc::qemu_exit(pc::EXIT_SUCCESS);
+        platform::qemu_exit(platform::EXIT_SUCCESS);
     }
     schedule::start(boot_tcb)
 }
@@ -299,5 +299,5 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         kprintln!("*** kernel panic: {}", info.message());
     }
     debug::on_panic();
-    pc::qemu_exit(pc::EXIT_FAILURE)
+    platform::qemu_exit(platform::EXIT_FAILURE)
 }

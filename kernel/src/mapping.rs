@@ -2,13 +2,15 @@
 //! items is a node derived from its sender's mapping, so Unmap revokes transitively in all
 //! spaces and a deleted space takes its derived mappings with it.
 //!
-//! Owns the node slab and the `PageTableOps` that let the database drive the x86-64 page
-//! tables. The KIP and UTCB pages and sigma0's idempotent mappings are made by the kernel
-//! directly and are never in the database.
+//! Owns the node slab (carved from the kernel pool at boot, sized by `mm::quota`) and the
+//! `PageTableOps` that let the database drive the x86-64 page tables, charging page-table
+//! frames and mappings to the receiving space's quota. The KIP and UTCB pages and sigma0's
+//! idempotent mappings are made by the kernel directly and are never in the database.
 //!
 //! `reserve` allocates every page table a later `install` needs; where a superpage stands in
-//! the way (it is about to be replaced) the table is taken from a small spare list filled by
-//! `reserve`, so `install` never allocates. Spares left over are returned after each operation.
+//! the way (it is about to be replaced) the tables are taken from a spare list filled by
+//! `reserve` (one per table to be created, at most `MAX_SPARES` per operation), so `install`
+//! never allocates. Spares left over are returned after each operation.
 
 use mapdb::{MapDb, MapError, Node, PageTableOps, Rights as MRights, SpaceId};
 
@@ -18,15 +20,63 @@ use crate::mm::frame;
 use crate::space::Space;
 use crate::sync::KernelCell;
 
-/// Mapping nodes (one per mapped page of any size). Running out is `NoMem`.
-pub const NODES: usize = 65536;
-
-static SLAB: KernelCell<[Node; NODES]> = KernelCell::new([Node::EMPTY; NODES]);
 static DB: KernelCell<Option<MapDb<'static>>> = KernelCell::new(None);
-static SPARES: KernelCell<([u64; 8], usize)> = KernelCell::new(([0; 8], 0));
+/// Tables one map or grant may have to create under superpages that stand in its way.
+const MAX_SPARES: usize = 128;
 
-pub fn init(sigma0: *mut Space) {
-    *DB.get() = Some(MapDb::new(SLAB.get(), id(sigma0)));
+/// Page-table frames `reserve` took for the space being mapped into, for `install` to use
+/// where a superpage is replaced by smaller pages; charged to that space, returned after each
+/// operation. `keys` names each table they stand for (its level and the region it covers),
+/// so that pieces under the same superpage do not provision the same table twice, and pieces
+/// under different ones get one each.
+struct Spares {
+    frames: [u64; MAX_SPARES],
+    keys: [u64; MAX_SPARES],
+    n: usize,
+    space: SpaceId,
+}
+
+static SPARES: KernelCell<Spares> = KernelCell::new(Spares {
+    frames: [0; MAX_SPARES],
+    keys: [0; MAX_SPARES],
+    n: 0,
+    space: SpaceId(0),
+});
+
+/// Creates the database when sigma0's space is made (fixing the user-memory policy first,
+/// `mm::init_user_policy`): its node slab (`mm::quota` capacity, one node per mapped page of
+/// any size) is carved from the kernel pool. False if the pool is too small.
+pub fn init(sigma0: *mut Space) -> bool {
+    crate::mm::init_user_policy(
+        crate::boot::multiboot::BOOT.get().cmdline(),
+        core::mem::size_of::<Node>() as u64,
+    );
+    let limits = crate::mm::quota::limits();
+    crate::kprintln!(
+        "kernel: mapping database {} nodes; per non-privileged space at most {} page-table frames and {} mappings",
+        limits.nodes,
+        limits.table_frames,
+        limits.mappings
+    );
+    let nodes = limits.nodes;
+    let bytes = nodes * core::mem::size_of::<Node>() as u64;
+    let Some(base) = frame::alloc_contiguous(bytes.div_ceil(frame::FRAME_SIZE)) else {
+        return false;
+    };
+    const _: () = assert!(core::mem::align_of::<Node>() <= 4096);
+    // SAFETY: `base` starts a run of pool frames that is ours for good (never freed), large
+    // enough for `nodes` nodes, page aligned, reached through the direct map. `MapDb::new`
+    // initialises every node before use; raw pool bytes are not yet valid `Node`s, so they
+    // are written first.
+    let slab = unsafe {
+        let p = crate::arch::x86_64::paging::phys_to_virt(base) as *mut Node;
+        for i in 0..nodes as usize {
+            p.add(i).write(Node::EMPTY);
+        }
+        core::slice::from_raw_parts_mut(p, nodes as usize)
+    };
+    *DB.get() = Some(MapDb::new(slab, id(sigma0)));
+    true
 }
 
 pub fn id(s: *const Space) -> SpaceId {
@@ -128,21 +178,30 @@ impl PageTableOps for Ops {
         while l > level {
             let e = &mut table(t)[((vaddr >> (12 + 9 * (l - 1))) & 511) as usize];
             if *e & P == 0 {
-                let Some(nt) = frame::alloc() else {
+                let Some(nt) = s.alloc_table() else {
                     return false;
                 };
                 *e = nt | P | RW | US;
             } else if *e & PS != 0 {
-                let sp = SPARES.get();
-                for _ in 0..(l - level) {
-                    if sp.1 == sp.0.len() {
-                        break;
+                // The superpage will be removed before `install`; then the tables of levels
+                // l-1 .. level covering `vaddr` must be created: one spare for each that no
+                // earlier piece of this operation provisioned. Too many is a refusal.
+                let spares = SPARES.get();
+                spares.space = sp;
+                for k in level..l {
+                    let key = (vaddr & !((1u64 << (12 + 9 * k)) - 1)) | k as u64;
+                    if spares.keys[..spares.n].contains(&key) {
+                        continue;
                     }
-                    let Some(f) = frame::alloc() else {
+                    if spares.n == MAX_SPARES {
+                        return false;
+                    }
+                    let Some(f) = s.alloc_table() else {
                         return false;
                     };
-                    sp.0[sp.1] = f;
-                    sp.1 += 1;
+                    spares.frames[spares.n] = f;
+                    spares.keys[spares.n] = key;
+                    spares.n += 1;
                 }
                 return true;
             }
@@ -157,11 +216,13 @@ impl PageTableOps for Ops {
         let level = level_of(size_log2);
         let mut take = || {
             let spares = SPARES.get();
-            if spares.1 > 0 {
-                spares.1 -= 1;
-                Some(spares.0[spares.1])
+            if spares.n > 0 && spares.space == sp {
+                spares.n -= 1;
+                Some(spares.frames[spares.n])
             } else {
-                frame::alloc()
+                // `reserve` provisioned every table; reaching this is a kernel bug, reported
+                // as no memory rather than by allocating past the quota.
+                None
             }
         };
         let Some(e) = entry(s, vaddr, level, &mut take) else {
@@ -169,8 +230,11 @@ impl PageTableOps for Ops {
             return;
         };
         if level > 1 && *e & P != 0 && *e & PS == 0 {
-            // An empty table left by `reserve` under what becomes a superpage.
-            frame::free(*e & ADDR_MASK);
+            // Tables under what becomes a superpage: left empty by `reserve`, or emptied by the
+            // database, which removed every mapping in the range first (the kernel's own KIP
+            // and UTCB pages are never inside a superpage: `space::map_clipped`). The whole
+            // tree goes, not just its top, or the tables below would leak.
+            free_table_tree(s, *e & ADDR_MASK, level - 1);
         }
         let ps = if level > 1 { PS } else { 0 };
         *e = (paddr & ADDR_MASK) | pte_flags(rights) | ps;
@@ -207,13 +271,35 @@ impl PageTableOps for Ops {
         flush(vaddr);
         st
     }
+
+    fn may_add_mappings(&mut self, sp: SpaceId, more: usize) -> bool {
+        space(sp).may_add_mappings(more as u64)
+    }
+
+    fn mappings_changed(&mut self, sp: SpaceId, delta: isize) {
+        let c = &space(sp).mappings;
+        c.set(c.get().wrapping_add_signed(delta as i64));
+    }
+}
+
+/// Frees the table at `t` (of `level`: 1 = page table) and every table below it.
+fn free_table_tree(s: &Space, t: u64, level: u32) {
+    if level > 1 {
+        for i in 0..512 {
+            let e = table(t)[i];
+            if e & P != 0 && e & PS == 0 {
+                free_table_tree(s, e & ADDR_MASK, level - 1);
+            }
+        }
+    }
+    s.free_table(t);
 }
 
 fn return_spares() {
-    let sp = SPARES.get();
-    while sp.1 > 0 {
-        sp.1 -= 1;
-        frame::free(sp.0[sp.1]);
+    let spares = SPARES.get();
+    while spares.n > 0 {
+        spares.n -= 1;
+        space(spares.space).free_table(spares.frames[spares.n]);
     }
 }
 

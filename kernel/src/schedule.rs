@@ -2,7 +2,8 @@
 //! time slice, timeouts of blocked threads, the idle thread, and the ThreadSwitch and Schedule
 //! system calls.
 //!
-//! Ready threads (including the running one) sit in a circular list per priority; a 256-bit
+//! Ready threads (including the running one) sit in a queue per priority, linked by thread
+//! number (`kcore::queue`, no pointers between TCBs); a 256-bit
 //! bitmap of non-empty lists makes the choice of the next thread constant time. Blocked threads
 //! with a timeout sit in a heap keyed by deadline (`kcore::timer`); a tick looks at its root.
 //!
@@ -13,19 +14,21 @@ use abi::syscall_args::{PreemptionControl, ScheduleResult, TimeControl};
 use abi::thread_id::ThreadId;
 use abi::time::{Time, TimeSpec};
 
-use crate::arch::x86_64::context::{self, SwitchTo};
+use crate::arch::context::{self, SwitchTo};
 use crate::interrupt;
 use crate::sync::KernelCell;
 use crate::thread::{self, IpcWake, State, Tcb};
+use kcore::queue::{Link, Links, Queue};
 use kcore::timer::TimerHeap;
 
 struct RunQueues {
-    heads: [*mut Tcb; 256],
+    /// Per priority, by thread number (`kcore::queue`): the running thread stays at its head.
+    queues: [Queue; 256],
     bitmap: [u64; 4],
 }
 
 static QUEUES: KernelCell<RunQueues> = KernelCell::new(RunQueues {
-    heads: [core::ptr::null_mut(); 256],
+    queues: [Queue::EMPTY; 256],
     bitmap: [0; 4],
 });
 
@@ -36,55 +39,43 @@ static TIMERS: KernelCell<TimerHeap<{ thread::MAX_SLOTS }>> = KernelCell::new(Ti
 /// The idle thread: a kernel thread that halts the CPU when nothing is ready.
 static IDLE: KernelCell<*mut Tcb> = KernelCell::new(core::ptr::null_mut());
 
-#[inline(always)]
-pub fn enqueue(t: &mut Tcb) {
-    if !t.ready_next.is_null() || t.halted || t.state != State::Ready {
-        return;
-    }
-    let q = QUEUES.get();
-    let p = t as *mut Tcb;
-    let prio = t.priority as usize;
-    let head = q.heads[prio];
-    if head.is_null() {
-        t.ready_next = p;
-        t.ready_prev = p;
-        q.heads[prio] = p;
-        q.bitmap[prio / 64] |= 1 << (prio % 64);
-    } else {
-        // SAFETY: queue members are live TCBs. Insert at the tail (before head).
-        unsafe {
-            let tail = (*head).ready_prev;
-            t.ready_next = head;
-            t.ready_prev = tail;
-            (*tail).ready_next = p;
-            (*head).ready_prev = p;
-        }
+/// The ready-queue links of the TCBs, by thread number (queued threads exist: deletion
+/// dequeues first).
+struct ReadyLinks;
+
+impl Links for ReadyLinks {
+    #[inline(always)]
+    fn link(&mut self, n: u32) -> &mut Link {
+        &mut thread::linked(n).ready_link
     }
 }
 
 #[inline(always)]
-pub fn dequeue(t: &mut Tcb) {
-    if t.ready_next.is_null() {
+pub fn enqueue(t: &mut Tcb) {
+    if t.ready_queued || t.halted || t.state != State::Ready {
         return;
     }
     let q = QUEUES.get();
-    let p = t as *mut Tcb;
     let prio = t.priority as usize;
-    if t.ready_next == p {
-        q.heads[prio] = core::ptr::null_mut();
-        q.bitmap[prio / 64] &= !(1 << (prio % 64));
-    } else {
-        // SAFETY: queue members are live TCBs.
-        unsafe {
-            (*t.ready_prev).ready_next = t.ready_next;
-            (*t.ready_next).ready_prev = t.ready_prev;
-        }
-        if q.heads[prio] == p {
-            q.heads[prio] = t.ready_next;
-        }
+    if q.queues[prio].is_empty() {
+        q.bitmap[prio / 64] |= 1 << (prio % 64);
     }
-    t.ready_next = core::ptr::null_mut();
-    t.ready_prev = core::ptr::null_mut();
+    q.queues[prio].push_back(t.no, &mut t.ready_link, &mut ReadyLinks);
+    t.ready_queued = true;
+}
+
+#[inline(always)]
+pub fn dequeue(t: &mut Tcb) {
+    if !t.ready_queued {
+        return;
+    }
+    let q = QUEUES.get();
+    let prio = t.priority as usize;
+    q.queues[prio].remove(&t.ready_link, &mut ReadyLinks);
+    if q.queues[prio].is_empty() {
+        q.bitmap[prio / 64] &= !(1 << (prio % 64));
+    }
+    t.ready_queued = false;
 }
 
 #[inline(always)]
@@ -108,7 +99,7 @@ fn highest_ready() -> Option<usize> {
 
 /// Moves a thread to the tail of its priority list (end of its turn).
 fn rotate(t: &mut Tcb) {
-    if !t.ready_next.is_null() {
+    if t.ready_queued {
         dequeue(t);
         enqueue(t);
     }
@@ -118,7 +109,10 @@ fn rotate(t: &mut Tcb) {
 pub fn schedule() {
     let cur = thread::current_ptr();
     let next = match highest_ready() {
-        Some(prio) => QUEUES.get().heads[prio],
+        Some(prio) => {
+            let head = QUEUES.get().queues[prio].head;
+            thread::linked(head) as *mut Tcb
+        }
         None => *IDLE.get(),
     };
     if next == cur {
@@ -184,7 +178,7 @@ pub fn leave_current(
 ) -> ! {
     let cur = thread::current_ptr();
     let next = match highest_ready() {
-        Some(prio) => QUEUES.get().heads[prio],
+        Some(prio) => thread::linked(QUEUES.get().queues[prio].head) as *mut Tcb,
         None => *IDLE.get(),
     };
     // SAFETY: `cur` is the running thread; its stack below the trap frame is abandoned.
@@ -335,7 +329,7 @@ pub fn init_idle(boot_tcb: *mut Tcb) -> bool {
     };
     t.state = State::Ready; // never queued: chosen only when nothing else is ready
     t.ksp = context::prepare_stack(
-        t.kstack_top() - crate::arch::x86_64::trap::TRAP_FRAME_SIZE as u64,
+        t.kstack_top() - crate::arch::trap::TRAP_FRAME_SIZE as u64,
         idle_loop,
         0,
     );
@@ -382,8 +376,16 @@ pub fn sys_thread_switch(dest: ThreadId) {
 }
 
 fn enqueue_front(t: &mut Tcb) {
-    enqueue(t);
-    QUEUES.get().heads[t.priority as usize] = t as *mut Tcb;
+    if t.ready_queued || t.halted || t.state != State::Ready {
+        return;
+    }
+    let q = QUEUES.get();
+    let prio = t.priority as usize;
+    if q.queues[prio].is_empty() {
+        q.bitmap[prio / 64] |= 1 << (prio % 64);
+    }
+    q.queues[prio].push_front(t.no, &mut t.ready_link, &mut ReadyLinks);
+    t.ready_queued = true;
 }
 
 /// Schedule (spec 5.6): returns (result word, old TimeControl) or an error.
@@ -454,7 +456,7 @@ pub fn sys_schedule(
         t.total_quantum_us = q;
     }
     if prio_control != u64::MAX {
-        let was_queued = !t.ready_next.is_null();
+        let was_queued = t.ready_queued;
         dequeue(t);
         t.priority = (prio_control & 0xFF) as u8;
         if was_queued {

@@ -6,13 +6,16 @@
 //! User page-table pages and UTCB pages come from the kernel pool and go back to it when the
 //! space is destroyed.
 //!
-//! Mappings here are tracked by the page tables alone: map and grant copy the sender's
-//! translation with rights reduced; Unmap revokes in the caller's own space (flush) — the
-//! recursive mapping database that revokes derived mappings in other spaces is `mapdb`
-//! (not yet wired in; see CAVEATS.md).
+//! Map and grant items, Unmap and space deletion go through the mapping database
+//! (`mapping.rs`). Page-table frames of a space's user part are charged to the space
+//! (`alloc_table`), mapping nodes too (`mappings`); a non-privileged space is limited to its
+//! quota (`mm/quota.rs`, decision 006), so exhausting kernel memory fails only for the space
+//! that tries.
 //!
 //! sigma0's space is idempotent physical memory: its page faults are resolved by the kernel
 //! (virtual = physical), and a map item from sigma0 names physical memory directly.
+
+use core::cell::Cell;
 
 use abi::acceptor::Acceptor;
 use abi::error::SyscallError;
@@ -23,7 +26,7 @@ use crate::arch::x86_64::cpu;
 use crate::arch::x86_64::paging::{
     self, ADDR_MASK, NX, P, PS, RW, US, USER_END, phys_to_virt, table,
 };
-use crate::mm::frame;
+use crate::mm::{frame, quota};
 use crate::sync::KernelCell;
 use crate::thread::{self, Tcb};
 
@@ -37,6 +40,10 @@ pub struct Space {
     pub threads: u32,
     pub privileged: bool,
     pub sigma0: bool,
+    /// Page-table frames of the user part charged to this space (mm/quota.rs).
+    pub table_frames: Cell<u64>,
+    /// Mapping-database nodes (mappings) this space holds (mm/quota.rs).
+    pub mappings: Cell<u64>,
     /// IO-fpages: the space's I/O permission bitmap (owned by `io_space`).
     pub io: crate::io_space::SpaceIo,
 }
@@ -53,6 +60,8 @@ static KERNEL_SPACE: KernelCell<Space> = KernelCell::new(Space {
     threads: 0,
     privileged: false,
     sigma0: false,
+    table_frames: Cell::new(0),
+    mappings: Cell::new(0),
     io: crate::io_space::SpaceIo::NONE,
 });
 
@@ -82,6 +91,8 @@ pub fn create() -> Option<*mut Space> {
             threads: 0,
             privileged: false,
             sigma0: false,
+            table_frames: Cell::new(0),
+            mappings: Cell::new(0),
             io: crate::io_space::SpaceIo::NONE,
         })
     };
@@ -158,6 +169,28 @@ fn fpages_overlap(a: Fpage, b: Fpage) -> bool {
 }
 
 impl Space {
+    /// A page-table frame for this space's user part, charged to its quota (none for
+    /// privileged spaces). `None` when the quota or the pool is exhausted.
+    pub fn alloc_table(&self) -> Option<u64> {
+        if !self.privileged && self.table_frames.get() >= quota::limits().table_frames {
+            return None;
+        }
+        let f = frame::alloc()?;
+        self.table_frames.set(self.table_frames.get() + 1);
+        Some(f)
+    }
+
+    /// Gives back a frame from `alloc_table` while the space lives on.
+    pub fn free_table(&self, f: u64) {
+        frame::free(f);
+        self.table_frames.set(self.table_frames.get() - 1);
+    }
+
+    /// May this space hold `more` mappings beyond its current ones?
+    pub fn may_add_mappings(&self, more: u64) -> bool {
+        self.privileged || self.mappings.get() + more <= quota::limits().mappings
+    }
+
     pub fn is_kip_or_utcb(&self, va: u64) -> bool {
         fpage_contains(self.kip_area, va) || fpage_contains(self.utcb_area, va)
     }
@@ -181,7 +214,7 @@ impl Space {
                 if !alloc {
                     return Ok(None);
                 }
-                let nt = frame::alloc().ok_or(SyscallError::NoMem)?;
+                let nt = self.alloc_table().ok_or(SyscallError::NoMem)?;
                 *e = nt | P | RW | US;
             } else if *e & PS != 0 {
                 return Ok(Some((e, level)));
@@ -228,7 +261,7 @@ impl Space {
             };
             if level == 2 {
                 if *e & P != 0 && *e & PS == 0 {
-                    free_table(*e & ADDR_MASK);
+                    self.free_table(*e & ADDR_MASK);
                 }
                 *e = (pa & !0x1F_FFFF) | flags | PS;
                 flush_range(va, 1 << 21);
@@ -241,7 +274,7 @@ impl Space {
         if level != 1 {
             // A superpage covers this address: split it into 4 KiB pages first.
             let old = *e;
-            let nt = frame::alloc().ok_or(SyscallError::NoMem)?;
+            let nt = self.alloc_table().ok_or(SyscallError::NoMem)?;
             let base = old & ADDR_MASK & !0x1F_FFFF;
             for i in 0..512u64 {
                 table(nt)[i as usize] = (base + (i << 12)) | (old & !(ADDR_MASK | PS));
@@ -259,6 +292,13 @@ impl Space {
     pub fn utcb_memory(&self, location: u64) -> Result<u64, SyscallError> {
         let page = location & !0xFFF;
         if let Some((pa, _, _)) = self.lookup(page) {
+            // Only the kernel maps pages into a UTCB area (map items and sigma0's faults skip
+            // it), and only pool frames; anything else would be a kernel bug, refused here
+            // rather than written to.
+            let (lo, hi) = frame::range();
+            if pa < lo || pa >= hi {
+                return Err(SyscallError::UtcbArea);
+            }
             return Ok(phys_to_virt(pa) + (location & 0xFFF));
         }
         let f = frame::alloc().ok_or(SyscallError::NoMem)?;
@@ -278,10 +318,6 @@ impl Space {
                 .checked_add(1024)
                 .is_some_and(|e| e <= self.utcb_area.base() + self.utcb_area.size())
     }
-}
-
-fn free_table(pt: u64) {
-    frame::free(pt);
 }
 
 fn flush_range(va: u64, len: u64) {
@@ -314,11 +350,9 @@ fn pte_rights(e: u64) -> Rights {
     Rights::from_raw(r)
 }
 
-/// Is [pa, pa+len) kernel memory that nobody may map (image, pool)?
+/// Is [pa, pa+len) kernel memory that nobody may map (image, pool, reserved descriptors)?
 fn is_kernel_memory(pa: u64, len: u64) -> bool {
-    let (lo, hi) = frame::range();
-    let (ilo, ihi) = crate::kernel_image_range();
-    (pa < hi && lo < pa.saturating_add(len)) || (pa < ihi && ilo < pa.saturating_add(len))
+    crate::mm::phys::is_kernel(pa, len)
 }
 
 /// Resolves a page fault of sigma0 by mapping physical memory idempotently.

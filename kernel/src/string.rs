@@ -10,6 +10,10 @@
 //! continues. Page faults are bounded by the transfer timeout: the smaller of the sender's
 //! send-side and the receiver's receive-side XferTimeouts (spec 5.7.6 decides who gets 5/6).
 //!
+//! The copy may block, and either party other than the running one may be deleted or aborted
+//! meanwhile: the parties are named by handles and looked up afresh after every wait, and a
+//! stale handle or the copier's `xfer_abort` ends the copy with "aborted" (7).
+//!
 //! May touch: both UTCBs (items, buffers, ErrorCode), the thread states of the two partners.
 
 use abi::error::{IpcErrorCode, IpcPhase};
@@ -19,8 +23,9 @@ use abi::thread_id::ThreadId;
 use abi::time::Time;
 use abi::utcb;
 
-use crate::arch::x86_64::paging::{USER_END, phys_to_virt};
+use crate::arch::paging::USER_END;
 use crate::ipc::IpcErr;
+use crate::mm::phys::user_ram;
 use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};
 
@@ -232,15 +237,14 @@ pub fn copy(
         let dp = translate(dst, da, true);
         match (sp, dp) {
             (Some(sp), Some(dp)) => {
-                // SAFETY: both ranges lie within one mapped user page each (checked above),
-                // reached through the direct map.
-                unsafe {
-                    core::ptr::copy(
-                        phys_to_virt(sp) as *const u8,
-                        phys_to_virt(dp) as *mut u8,
-                        n as usize,
-                    )
+                // Device memory, holes, memory beyond the direct map and kernel memory are
+                // never touched: the message overflows (docs/decisions/003-open-points.md).
+                let (Some(from), Some(to)) = (user_ram(sp, n), user_ram(dp, n)) else {
+                    return Err(overflow(*copied));
                 };
+                // SAFETY: `user_ram` vouches that both ranges lie within one page each of
+                // usable RAM outside the kernel's own memory, reached through the direct map.
+                unsafe { core::ptr::copy(from as *const u8, to, n as usize) };
                 soff += n;
                 doff += n;
                 done += n;

@@ -8,8 +8,8 @@ use abi::thread_id::ThreadId;
 use abi::time::Timeouts;
 use abi::utcb;
 
-use crate::arch::x86_64::syscall::{Syscall, identify};
-use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::syscall::{Syscall, identify};
+use crate::arch::trap::TrapFrame;
 use crate::schedule;
 use crate::thread;
 
@@ -162,7 +162,7 @@ trap_return_from:
 /// Leaves the kernel for the current thread's saved user state.
 pub fn return_to_user() -> ! {
     let t = thread::current();
-    let sp = t.kstack_top() - crate::arch::x86_64::trap::TRAP_FRAME_SIZE as u64;
+    let sp = t.kstack_top() - crate::arch::trap::TRAP_FRAME_SIZE as u64;
     // SAFETY: the frame at the top of the current thread's stack holds a complete user state.
     unsafe { trap_return_from(sp) }
 }

@@ -7,13 +7,18 @@
 //! (a double fault with its own stack) instead of the TCB. The user state of a thread in the
 //! kernel is the `TrapFrame` at the top of its stack, right below its TCB.
 //!
+//! Every TCB gets a fresh generation when it is created; a `Handle` (number + generation) names
+//! a thread for as long as that TCB lives, and `get` refuses a handle to a deleted thread even
+//! if its number (or its user-visible id) was given to a new one. Links between threads are
+//! handles or numbers, never pointers.
+//!
 //! May touch: the scheduler (to queue and dequeue), spaces (membership, UTCB pages).
 
 use abi::thread_id::ThreadId;
 
-use crate::arch::x86_64::paging::{self, ADDR_MASK, G, NX, P, RW, table};
-use crate::arch::x86_64::trap::{TRAP_FRAME_SIZE, TrapFrame};
-use crate::arch::x86_64::{cpu, gdt};
+use crate::arch::paging::{self, ADDR_MASK, G, NX, P, RW, table};
+use crate::arch::trap::{TRAP_FRAME_SIZE, TrapFrame};
+use crate::arch::{cpu, gdt};
 use crate::mm::frame;
 use crate::space::Space;
 use crate::sync::KernelCell;
@@ -21,7 +26,7 @@ use crate::sync::KernelCell;
 pub const THREAD_BITS: u32 = 18;
 pub const MAX_THREADS: usize = 1 << THREAD_BITS;
 /// Interrupt threads occupy numbers 0..SYSTEM_BASE.
-pub const SYSTEM_BASE: u64 = crate::platform::pc::pic::NUM_IRQS as u64;
+pub const SYSTEM_BASE: u64 = crate::platform::pic::NUM_IRQS as u64;
 /// Kernel threads occupy SYSTEM_BASE..USER_BASE.
 pub const USER_BASE: u64 = SYSTEM_BASE + 32;
 pub const SIGMA0_NO: u64 = USER_BASE;
@@ -89,8 +94,9 @@ pub struct Tcb {
     pub timeslice_us: u64,
     pub total_quantum_us: u64,
     pub slice_left_us: u64,
-    pub ready_next: *mut Tcb,
-    pub ready_prev: *mut Tcb,
+    /// In its priority's ready queue (by thread number, `schedule.rs`), and its neighbours there.
+    pub ready_queued: bool,
+    pub ready_link: Link,
     // IPC (whom a blocked thread waits for is in `state`)
     /// Send queue, by thread number (0: none): the threads waiting to send to this one, in
     /// order, and how many of them send a propagated message (`ipc::queued_sender`). A queued
@@ -325,6 +331,18 @@ pub fn for_each(mut f: impl FnMut(&'static mut Tcb)) {
     }
 }
 
+/// The thread with number `no`, which a queue links to: it exists, because every thread is taken
+/// out of the queues it is in before it is deleted (`ipc::unlink_deleted`, `schedule::dequeue`).
+/// A broken link faults on the null entry (fail-stop), as a stale pointer would not; the
+/// `checked` build asserts it.
+#[inline(always)]
+pub fn linked(no: u32) -> &'static mut Tcb {
+    let p = THREADS.get()[no as usize & (MAX_THREADS - 1)];
+    debug_assert!(!p.is_null(), "thread {no} linked in a queue does not exist");
+    // SAFETY: queue members are live threads (above); the table entry points at the TCB.
+    unsafe { &mut *p }
+}
+
 /// The thread a handle names, if it still exists.
 pub fn get(h: Handle) -> Option<&'static mut Tcb> {
     lookup_number(h.no as u64).filter(|t| t.generation == h.generation)
@@ -382,7 +400,7 @@ pub fn resolve(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
 fn resolve_local(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
     // The MyGlobalId TCR of the UTCB at that address in the caller's space; a user may
     // write anything there, so the thread found must really own that UTCB.
-    let gid = crate::arch::x86_64::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
+    let gid = crate::arch::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
     let t = lookup_global(ThreadId::from_raw(gid))?;
     (t.same_space(by) && t.local_id() == id).then_some(t)
 }
@@ -412,8 +430,8 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         timeslice_us: DEFAULT_TIMESLICE_US,
         total_quantum_us: 0,
         slice_left_us: DEFAULT_TIMESLICE_US,
-        ready_next: core::ptr::null_mut(),
-        ready_prev: core::ptr::null_mut(),
+        ready_queued: false,
+        ready_link: Link { prev: 0, next: 0 },
         sendq: Queue::EMPTY,
         sendq_propagated: 0,
         sendq_link: Link { prev: 0, next: 0 },
@@ -440,7 +458,7 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         slot,
         fpu: FpuArea([0; 512]),
     };
-    crate::arch::x86_64::fpu::init_image(&mut t.fpu.0);
+    crate::arch::fpu::init_image(&mut t.fpu.0);
     *t.frame() = TrapFrame {
         cs: gdt::USER_CS as u64,
         ss: gdt::USER_DS as u64,
@@ -448,7 +466,7 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         ..TrapFrame::default()
     };
     // IOPL 3 only where the policy allows it (docs/security.md).
-    t.frame().rflags = crate::arch::x86_64::trap::initial_user_rflags(t.space().privileged);
+    t.frame().rflags = crate::arch::trap::initial_user_rflags(t.space().privileged);
     THREADS.get()[id.number() as usize] = p;
     t.space().threads += 1;
     Some(t)
@@ -463,7 +481,7 @@ pub const USER_RFLAGS: u64 = 0x3202;
 pub fn destroy(t: &mut Tcb) {
     crate::thread_control::utcb_released(t);
     // Lazy FPU: its registers must not pass to a thread whose save area lands here.
-    crate::arch::x86_64::fpu::forget(t.fpu.0.as_mut_ptr());
+    crate::arch::fpu::forget(t.fpu.0.as_mut_ptr());
     THREADS.get()[t.id.number() as usize] = core::ptr::null_mut();
     t.state = State::Dead;
     let space = t.space;

@@ -5,8 +5,8 @@ use abi::error::{IpcErrorCode, SyscallError};
 use abi::thread_id::ThreadId;
 use abi::utcb;
 
-use crate::arch::x86_64::context;
-use crate::arch::x86_64::trap::TRAP_FRAME_SIZE;
+use crate::arch::context;
+use crate::arch::trap::TRAP_FRAME_SIZE;
 use crate::schedule;
 use crate::space;
 use crate::sync::KernelCell;

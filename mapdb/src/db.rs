@@ -173,8 +173,10 @@ impl<'a> MapDb<'a> {
 
     /// Take a free node, fill it in, index it and hang it under `parent`. The caller has
     /// checked that a node is free.
+    #[allow(clippy::too_many_arguments)]
     fn new_node(
         &mut self,
+        ops: &mut impl PageTableOps,
         space: SpaceId,
         vaddr: u64,
         size_log2: u8,
@@ -198,6 +200,7 @@ impl<'a> MapDb<'a> {
         self.root = index::insert(self.nodes, self.root, i);
         if parent != NIL {
             self.link_child(parent, i);
+            ops.mappings_changed(space, 1);
         }
         i
     }
@@ -319,6 +322,7 @@ impl<'a> MapDb<'a> {
             status |= Rights::from_bits(n.pending as u64);
             if n.parent != NIL {
                 status |= ops.remove(SpaceId(n.space), n.vaddr, n.size_log2);
+                ops.mappings_changed(SpaceId(n.space), -1);
             }
             self.release(cur);
             if cur == top {
@@ -395,6 +399,17 @@ impl<'a> MapDb<'a> {
             }
             cursor = r_last + 1;
         }
+    }
+
+    /// Does `space` hold a mapping that lies entirely inside `[start, last]` (an aligned block)?
+    /// A piece mapped there then adds no mapping to the receiver's count: it extends that
+    /// mapping, leaves the range alone (it holds an ancestor of the source), or replaces it
+    /// (or the mapping went earlier in the same operation, with a subtree). Mappings of a space
+    /// never overlap, so only the first one overlapping the block needs a look: one that
+    /// starts before the block covers all of it.
+    fn holds_inside(&self, space: SpaceId, start: u64, last: u64) -> bool {
+        let r = self.first_overlapping(space, start, last);
+        r != NIL && self.node(r).vaddr >= start && self.node(r).last() <= last
     }
 
     /// Remove every mapping of `space` overlapping `[start, last]`.
@@ -518,6 +533,7 @@ impl<'a> MapDb<'a> {
         // and reserve the page-table levels of every piece. Root nodes that exist now stay
         // until the end (`defer_release`), so the count is an upper bound.
         let mut need = 0usize;
+        let mut need_to = 0usize;
         let mut cursor = from_vaddr;
         while let Some(seg) = self.segment(from, cursor, from_last) {
             let per_piece = if let Source::Sigma0Gap = seg.source {
@@ -529,6 +545,15 @@ impl<'a> MapDb<'a> {
             loop {
                 let p = piece_size(mask, src, seg.paddr + (src - seg.start), seg.last);
                 need += per_piece;
+                // The receiver's quota: every piece counts as a new mapping while there is
+                // room; near the limit, a piece whose range already holds one of the
+                // receiver's mappings counts as none (it extends, keeps or replaces it), so
+                // re-mapping at the quota works. The look-up costs only near the limit.
+                if ops.may_add_mappings(to, need_to + 1) {
+                    need_to += 1;
+                } else if !self.holds_inside(to, dst(src), dst(src) + span(p)) {
+                    return Err(MapError::NoMem);
+                }
                 if need > self.free_count as usize || !ops.reserve(to, dst(src), p) {
                     return Err(MapError::NoMem);
                 }
@@ -653,11 +678,11 @@ impl<'a> MapDb<'a> {
         }
         self.clear_range(ops, to, dst, dst_last);
         let parent = if parent == NIL {
-            self.new_node(self.sigma0, src, p, src, Rights::RWX, NIL)
+            self.new_node(ops, self.sigma0, src, p, src, Rights::RWX, NIL)
         } else {
             parent
         };
-        self.new_node(to, dst, p, paddr, eff, parent);
+        self.new_node(ops, to, dst, p, paddr, eff, parent);
         ops.install(to, dst, p, paddr, eff);
     }
 
@@ -685,6 +710,8 @@ impl<'a> MapDb<'a> {
             let status = ops.remove(SpaceId(n.space), n.vaddr, n.size_log2);
             self.park_status(s, status);
             self.root = index::remove(self.nodes, self.root, s);
+            ops.mappings_changed(SpaceId(n.space), -1);
+            ops.mappings_changed(to, 1);
             let node = self.node_mut(s);
             node.space = to.0;
             node.vaddr = seg_dst;
@@ -703,7 +730,7 @@ impl<'a> MapDb<'a> {
             let paddr = seg.paddr + (src - seg.start);
             let p = piece_size(mask, src, paddr, seg.last);
             let dst = seg_dst + (src - seg.start);
-            self.new_node(to, dst, p, paddr, eff, n.parent);
+            self.new_node(ops, to, dst, p, paddr, eff, n.parent);
             ops.install(to, dst, p, paddr, eff);
             if src + span(p) >= seg.last {
                 break;

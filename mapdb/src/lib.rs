@@ -160,7 +160,8 @@ impl core::ops::BitOrAssign for Rights {
 /// were before the call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MapError {
-    /// Not enough free nodes, or [`PageTableOps::reserve`] failed.
+    /// Not enough free nodes, [`PageTableOps::reserve`] failed, or the receiver's quota
+    /// ([`PageTableOps::may_add_mappings`]) would be exceeded.
     NoMem,
     /// Size below 4 KiB or above 2^64, or an address not aligned to the size.
     BadFpage,
@@ -211,6 +212,20 @@ pub trait PageTableOps {
     fn remove(&mut self, space: SpaceId, vaddr: u64, size_log2: u8) -> Rights;
     /// Return the status bits of an existing entry and clear them (accessed → R, dirty → W).
     fn read_status(&mut self, space: SpaceId, vaddr: u64, size_log2: u8) -> Rights;
+    /// Whether `space` may hold `more` mappings beyond those it holds now (the kernel's
+    /// per-space quota). Asked by the dry run of map and grant with the number of mappings the
+    /// receiver may gain (an upper bound: pieces whose range holds none of its mappings yet);
+    /// `false` fails the operation with
+    /// [`MapError::NoMem`] before anything changed. sigma0's root nodes are nobody's mappings
+    /// and are never counted.
+    fn may_add_mappings(&mut self, space: SpaceId, more: usize) -> bool {
+        let _ = (space, more);
+        true
+    }
+    /// `space` gained (`delta` = 1) or lost (`delta` = -1) one mapping (a non-root node).
+    fn mappings_changed(&mut self, space: SpaceId, delta: isize) {
+        let _ = (space, delta);
+    }
 }
 
 /// `2^size_log2 - 1`: the offset of the last byte of a block of that size.

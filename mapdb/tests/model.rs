@@ -334,6 +334,7 @@ fn run(db: &mut MapDb<'_>, pt: &mut FakePt, op: &Op) -> Result<Rights, MapError>
 /// Run `op`; if the database refuses with NoMem, check that nothing changed.
 fn run_checked(db: &mut MapDb<'_>, pt: &mut FakePt, op: &Op) -> Result<Rights, MapError> {
     let (before, pt_before, len) = (snapshot(db, &spaces()), pt.ptes.clone(), db.len());
+    let counts_before = pt.counts.clone();
     let r = run(db, pt, op);
     if r == Err(MapError::NoMem) {
         assert_eq!(
@@ -343,9 +344,11 @@ fn run_checked(db: &mut MapDb<'_>, pt: &mut FakePt, op: &Op) -> Result<Rights, M
         );
         assert_eq!(pt.ptes, pt_before, "NoMem changed the page tables");
         assert_eq!(db.len(), len);
+        assert_eq!(pt.counts, counts_before, "NoMem changed the mapping counts");
     }
     db.check().unwrap();
     assert_pt_matches(db, pt, &spaces());
+    assert_counts(db, pt, &spaces());
     r
 }
 
@@ -412,6 +415,26 @@ proptest! {
             }
         }
         delete_all(&mut db, &mut pt);
+    }
+
+    /// A per-space quota on mappings (the kernel's defence against one space using up every
+    /// node): no space ever holds more than its quota, the counts reported to the kernel match
+    /// the database after every step, a refusal changes nothing, and deleting every space
+    /// brings every count back to zero.
+    #[test]
+    fn quota_is_kept_and_counted(
+        quota in prop_oneof![Just(1usize), Just(3), Just(8), Just(64)],
+        ops in proptest::collection::vec(op_strategy(2048, vec![12, 13, 16, 21, 22]), 1..60),
+    ) {
+        let mut slab = slab(3000);
+        let mut db = MapDb::new(&mut slab, SIGMA0);
+        let mut pt = FakePt::with_mask((1 << 12) | (1 << 21));
+        pt.quota = Some(quota);
+        for op in &ops {
+            let _ = run_checked(&mut db, &mut pt, op);
+        }
+        delete_all(&mut db, &mut pt);
+        prop_assert!(pt.counts.values().all(|&c| c == 0), "counts left after deleting every space");
     }
 }
 

@@ -595,3 +595,63 @@ fn node_count_returns_to_zero_and_slab_is_reused() {
         assert_eq!(db.free_nodes(), db.capacity());
     }
 }
+
+#[test]
+fn quota_refuses_only_the_receiver_and_follows_grants() {
+    let mut s = slab(64);
+    let mut db = MapDb::new(&mut s, SIGMA0);
+    let mut pt = FakePt {
+        quota: Some(4),
+        ..FakePt::default()
+    };
+    // A gets 4 pages: its quota.
+    db.map(&mut pt, SIGMA0, 0x10000, A, 0x10000, 14, Rights::RWX)
+        .unwrap();
+    assert_counts(&db, &pt, &ALL);
+    // One more for A is refused, and nothing changes.
+    let (before, pt_before) = (snapshot(&db, &ALL), pt.clone());
+    assert_eq!(
+        db.map(&mut pt, SIGMA0, 0x20000, A, 0x20000, 12, Rights::RWX),
+        Err(MapError::NoMem)
+    );
+    assert_eq!(snapshot(&db, &ALL), before);
+    assert_eq!(
+        (pt.ptes.clone(), pt.counts.clone()),
+        (pt_before.ptes, pt_before.counts)
+    );
+    // A, at its quota, can still map to B (B pays), and B to C.
+    db.map(&mut pt, A, 0x10000, B, 0x10000, 13, Rights::RWX)
+        .unwrap();
+    db.map(&mut pt, B, 0x10000, C, 0x10000, 13, Rights::R)
+        .unwrap();
+    assert_counts(&db, &pt, &ALL);
+    assert_eq!(pt.counts[&B.0], 2);
+    // Mapping over pages it holds costs nothing: at its quota, A can still have its pages
+    // re-mapped (a pager upgrading rights, or replacing a page by another).
+    db.unmap(&mut pt, A, 0x10000, 14, Rights::W, false).unwrap();
+    db.map(&mut pt, SIGMA0, 0x10000, A, 0x10000, 14, Rights::RWX)
+        .unwrap();
+    db.map(&mut pt, SIGMA0, 0x30000, A, 0x10000, 12, Rights::R)
+        .unwrap();
+    assert_counts(&db, &pt, &ALL);
+    assert_eq!(pt.counts[&A.0], 4);
+    // Replacing A's page at 0x10000 took what B and C derived from it: B holds one page.
+    assert_eq!((pt.counts[&B.0], pt.counts[&C.0]), (1, 1));
+    // A grant moves the charge: B's page goes to D.
+    db.grant(&mut pt, B, 0x10000, D, 0x40000, 13, Rights::RWX)
+        .unwrap();
+    assert_counts(&db, &pt, &ALL);
+    assert_eq!((pt.counts[&B.0], pt.counts[&D.0]), (0, 1));
+    // Unmapping gives quota back: A flushes one page and can take another.
+    db.unmap(&mut pt, A, 0x10000, 12, Rights::RWX, true)
+        .unwrap();
+    db.map(&mut pt, SIGMA0, 0x20000, A, 0x20000, 12, Rights::RWX)
+        .unwrap();
+    assert_counts(&db, &pt, &ALL);
+    ok(&db, &pt);
+    for sp in ALL.iter().rev() {
+        db.delete_space(&mut pt, *sp);
+    }
+    assert!(pt.counts.values().all(|&c| c == 0));
+    assert_eq!(db.len(), 0);
+}

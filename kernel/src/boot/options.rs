@@ -4,6 +4,8 @@
 //! * `selftest=pf|gp|ud|panic|smap|smep`: after boot, provoke that fault in the kernel (test
 //!   builds of the harness use it to check the register dumps and that SMAP/SMEP are on).
 //! * `exit=ready`: leave QEMU (success) as soon as the kernel is ready (boot-only tests).
+//! * `mapnodes=<n>`, `ptquota=<n>[K|M|G]`, `mapquota=<n>`: size of the mapping database and
+//!   the per-space limits on page tables and mappings (`mm/quota.rs`, decision 006).
 //! * `kdb=privileged|all|strict`: who may use the kernel-debugger interface (`crate::kdb`).
 //! * `iopl=none|privileged|all`: which user threads run with IOPL 3 (`arch::x86_64::trap`):
 //!   none by default (IO-fpages: ports are mapped, `cli` faults); `privileged` (sigma0, the

@@ -381,27 +381,26 @@ pub fn mapdb_usage() -> (usize, usize) {
 /// Ready threads per priority (highest first), in queue order starting anywhere in the ring.
 pub fn ready_queues(mut f: impl FnMut(u8, &[ThreadId])) {
     for prio in (0..=255u8).rev() {
-        let mut first: *mut Tcb = core::ptr::null_mut();
+        let mut first = 0u32;
         thread::for_each(|t| {
-            if first.is_null() && !t.ready_next.is_null() && t.priority == prio {
-                first = t as *mut Tcb;
+            if t.ready_queued && t.priority == prio && t.ready_link.prev == 0 {
+                first = t.no;
             }
         });
-        if first.is_null() {
+        if first == 0 {
             continue;
         }
         let mut ids = [ThreadId::NIL; 32];
         let mut n = 0;
         let mut p = first;
-        loop {
-            // SAFETY: ready-ring members are live TCBs.
-            let t = unsafe { &*p };
+        // Ready-queue members are live threads; a stale number ends the walk.
+        while let Some(t) = thread::lookup_number(p as u64) {
             if n < ids.len() {
                 ids[n] = t.id;
                 n += 1;
             }
-            p = t.ready_next;
-            if p == first || p.is_null() || n >= ids.len() {
+            p = t.ready_link.next;
+            if p == 0 || n >= ids.len() {
                 break;
             }
         }
@@ -517,9 +516,11 @@ pub fn memory() -> MemView {
         utcb_pages: 0,
         mapdb_used: 0,
         mapdb_capacity: 0,
-        mapdb_bytes: crate::mapping::NODES * core::mem::size_of::<mapdb::Node>(),
+        mapdb_bytes: 0,
     };
     (v.mapdb_used, v.mapdb_capacity) = mapdb_usage();
+    // The database is carved from the pool at boot: its size follows its capacity.
+    v.mapdb_bytes = v.mapdb_capacity * core::mem::size_of::<mapdb::Node>();
     spaces(|sv| {
         v.spaces += 1;
         v.space_frames += 2; // the Space structure and the PML4

@@ -58,6 +58,20 @@ pub fn alloc() -> Option<u64> {
     Some(frame)
 }
 
+/// `n` physically contiguous frames (not zeroed), from the part of the pool never handed out;
+/// for the boot-time allocation of the mapping database. Never returned.
+pub fn alloc_contiguous(n: u64) -> Option<u64> {
+    let pool = POOL.get();
+    let bytes = n.checked_mul(FRAME_SIZE)?;
+    if pool.fresh.checked_add(bytes)? > pool.end {
+        return None;
+    }
+    let f = pool.fresh;
+    pool.fresh += bytes;
+    pool.in_use += n;
+    Some(f)
+}
+
 /// Returns a frame obtained from `alloc`.
 pub fn free(frame: u64) {
     let pool = POOL.get();

@@ -26,6 +26,10 @@ pub struct FakePt {
     /// `reserve` fails once this many reservations were made (None = never).
     pub reserve_limit: Option<usize>,
     pub reserved: usize,
+    /// Mappings per space as reported by `mappings_changed`.
+    pub counts: BTreeMap<u64, isize>,
+    /// Per-space quota on mappings for every space but sigma0 (None = unlimited).
+    pub quota: Option<usize>,
 }
 
 impl Default for FakePt {
@@ -35,6 +39,8 @@ impl Default for FakePt {
             mask: X86_64_PAGE_SIZES,
             reserve_limit: None,
             reserved: 0,
+            counts: BTreeMap::new(),
+            quota: None,
         }
     }
 }
@@ -119,6 +125,36 @@ impl PageTableOps for FakePt {
     }
     fn read_status(&mut self, space: SpaceId, vaddr: u64, size_log2: u8) -> Rights {
         core::mem::take(&mut self.entry(space, vaddr, size_log2).status)
+    }
+    fn may_add_mappings(&mut self, space: SpaceId, more: usize) -> bool {
+        let have = self.counts.get(&space.0).copied().unwrap_or(0);
+        self.quota
+            .is_none_or(|q| have as usize + more <= q || space == SIGMA0)
+    }
+    fn mappings_changed(&mut self, space: SpaceId, delta: isize) {
+        assert_ne!(space, SIGMA0, "sigma0's root nodes are not counted");
+        let c = self.counts.entry(space.0).or_insert(0);
+        *c += delta;
+        assert!(*c >= 0, "mapping count of {space:?} below zero");
+    }
+}
+
+/// The counts reported through `mappings_changed` are exactly the mappings of each space,
+/// and none exceeds the quota.
+pub fn assert_counts(db: &MapDb<'_>, pt: &FakePt, spaces: &[SpaceId]) {
+    for &s in spaces {
+        let n = if s == SIGMA0 {
+            0
+        } else {
+            db.mappings(s).count()
+        };
+        let c = pt.counts.get(&s.0).copied().unwrap_or(0);
+        assert_eq!(c as usize, n, "mapping count of {s:?} is wrong");
+        if s != SIGMA0
+            && let Some(q) = pt.quota
+        {
+            assert!(n <= q, "{s:?} holds {n} mappings, quota {q}");
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 //!   pager for the sender's copy, and one of the two is deleted meanwhile: the other returns
 //!   with an error (the kernel once wrote the freed receiver or read the freed sender).
 //!
-//! All threads run in the root's space. Threads: UserBase + 0x500..0x543; root UTCB slots
+//! All threads run in the root's space. Threads: UserBase + 0x500..0x553; root UTCB slots
 //! 0xA0..0xA3; this module's own stacks.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -536,6 +536,136 @@ fn timeouts_in_one_tick(s: &mut Suite) {
     }
 }
 
+static TARGET: AtomicU64 = AtomicU64::new(0);
+static WAIT_TIMEOUT_US: [AtomicU64; ROLES] = [const { AtomicU64::new(0) }; ROLES];
+static WAIT_ERR: [AtomicU64; ROLES] = [const { AtomicU64::new(u64::MAX) }; ROLES];
+static WAKE_ORDER: [AtomicU64; ROLES] = [const { AtomicU64::new(0) }; ROLES];
+static WAKE_SEQ: AtomicU64 = AtomicU64::new(0);
+const LIST_BASE: u64 = 0x548;
+const ORDER_BASE: u64 = 0x550;
+
+/// Index of the calling helper among `base`..`base + ROLES`.
+fn my_index(base: u64) -> usize {
+    (utcb::my_global_id().number() - tid(base).number()) as usize
+}
+
+/// A closed receive from `TARGET` with its own timeout (0: never); records the ErrorCode.
+extern "C" fn closed_waiter() -> ! {
+    let i = my_index(LIST_BASE);
+    let us = WAIT_TIMEOUT_US[i].load(Ordering::SeqCst);
+    let timeout = if us == 0 {
+        Time::NEVER
+    } else {
+        Time::period_micros(us)
+    };
+    let r = syscall::ipc(
+        ThreadId::NIL,
+        ThreadId::from_raw(TARGET.load(Ordering::SeqCst)),
+        Timeouts::new(Time::NEVER, timeout),
+    );
+    WAIT_ERR[i].store(
+        if r.tag.error() { utcb::error_code() } else { 0 },
+        Ordering::SeqCst,
+    );
+    util::park()
+}
+
+/// Several closed receivers wait for one thread (the kernel keeps them in that thread's list);
+/// one of them times out first (it leaves the list); deleting the thread ends the others'
+/// receives with "non-existing partner".
+fn closed_receivers_of_deleted_thread(s: &mut Suite) {
+    util::prepare();
+    let x = tid(LIST_BASE);
+    TARGET.store(x.raw(), Ordering::SeqCst);
+    for (i, us) in [0u64, 0, 20_000, 0].iter().enumerate() {
+        WAIT_TIMEOUT_US[i].store(*us, Ordering::SeqCst);
+        WAIT_ERR[i].store(u64::MAX, Ordering::SeqCst);
+    }
+    let mut ok = true;
+    for i in 0..ROLES {
+        let t = tid(LIST_BASE + i as u64);
+        let f: extern "C" fn() -> ! = if i == 0 { util_park } else { closed_waiter };
+        // SAFETY: stack `i` is free (the scenarios before deleted their threads).
+        let sp = util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
+        ok &= util::spawn_local(t, 0xA0 + i as u64, sp, f, root());
+    }
+    // Two wait for ever, one times out (and leaves the list), then the target goes.
+    let waiting = ok
+        && wait_until(|| {
+            [1, 3]
+                .iter()
+                .all(|&i| state_of(tid(LIST_BASE + i)) & 7 == ScheduleResult::Waiting as u64)
+                && WAIT_ERR[2].load(Ordering::SeqCst) != u64::MAX
+        });
+    kill(x);
+    let ended = waiting
+        && wait_until(|| {
+            [1, 3]
+                .iter()
+                .all(|&i| WAIT_ERR[i].load(Ordering::SeqCst) != u64::MAX)
+        });
+    let errs: [u64; 3] = [1, 2, 3].map(|i| WAIT_ERR[i].load(Ordering::SeqCst));
+    s.check(
+        "lifetime.closed_receivers_of_deleted_thread_woken",
+        ended && errs[0] == 5 && errs[2] == 5 && errs[1] == 3,
+        format_args!("spawned {ok} waiting {waiting} errors {errs:x?}"),
+    );
+    for i in 1..ROLES {
+        kill(tid(LIST_BASE + i as u64));
+    }
+}
+
+extern "C" fn util_park() -> ! {
+    util::park()
+}
+
+/// Sleeps until `SLEEP_UNTIL` + 10 ms × (a per-helper rank), then records its wake-up rank.
+extern "C" fn ordered_sleeper() -> ! {
+    let i = my_index(ORDER_BASE);
+    let rank = [3u64, 0, 2, 1][i];
+    let until = SLEEP_UNTIL.load(Ordering::SeqCst) + 10_000 * rank;
+    let now = syscall::system_clock();
+    msg::sleep(Time::period_micros(until.saturating_sub(now).max(1)));
+    WAKE_ORDER[i].store(
+        WAKE_SEQ.fetch_add(1, Ordering::SeqCst) + 1,
+        Ordering::SeqCst,
+    );
+    util::park()
+}
+
+/// Timeouts armed out of order expire in deadline order (the timer heap).
+fn timeouts_expire_in_order(s: &mut Suite) {
+    util::prepare();
+    WAKE_SEQ.store(0, Ordering::SeqCst);
+    for w in &WAKE_ORDER {
+        w.store(0, Ordering::SeqCst);
+    }
+    SLEEP_UNTIL.store(syscall::system_clock() + 30_000, Ordering::SeqCst);
+    let mut ok = true;
+    for i in 0..ROLES {
+        // SAFETY: stack `i` is free.
+        let sp = util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
+        ok &= util::spawn_local(
+            tid(ORDER_BASE + i as u64),
+            0xA0 + i as u64,
+            sp,
+            ordered_sleeper,
+            root(),
+        );
+    }
+    let all = ok && wait_until(|| WAKE_SEQ.load(Ordering::SeqCst) == ROLES as u64);
+    let order: [u64; ROLES] = core::array::from_fn(|i| WAKE_ORDER[i].load(Ordering::SeqCst));
+    // Ranks 3, 0, 2, 1: helper 1 wakes first, then 3, 2, 0.
+    s.check(
+        "lifetime.timeouts_expire_in_deadline_order",
+        all && order == [4, 1, 3, 2],
+        format_args!("spawned {ok} all {all} wake order {order:?}"),
+    );
+    for i in 0..ROLES {
+        kill(tid(ORDER_BASE + i as u64));
+    }
+}
+
 /// Runs this module's checks.
 pub fn run(s: &mut Suite) {
     for i in 0..4096u64 {
@@ -554,4 +684,6 @@ pub fn run(s: &mut Suite) {
     deleted_in_tunnel(s, true);
     deleted_in_tunnel(s, false);
     timeouts_in_one_tick(s);
+    closed_receivers_of_deleted_thread(s);
+    timeouts_expire_in_order(s);
 }

@@ -21,6 +21,7 @@ mod privilege;
 mod sched;
 mod schedule;
 mod security_entry;
+mod security_memory;
 mod sigma0;
 mod space_control;
 mod strings;
@@ -57,6 +58,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("sigma0", sigma0::run),
     ("privilege", privilege::run),
     ("churn", churn::run),
+    ("security_memory", security_memory::run),
     ("fuzz", fuzz::run),
     ("security_entry", security_entry::run),
 ];
