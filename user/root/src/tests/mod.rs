@@ -9,6 +9,7 @@ mod churn;
 mod clock;
 mod cpu_state;
 mod exregs;
+mod fastpath;
 mod fuzz;
 mod io_ports;
 mod ipc;
@@ -49,6 +50,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("chain", chain::run),
     ("lifetime", lifetime::run),
     ("cpu_state", cpu_state::run),
+    ("fastpath", fastpath::run),
     ("threads", threads::run),
     ("sched", sched::run),
     ("lifecycle", lifecycle::run),
