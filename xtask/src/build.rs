@@ -80,3 +80,21 @@ pub fn build_profile(profile: &str) -> Result<Images, String> {
         dir: root.join("target").join(TARGET).join(profile),
     })
 }
+
+/// Builds the kernel alone with extra cargo features into its own target directory
+/// (`target/features-<features>`), leaving the normal images alone; returns its path.
+pub fn build_kernel_with_features(features: &str) -> Result<PathBuf, String> {
+    let root = workspace_root();
+    let dir = root.join("target").join(format!("features-{features}"));
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["build", "--release", "--target", TARGET, "-p", "kernel"])
+        .args(["--features", features, "--target-dir"])
+        .arg(&dir)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("cargo build exited with {status}"));
+    }
+    Ok(dir.join(TARGET).join("release").join("kernel"))
+}

@@ -43,7 +43,7 @@ fn main() -> ! {
     match mode {
         "conformance" => conformance::run(args),
         "demo" => demo::run(),
-        "bench" => bench::run(),
+        "bench" => bench::run(args),
         "kdbtest" => kdbtest::run(args),
         "scale" => scale::run(),
         other => {
