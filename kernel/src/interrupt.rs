@@ -13,7 +13,7 @@ use crate::arch::trap::TrapFrame;
 use crate::ipc::IpcErr;
 use crate::platform::pic;
 use crate::schedule;
-use crate::sync::KernelCell;
+use crate::sync::{KernelCell, KernelValue};
 use crate::thread::{self, IpcWake, State, Tcb};
 
 pub struct Clock {
@@ -171,22 +171,21 @@ fn pending_line(cur: &Tcb, spec: ThreadId) -> Option<usize> {
 }
 
 /// Lines fired whose message is not delivered yet (a shortcut for every receive).
-static PENDING: KernelCell<u32> = KernelCell::new(0);
+static PENDING: KernelValue<u32> = KernelValue::new(0);
 
 fn set_pending(line: &mut Line, on: bool) {
     if line.pending != on {
         line.pending = on;
-        let p = PENDING.get();
         if on {
-            *p += 1;
+            PENDING.set(PENDING.get() + 1);
         } else {
-            *p -= 1;
+            PENDING.set(PENDING.get() - 1);
         }
     }
 }
 
 pub fn pending_for(cur: &Tcb, spec: ThreadId) -> bool {
-    *PENDING.get() != 0 && pending_line(cur, spec).is_some()
+    PENDING.get() != 0 && pending_line(cur, spec).is_some()
 }
 
 pub fn deliver_pending(cur: &mut Tcb, spec: ThreadId) -> Result<ThreadId, IpcErr> {

@@ -288,19 +288,21 @@ fn transfer(src_h: thread::Handle, dst_h: thread::Handle) -> Result<(), (IpcErr,
         let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
             return Err(crate::string::aborted(copied));
         };
-        match abi::items::decode_typed(&s[i..end]) {
-            Ok((abi::items::TypedItem::Map { item: m, .. }, n)) => {
-                crate::space::map_item(src, dst, m.snd_base, m.fpage, false)
-                    .map_err(|_| overflow())?;
-                i += n;
-            }
-            Ok((abi::items::TypedItem::Grant { item: g, .. }, n)) => {
-                crate::space::map_item(src, dst, g.snd_base, g.fpage, true)
-                    .map_err(|_| overflow())?;
-                i += n;
-            }
-            _ => return Err(overflow()),
+        // Map/grant items (spec 2.4, 2.5): a receiver whose receive window is nil (it accepts
+        // no mappings, e.g. acceptor 0) makes the IPC a message overflow for both parties, at
+        // the offset of the string bytes copied so far (issue 14; was: skipped silently, offset
+        // 0). Running out of kernel memory while mapping is reported the same way.
+        let (snd_base, fpage, grant, n) = match abi::items::decode_typed(&s[i..end]) {
+            Ok((abi::items::TypedItem::Map { item: m, .. }, n)) => (m.snd_base, m.fpage, false, n),
+            Ok((abi::items::TypedItem::Grant { item: g, .. }, n)) => (g.snd_base, g.fpage, true, n),
+            _ => return Err(crate::string::overflow(copied)),
+        };
+        if abi::Acceptor(dst.utcb_word(utcb::br(0))).window().is_nil() {
+            return Err(crate::string::overflow(copied));
         }
+        crate::space::map_item(src, dst, snd_base, fpage, grant)
+            .map_err(|_| crate::string::overflow(copied))?;
+        i += n;
     }
     Ok(())
 }

@@ -118,6 +118,13 @@ pub fn init(tsc_khz: u64, tick_us: u64) {
     k.system_clock = stub_address(Syscall::SystemClock);
     k.thread_switch = stub_address(Syscall::ThreadSwitch);
     k.schedule = stub_address(Syscall::Schedule);
+    // ReservedMem0 (legacy, spec 3.1): the kernel's physical image, as the reference kernel
+    // puts its own range there.
+    let (ilo, ihi) = crate::kernel_image_range();
+    k.reserved_mem[0] = abi::kip::MemRegion {
+        low: ilo,
+        high: ihi,
+    };
     let p = &mut kip().proc_desc;
     p.internal_freq_khz = tsc_khz;
     p.external_freq_khz = crate::platform::pc::pit::PIT_HZ / 1000;

@@ -1,6 +1,8 @@
-//! The boot loader's job, done by the kernel itself (spec preface and 7.2 to 7.4): load the
-//! ELF64 images of sigma0 and the root server at their physical addresses, describe memory in
-//! the KIP, write the generic bootinfo, and create and start the two root threads (6.8).
+//! The boot loader's job, done by the kernel itself when a multiboot loader started it (spec
+//! preface and 7.2 to 7.4): load the ELF64 images of sigma0 and the root server at their
+//! physical addresses, describe memory in the KIP, write the generic bootinfo. In both boot
+//! ways (multiboot, or a KIP-patching loader such as kickstart): the kernel's own memory
+//! descriptors, and creating and starting the two root threads from the KIP (6.8).
 
 use abi::bootinfo::{BootInfoWriter, SimpleExec};
 use abi::fpage::Fpage;
@@ -182,7 +184,8 @@ pub fn move_overlapping(targets: &[(u64, u64)], staging: (u64, u64)) -> Result<(
     Ok(())
 }
 
-/// Memory descriptors in kickstart's order, then the kernel's own (spec 3.5, 7.3).
+/// Memory descriptors in kickstart's order (spec 3.5, 7.3), for a multiboot boot; the kernel's
+/// own follow (`describe_kernel_memory`).
 pub fn describe_memory(pool: (u64, u64), boot_area: (u64, u64), images: &[Image]) {
     let boot = BOOT.get();
     let add = |ty, sub, v, lo, hi| {
@@ -196,7 +199,8 @@ pub fn describe_memory(pool: (u64, u64), boot_area: (u64, u64), images: &[Image]
             continue;
         }
         if r.kind == 1 {
-            add(MemType::Conventional, 0, false, r.base, r.base + r.len - 1);
+            // Subtype = e820 type (1), as kickstart writes it (spec 7.3, reference KIP).
+            add(MemType::Conventional, 1, false, r.base, r.base + r.len - 1);
         } else {
             add(
                 MemType::Arch,
@@ -235,9 +239,20 @@ pub fn describe_memory(pool: (u64, u64), boot_area: (u64, u64), images: &[Image]
         boot_area.0,
         boot_area.1 - 1,
     );
+}
+
+/// The kernel's own descriptors, after the loader's (ours or kickstart's): our image reserved
+/// (kickstart does not describe it), then the user area as virtual conventional memory.
+pub fn describe_kernel_memory() {
     let (ilo, ihi) = crate::kernel_image_range();
-    add(MemType::Reserved, 0, false, ilo, ihi - 1);
-    add(MemType::Conventional, 0, true, 0, USER_END - 1);
+    for d in [
+        MemDesc::new(MemType::Reserved, 0, false, ilo, ihi - 1),
+        MemDesc::new(MemType::Conventional, 0, true, 0, USER_END - 1),
+    ] {
+        if !kip::add_memdesc(d) {
+            crate::kprintln!("kip: memory descriptor table full");
+        }
+    }
 }
 
 /// Writes the generic bootinfo at `at` (physical, one page): SimpleExec for sigma0 and the root

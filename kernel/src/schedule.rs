@@ -16,7 +16,7 @@ use abi::time::{Time, TimeSpec};
 
 use crate::arch::context::{self, SwitchTo};
 use crate::interrupt;
-use crate::sync::KernelCell;
+use crate::sync::{KernelCell, KernelValue};
 use crate::thread::{self, IpcWake, State, Tcb};
 use kcore::queue::{Link, Links, Queue};
 use kcore::timer::TimerHeap;
@@ -37,7 +37,7 @@ static QUEUES: KernelCell<RunQueues> = KernelCell::new(RunQueues {
 static TIMERS: KernelCell<TimerHeap<{ thread::MAX_SLOTS }>> = KernelCell::new(TimerHeap::new());
 
 /// The idle thread: a kernel thread that halts the CPU when nothing is ready.
-static IDLE: KernelCell<*mut Tcb> = KernelCell::new(core::ptr::null_mut());
+static IDLE: KernelValue<*mut Tcb> = KernelValue::new(core::ptr::null_mut());
 
 /// The ready-queue links of the TCBs, by thread number (queued threads exist: deletion
 /// dequeues first).
@@ -113,7 +113,7 @@ pub fn schedule() {
             let head = QUEUES.get().queues[prio].head;
             thread::linked(head) as *mut Tcb
         }
-        None => *IDLE.get(),
+        None => IDLE.get(),
     };
     if next == cur {
         return;
@@ -139,7 +139,7 @@ fn prepare_switch(cur: *mut Tcb, next: *mut Tcb) -> SwitchTo {
     } else {
         Some(n.space().pml4)
     };
-    let idle = next == *IDLE.get();
+    let idle = next == IDLE.get();
     let to = SwitchTo {
         kstack_top: n.kstack_top(),
         ksp: n.ksp,
@@ -152,14 +152,14 @@ fn prepare_switch(cur: *mut Tcb, next: *mut Tcb) -> SwitchTo {
         fpu: n.fpu.0.as_mut_ptr(),
     };
     if !idle {
-        LAST_SPACE_USER.get().clone_from(&n.space);
+        LAST_SPACE_USER.set(n.space);
         // IO-fpages: the TSS I/O bitmap follows the space (io_space.rs): one compare when
         // the space changes, nothing within a space.
         if cr3.is_some() {
             crate::io_space::enter(n.space());
         }
     }
-    *thread::CURRENT.get() = next;
+    thread::CURRENT.set(next);
     crate::profile::mark(crate::profile::Point::Switching);
     to
 }
@@ -179,7 +179,7 @@ pub fn leave_current(
     let cur = thread::current_ptr();
     let next = match highest_ready() {
         Some(prio) => thread::linked(QUEUES.get().queues[prio].head) as *mut Tcb,
-        None => *IDLE.get(),
+        None => IDLE.get(),
     };
     // SAFETY: `cur` is the running thread; its stack below the trap frame is abandoned.
     unsafe { (*cur).ksp = resume_ksp };
@@ -196,8 +196,8 @@ pub fn leave_current(
 }
 
 /// The space whose page tables are loaded (idle keeps the last user space's tables).
-static LAST_SPACE_USER: KernelCell<*mut crate::space::Space> =
-    KernelCell::new(core::ptr::null_mut());
+static LAST_SPACE_USER: KernelValue<*mut crate::space::Space> =
+    KernelValue::new(core::ptr::null_mut());
 
 /// Makes a blocked thread runnable with the given IPC outcome.
 #[inline(always)]
@@ -279,7 +279,7 @@ pub fn tick(tick_us: u64) {
         woke = true;
     }
     let cur = thread::current();
-    if thread::current_ptr() == *IDLE.get() || cur.state != State::Ready {
+    if thread::current_ptr() == IDLE.get() || cur.state != State::Ready {
         return schedule();
     }
     if cur.slice_left_us <= tick_us {
@@ -301,7 +301,7 @@ pub fn tick(tick_us: u64) {
 pub fn preempt_if_higher() {
     let cur = thread::current();
     if let Some(p) = highest_ready()
-        && (thread::current_ptr() == *IDLE.get()
+        && (thread::current_ptr() == IDLE.get()
             || p > cur.priority as usize
             || cur.state != State::Ready)
     {
@@ -333,18 +333,18 @@ pub fn init_idle(boot_tcb: *mut Tcb) -> bool {
         idle_loop,
         0,
     );
-    *IDLE.get() = t as *mut Tcb;
-    *thread::CURRENT.get() = boot_tcb;
+    IDLE.set(t as *mut Tcb);
+    thread::CURRENT.set(boot_tcb);
     true
 }
 
 pub fn idle_tcb() -> *mut Tcb {
-    *IDLE.get()
+    IDLE.get()
 }
 
 /// Leaves the boot stack for good: switch to the best ready thread.
 pub fn start(boot: *mut Tcb) -> ! {
-    *thread::CURRENT.get() = boot;
+    thread::CURRENT.set(boot);
     schedule();
     unreachable!("the boot context is never scheduled again");
 }

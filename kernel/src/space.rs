@@ -378,7 +378,8 @@ pub fn sigma0_fault(s: &Space, va: u64) -> bool {
 /// Transfers one map or grant item from `from` to `to` (spec 2.4) through the mapping
 /// database. What cannot be mapped is skipped silently: parts outside the receive window or
 /// user space, the receiver's KIP and UTCB areas, unmapped source pages, and (from sigma0)
-/// kernel memory. `Err` only when kernel memory ran out.
+/// kernel memory. `Err` only when kernel memory ran out. A nil receive window is not skipped:
+/// `ipc::transfer` fails the IPC with message overflow before calling this (spec 2.5).
 pub fn map_item(
     from: &Tcb,
     to: &Tcb,

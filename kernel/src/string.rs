@@ -49,9 +49,12 @@ impl Segments {
 }
 
 /// Reads one logical string starting at `words[*pos]`; `None` if the words are not a string.
-/// Also returns the C bit of its last item (another string follows).
+/// Also returns the C bit of its FIRST item (another string follows): libl4 sets C only on the
+/// first item of a compound string and Pistachio reads it there; the C bits of the later items
+/// are ignored (spec 2.5; issue 14, docs/kernel-bugs.md).
 pub fn logical_string(words: &[u64], pos: &mut usize) -> Option<(Segments, bool)> {
     let mut s = Segments::new();
+    let mut more: Option<bool> = None;
     loop {
         let (TypedItem::String { header, substrings }, n) =
             decode_typed(words.get(*pos..)?).ok()?
@@ -66,8 +69,9 @@ pub fn logical_string(words: &[u64], pos: &mut usize) -> Option<(Segments, bool)
             s.n += 1;
         }
         *pos += n;
+        let more = *more.get_or_insert(header.more());
         if !header.compound() {
-            return Some((s, header.more()));
+            return Some((s, more));
         }
     }
 }

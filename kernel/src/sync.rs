@@ -3,6 +3,9 @@
 //! Kernel code runs with interrupts disabled (syscall entry masks IF, every gate is an interrupt
 //! gate) and on one CPU, so at most one flow of control is ever inside the kernel. A
 //! `KernelCell` is a global whose exclusive access follows from that fact alone.
+//!
+//! A `KernelValue` is a `Copy` global read and written whole: it never hands out a reference,
+//! so it is sound whatever the callers do (use it for pointers, counters, flags).
 
 use core::cell::UnsafeCell;
 
@@ -30,5 +33,28 @@ impl<T> KernelCell<T> {
 
     pub fn as_ptr(&self) -> *mut T {
         self.0.get()
+    }
+}
+
+/// A `Copy` global read and written whole (no reference to it is ever handed out).
+pub struct KernelValue<T: Copy>(core::cell::Cell<T>);
+
+// SAFETY: single CPU, interrupts off in kernel mode: no two accesses overlap, and no reference
+// into the value exists.
+unsafe impl<T: Copy> Sync for KernelValue<T> {}
+
+impl<T: Copy> KernelValue<T> {
+    pub const fn new(v: T) -> Self {
+        Self(core::cell::Cell::new(v))
+    }
+
+    #[inline(always)]
+    pub fn get(&self) -> T {
+        self.0.get()
+    }
+
+    #[inline(always)]
+    pub fn set(&self, v: T) {
+        self.0.set(v)
     }
 }

@@ -21,7 +21,7 @@ use crate::arch::trap::{TRAP_FRAME_SIZE, TrapFrame};
 use crate::arch::{cpu, gdt};
 use crate::mm::frame;
 use crate::space::Space;
-use crate::sync::KernelCell;
+use crate::sync::{KernelCell, KernelValue};
 
 pub const THREAD_BITS: u32 = 18;
 pub const MAX_THREADS: usize = 1 << THREAD_BITS;
@@ -72,7 +72,7 @@ pub enum IpcWake {
 }
 
 /// Generation of the next TCB (never 0; wraps after 2^32 creations).
-static NEXT_GENERATION: KernelCell<u32> = KernelCell::new(1);
+static NEXT_GENERATION: KernelValue<u32> = KernelValue::new(1);
 
 #[repr(C, align(16))]
 pub struct FpuArea(pub [u8; 512]);
@@ -155,7 +155,7 @@ static FREE_SLOTS: KernelCell<SlotAllocator> = KernelCell::new(SlotAllocator {
     free: [0; MAX_SLOTS],
     nfree: 0,
 });
-pub static CURRENT: KernelCell<*mut Tcb> = KernelCell::new(core::ptr::null_mut());
+pub static CURRENT: KernelValue<*mut Tcb> = KernelValue::new(core::ptr::null_mut());
 
 struct SlotAllocator {
     next_fresh: u32,
@@ -350,11 +350,11 @@ pub fn get(h: Handle) -> Option<&'static mut Tcb> {
 
 pub fn current() -> &'static mut Tcb {
     // SAFETY: CURRENT always points at a live TCB once threads exist.
-    unsafe { &mut **CURRENT.get() }
+    unsafe { &mut *CURRENT.get() }
 }
 
 pub fn current_ptr() -> *mut Tcb {
-    *CURRENT.get()
+    CURRENT.get()
 }
 
 /// The thread with exactly this global id, if it exists.
@@ -411,9 +411,8 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
     // SAFETY: the TCB page was just allocated (zeroed) for this thread.
     let t = unsafe { &mut *p };
     let generation = {
-        let g = NEXT_GENERATION.get();
-        let this = *g;
-        *g = g.wrapping_add(1).max(1);
+        let this = NEXT_GENERATION.get();
+        NEXT_GENERATION.set(this.wrapping_add(1).max(1));
         this
     };
     *t = Tcb {

@@ -17,8 +17,9 @@ RIP_INDEX, RSP_INDEX = 17, 20
 
 
 def cell_value(v):
-    """The value inside a KernelCell (a tuple struct around an UnsafeCell)."""
-    for path in (("__0", "value"), ("value",)):
+    """The value inside a KernelCell (a struct around an UnsafeCell) or a KernelValue (a tuple
+    struct around a Cell around an UnsafeCell)."""
+    for path in (("__0", "value", "value"), ("__0", "value"), ("value", "value"), ("value",)):
         try:
             x = v
             for f in path:
@@ -94,6 +95,13 @@ def describe(tcb_ptr):
     try:
         if partner is not None and int(partner) != 0:
             ptext = tid_text(partner.dereference()["id"])
+        elif partner is None:
+            # The state enum carries whom a blocked thread deals with (a handle: thread number).
+            text = str(field(t, "state"))
+            for key in ("no: ", "from: "):
+                if key in text:
+                    ptext = text.split(key, 1)[1].split(",")[0].split("}")[0].strip()
+                    break
     except gdb.error:
         ptext = "?"
     return pid, state_text(t), prio, ("%#x" % int(space)) if space is not None else "?", ptext

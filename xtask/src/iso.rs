@@ -1,7 +1,9 @@
 //! `cargo xtask iso`: a bootable ISO image (`target/l4rs.iso`) with GRUB 2 (BIOS), which loads
 //! the kernel as a multiboot-1 image (`multiboot`) and sigma0 and the root server as modules,
-//! like the QEMU `-kernel`/`-initrd` boot. Needs grub-mkrescue, the i386-pc GRUB modules,
-//! xorriso and mtools; `scripts/setup.sh --iso` installs them when missing.
+//! like the QEMU `-kernel`/`-initrd` boot; and, for the tests, `target/l4rs-stage2.iso`, where
+//! GRUB loads the second-stage loader `stage2` instead (the reference boot chain). Needs
+//! grub-mkrescue, the i386-pc GRUB modules, xorriso and mtools; `scripts/setup.sh --iso`
+//! installs them when missing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -15,6 +17,21 @@ set default=0
 
 menuentry \"l4rs: L4 X.2 microkernel demo (console on COM1, 115200 8N1)\" {
     multiboot /boot/l4rs/kernel
+    module /boot/l4rs/sigma0 sigma0
+    module /boot/l4rs/root root demo
+    boot
+}
+";
+
+/// The reference boot chain on GRUB: GRUB loads the second-stage loader (`stage2`, doing
+/// kickstart's job) with the kernel, sigma0 and the root server as modules (README "Booting").
+pub const GRUB_CFG_STAGE2: &str = "\
+set timeout=0
+set default=0
+
+menuentry \"l4rs through a second-stage loader (console on COM1, 115200 8N1)\" {
+    multiboot /boot/l4rs/stage2
+    module /boot/l4rs/kernel kernel
     module /boot/l4rs/sigma0 sigma0
     module /boot/l4rs/root root demo
     boot
@@ -57,22 +74,39 @@ fn ensure_tools() -> Result<(), String> {
 
 /// Builds `target/l4rs.iso` from the built images; returns its path.
 pub fn build(images: &Images) -> Result<PathBuf, String> {
+    let files = [
+        (images.kernel(), "kernel"),
+        (images.user("sigma0"), "sigma0"),
+        (images.user("root"), "root"),
+    ];
+    build_iso(&files, GRUB_CFG, "l4rs")
+}
+
+/// Builds `target/l4rs-stage2.iso`: GRUB → stage2 → kernel, sigma0, root server (stripped
+/// module files, as they must end below the kernel's 6 MiB wherever GRUB puts them).
+pub fn build_stage2(images: &Images) -> Result<PathBuf, String> {
+    let files = [
+        (images.stage2(), "stage2"),
+        (images.stripped("kernel")?, "kernel"),
+        (images.stripped("sigma0")?, "sigma0"),
+        (images.stripped("root")?, "root"),
+    ];
+    build_iso(&files, GRUB_CFG_STAGE2, "l4rs-stage2")
+}
+
+fn build_iso(files: &[(PathBuf, &str)], cfg: &str, name: &str) -> Result<PathBuf, String> {
     ensure_tools()?;
     let target = build::workspace_root().join("target");
-    let tree = target.join("iso-tree");
+    let tree = target.join(format!("{name}-iso-tree"));
     let _ = std::fs::remove_dir_all(&tree);
     let dir = tree.join("boot/l4rs");
     std::fs::create_dir_all(tree.join("boot/grub")).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    for (src, name) in [
-        (images.kernel(), "kernel"),
-        (images.user("sigma0"), "sigma0"),
-        (images.user("root"), "root"),
-    ] {
-        std::fs::copy(&src, dir.join(name)).map_err(|e| format!("copy {}: {e}", src.display()))?;
+    for (src, name) in files {
+        std::fs::copy(src, dir.join(name)).map_err(|e| format!("copy {}: {e}", src.display()))?;
     }
-    std::fs::write(tree.join("boot/grub/grub.cfg"), GRUB_CFG).map_err(|e| e.to_string())?;
-    let iso = target.join("l4rs.iso");
+    std::fs::write(tree.join("boot/grub/grub.cfg"), cfg).map_err(|e| e.to_string())?;
+    let iso = target.join(format!("{name}.iso"));
     let out = Command::new("grub-mkrescue")
         .arg("-o")
         .arg(&iso)

@@ -1,7 +1,8 @@
 //! Host-side runner for the kernel: `cargo xtask <command>` (the Makefile wraps it).
 //!
 //! * `build`: the kernel and the user programs (bare-metal target, release).
-//! * `run`: boot the demo with the serial console on this terminal (quit: Ctrl-A X).
+//! * `run`: boot the demo with the serial console on this terminal (quit: Ctrl-A X);
+//!   `--stage2` boots it through the second-stage loader (the reference boot chain).
 //! * `test`: host unit tests, then every integration test (one QEMU boot each), one line per
 //!   test, ending with `N passed, N failed`.
 //! * `bench`: figures measured under `-icount shift=0` (instruction counts) and plain TCG.
@@ -13,6 +14,7 @@ mod bench;
 mod build;
 mod iso;
 mod kdb_tests;
+mod kipref;
 mod qemu;
 mod tests;
 
@@ -37,7 +39,7 @@ fn main() -> ExitCode {
         "iso" => iso::run(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask build | run [--cpu MODEL] [--append ARGS] | debug [...] | test [FILTER] | bench | iso"
+                "usage: cargo xtask build | run [--cpu MODEL] [--append ARGS] [--stage2] | debug [...] | test [FILTER] | bench | iso"
             );
             ExitCode::FAILURE
         }
@@ -62,6 +64,7 @@ fn run_with(args: &[String], halted: bool) -> ExitCode {
         }
     };
     let mut boot = images.demo_boot();
+    let mut stage2 = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -69,6 +72,7 @@ fn run_with(args: &[String], halted: bool) -> ExitCode {
                 boot.cpu = args[i + 1].clone();
                 i += 1;
             }
+            "--stage2" => stage2 = true,
             "--append" if i + 1 < args.len() => {
                 boot.cmdline = format!("{} {}", boot.cmdline, args[i + 1]);
                 i += 1;
@@ -84,6 +88,13 @@ fn run_with(args: &[String], halted: bool) -> ExitCode {
     // instead of ending the run); `--append debugger=...` chooses otherwise.
     if !boot.cmdline.contains("debugger=") {
         boot.cmdline = format!("{} debugger=all", boot.cmdline).trim().to_string();
+    }
+    if stage2 {
+        // The reference boot chain: QEMU -> stage2 -> kernel (with the kernel command line
+        // built above on its module line), sigma0, root server.
+        let cpu = boot.cpu.clone();
+        boot = tests::via_stage2(&images, "", &boot.cmdline, "demo");
+        boot.cpu = cpu;
     }
     if halted {
         boot.extra.extend(["-s".to_string(), "-S".to_string()]);

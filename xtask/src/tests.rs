@@ -78,6 +78,45 @@ fn with_root(images: &Images, cmdline: &str, root_args: &str) -> Boot {
     b
 }
 
+/// The reference boot chain (spec 7): QEMU loads `stage2` (a second-stage loader doing
+/// kickstart's job) with the kernel, sigma0 and the root server as modules; `stage2` loads
+/// them, fills in the KIP and enters the kernel, which takes the KIP's values as the truth.
+/// Module files are stripped, as they must end below the kernel's load address (6 MiB).
+pub fn via_stage2(
+    images: &Images,
+    stage2_cmdline: &str,
+    kernel_cmdline: &str,
+    root_args: &str,
+) -> Boot {
+    let mut b = Boot::new(images.stage2());
+    b.cmdline = stage2_cmdline.into();
+    let mut mods = Vec::new();
+    for (name, args) in [
+        ("kernel", kernel_cmdline),
+        ("sigma0", ""),
+        ("root", root_args),
+    ] {
+        match images.stripped(name) {
+            Ok(path) => mods.push(Module {
+                path,
+                args: args.into(),
+            }),
+            Err(e) => b.unavailable = Some(format!("cannot strip {name}: {e}")),
+        }
+    }
+    b.modules = mods;
+    b
+}
+
+/// What a boot through `stage2` prints before the kernel's own output.
+const STAGE2_EXPECT: &[&str] = &[
+    "stage2: second-stage loader",
+    "stage2: KIP at 0x6",
+    "stage2: launching kernel at 0x6",
+    "L4 X.2 microkernel",
+    "boot: started by a loader that filled in the KIP",
+];
+
 pub fn all_tests() -> Vec<Test> {
     let mut t = vec![
         Test {
@@ -217,6 +256,7 @@ pub fn all_tests() -> Vec<Test> {
         },
     ];
     t.extend(crate::tests::user_tests());
+    t.extend(crate::tests::stage2_tests());
     t.extend(crate::kdb_tests::tests());
     t
 }
@@ -406,6 +446,164 @@ pub fn user_tests() -> Vec<Test> {
     ]
 }
 
+/// Integration tests of the reference boot chain (through `stage2`), and the KIP compared
+/// with the reference kernel's (`kipref`), after both boot ways.
+pub fn stage2_tests() -> Vec<Test> {
+    vec![
+        Test {
+            name: "kip-reference",
+            boot: |i| with_root(i, "", "kipdump"),
+            expect: &["kipword 0x000", "kipmem 0 ", "kipdump: done"],
+            forbid: &[PANIC, "FAILED"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 60,
+        },
+        Test {
+            name: "stage2-kip-reference",
+            boot: |i| via_stage2(i, "", "", "kipdump"),
+            expect: &[
+                "stage2: launching kernel",
+                "kipword 0x000",
+                "kipmem 0 ",
+                "kipdump: done",
+            ],
+            forbid: &[PANIC, "FAILED"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 60,
+        },
+        Test {
+            name: "stage2-boots-demo",
+            // kickstart's default kernel memory (16 MiB).
+            boot: |i| via_stage2(i, "", "", "demo"),
+            expect: &[
+                "stage2: launching kernel",
+                "boot: started by a loader that filled in the KIP",
+                "memory pool 0xe000000-0xeffffff (16384 KiB)",
+                "sigma0: ready",
+                "root: KIP at 0xbff00000",
+                "demo: ping-pong done (5 of 5 replies correct)",
+                "demo: drivers ready",
+            ],
+            forbid: DEMO_FORBID,
+            exit: None,
+            stop_at: Some("demo: drivers ready"),
+            input: NO_INPUT,
+            timeout_s: 60,
+        },
+        Test {
+            name: "stage2-conformance",
+            // The direct boot's kernel memory (64 MiB), so that the results can be compared.
+            boot: |i| via_stage2(i, "kmem=64M", "", "conformance"),
+            expect: &[
+                "stage2: launching kernel",
+                "boot: started by a loader that filled in the KIP",
+                "sigma0: ready",
+                "--- KD# \"kdb-enter-check\" ---",
+                "conformance: done",
+            ],
+            forbid: &[PANIC, "FAILED"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 240,
+        },
+        Test {
+            name: "stage2-conformance-cpu-max",
+            boot: |i| {
+                let mut b = via_stage2(i, "kmem=64M", "", "conformance");
+                b.cpu = "max".into();
+                b
+            },
+            expect: &[
+                "stage2: launching kernel",
+                "boot: started by a loader that filled in the KIP",
+                "sigma0: ready",
+                "conformance: done",
+            ],
+            forbid: &[PANIC, "FAILED"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 240,
+        },
+        Test {
+            name: "stage2-iso-boots-demo",
+            // The usual PC chain: GRUB → stage2 (kickstart's job) → kernel, sigma0, root.
+            boot: |i| {
+                let mut b = Boot::new(i.kernel());
+                match crate::iso::build_stage2(i) {
+                    Ok(path) => b.iso = Some(path),
+                    Err(e) => b.unavailable = Some(format!("cannot build the ISO: {e}")),
+                }
+                b
+            },
+            expect: &[
+                "stage2: launching kernel",
+                "boot: started by a loader that filled in the KIP",
+                "sigma0: ready",
+                "demo: ping-pong done (5 of 5",
+                "demo: drivers ready",
+            ],
+            forbid: DEMO_FORBID,
+            exit: None,
+            stop_at: Some("demo: drivers ready"),
+            input: NO_INPUT,
+            timeout_s: 120,
+        },
+        Test {
+            name: "stage2-refuses-overlapping-images",
+            // The kernel given twice: overlapping load targets, which the loader must refuse
+            // as kickstart does instead of overwriting anything.
+            boot: |i| {
+                let mut b = via_stage2(i, "", "", "demo");
+                if b.modules.len() == 3 {
+                    b.modules[1] = b.modules[0].clone();
+                }
+                b
+            },
+            // (Which copy is refused depends on where the files lie: module 0 if the second
+            // file covers 6 MiB, else module 1, whose target is module 0's loaded image.)
+            expect: &[
+                ": segment 0x600000-",
+                "choose a different link base",
+                "stage2: cannot boot",
+            ],
+            forbid: &["stage2: launching kernel", "L4 X.2 microkernel"],
+            exit: None,
+            stop_at: Some("stage2: cannot boot"),
+            input: NO_INPUT,
+            timeout_s: 30,
+        },
+        Test {
+            name: "stage2-kernel-cmdline",
+            // The kernel's own options reach it through BootInfo -> MBI copy -> module 0.
+            boot: |i| via_stage2(i, "", "exit=ready", ""),
+            expect: STAGE2_EXPECT,
+            forbid: &[PANIC, "*** exception"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 30,
+        },
+    ]
+}
+
+/// Names of the `check <name> ... ok` lines of a run, sorted.
+fn check_names(out: &qemu::Outcome) -> Vec<String> {
+    let mut v: Vec<String> = out
+        .output
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("check "))
+        .map(|r| r.to_string())
+        .collect();
+    v.sort();
+    v
+}
+
 /// Individual `check <name> ... ok|FAILED` lines of a conformance run: (passed, failed).
 fn report_checks(test: &Test, out: &qemu::Outcome) -> (usize, usize) {
     let (mut p, mut f) = (0, 0);
@@ -419,6 +617,24 @@ fn report_checks(test: &Test, out: &qemu::Outcome) -> (usize, usize) {
         } else if let Some((name, why)) = rest.split_once(" ... FAILED") {
             f += 1;
             println!("test {}/{} ... FAILED{}", test.name, name, why);
+        }
+    }
+    (p, f)
+}
+
+/// The KIP of a `kipdump` run compared with the reference kernel's, one line per field.
+fn report_kip(test: &Test, out: &qemu::Outcome) -> (usize, usize) {
+    let (mut p, mut f) = (0, 0);
+    for (name, r) in crate::kipref::compare(&crate::kipref::parse(&out.output)) {
+        match r {
+            Ok(note) => {
+                p += 1;
+                println!("test {}/{} ... ok ({})", test.name, name, note);
+            }
+            Err(why) => {
+                f += 1;
+                println!("test {}/{} ... FAILED: {}", test.name, name, why);
+            }
         }
     }
     (p, f)
@@ -601,6 +817,9 @@ pub fn run_all(args: &[String]) -> ExitCode {
     }
     println!("== integration tests (QEMU, TCG) ==");
     let start = Instant::now();
+    // Check lines of the direct and the stage2 conformance boots, compared at the end.
+    let mut direct: Option<Vec<String>> = None;
+    let mut chained: Option<Vec<String>> = None;
     for test in all_tests() {
         if let Some(f) = &filter
             && !test.name.contains(f.as_str())
@@ -616,7 +835,19 @@ pub fn run_all(args: &[String]) -> ExitCode {
             false,
         );
         let v = judge(&test, &out);
+        match test.name {
+            "conformance" => direct = Some(check_names(&out)),
+            "stage2-conformance" => chained = Some(check_names(&out)),
+            _ => {}
+        }
         let (cp, cf) = report_checks(&test, &out);
+        passed += cp;
+        failed += cf;
+        let (cp, cf) = if test.name.ends_with("kip-reference") {
+            report_kip(&test, &out)
+        } else {
+            (0, 0)
+        };
         passed += cp;
         failed += cf;
         if v.ok {
@@ -634,6 +865,25 @@ pub fn run_all(args: &[String]) -> ExitCode {
                 println!("  | {line}");
             }
             println!("---- end of {} ----", test.name);
+        }
+    }
+    if let (Some(d), Some(c)) = (&direct, &chained) {
+        // Same checks with the same verdicts, whichever way the kernel was booted.
+        if d == c && !d.is_empty() {
+            passed += 1;
+            println!(
+                "test stage2-same-conformance-results ... ok ({} checks)",
+                d.len()
+            );
+        } else {
+            failed += 1;
+            println!("test stage2-same-conformance-results ... FAILED");
+            for x in d.iter().filter(|x| !c.contains(x)) {
+                println!("  direct boot only: {x}");
+            }
+            for x in c.iter().filter(|x| !d.contains(x)) {
+                println!("  stage2 boot only: {x}");
+            }
         }
     }
     if filter

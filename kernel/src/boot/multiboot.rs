@@ -154,3 +154,27 @@ pub fn region_kind_name(kind: u32) -> &'static str {
         _ => "other",
     }
 }
+
+/// Kernel command line from the multiboot information a KIP-patching loader copied for the
+/// root server (spec 7.2): the line of module 0, the kernel itself. Nothing else of it is used.
+pub fn read_kernel_cmdline(mbi: u64) {
+    // Only what the boot tables' 1 GiB window reaches is read.
+    const WINDOW: u64 = 1 << 30;
+    let b = BOOT.get();
+    if mbi + 32 > WINDOW {
+        return;
+    }
+    b.mbi_phys = mbi;
+    let flags = rd32(mbi);
+    if flags & (1 << 3) == 0 || rd32(mbi + 20) == 0 {
+        return;
+    }
+    let entry = rd32(mbi + 24) as u64;
+    if entry + 16 > WINDOW {
+        return;
+    }
+    let line = rd32(entry + 8) as u64;
+    if line + CMDLINE_LEN as u64 <= WINDOW {
+        copy_cstr(line, &mut b.cmdline);
+    }
+}

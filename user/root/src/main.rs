@@ -7,6 +7,8 @@
 //!   drivers ([`demo`], [`drivers`]); it keeps running;
 //! * `bench`: IPC, system-call and exception round-trip figures ([`bench`]), then
 //!   `kdb::enter("exit-success")`;
+//! * `kipdump` prints the KIP as raw words for the comparison with the reference kernel's
+//!   ([`kipdump`]), then `kdb::enter("exit-success")`;
 //! * `kdbtest`: a fixed system state for the kernel debugger's tests ([`kdbtest`]);
 //! * `scale`: how single operations cost with growing unrelated state ([`scale`]), then
 //!   `kdb::enter("exit-success")`;
@@ -24,6 +26,7 @@ mod conformance;
 mod demo;
 mod drivers;
 mod kdbtest;
+mod kipdump;
 mod scale;
 mod tests;
 
@@ -44,6 +47,7 @@ fn main() -> ! {
         "conformance" => conformance::run(args),
         "demo" => demo::run(),
         "bench" => bench::run(args),
+        "kipdump" => kipdump::run(),
         "kdbtest" => kdbtest::run(args),
         "scale" => scale::run(),
         other => {

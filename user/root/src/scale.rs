@@ -25,7 +25,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use abi::items::MapItem;
 use abi::msgtag::labels;
 use abi::{Acceptor, Fpage, MsgTag, Rights, ThreadId, Time, Timeouts};
-use l4::{kip, msg, println, syscall, utcb};
+use l4::{msg, println, syscall, utcb};
 
 use crate::demo::spaces::{self, Stack};
 
@@ -228,25 +228,7 @@ fn tid(k: u64) -> ThreadId {
 
 /// Creates `t` in a new space with the given UTCB area (its UTCB at the area's start).
 fn new_space(t: ThreadId, utcb_area: u64, utcb_log2: u64, pager: ThreadId) -> bool {
-    let me = spaces::root();
-    let ok = syscall::thread_control(t, t, me, ThreadId::NIL, u64::MAX) == 1
-        && syscall::space_control(
-            t,
-            0,
-            Fpage::new_log2(kip::kip_address(), 12),
-            Fpage::new_log2(utcb_area, utcb_log2),
-            ThreadId::NIL,
-        )
-        .0 == 1
-        && syscall::thread_control(t, t, me, pager, utcb_area) == 1;
-    if !ok {
-        println!(
-            "scale: cannot create a space for {:#x} (error {})",
-            t.raw(),
-            utcb::error_code()
-        );
-    }
-    ok
+    spaces::new_space_with_utcb_area(t, pager, utcb_area, utcb_log2)
 }
 
 /// N background threads in one new space, started in `mode`; returns whether all run.

@@ -8,6 +8,10 @@
 //! Boot page tables map the first 1 GiB of physical memory twice with 2 MiB pages: identity
 //! (so the trampoline keeps running after paging is switched on) and at `KERNEL_VMA`
 //! (-2 GiB), where the kernel is linked.
+//!
+//! `_start32` is also the ELF entry, where a KIP-patching second-stage loader (kickstart) jumps
+//! in 32-bit protected mode with paging off and no register contents defined; `kernel_main`
+//! tells the two hand-overs apart by the KIP (`boot::kip_loader`), not by EAX.
 
 use core::arch::global_asm;
 

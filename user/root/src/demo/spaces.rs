@@ -147,17 +147,23 @@ pub fn start_pager(t: ThreadId, slot: u64) -> bool {
 /// Creates thread `t` in a new address space (KIP at the root's KIP address, UTCB area
 /// [`UTCB_AREA`], UTCB at `UTCB_AREA`), paged by `pager`; it waits for its start-up message.
 pub fn new_space(t: ThreadId, pager: ThreadId) -> bool {
+    new_space_with_utcb_area(t, pager, UTCB_AREA, UTCB_AREA_LOG2)
+}
+
+/// [`new_space`] with a UTCB area of `2^area_log2` bytes at `area` (the thread's UTCB at its
+/// start).
+pub fn new_space_with_utcb_area(t: ThreadId, pager: ThreadId, area: u64, area_log2: u64) -> bool {
     let me = root();
     let ok = syscall::thread_control(t, t, me, ThreadId::NIL, u64::MAX) == 1
         && syscall::space_control(
             t,
             0,
             Fpage::new_log2(kip::kip_address(), 12),
-            Fpage::new_log2(UTCB_AREA, UTCB_AREA_LOG2),
+            Fpage::new_log2(area, area_log2),
             ThreadId::NIL,
         )
         .0 == 1
-        && syscall::thread_control(t, t, me, pager, UTCB_AREA) == 1;
+        && syscall::thread_control(t, t, me, pager, area) == 1;
     if !ok {
         println!(
             "root: cannot create a space for {:#x} (error {})",

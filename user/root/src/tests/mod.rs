@@ -7,6 +7,7 @@ use crate::conformance::Suite;
 mod chain;
 mod churn;
 mod clock;
+mod compat;
 mod cpu_state;
 mod exregs;
 mod fastpath;
@@ -47,6 +48,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("ipc", ipc::run),
     ("memory", memory::run),
     ("strings", strings::run),
+    ("compat", compat::run),
     ("chain", chain::run),
     ("lifetime", lifetime::run),
     ("cpu_state", cpu_state::run),
