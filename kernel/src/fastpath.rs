@@ -80,24 +80,36 @@ fn resume_ksp() -> u64 {
 pub extern "C" fn fastpath_dispatch(f: &mut TrapFrame) {
     counters::count(Event::SyscallEntry);
     // The Ipc (0) and Lipc (1) stub slots.
-    if f.rcx.wrapping_sub(stubs_base()) < 512 {
-        try_ipc(f);
+    if f.rcx.wrapping_sub(stubs_base()) < 512 && try_ipc(f) {
+        // The fast path does not apply. `syscall_dispatch` would try `ipc::fast_call`, whose
+        // guards are the ones that just failed on the same state: straight to the general
+        // IPC instead (what `syscall_dispatch` does after its shortcut).
+        let r = ipc::sys_ipc(
+            ThreadId::from_raw(f.rsi),
+            ThreadId::from_raw(f.rdx),
+            Timeouts(f.r8 & 0xFFFF_FFFF),
+        );
+        f.rsi = r.from.raw();
+        schedule::preempt_if_higher();
+        crate::profile::mark(crate::profile::Point::Resumed);
+        return;
     }
     crate::syscall::syscall_dispatch(f)
 }
 
-/// Returns only if the fast path does not apply (nothing changed).
+/// Returns only if the fast path does not apply (nothing changed): true if the general IPC
+/// is to run, false if the thread is not activated (`syscall_dispatch` ignores the call).
 #[inline(never)]
-fn try_ipc(f: &mut TrapFrame) {
+fn try_ipc(f: &mut TrapFrame) -> bool {
     if !thread::current().is_activated() {
-        return;
+        return false;
     }
     let Some((deadline, dest)) = ipc::fast_send(
         ThreadId::from_raw(f.rsi),
         ThreadId::from_raw(f.rdx),
         Timeouts(f.r8 & 0xFFFF_FFFF),
     ) else {
-        return;
+        return true;
     };
     counters::count(Event::FastPath);
     schedule::block_prepare(deadline);
