@@ -79,15 +79,8 @@ fn resume_ksp() -> u64 {
 #[unsafe(no_mangle)]
 pub extern "C" fn fastpath_dispatch(f: &mut TrapFrame) {
     counters::count(Event::SyscallEntry);
-    // The Ipc (0) and Lipc (1) stub slots. A send-only or receive-only IPC (nil `to` or
-    // nil from-specifier) is never the fast path's: no guards for it.
-    if f.rcx.wrapping_sub(stubs_base()) < 512
-        && if f.rsi == 0 || f.rdx == 0 {
-            thread::current().is_activated()
-        } else {
-            try_ipc(f)
-        }
-    {
+    // The Ipc (0) and Lipc (1) stub slots.
+    if f.rcx.wrapping_sub(stubs_base()) < 512 && try_ipc(f) {
         // The fast path does not apply. `syscall_dispatch` would try `ipc::fast_call`, whose
         // guards are the ones that just failed on the same state: straight to the general
         // IPC instead (what `syscall_dispatch` does after its shortcut).
