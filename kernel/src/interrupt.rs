@@ -44,7 +44,20 @@ pub(crate) static LINES: KernelCell<[Line; pic::NUM_IRQS]> = KernelCell::new(
     }; pic::NUM_IRQS],
 );
 
+/// Microseconds per TSC count as a 0.64 fixed-point fraction (2^64 · 1000 / TSC kHz): the
+/// clock is the high half of TSC × scale, a multiplication instead of a 128-bit division.
+/// 0 if the TSC is slower than 1 MHz (then the division is used). Read by the `syscall`
+/// entry's SystemClock shortcut (`arch/x86_64/syscall.rs`), which so gives the same clock.
+#[unsafe(no_mangle)]
+pub static CLOCK_SCALE: KernelCell<u64> = KernelCell::new(0);
+
 pub fn init(tsc_khz: u64, tick_ns: u64) {
+    // SAFETY: the only borrow of CLOCK_SCALE in use; it ends before any call that touches it.
+    *(unsafe { CLOCK_SCALE.get() }) = if tsc_khz > 1000 {
+        ((1000u128 << 64) / tsc_khz as u128) as u64
+    } else {
+        0
+    };
     // SAFETY: the only borrow of CLOCK in use; it ends before any call that touches it.
     *(unsafe { CLOCK.get() }) = Clock {
         tsc_khz,
@@ -55,6 +68,12 @@ pub fn init(tsc_khz: u64, tick_ns: u64) {
 
 /// Microseconds since boot (SystemClock).
 pub fn now_us() -> u64 {
+    // SAFETY: the only borrow of CLOCK_SCALE in use; it ends before any call that touches it.
+    let scale = *(unsafe { CLOCK_SCALE.get() });
+    if scale != 0 {
+        let t = crate::arch::cpu::rdtsc() as u128;
+        return ((t * scale as u128) >> 64) as u64;
+    }
     // SAFETY: the only borrow of CLOCK in use; it ends before any call that touches it.
     let c = unsafe { CLOCK.get() };
     let khz = c.tsc_khz.max(1);

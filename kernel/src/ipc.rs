@@ -432,6 +432,19 @@ pub fn sys_ipc(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResu
 /// the kernel (timeouts, cancellation, deletion, interrupts, tunnelling) sees the usual states.
 /// Returns false, having changed nothing, when the case does not apply.
 pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Option<IpcResult> {
+    let (dl, _) = fast_send(to, from_spec, timeouts)?;
+    schedule::block_current(dl);
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    Some(fast_finish(unsafe { thread::current() }))
+}
+
+/// The send half of [`fast_call`] and its entry into the receive: when the case applies, the
+/// message is delivered, the partner is ready and the caller is `RecvBlocked` (not yet out of
+/// the ready queue); returns the receive deadline to block with. `None`, having changed
+/// nothing, when the case does not apply. Also the guard chain of the fast path
+/// (`fastpath.rs`), which blocks without keeping this call's frames. Also returns the partner.
+#[inline(always)]
+pub fn fast_send(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Option<(u64, *mut Tcb)> {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
     let open = from_spec.is_any() || from_spec.is_any_local();
@@ -485,17 +498,23 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
         cur.state = State::RecvBlocked { from: dest.id };
         link_receiver(dest, cur);
     }
-    if rcv == Time::NEVER {
-        schedule::block_current(u64::MAX);
+    let dl = if rcv == Time::NEVER {
+        u64::MAX
     } else {
         // A finite receive timeout (not zero: excluded above, so there is a deadline).
-        schedule::block_current(deadline(rcv).unwrap_or(u64::MAX));
-    }
+        deadline(rcv).unwrap_or(u64::MAX)
+    };
+    Some((dl, dest as *mut Tcb))
+}
+
+/// The end of a [`fast_call`] receive, once the caller runs again: a tunnelled page fault
+/// to serve, the outcome into the ErrorCode TCR; the from id.
+pub fn fast_finish(cur: &mut Tcb) -> IpcResult {
     crate::string::serve_tunnel(cur, IpcPhase::Receive);
     if let Err(e) = outcome(cur.wake, IpcPhase::Receive) {
         report_error(cur, e);
     }
-    Some(IpcResult { from: cur.ipc_from })
+    IpcResult { from: cur.ipc_from }
 }
 
 /// Which phase of an IPC failed, with its ErrorCode value.

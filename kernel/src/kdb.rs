@@ -117,6 +117,8 @@ pub fn handle(f: &mut TrapFrame) -> bool {
             match text {
                 "exit-success" if full => platform::qemu_exit(platform::EXIT_SUCCESS),
                 "exit-failure" if full => platform::qemu_exit(platform::EXIT_FAILURE),
+                // Debug-only (kernel feature `counters`, `make bench`): the event counters.
+                "counters" if crate::counters::report() => {}
                 _ => crate::kprintln!(
                     "--- KD# \"{}\" --- (ip {:#x}, sp {:#x}); continuing{}",
                     text,

@@ -12,10 +12,12 @@
 mod arch;
 mod boot;
 mod console;
+mod counters;
 mod debug;
 mod decode;
 mod exception;
 mod exregs;
+mod fastpath;
 mod interrupt;
 mod io_space;
 mod ipc;

@@ -45,12 +45,14 @@ static IDLE: KernelValue<*mut Tcb> = KernelValue::new(core::ptr::null_mut());
 struct ReadyLinks;
 
 impl Links for ReadyLinks {
+    #[inline(always)]
     fn link(&mut self, n: u32) -> &mut Link {
         // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
         &mut (unsafe { thread::linked(n) }).ready_link
     }
 }
 
+#[inline(always)]
 pub fn enqueue(t: &mut Tcb) {
     if t.ready_queued || t.halted || t.state != State::Ready {
         return;
@@ -65,6 +67,7 @@ pub fn enqueue(t: &mut Tcb) {
     t.ready_queued = true;
 }
 
+#[inline(always)]
 pub fn dequeue(t: &mut Tcb) {
     if !t.ready_queued {
         return;
@@ -79,13 +82,24 @@ pub fn dequeue(t: &mut Tcb) {
     t.ready_queued = false;
 }
 
+#[inline(always)]
 fn highest_ready() -> Option<usize> {
     // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
     let q = unsafe { QUEUES.get() };
-    (0..4)
-        .rev()
-        .find(|&i| q.bitmap[i] != 0)
-        .map(|i| i * 64 + 63 - q.bitmap[i].leading_zeros() as usize)
+    // Unrolled: an iterator here is an out-of-line call of ~30 instructions on every switch.
+    let b = &q.bitmap;
+    let (i, w) = if b[3] != 0 {
+        (3, b[3])
+    } else if b[2] != 0 {
+        (2, b[2])
+    } else if b[1] != 0 {
+        (1, b[1])
+    } else if b[0] != 0 {
+        (0, b[0])
+    } else {
+        return None;
+    };
+    Some(i * 64 + 63 - w.leading_zeros() as usize)
 }
 
 /// Moves a thread to the tail of its priority list (end of its turn).
@@ -115,6 +129,16 @@ pub fn schedule() {
 }
 
 fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
+    let to = prepare_switch(cur, next);
+    // SAFETY: `cur` is the running thread (live).
+    context::switch(unsafe { &mut (*cur).ksp }, &to);
+}
+
+/// Everything a switch from `cur` to `next` needs, with the kernel's side of it done
+/// (current thread, last user space, the IO bitmap hook): shared by [`switch_to`] and the
+/// fast path's [`leave_current`], so both switch alike.
+#[inline(always)]
+fn prepare_switch(cur: *mut Tcb, next: *mut Tcb) -> SwitchTo {
     // SAFETY: both are live TCBs; `cur` is the running thread.
     let (c, n) = unsafe { (&mut *cur, &mut *next) };
     let cr3 = if n.space.is_null() || c.space == n.space {
@@ -133,8 +157,7 @@ fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
         } else {
             n.utcb_location
         },
-        fpu_save: c.fpu.0.as_mut_ptr(),
-        fpu_load: n.fpu.0.as_ptr(),
+        fpu: n.fpu.0.as_mut_ptr(),
     };
     if !idle {
         LAST_SPACE_USER.set(n.space);
@@ -147,7 +170,40 @@ fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
     }
     thread::CURRENT.set(next);
     crate::profile::mark(crate::profile::Point::Switching);
-    context::switch(&mut c.ksp, &to);
+    to
+}
+
+/// Switches away from the current thread, which has just blocked ([`block_prepare`]) at the
+/// bottom of a system call, without keeping its kernel stack: when next switched to, it
+/// continues at `resume_ksp` (a frame like `switch_stacks` leaves, `fastpath.rs`) instead
+/// of returning here. The choice of the next thread is [`schedule`]'s. If that is `direct`
+/// and it blocked here too, it returns to user mode at once (`direct_exit(next)` says how, or
+/// refuses).
+#[inline(always)]
+pub fn leave_current(
+    resume_ksp: u64,
+    direct: *mut Tcb,
+    direct_exit: impl FnOnce(&mut Tcb) -> bool,
+) -> ! {
+    let cur = thread::current_ptr();
+    let next = match highest_ready() {
+        // SAFETY: the only borrow of QUEUES in use (ends in this expression); the head of a
+        // ready queue is a live thread, and only its address is kept.
+        Some(prio) => unsafe { thread::linked(QUEUES.get().queues[prio].head) as *mut Tcb },
+        None => IDLE.get(),
+    };
+    // SAFETY: `cur` is the running thread; its stack below the trap frame is abandoned.
+    unsafe { (*cur).ksp = resume_ksp };
+    if next == cur {
+        // Not blocked after all (cannot happen: it left the ready queue): resume it at once.
+        context::resume_at(resume_ksp);
+    }
+    let to = prepare_switch(cur, next);
+    // SAFETY: `next` is a live TCB (the head of a ready queue).
+    if next == direct && to.ksp == resume_ksp && direct_exit(unsafe { &mut *next }) {
+        context::switch_to_user(&to)
+    }
+    context::switch_away(&to)
 }
 
 /// The space whose page tables are loaded (idle keeps the last user space's tables).
@@ -174,6 +230,13 @@ fn leave_list(t: &mut Tcb) {
 
 /// Blocks the current thread (already in a blocked state) until woken; `deadline` in µs.
 pub fn block_current(deadline: u64) {
+    block_prepare(deadline);
+    schedule();
+}
+
+/// [`block_current`] up to the switch: out of the ready queue, no outcome yet, the timeout.
+#[inline(always)]
+pub fn block_prepare(deadline: u64) {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let t = unsafe { thread::current() };
     dequeue(t);
@@ -182,7 +245,6 @@ pub fn block_current(deadline: u64) {
         t.deadline = deadline;
         timer_insert(t);
     }
-    schedule();
 }
 
 /// Gives a blocked thread that is not running a timeout (µs deadline).

@@ -51,7 +51,7 @@ fn memory_control(a: MemoryControlArgs) -> Result<Out, SyscallError> {
 }
 
 #[unsafe(no_mangle)]
-extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
+pub extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
     let Some(call) = identify(f.rcx) else {
         // `syscall` outside the stubs: not a system call; return untouched.
         return;

@@ -408,6 +408,7 @@ pub fn current_ptr() -> *mut Tcb {
 /// The caller must not use the returned reference while another reference to the same TCB
 /// is in use, nor after that thread can have been deleted (across a blocking string copy or
 /// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+#[inline(always)]
 pub unsafe fn lookup_global(id: ThreadId) -> Option<&'static mut Tcb> {
     if !id.is_global() {
         return None;
@@ -446,18 +447,27 @@ pub unsafe fn lookup_number(no: u64) -> Option<&'static mut Tcb> {
 /// The caller must not use the returned reference while another reference to the same TCB
 /// is in use, nor after that thread can have been deleted (across a blocking string copy or
 /// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+#[inline(always)]
 pub unsafe fn resolve(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
     if id.is_local() && !id.is_any_local() {
-        // The MyGlobalId TCR of the UTCB at that address in the caller's space; a user may
-        // write anything there, so the thread found must really own that UTCB.
-        let gid = crate::arch::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        let t = (unsafe { lookup_global(ThreadId::from_raw(gid)) })?;
-        (t.same_space(by) && t.local_id() == id).then_some(t)
+        // SAFETY: the caller's contract, passed on.
+        unsafe { resolve_local(by, id) }
     } else {
         // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
         unsafe { lookup_global(id) }
     }
+}
+
+/// # Safety
+/// As [`resolve`].
+#[inline(never)]
+unsafe fn resolve_local(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
+    // The MyGlobalId TCR of the UTCB at that address in the caller's space; a user may
+    // write anything there, so the thread found must really own that UTCB.
+    let gid = crate::arch::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
+    // SAFETY: the caller's contract, passed on.
+    let t = unsafe { lookup_global(ThreadId::from_raw(gid)) }?;
+    (t.same_space(by) && t.local_id() == id).then_some(t)
 }
 
 /// Creates an inactive thread with this id in `space`; `None` if out of memory or slots.
@@ -520,7 +530,7 @@ pub unsafe fn create(
         slot,
         fpu: FpuArea([0; 512]),
     };
-    crate::arch::context::init_fpu_image(t.fpu.0.as_mut_ptr());
+    crate::arch::fpu::init_image(&mut t.fpu.0);
     *t.frame() = TrapFrame {
         cs: gdt::USER_CS as u64,
         ss: gdt::USER_DS as u64,
@@ -545,6 +555,8 @@ pub const USER_RFLAGS: u64 = 0x3202;
 /// Frees a thread that is no longer queued anywhere. Must not be the current thread.
 pub fn destroy(t: &mut Tcb) {
     crate::thread_control::utcb_released(t);
+    // Lazy FPU: its registers must not pass to a thread whose save area lands here.
+    crate::arch::fpu::forget(t.fpu.0.as_mut_ptr());
     // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.
     (unsafe { THREADS.get() })[t.id.number() as usize] = core::ptr::null_mut();
     t.state = State::Dead;

@@ -251,7 +251,8 @@ pub fn update_vectors() {
     let s = if on {
         traced_syscall as extern "C" fn(&mut TrapFrame) as usize
     } else {
-        syscall_dispatch as unsafe extern "C" fn(&mut TrapFrame) as usize
+        // Trace off: the fast path again (it falls back to `syscall_dispatch`).
+        crate::fastpath::fastpath_dispatch as extern "C" fn(&mut TrapFrame) as usize
     };
     let t = if super::shell::debug_trap_armed() {
         debug_trap as extern "C" fn(&mut TrapFrame) as usize

@@ -197,6 +197,7 @@ static IDT: KernelCell<[IdtEntry; 256]> = KernelCell::new(
 pub const VEC_NMI: usize = 2;
 pub const VEC_BREAKPOINT: usize = 3;
 pub const VEC_DOUBLE_FAULT: usize = 8;
+pub const VEC_NM: usize = 7;
 pub const VEC_GP: usize = 13;
 pub const VEC_MACHINE_CHECK: usize = 18;
 
@@ -295,6 +296,7 @@ pub fn init() {
 
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    crate::counters::count(crate::counters::Event::TrapEntry);
     let v = frame.vector as usize;
     if v == VEC_NMI {
         // Not caused by the interrupted code (watchdog, or the QEMU monitor's `nmi`): report
@@ -306,6 +308,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         // Aborts: the saved state may not be restartable, whatever mode it names.
         dump(frame);
         panic!("{} (abort)", EXCEPTION_NAMES[v]);
+    }
+    if v == VEC_NM && frame.is_from_user() {
+        // Lazy FPU switching: the running thread takes the registers (fpu.rs).
+        // SAFETY: the only reference in use to this TCB; not held across a deletion.
+        let t = unsafe { crate::thread::current() };
+        super::fpu::device_not_available(t.fpu.0.as_mut_ptr());
+        return;
     }
     if v < 32 {
         crate::exception::handle(frame);

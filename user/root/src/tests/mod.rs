@@ -10,6 +10,7 @@ mod clock;
 mod compat;
 mod cpu_state;
 mod exregs;
+mod fastpath;
 mod fuzz;
 mod io_ports;
 mod io_quota;
@@ -52,6 +53,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("chain", chain::run),
     ("lifetime", lifetime::run),
     ("cpu_state", cpu_state::run),
+    ("fastpath", fastpath::run),
     ("threads", threads::run),
     ("sched", sched::run),
     ("lifecycle", lifecycle::run),
