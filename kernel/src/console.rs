@@ -2,7 +2,7 @@
 
 use core::fmt::{self, Write};
 
-use crate::platform::pc::serial;
+use crate::platform::serial;
 
 pub struct Console;
 

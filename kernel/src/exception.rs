@@ -42,8 +42,10 @@ pub fn handle(frame: &mut TrapFrame) {
     }
     match frame.vector {
         VEC_UD if is_kernel_interface(frame.rip) => {
-            let k = &kip::kip();
-            frame.rax = thread::current().space().kip_area.base();
+            // SAFETY: the only reference to the KIP in use.
+            let k = &(unsafe { kip::kip() });
+            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+            frame.rax = (unsafe { thread::current().space() }).kip_area.base();
             frame.rcx = k.kip.api_version;
             frame.rdx = k.kip.api_flags;
             frame.rsi = k.kernel_desc.kernel_id;
@@ -73,8 +75,10 @@ fn is_kernel_interface(rip: u64) -> bool {
 
 fn page_fault(frame: &mut TrapFrame) {
     let addr = cpu::read_cr2();
-    let cur = thread::current();
-    let s = cur.space();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    let s = unsafe { cur.space() };
     if s.sigma0 && crate::space::sigma0_fault(s, addr) {
         return;
     }
@@ -119,7 +123,8 @@ fn page_fault(frame: &mut TrapFrame) {
 /// Exception IPC (spec 6.3): MR1..MR18 registers, MR19 vector, MR20 error code; the reply's
 /// MR1..MR18 become the new registers (RFLAGS through the user mask).
 fn exception_ipc(frame: &mut TrapFrame) {
-    let cur = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     let handler = ThreadId::from_raw(cur.utcb_word(utcb::EXCEPTION_HANDLER));
     if handler.is_nil() {
         return halt_faulting(frame, "exception with no exception handler");
@@ -177,7 +182,8 @@ fn exception_ipc(frame: &mut TrapFrame) {
 }
 
 fn halt_faulting(frame: &mut TrapFrame, why: &str) {
-    let cur = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     crate::kprintln!("thread {:#x}: {}; halted", cur.id.raw(), why);
     trap::dump(frame);
     cur.halted = true;

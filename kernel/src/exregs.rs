@@ -11,7 +11,8 @@ use crate::schedule;
 use crate::thread::{self, State};
 
 pub fn sys_exchange_registers(f: &mut TrapFrame) {
-    let cur = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     let dest = ThreadId::from_raw(f.rax);
     // Decoded once, with the `abi` type (spec 5.2 bit layout).
     let control = ExregsControl::from_raw(f.rsi);
@@ -25,7 +26,8 @@ pub fn sys_exchange_registers(f: &mut TrapFrame) {
         f.r10 = 0;
         f.rdi = 0;
     };
-    let Some(t) = thread::resolve(cur, dest) else {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let Some(t) = (unsafe { thread::resolve(cur, dest) }) else {
         return fail(f);
     };
     if !t.is_activated() || t.id.number() < thread::USER_BASE {
@@ -33,7 +35,8 @@ pub fn sys_exchange_registers(f: &mut TrapFrame) {
     }
     // Same space, or the space of the thread's pager (Pistachio's "pagerexregs").
     let pager_space =
-        thread::lookup_global(ThreadId::from_raw(t.utcb_word(utcb::PAGER))).map(|p| p.space);
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        (unsafe { thread::lookup_global(ThreadId::from_raw(t.utcb_word(utcb::PAGER))) }).map(|p| p.space);
     if !t.same_space(cur) && pager_space != Some(cur.space) {
         return fail(f);
     }

@@ -44,8 +44,22 @@ pub(crate) static LINES: KernelCell<[Line; pic::NUM_IRQS]> = KernelCell::new(
     }; pic::NUM_IRQS],
 );
 
+/// Microseconds per TSC count as a 0.64 fixed-point fraction (2^64 · 1000 / TSC kHz): the
+/// clock is the high half of TSC × scale, a multiplication instead of a 128-bit division.
+/// 0 if the TSC is slower than 1 MHz (then the division is used). Read by the `syscall`
+/// entry's SystemClock shortcut (`arch/x86_64/syscall.rs`), which so gives the same clock.
+#[unsafe(no_mangle)]
+pub static CLOCK_SCALE: KernelCell<u64> = KernelCell::new(0);
+
 pub fn init(tsc_khz: u64, tick_ns: u64) {
-    *CLOCK.get() = Clock {
+    // SAFETY: the only borrow of CLOCK_SCALE in use; it ends before any call that touches it.
+    *(unsafe { CLOCK_SCALE.get() }) = if tsc_khz > 1000 {
+        ((1000u128 << 64) / tsc_khz as u128) as u64
+    } else {
+        0
+    };
+    // SAFETY: the only borrow of CLOCK in use; it ends before any call that touches it.
+    *(unsafe { CLOCK.get() }) = Clock {
         tsc_khz,
         tick_ns,
         ticks: 0,
@@ -54,7 +68,14 @@ pub fn init(tsc_khz: u64, tick_ns: u64) {
 
 /// Microseconds since boot (SystemClock).
 pub fn now_us() -> u64 {
-    let c = CLOCK.get();
+    // SAFETY: the only borrow of CLOCK_SCALE in use; it ends before any call that touches it.
+    let scale = *(unsafe { CLOCK_SCALE.get() });
+    if scale != 0 {
+        let t = crate::arch::cpu::rdtsc() as u128;
+        return ((t * scale as u128) >> 64) as u64;
+    }
+    // SAFETY: the only borrow of CLOCK in use; it ends before any call that touches it.
+    let c = unsafe { CLOCK.get() };
     let khz = c.tsc_khz.max(1);
     let t = crate::arch::cpu::rdtsc() as u128;
     (t * 1000 / khz as u128) as u64
@@ -63,7 +84,8 @@ pub fn now_us() -> u64 {
 pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
     crate::debug::on_irq(irq, frame);
     if irq == 0 {
-        let c = CLOCK.get();
+        // SAFETY: the only borrow of CLOCK in use; it ends before any call that touches it.
+        let c = unsafe { CLOCK.get() };
         c.ticks += 1;
         pic::eoi(0);
         if frame.is_from_user() || thread::current_ptr() == schedule::idle_tcb() {
@@ -79,12 +101,14 @@ pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
     }
     pic::mask(irq);
     pic::eoi(irq);
-    let line = &mut LINES.get()[irq];
+    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
+    let line = &mut (unsafe { LINES.get() })[irq];
     if line.handler.is_nil() {
         return;
     }
     set_pending(line, true);
-    if let Some(h) = thread::lookup_global(line.handler) {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    if let Some(h) = unsafe { thread::lookup_global(line.handler) } {
         let me = ThreadId::interrupt(irq as u64);
         if let State::RecvBlocked { from } = h.state
             && (from.is_any() || from == me)
@@ -113,15 +137,19 @@ fn line_of(id: ThreadId) -> Option<usize> {
 /// deassociates; an existing thread associates.
 pub fn associate(irq_tid: ThreadId, handler: ThreadId) -> Result<(), abi::error::SyscallError> {
     let irq = line_of(irq_tid).ok_or(abi::error::SyscallError::InvalidThread)?;
-    let line = &mut LINES.get()[irq];
+    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
+    let line = &mut (unsafe { LINES.get() })[irq];
     if handler == irq_tid || handler.is_nil() {
         line.handler = ThreadId::NIL;
         set_pending(line, false);
         pic::mask(irq);
         return Ok(());
     }
-    let cur = thread::current();
-    let h = thread::resolve(cur, handler).ok_or(abi::error::SyscallError::InvalidThread)?;
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let h = (unsafe { thread::resolve(cur, handler) })
+        .ok_or(abi::error::SyscallError::InvalidThread)?;
     line.handler = h.id;
     set_pending(line, false);
     pic::unmask(irq);
@@ -131,7 +159,8 @@ pub fn associate(irq_tid: ThreadId, handler: ThreadId) -> Result<(), abi::error:
 /// The handler's send to the interrupt thread: acknowledge and unmask.
 pub fn acknowledge(cur: &Tcb, irq_tid: ThreadId) -> Result<(), ()> {
     let irq = line_of(irq_tid).ok_or(())?;
-    if LINES.get()[irq].handler != cur.id {
+    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
+    if (unsafe { LINES.get() })[irq].handler != cur.id {
         return Err(());
     }
     pic::unmask(irq);
@@ -141,14 +170,16 @@ pub fn acknowledge(cur: &Tcb, irq_tid: ThreadId) -> Result<(), ()> {
 /// Closed receive from an interrupt thread id: error if it is not ours.
 pub fn try_receive(cur: &mut Tcb, irq_tid: ThreadId) -> Option<Result<ThreadId, IpcErr>> {
     match line_of(irq_tid) {
-        Some(irq) if LINES.get()[irq].handler == cur.id => None,
+        // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
+        Some(irq) if (unsafe { LINES.get() })[irq].handler == cur.id => None,
         _ => Some(Err(IpcErr::new(IpcPhase::Receive, IpcErrorCode::NotExist))),
     }
 }
 
 fn pending_line(cur: &Tcb, spec: ThreadId) -> Option<usize> {
     (0..pic::NUM_IRQS).find(|&i| {
-        let l = &LINES.get()[i];
+        // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
+        let l = &(unsafe { LINES.get() })[i];
         l.pending && l.handler == cur.id && (spec.is_any() || spec == ThreadId::interrupt(i as u64))
     })
 }
@@ -173,7 +204,8 @@ pub fn pending_for(cur: &Tcb, spec: ThreadId) -> bool {
 
 pub fn deliver_pending(cur: &mut Tcb, spec: ThreadId) -> Result<ThreadId, IpcErr> {
     let i = pending_line(cur, spec).unwrap_or(0);
-    set_pending(&mut LINES.get()[i], false);
+    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
+    set_pending(&mut (unsafe { LINES.get() })[i], false);
     cur.set_mr(0, MsgTag::new(labels::INTERRUPT, 0, 0).raw());
     let id = ThreadId::interrupt(i as u64);
     cur.ipc_from = id;
@@ -187,7 +219,8 @@ pub fn schedule_irq(
     privileged: bool,
 ) -> Result<(u64, u64), abi::error::SyscallError> {
     let irq = line_of(id).ok_or(abi::error::SyscallError::InvalidThread)?;
-    let line = &mut LINES.get()[irq];
+    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
+    let line = &mut (unsafe { LINES.get() })[irq];
     if line.handler.is_nil() {
         return Err(abi::error::SyscallError::InvalidThread);
     }
@@ -202,7 +235,8 @@ pub fn schedule_irq(
 
 /// Drops associations of a deleted handler.
 pub fn handler_deleted(id: ThreadId) {
-    for (i, l) in LINES.get().iter_mut().enumerate() {
+    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
+    for (i, l) in (unsafe { LINES.get() }).iter_mut().enumerate() {
         if l.handler == id {
             l.handler = ThreadId::NIL;
             set_pending(l, false);

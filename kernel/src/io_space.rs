@@ -2,11 +2,12 @@
 //! address space of 65,536 ports; sigma0 holds all of them from boot, and every other space
 //! holds exactly the ports mapped or granted to it by IO-fpage map and grant items, which
 //! Unmap revokes transitively and which go with the space when it is deleted. Enforcement is
-//! the TSS I/O permission bitmap with IOPL 0 (`arch::x86_64::ioport`).
+//! the TSS I/O permission bitmap with IOPL 0 (`arch::ioport`).
 //!
-//! Owns: the IO mapping database (a second `mapdb::MapDb` over a static slab, so the memory
-//! rules of map, grant, Unmap and deletion apply unchanged), each space's I/O bitmap (`Space::io`,
-//! two pool frames allocated when the space gets its first port), and the IO page fault.
+//! Owns: the IO mapping database (a second `mapdb::MapDb` over a slab carved from the kernel
+//! pool at boot, so the memory rules of map, grant, Unmap and deletion apply unchanged), each
+//! space's I/O bitmap and IO-mapping count (`Space::io`, the bitmap two pool frames allocated
+//! when the space gets its first port), and the IO page fault.
 //! Touches: the TSS bitmap only through `ioport`, and the faulting thread through
 //! `ipc::kernel_call`.
 //!
@@ -26,10 +27,13 @@
 //!   width), MR2 = IP; after any reply the instruction is retried. Any other #GP (cli, sti,
 //!   hlt, a port access to ports the space holds that faults anyway) stays exception IPC.
 //!
-//! Limits: [`NODES`] IO mappings (aligned port blocks) in the whole system, including the
-//! root nodes sigma0's maps create; running out makes the map item fail like kernel memory
-//! exhaustion (message overflow). Each space that ever held a port costs 8 KiB of pool memory
-//! until it is deleted.
+//! Limits (`mm::quota`, decision 006): `ionodes` IO mappings (aligned port blocks) in the whole
+//! system (default 4096), including the root nodes sigma0's maps create, and at most
+//! `ioquota` of them (default an eighth) held by one non-privileged space, charged to the
+//! receiver like memory mappings; exceeding either makes the map item fail like kernel memory
+//! exhaustion (message overflow) before anything changes, so one space cannot use up the
+//! database for the others. Each space that ever held a port costs 8 KiB of pool memory until
+//! it is deleted.
 
 use abi::error::SyscallError;
 use abi::fpage::{Fpage, IoFpage};
@@ -38,16 +42,13 @@ use abi::thread_id::ThreadId;
 use abi::utcb;
 use mapdb::{MapDb, MapError, Node, PageTableOps, Rights, SpaceId};
 
-use crate::arch::x86_64::paging::phys_to_virt;
-use crate::arch::x86_64::trap::TrapFrame;
-use crate::arch::x86_64::{gdt, ioport, usercopy};
+use crate::arch::paging::phys_to_virt;
+use crate::arch::trap::TrapFrame;
+use crate::arch::{gdt, ioport, usercopy};
 use crate::mm::frame;
 use crate::space::Space;
-use crate::sync::KernelCell;
+use crate::sync::{KernelCell, KernelValue};
 use crate::thread;
-
-/// IO mapping nodes in the whole system (a static slab of 4096 × 64 bytes in .bss).
-pub const NODES: usize = 4096;
 
 /// Ports are kept in the database at `port << PORT_SHIFT`.
 const PORT_SHIFT: u8 = 12;
@@ -59,10 +60,9 @@ const PORT_SIZES: u64 = ((1u64 << (PORT_SHIFT + PORTS_LOG2 + 1)) - 1) & !((1u64 
 /// Label of the IO page fault: `(-8<<4) | 6` (spec 6.6).
 pub const IO_FAULT_LABEL: u64 = labels::IO_PAGE_FAULT | 6;
 
-static SLAB: KernelCell<[Node; NODES]> = KernelCell::new([Node::EMPTY; NODES]);
 static DB: KernelCell<Option<MapDb<'static>>> = KernelCell::new(None);
 /// Next bitmap serial; serials are never reused (0 = no bitmap).
-static NEXT_SERIAL: KernelCell<u64> = KernelCell::new(1);
+static NEXT_SERIAL: KernelValue<u64> = KernelValue::new(1);
 
 /// A space's I/O state: its permission bitmap (0 = deny everything, in each bit), if any.
 pub struct SpaceIo {
@@ -72,6 +72,8 @@ pub struct SpaceIo {
     serial: u64,
     /// Leading bytes of the bitmap that may hold a 0 (allowed) bit.
     span: u32,
+    /// IO mappings (non-root nodes of the IO database) this space holds (quota).
+    mappings: u64,
 }
 
 impl SpaceIo {
@@ -80,6 +82,7 @@ impl SpaceIo {
         halves: [0, 0],
         serial: 0,
         span: 0,
+        mappings: 0,
     };
 }
 
@@ -87,17 +90,26 @@ fn id(s: *const Space) -> SpaceId {
     SpaceId(s as u64)
 }
 
-fn space(id: SpaceId) -> &'static mut Space {
+/// # Safety
+/// No other reference to that space may be in use while the returned one is.
+unsafe fn space(id: SpaceId) -> &'static mut Space {
     // SAFETY: ids are pointers of live spaces (a space leaves the database in `delete_space`
     // before it is freed).
     unsafe { &mut *(id.0 as *mut Space) }
 }
 
-fn db() -> &'static mut MapDb<'static> {
-    DB.get().as_mut().expect("IO database initialised at boot")
+/// # Safety
+/// No other reference to the IO database may be in use while the returned one is.
+unsafe fn db() -> &'static mut MapDb<'static> {
+    // SAFETY: the only borrow of DB in use; it ends before any call that touches it.
+    (unsafe { DB.get() })
+        .as_mut()
+        .expect("IO database initialised at boot")
 }
 
-fn half(phys: u64) -> &'static mut [u8; 4096] {
+/// # Safety
+/// No other reference to that bitmap half may be in use while the returned one is.
+unsafe fn half(phys: u64) -> &'static mut [u8; 4096] {
     // SAFETY: `phys` is a pool frame owned by a space's bitmap (allocated in `ensure_bitmap`,
     // freed only in `delete_space`); nobody else maps or uses it.
     unsafe { &mut *(phys_to_virt(phys) as *mut [u8; 4096]) }
@@ -115,15 +127,18 @@ fn ensure_bitmap(s: &mut Space) -> bool {
         frame::free(a);
         return false;
     };
-    half(a).fill(0xFF);
-    half(b).fill(0xFF);
+    // SAFETY: the only reference to this space's IO state in use.
+    (unsafe { half(a) }).fill(0xFF);
+    // SAFETY: the only reference to this space's IO state in use.
+    (unsafe { half(b) }).fill(0xFF);
     let serial = NEXT_SERIAL.get();
     s.io = SpaceIo {
         halves: [a, b],
-        serial: *serial,
+        serial,
         span: 0,
+        mappings: s.io.mappings,
     };
-    *serial += 1;
+    NEXT_SERIAL.set(serial + 1);
     true
 }
 
@@ -139,7 +154,8 @@ fn set_ports(s: &mut Space, first: usize, count: usize, allow: bool) {
     while p < end {
         let h = p / halfp;
         let n = (end - p).min(halfp - p % halfp);
-        ioport::set_bits(half(s.io.halves[h]), p % halfp, n, allow);
+        // SAFETY: the only reference to this space's IO state in use.
+        ioport::set_bits(unsafe { half(s.io.halves[h]) }, p % halfp, n, allow);
         p += n;
     }
     if allow {
@@ -155,7 +171,8 @@ fn holds(s: &Space, first: u32, last: u32) -> bool {
     }
     let halfp = (gdt::IOMAP_BYTES * 8 / 2) as u32;
     (first..=last).all(|p| {
-        let h = half(s.io.halves[(p / halfp) as usize]);
+        // SAFETY: the only reference to this space's IO state in use.
+        let h = unsafe { half(s.io.halves[(p / halfp) as usize]) };
         let i = p % halfp;
         h[(i / 8) as usize] & (1 << (i % 8)) == 0
     })
@@ -170,13 +187,20 @@ impl PageTableOps for PortOps {
         PORT_SIZES
     }
     fn reserve(&mut self, sp: SpaceId, _vaddr: u64, _size_log2: u8) -> bool {
-        let ok = ensure_bitmap(space(sp));
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let ok = ensure_bitmap(unsafe { space(sp) });
         self.no_mem |= !ok;
         ok
     }
     fn install(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8, _paddr: u64, _r: Rights) {
         let first = (vaddr >> PORT_SHIFT) as usize;
-        set_ports(space(sp), first, 1 << (size_log2 - PORT_SHIFT), true);
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        set_ports(
+            unsafe { space(sp) },
+            first,
+            1 << (size_log2 - PORT_SHIFT),
+            true,
+        );
     }
     fn protect(&mut self, _sp: SpaceId, _vaddr: u64, _size_log2: u8, _r: Rights) -> Rights {
         // A port is held or not; reduced rights keep it.
@@ -184,17 +208,55 @@ impl PageTableOps for PortOps {
     }
     fn remove(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8) -> Rights {
         let first = (vaddr >> PORT_SHIFT) as usize;
-        set_ports(space(sp), first, 1 << (size_log2 - PORT_SHIFT), false);
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        set_ports(
+            unsafe { space(sp) },
+            first,
+            1 << (size_log2 - PORT_SHIFT),
+            false,
+        );
         Rights::NONE
     }
     fn read_status(&mut self, _sp: SpaceId, _vaddr: u64, _size_log2: u8) -> Rights {
         Rights::NONE
     }
+    fn may_add_mappings(&mut self, sp: SpaceId, more: usize) -> bool {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let s = unsafe { space(sp) };
+        s.privileged || s.io.mappings + more as u64 <= crate::mm::quota::limits().io_mappings
+    }
+    fn mappings_changed(&mut self, sp: SpaceId, delta: isize) {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let s = unsafe { space(sp) };
+        s.io.mappings = s.io.mappings.wrapping_add_signed(delta as i64);
+    }
 }
 
-/// Boot: the IO database, with sigma0 holding every port (its bitmap allows all).
+/// Boot (after `mapping::init` fixed the limits): the IO database, its slab carved from the
+/// kernel pool, with sigma0 holding every port (its bitmap allows all).
 pub fn init(sigma0: *mut Space) -> Result<(), &'static str> {
-    *DB.get() = Some(MapDb::new(SLAB.get(), id(sigma0)));
+    let nodes = crate::mm::quota::limits().io_nodes;
+    let bytes = nodes * core::mem::size_of::<Node>() as u64;
+    let Some(base) = frame::alloc_contiguous(bytes.div_ceil(frame::FRAME_SIZE)) else {
+        return Err("kernel memory pool too small for the IO mapping database");
+    };
+    // SAFETY: `base` starts a run of pool frames that is ours for good (never freed), large
+    // enough for `nodes` nodes and page aligned (nodes need less), reached through the direct
+    // map; the raw bytes are written as free nodes before the slice is formed.
+    let slab = unsafe {
+        let p = phys_to_virt(base) as *mut Node;
+        for i in 0..nodes as usize {
+            p.add(i).write(Node::EMPTY);
+        }
+        core::slice::from_raw_parts_mut(p, nodes as usize)
+    };
+    crate::kprintln!(
+        "kernel: IO mapping database {} nodes; per non-privileged space at most {} IO mappings",
+        nodes,
+        crate::mm::quota::limits().io_mappings
+    );
+    // SAFETY: the only borrow of DB in use; it ends before any call that touches it.
+    *(unsafe { DB.get() }) = Some(MapDb::new(slab, id(sigma0)));
     // SAFETY: sigma0's space was just created by the loader and is live.
     let s = unsafe { &mut *sigma0 };
     if !ensure_bitmap(s) {
@@ -228,7 +290,8 @@ fn load_now(s: &Space) {
 /// After a change of any space's ports: the running thread's space may have just got its
 /// first bitmap, which the TSS must hold before it returns to user mode.
 fn sync_current() {
-    let s = thread::current().space();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let s = unsafe { thread::current().space() };
     if s.io.serial != ioport::loaded_serial() {
         load_now(s);
     }
@@ -269,9 +332,11 @@ pub fn map_item(
     let mut ops = PortOps { no_mem: false };
     let (f, t) = (id(from), id(to));
     let r = if grant {
-        db().grant(&mut ops, f, v, t, v, s, Rights::RWX)
+        // SAFETY: the only reference to this mapping database in use.
+        (unsafe { db() }).grant(&mut ops, f, v, t, v, s, Rights::RWX)
     } else {
-        db().map(&mut ops, f, v, t, v, s, Rights::RWX)
+        // SAFETY: the only reference to this mapping database in use.
+        (unsafe { db() }).map(&mut ops, f, v, t, v, s, Rights::RWX)
     };
     sync_current();
     match r {
@@ -287,7 +352,8 @@ pub fn map_item(
 pub fn unmap(s: &Space, f: Fpage, flush: bool) -> u64 {
     let (base, log2) = port_block(f);
     let mut ops = PortOps { no_mem: false };
-    let _ = db().unmap(
+    // SAFETY: the only reference to this mapping database in use.
+    let _ = (unsafe { db() }).unmap(
         &mut ops,
         id(s),
         base << PORT_SHIFT,
@@ -303,7 +369,8 @@ pub fn unmap(s: &Space, f: Fpage, flush: bool) -> u64 {
 /// bitmap returns to the pool (called by `space::destroy` before the space is freed).
 pub fn delete_space(s: &mut Space) {
     let mut ops = PortOps { no_mem: false };
-    db().delete_space(&mut ops, id(s));
+    // SAFETY: the only reference to this mapping database in use.
+    (unsafe { db() }).delete_space(&mut ops, id(s));
     if s.io.serial != 0 {
         // The TSS may hold (or use) this bitmap's copy: deny all, forget the copy.
         ioport::forget(s.io.serial);
@@ -334,8 +401,10 @@ pub fn gp_fault(frame: &mut TrapFrame) -> GpOutcome {
     let Some(acc) = ioport::decode(fetch, frame.rdx) else {
         return GpOutcome::NotIo;
     };
-    let cur = thread::current();
-    let s = cur.space();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    let s = unsafe { cur.space() };
     if s.io.serial != ioport::loaded_serial() {
         // The TSS did not hold this space's bitmap yet (a switch from another space with
         // ports only denies): copy it in and retry.

@@ -64,7 +64,8 @@ impl IpcErr {
 /// the thread's MR0 (spec 5.7).
 pub fn report_error(t: &Tcb, e: IpcErr) {
     t.set_utcb_word(utcb::ERROR_CODE, e.word());
-    t.mrs()[0] = MsgTag::from_raw(t.mr(0)).with_error(true).raw();
+    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
+    (unsafe { t.mrs() })[0] = MsgTag::from_raw(t.mr(0)).with_error(true).raw();
 }
 
 /// Absolute deadline (µs) of a timeout, `None` = zero timeout, `Some(MAX)` = never.
@@ -95,7 +96,8 @@ fn apparent_sender(sender: &Tcb) -> &Tcb {
 #[cold]
 #[inline(never)]
 fn virtual_sender(sender: &Tcb, v: thread::Handle) -> &Tcb {
-    match thread::get(v) {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    match unsafe { thread::get(v) } {
         Some(v) => v,
         None => sender,
     }
@@ -130,14 +132,16 @@ fn setup_propagation(cur: &mut Tcb, dest: &Tcb) {
         return;
     }
     let vs = ThreadId::from_raw(cur.utcb_word(utcb::VIRTUAL_SENDER));
-    match thread::resolve(cur, vs) {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    match unsafe { thread::resolve(cur, vs) } {
         Some(v)
             if v.id.number() >= thread::USER_BASE
                 && (v.same_space(cur) || dest.same_space(cur)) =>
         {
             cur.propagate_as = Some(v.handle());
         }
-        _ => cur.mrs()[0] = tag.with_propagated(false).raw(),
+        // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
+        _ => (unsafe { cur.mrs() })[0] = tag.with_propagated(false).raw(),
     }
 }
 
@@ -160,7 +164,7 @@ enum Completion<'a> {
 /// The parties are named by handles, not references: a string copy may block (nested page
 /// faults), and either party other than the running one may be deleted meanwhile.
 fn complete<'a>(sender: &'a mut Tcb, receiver: &'a mut Tcb) -> Completion<'a> {
-    let sender_runs = core::ptr::eq(&*sender, thread::current());
+    let sender_runs = core::ptr::eq(&*sender, thread::current_ptr());
     if MsgTag::from_raw(sender.mr(0)).typed() == 0 {
         // Untyped: nothing can block, both stay as they are.
         let r = transfer_untyped(sender, receiver);
@@ -174,33 +178,42 @@ fn complete<'a>(sender: &'a mut Tcb, receiver: &'a mut Tcb) -> Completion<'a> {
 /// `complete` for a message with typed items (map, grant, string items: may block).
 #[inline(never)]
 fn complete_typed(sender_h: thread::Handle, receiver_h: thread::Handle) -> Completion<'static> {
-    let sender_runs = thread::current().handle() == sender_h;
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let sender_runs = (unsafe { thread::current() }).handle() == sender_h;
     let other = if sender_runs { receiver_h } else { sender_h };
-    if let Some(waiting) = thread::get(other) {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    if let Some(waiting) = unsafe { thread::get(other) } {
         schedule::timer_remove(waiting);
         leave_receive_list(waiting);
         waiting.state = State::Transfer {
-            with: thread::current().handle(),
+            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+            with: (unsafe { thread::current() }).handle(),
             sender: !sender_runs,
         };
     }
     let r = transfer(sender_h, receiver_h);
     // The string-transfer links of this pair end here (only this pair's: a nested fault IPC
     // inside a copy completes too, and must leave the outer transfer's links alone).
-    let me = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let me = unsafe { thread::current() };
     let ours = me.xfer_partner == Some(other);
     if ours {
         me.xfer_partner = None;
         me.xfer_copier = false;
     }
-    let Some(o) = thread::get(other) else {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let Some(o) = (unsafe { thread::get(other) }) else {
         return Completion::PartnerGone;
     };
     if ours {
         o.xfer_partner = None;
         o.xfer_copier = false;
     }
-    let (Some(sender), Some(receiver)) = (thread::get(sender_h), thread::get(receiver_h)) else {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let (Some(sender), Some(receiver)) = (
+        (unsafe { thread::get(sender_h) }),
+        (unsafe { thread::get(receiver_h) }),
+    ) else {
         return Completion::PartnerGone;
     };
     finish(sender, receiver);
@@ -212,7 +225,8 @@ fn complete_typed(sender_h: thread::Handle, receiver_h: thread::Handle) -> Compl
 fn finish(sender: &mut Tcb, receiver: &mut Tcb) {
     let apparent = apparent_sender(sender);
     receiver.ipc_from = sender_id_for(receiver, apparent);
-    if let Some(vs) = sender.propagate_as.and_then(thread::get) {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    if let Some(vs) = sender.propagate_as.and_then(|h| unsafe { thread::get(h) }) {
         receiver.set_utcb_word(utcb::VIRTUAL_SENDER, sender.id.raw());
         if vs.state == (State::RecvBlocked { from: sender.id }) {
             leave_receive_list(vs);
@@ -249,19 +263,26 @@ fn transfer_untyped(src: &Tcb, dst: &Tcb) -> Result<(), (IpcErr, IpcErr)> {
     let tag = MsgTag::from_raw(src.mr(0));
     let u = tag.untyped() as usize;
     let t = tag.typed() as usize;
-    let d = dst.mrs();
+    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
+    let d = unsafe { dst.mrs() };
     d[0] = tag.clear_receive_flags().raw();
     if u + t >= 64 {
         let n = 63.min(u + t);
-        d[1..=n].copy_from_slice(&src.mrs()[1..=n]);
+        // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
+        d[1..=n].copy_from_slice(&(unsafe { src.mrs() })[1..=n]);
         return Err(overflow());
     }
-    copy_mrs(d, src.mrs(), u + t);
+    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
+    copy_mrs(d, unsafe { src.mrs() }, u + t);
     Ok(())
 }
 
 fn transfer(src_h: thread::Handle, dst_h: thread::Handle) -> Result<(), (IpcErr, IpcErr)> {
-    let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let (Some(src), Some(dst)) = (
+        (unsafe { thread::get(src_h) }),
+        (unsafe { thread::get(dst_h) }),
+    ) else {
         return Err(crate::string::aborted(0));
     };
     transfer_untyped(src, dst)?;
@@ -274,7 +295,8 @@ fn transfer(src_h: thread::Handle, dst_h: thread::Handle) -> Result<(), (IpcErr,
     // Typed items: work on a copy, since nested fault IPCs during string copies save and
     // restore the MRs.
     let mut s = [0u64; 64];
-    s[..=u + t].copy_from_slice(&src.mrs()[..=u + t]);
+    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
+    s[..=u + t].copy_from_slice(&(unsafe { src.mrs() })[..=u + t]);
     let mut i = u + 1;
     let end = u + t + 1;
     let mut buffers: Option<crate::string::Buffers> = None;
@@ -285,7 +307,11 @@ fn transfer(src_h: thread::Handle, dst_h: thread::Handle) -> Result<(), (IpcErr,
             continue;
         }
         // A string copy before may have blocked: name the parties afresh.
-        let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let (Some(src), Some(dst)) = (
+            (unsafe { thread::get(src_h) }),
+            (unsafe { thread::get(dst_h) }),
+        ) else {
             return Err(crate::string::aborted(copied));
         };
         // Map/grant items (spec 2.4, 2.5): a receiver whose receive window is nil (it accepts
@@ -323,18 +349,23 @@ fn string_item(
         return Err(crate::string::overflow(*copied));
     };
     if buffers.is_none() {
-        let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let (Some(src), Some(dst)) = (
+            (unsafe { thread::get(src_h) }),
+            (unsafe { thread::get(dst_h) }),
+        ) else {
             return Err(crate::string::aborted(*copied));
         };
         *buffers = crate::string::Buffers::of(dst);
-        let src_runs = core::ptr::eq(&*src, thread::current());
+        let src_runs = core::ptr::eq(&*src, thread::current_ptr());
         src.xfer_partner = Some(dst.handle());
         dst.xfer_partner = Some(src.handle());
         src.xfer_copier = src_runs;
         dst.xfer_copier = !src_runs;
         src.xfer_sender = true;
         dst.xfer_sender = false;
-        thread::current().xfer_abort = false;
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        (unsafe { thread::current() }).xfer_abort = false;
     }
     let Some(recv) = buffers.as_mut().and_then(|b| b.next()) else {
         return Err(crate::string::overflow(*copied));
@@ -380,7 +411,8 @@ fn fail(cur: &Tcb, code: IpcErr) -> IpcResult {
 
 /// The Ipc system call (spec 5.7) for the current thread.
 pub fn sys_ipc(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResult {
-    let cur = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     match do_ipc(cur, to, from_spec, timeouts) {
         Ok(from) => IpcResult { from },
         Err(Phase::Send(code)) => fail(cur, code),
@@ -400,7 +432,21 @@ pub fn sys_ipc(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResu
 /// the kernel (timeouts, cancellation, deletion, interrupts, tunnelling) sees the usual states.
 /// Returns false, having changed nothing, when the case does not apply.
 pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Option<IpcResult> {
-    let cur = thread::current();
+    let (dl, _) = fast_send(to, from_spec, timeouts)?;
+    schedule::block_current(dl);
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    Some(fast_finish(unsafe { thread::current() }))
+}
+
+/// The send half of [`fast_call`] and its entry into the receive: when the case applies, the
+/// message is delivered, the partner is ready and the caller is `RecvBlocked` (not yet out of
+/// the ready queue); returns the receive deadline to block with. `None`, having changed
+/// nothing, when the case does not apply. Also the guard chain of the fast path
+/// (`fastpath.rs`), which blocks without keeping this call's frames. Also returns the partner.
+#[inline(always)]
+pub fn fast_send(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Option<(u64, *mut Tcb)> {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     let open = from_spec.is_any() || from_spec.is_any_local();
     let rcv = timeouts.receive();
     if rcv == Time::ZERO
@@ -415,7 +461,9 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
     if tag.typed() != 0 || tag.flags() != 0 {
         return None;
     }
-    let dest = thread::resolve(cur, to).filter(|t| t.id.number() >= thread::USER_BASE)?;
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let dest =
+        (unsafe { thread::resolve(cur, to) }).filter(|t| t.id.number() >= thread::USER_BASE)?;
     if dest.halted || !accepts(dest, cur) {
         return None;
     }
@@ -429,9 +477,11 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
     crate::profile::mark(crate::profile::Point::Resolved);
     // Send: the message, the from id, the partner ready.
     let u = tag.untyped() as usize;
-    let d = dest.mrs();
+    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
+    let d = unsafe { dest.mrs() };
     d[0] = tag.raw();
-    copy_mrs(d, cur.mrs(), u);
+    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
+    copy_mrs(d, unsafe { cur.mrs() }, u);
     dest.ipc_from = sender_id_for(dest, cur);
     if dest.recvq_on == cur.no {
         // The usual reply: the partner waits in a closed receive from us.
@@ -448,17 +498,23 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
         cur.state = State::RecvBlocked { from: dest.id };
         link_receiver(dest, cur);
     }
-    if rcv == Time::NEVER {
-        schedule::block_current(u64::MAX);
+    let dl = if rcv == Time::NEVER {
+        u64::MAX
     } else {
         // A finite receive timeout (not zero: excluded above, so there is a deadline).
-        schedule::block_current(deadline(rcv).unwrap_or(u64::MAX));
-    }
+        deadline(rcv).unwrap_or(u64::MAX)
+    };
+    Some((dl, dest as *mut Tcb))
+}
+
+/// The end of a [`fast_call`] receive, once the caller runs again: a tunnelled page fault
+/// to serve, the outcome into the ErrorCode TCR; the from id.
+pub fn fast_finish(cur: &mut Tcb) -> IpcResult {
     crate::string::serve_tunnel(cur, IpcPhase::Receive);
     if let Err(e) = outcome(cur.wake, IpcPhase::Receive) {
         report_error(cur, e);
     }
-    Some(IpcResult { from: cur.ipc_from })
+    IpcResult { from: cur.ipc_from }
 }
 
 /// Which phase of an IPC failed, with its ErrorCode value.
@@ -510,7 +566,8 @@ fn finish_queued_send(s: &mut Tcb) {
     let resolved = if spec.is_any() || spec.is_any_local() {
         Some(spec)
     } else {
-        thread::resolve(s, spec)
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        (unsafe { thread::resolve(s, spec) })
             .filter(|t| t.id.number() >= thread::USER_BASE)
             .map(|t| t.id)
     };
@@ -522,7 +579,8 @@ fn finish_queued_send(s: &mut Tcb) {
         );
     };
     // A matching sender already queued to it: let the thread receive that one itself.
-    if queued_sender(s, resolved).is_some() {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    if (unsafe { queued_sender(s, resolved) }).is_some() {
         s.recv_phase_done = false;
         return schedule::wake(s, IpcWake::Done);
     }
@@ -547,7 +605,8 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), IpcE
             .map_err(|_| err(IpcPhase::Send, IpcErrorCode::NotExist));
     }
     let Some(dest) =
-        thread::resolve(cur, to).filter(|t| t.is_activated() && t.id.number() >= thread::USER_BASE)
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        (unsafe { thread::resolve(cur, to) }).filter(|t| t.is_activated() && t.id.number() >= thread::USER_BASE)
     else {
         return Err(err(IpcPhase::Send, IpcErrorCode::NotExist));
     };
@@ -598,7 +657,10 @@ pub fn receive_phase(
                 return r;
             }
         } else {
-            match thread::resolve(cur, from_spec).filter(|t| t.id.number() >= thread::USER_BASE) {
+            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+            match (unsafe { thread::resolve(cur, from_spec) })
+                .filter(|t| t.id.number() >= thread::USER_BASE)
+            {
                 Some(t) => {
                     spec = t.id;
                     partner = Some(t);
@@ -608,13 +670,15 @@ pub fn receive_phase(
         }
     }
     // A queued sender?
-    if let Some(s) = queued_sender(cur, spec) {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    if let Some(s) = unsafe { queued_sender(cur, spec) } {
         sendq_remove(cur, s);
         return match complete(s, cur) {
             Completion::PartnerGone => Err(err(IpcPhase::Receive, IpcErrorCode::Aborted)),
             Completion::Done(s, Ok(())) => {
                 finish_queued_send(s);
-                Ok(thread::current().ipc_from)
+                // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+                Ok((unsafe { thread::current() }).ipc_from)
             }
             Completion::Done(s, Err((se, re))) => {
                 report_error(s, se);
@@ -644,8 +708,13 @@ pub fn receive_phase(
 /// A member of a send queue, by number (queue members exist: deletion empties the queue of the
 /// deleted thread and takes it out of the queue it is in).
 #[inline(always)]
-fn queue_member(no: u32) -> &'static mut Tcb {
-    thread::linked(no)
+/// # Safety
+/// The caller must not use the returned reference while another reference to the same TCB
+/// is in use, nor after that thread can have been deleted (across a blocking string copy or
+/// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+unsafe fn queue_member(no: u32) -> &'static mut Tcb {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    unsafe { thread::linked(no) }
 }
 
 /// The send-queue links of the TCBs, by thread number.
@@ -653,7 +722,8 @@ struct SendLinks;
 
 impl Links for SendLinks {
     fn link(&mut self, n: u32) -> &mut Link {
-        &mut queue_member(n).sendq_link
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        &mut (unsafe { queue_member(n) }).sendq_link
     }
 }
 
@@ -662,7 +732,8 @@ struct RecvLinks;
 
 impl Links for RecvLinks {
     fn link(&mut self, n: u32) -> &mut Link {
-        &mut queue_member(n).recvq_link
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        &mut (unsafe { queue_member(n) }).recvq_link
     }
 }
 
@@ -686,25 +757,38 @@ fn sendq_remove(dest: &mut Tcb, s: &mut Tcb) {
 /// sends to `r`. Only anylocalthread, and a closed receive while propagated messages are
 /// queued (they appear to come from someone else), look through the queue.
 #[inline(always)]
-fn queued_sender(r: &Tcb, spec: ThreadId) -> Option<&'static mut Tcb> {
+/// # Safety
+/// The caller must not use the returned reference while another reference to the same TCB
+/// is in use, nor after that thread can have been deleted (across a blocking string copy or
+/// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+unsafe fn queued_sender(r: &Tcb, spec: ThreadId) -> Option<&'static mut Tcb> {
     if r.sendq.is_empty() {
         return None;
     }
-    queued_sender_in(r, spec)
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    unsafe { queued_sender_in(r, spec) }
 }
 
 #[inline(never)]
-fn queued_sender_in(r: &Tcb, spec: ThreadId) -> Option<&'static mut Tcb> {
+/// # Safety
+/// The caller must not use the returned reference while another reference to the same TCB
+/// is in use, nor after that thread can have been deleted (across a blocking string copy or
+/// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+unsafe fn queued_sender_in(r: &Tcb, spec: ThreadId) -> Option<&'static mut Tcb> {
     if spec.is_any() {
-        return Some(queue_member(r.sendq.head));
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        return Some(unsafe { queue_member(r.sendq.head) });
     }
     if !spec.is_any_local() && r.sendq_propagated == 0 {
         let me = r.handle();
-        return thread::lookup_global(spec).filter(|s| s.state == State::SendBlocked { to: me });
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        return (unsafe { thread::lookup_global(spec) })
+            .filter(|s| s.state == State::SendBlocked { to: me });
     }
     let mut n = r.sendq.head;
     while n != 0 {
-        let s = queue_member(n);
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let s = unsafe { queue_member(n) };
         if accepts_from(spec, r, s) {
             return Some(s);
         }
@@ -719,7 +803,8 @@ fn apply(t: &mut Tcb, r: Reaction) {
     match r {
         Reaction::Stay | Reaction::Unlink { .. } => {}
         Reaction::Wake { leave, outcome } => {
-            if let Some(q) = leave.and_then(thread::get) {
+            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+            if let Some(q) = leave.and_then(|h| unsafe { thread::get(h) }) {
                 sendq_remove(q, t);
             }
             let how = match outcome {
@@ -731,7 +816,8 @@ fn apply(t: &mut Tcb, r: Reaction) {
         }
         Reaction::AbortTransfer { copier: None } => abort_copier(t),
         Reaction::AbortTransfer { copier: Some(c) } => {
-            if let Some(c) = thread::get(c) {
+            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+            if let Some(c) = unsafe { thread::get(c) } {
                 abort_copier(c);
             }
         }
@@ -757,7 +843,7 @@ fn abort_copier(c: &mut Tcb) {
     } else if matches!(
         c.state,
         State::SendBlocked { .. } | State::RecvBlocked { .. }
-    ) && !core::ptr::eq(&*c, thread::current())
+    ) && !core::ptr::eq(c as *const Tcb, thread::current_ptr())
     {
         // The copier is in its own nested fault IPC: abort that.
         cancel_blocked(c, true, true, IpcErrorCode::Aborted);
@@ -779,7 +865,8 @@ pub fn cancel(
         // it): abort it for both parties (code 7, spec 5.2).
         if t.xfer_copier {
             abort_copier(t);
-        } else if let Some(c) = thread::get(partner) {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        } else if let Some(c) = unsafe { thread::get(partner) } {
             abort_copier(c);
         }
         return match t.state {
@@ -838,15 +925,21 @@ pub fn unlink_deleted(gone: &mut Tcb) {
         id: gone.id,
     };
     if let Reaction::Unlink { leave, partner } = r {
-        if let Some(q) = leave.and_then(thread::get) {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        if let Some(q) = leave.and_then(|h| unsafe { thread::get(h) }) {
             sendq_remove(q, gone);
         }
-        if let Some(other) = partner.or(gone.xfer_partner).and_then(thread::get) {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        if let Some(other) = partner
+            .or(gone.xfer_partner)
+            .and_then(|h| unsafe { thread::get(h) })
+        {
             tell_transfer_partner(other, gone, event);
         }
     }
     while !gone.sendq.is_empty() {
-        let s = queue_member(gone.sendq.head);
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let s = unsafe { queue_member(gone.sendq.head) };
         sendq_remove(gone, s);
         let (r, _) = state::react(s.state, event);
         apply(s, r);
@@ -854,7 +947,8 @@ pub fn unlink_deleted(gone: &mut Tcb) {
     // Closed receives from `gone`: its list of waiting receivers (no scan of all threads).
     leave_receive_list(gone);
     while !gone.recvq.is_empty() {
-        let w = queue_member(gone.recvq.head);
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let w = unsafe { queue_member(gone.recvq.head) };
         unlink_receiver(gone, w);
         let (r, _) = state::react(w.state, event);
         apply(w, r);
@@ -874,7 +968,8 @@ pub fn enter_receive(t: &mut Tcb, from: ThreadId, sender: Option<&mut Tcb>) {
     }
     let sender = match sender {
         Some(s) => Some(s),
-        None => thread::lookup_global(from),
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        None => unsafe { thread::lookup_global(from) },
     };
     if let Some(s) = sender {
         link_receiver(s, t);
@@ -900,7 +995,8 @@ fn unlink_receiver(s: &mut Tcb, t: &mut Tcb) {
 #[inline(always)]
 pub fn leave_receive_list(t: &mut Tcb) {
     if t.recvq_on != 0 {
-        unlink_receiver(queue_member(t.recvq_on), t);
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        unlink_receiver(unsafe { queue_member(t.recvq_on) }, t);
     }
 }
 
@@ -951,7 +1047,8 @@ pub fn kernel_call_timeout(
     reply: impl FnOnce(&Tcb),
 ) -> Result<(), IpcErr> {
     let mut saved = [0u64; 64];
-    saved.copy_from_slice(cur.mrs());
+    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
+    saved.copy_from_slice(unsafe { cur.mrs() });
     let br0 = cur.utcb_word(utcb::br(0));
     let ec = cur.utcb_word(utcb::ERROR_CODE);
     cur.set_utcb_word(utcb::br(0), abi::fpage::Fpage::COMPLETE.raw());
@@ -965,7 +1062,8 @@ pub fn kernel_call_timeout(
     if r.is_ok() {
         reply(cur);
     }
-    cur.mrs().copy_from_slice(&saved);
+    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
+    (unsafe { cur.mrs() }).copy_from_slice(&saved);
     cur.set_utcb_word(utcb::br(0), br0);
     cur.set_utcb_word(utcb::ERROR_CODE, ec);
     r
@@ -983,7 +1081,8 @@ pub fn was_aborted(e: IpcErr) -> bool {
 /// First code of an activated thread: wait for the start-up message from the pager
 /// (spec 6.1), then enter user mode.
 pub extern "C" fn thread_startup(_: u64) -> ! {
-    let cur = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     // The thread was put into RecvBlocked by ThreadControl and has now been woken.
     if cur.wake == IpcWake::Done {
         let tag = MsgTag::from_raw(cur.mr(0));

@@ -15,11 +15,11 @@
 //! interrupts and every other thread keep running (and the thread can be deleted or
 //! ExchangeRegisters'd meanwhile).
 
-use crate::arch::x86_64::trap::TrapFrame;
-use crate::arch::x86_64::usercopy;
+use crate::arch::trap::TrapFrame;
+use crate::arch::usercopy;
 use crate::kprint;
-use crate::platform::pc::{self, serial};
-use crate::sync::KernelCell;
+use crate::platform::{self, serial};
+use crate::sync::KernelValue;
 
 /// What unprivileged spaces may do with the interface (privileged spaces may do everything).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -32,7 +32,7 @@ pub enum Policy {
     Strict,
 }
 
-static POLICY: KernelCell<Policy> = KernelCell::new(Policy::Privileged);
+static POLICY: KernelValue<Policy> = KernelValue::new(Policy::Privileged);
 
 /// Reads `kdb=` from the kernel command line; returns the policy in force.
 pub fn init(cmdline: &str) -> Policy {
@@ -45,20 +45,20 @@ pub fn init(cmdline: &str) -> Policy {
             Policy::Privileged
         }
     };
-    *POLICY.get() = p;
+    POLICY.set(p);
     p
 }
 
 /// May the current thread make the calls that read the console or end the system?
 fn full_rights() -> bool {
-    *POLICY.get() == Policy::All || crate::thread::current().space().privileged
+    POLICY.get() == Policy::All || (unsafe { crate::thread::current().space() }).privileged
 }
 
 /// Handles an int3 from user mode; returns false if it is not a KDB call (or the caller may
 /// not use the interface at all): then it is an ordinary breakpoint exception.
 pub fn handle(f: &mut TrapFrame) -> bool {
     let full = full_rights();
-    if !full && *POLICY.get() == Policy::Strict {
+    if !full && POLICY.get() == Policy::Strict {
         return false;
     }
     let ip = f.rip; // byte after the int3
@@ -115,8 +115,10 @@ pub fn handle(f: &mut TrapFrame) -> bool {
             let n = addr.map(|a| read_cstr(a, &mut msg)).unwrap_or(0);
             let text = core::str::from_utf8(&msg[..n]).unwrap_or("?");
             match text {
-                "exit-success" if full => pc::qemu_exit(pc::EXIT_SUCCESS),
-                "exit-failure" if full => pc::qemu_exit(pc::EXIT_FAILURE),
+                "exit-success" if full => platform::qemu_exit(platform::EXIT_SUCCESS),
+                "exit-failure" if full => platform::qemu_exit(platform::EXIT_FAILURE),
+                // Debug-only (kernel feature `counters`, `make bench`): the event counters.
+                "counters" if crate::counters::report() => {}
                 _ => crate::kprintln!(
                     "--- KD# \"{}\" --- (ip {:#x}, sp {:#x}); continuing{}",
                     text,

@@ -13,8 +13,8 @@ use abi::kip::{
     UtcbInfo,
 };
 
-use crate::arch::x86_64::paging::KERNEL_VMA;
-use crate::arch::x86_64::syscall::{Syscall, stub_address};
+use crate::arch::paging::KERNEL_VMA;
+use crate::arch::syscall::{Syscall, stub_address};
 use crate::sync::KernelCell;
 
 pub const MAX_MEMDESC: usize = (4096 - PISTACHIO_MEM_DESC_OFFSET as usize) / 16;
@@ -83,8 +83,11 @@ static KIP_PAGE: KernelCell<KipPage> = KernelCell::new(KipPage {
     mem_desc: [MemDesc { word0: 0, word1: 0 }; MAX_MEMDESC],
 });
 
-pub fn kip() -> &'static mut KipPage {
-    KIP_PAGE.get()
+/// # Safety
+/// No other reference to the KIP may be in use while the returned one is.
+pub unsafe fn kip() -> &'static mut KipPage {
+    // SAFETY: the only borrow of KIP_PAGE in use; it ends before any call that touches it.
+    unsafe { KIP_PAGE.get() }
 }
 
 pub fn kip_phys() -> u64 {
@@ -93,7 +96,8 @@ pub fn kip_phys() -> u64 {
 
 /// Appends a memory descriptor; false if the table is full.
 pub fn add_memdesc(d: MemDesc) -> bool {
-    let k = kip();
+    // SAFETY: the only reference to the KIP in use.
+    let k = unsafe { kip() };
     let n = MemoryInfo(k.kip.memory_info).count() as usize;
     if n >= MAX_MEMDESC {
         return false;
@@ -105,7 +109,8 @@ pub fn add_memdesc(d: MemDesc) -> bool {
 
 /// Completes the run-time fields: processor and clock data, system-call links.
 pub fn init(tsc_khz: u64, tick_us: u64) {
-    let k = &mut kip().kip;
+    // SAFETY: the only reference to the KIP in use.
+    let k = &mut (unsafe { kip() }).kip;
     k.clock_info = ClockInfo::new(1, tick_us.min(0xFFFF) as u16).0;
     k.space_control = stub_address(Syscall::SpaceControl);
     k.thread_control = stub_address(Syscall::ThreadControl);
@@ -125,7 +130,8 @@ pub fn init(tsc_khz: u64, tick_us: u64) {
         low: ilo,
         high: ihi,
     };
-    let p = &mut kip().proc_desc;
+    // SAFETY: the only reference to the KIP in use.
+    let p = &mut (unsafe { kip() }).proc_desc;
     p.internal_freq_khz = tsc_khz;
-    p.external_freq_khz = crate::platform::pc::pit::PIT_HZ / 1000;
+    p.external_freq_khz = crate::platform::pit::PIT_HZ / 1000;
 }

@@ -9,7 +9,7 @@ use abi::fpage::Fpage;
 use abi::kip::{MemDesc, MemType};
 use abi::thread_id::ThreadId;
 
-use crate::arch::x86_64::paging::{USER_END, phys_to_virt};
+use crate::arch::paging::{USER_END, phys_to_virt};
 use crate::boot::multiboot::BOOT;
 use crate::kip;
 use crate::schedule;
@@ -92,7 +92,8 @@ fn segments(
 
 /// Physical ranges the ELF images of modules 0 and 1 will occupy.
 pub fn load_targets(out: &mut [(u64, u64); 16]) -> usize {
-    let boot = BOOT.get();
+    // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+    let boot = unsafe { BOOT.get() };
     let mut n = 0;
     for m in boot.modules().iter().take(2) {
         let _ = segments(m.start, m.end - m.start, |_, _, paddr, _, memsz, _| {
@@ -107,7 +108,8 @@ pub fn load_targets(out: &mut [(u64, u64); 16]) -> usize {
 
 /// Loads module `idx` (moving it first if it overlaps a target is the caller's job).
 fn load(idx: usize) -> Result<Image, &'static str> {
-    let m = BOOT.get().modules()[idx];
+    // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+    let m = (unsafe { BOOT.get() }).modules()[idx];
     let mut img = Image {
         low: u64::MAX,
         ..Image::default()
@@ -157,7 +159,8 @@ fn load(idx: usize) -> Result<Image, &'static str> {
 
 /// Moves module files that overlap a load target into `staging` (physical, free).
 pub fn move_overlapping(targets: &[(u64, u64)], staging: (u64, u64)) -> Result<(), &'static str> {
-    let boot = BOOT.get();
+    // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+    let boot = unsafe { BOOT.get() };
     let mut next = staging.0;
     for i in 0..boot.nmodules {
         let m = boot.modules[i];
@@ -187,7 +190,8 @@ pub fn move_overlapping(targets: &[(u64, u64)], staging: (u64, u64)) -> Result<(
 /// Memory descriptors in kickstart's order (spec 3.5, 7.3), for a multiboot boot; the kernel's
 /// own follow (`describe_kernel_memory`).
 pub fn describe_memory(pool: (u64, u64), boot_area: (u64, u64), images: &[Image]) {
-    let boot = BOOT.get();
+    // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+    let boot = unsafe { BOOT.get() };
     let add = |ty, sub, v, lo, hi| {
         if !kip::add_memdesc(MemDesc::new(ty, sub, v, lo, hi)) {
             crate::kprintln!("kip: memory descriptor table full");
@@ -263,7 +267,8 @@ pub fn write_bootinfo(at: u64, images: &[Image]) -> bool {
     let Ok(mut w) = BootInfoWriter::new(buf) else {
         return false;
     };
-    let boot = BOOT.get();
+    // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+    let boot = unsafe { BOOT.get() };
     for (i, m) in boot.modules().iter().enumerate() {
         let cmd = m.cmdline().as_bytes();
         let ok = if i < images.len() {
@@ -279,19 +284,22 @@ pub fn write_bootinfo(at: u64, images: &[Image]) -> bool {
         return false;
     }
     w.finish();
-    kip::kip().kip.boot_info = at;
+    // SAFETY: the only reference to the KIP in use.
+    (unsafe { kip::kip() }).kip.boot_info = at;
     true
 }
 
 /// Loads sigma0 and the root server; returns their images.
 pub fn load_root_images() -> Result<[Image; 2], &'static str> {
-    let boot = BOOT.get();
+    // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+    let boot = unsafe { BOOT.get() };
     if boot.nmodules < 2 {
         return Err("need two boot modules: sigma0, then the root server");
     }
     let s0 = load(0)?;
     let root = load(1)?;
-    let k = &mut kip::kip().kip;
+    // SAFETY: the only reference to the KIP in use.
+    let k = &mut (unsafe { kip::kip() }).kip;
     k.sigma0.ip = s0.entry;
     k.sigma0.low = s0.low;
     k.sigma0.high = s0.high;
@@ -303,7 +311,8 @@ pub fn load_root_images() -> Result<[Image; 2], &'static str> {
 
 /// Creates sigma0 and the root server (spec 6.8) and makes them ready.
 pub fn start_root_servers() -> Result<(), &'static str> {
-    let k = &kip::kip().kip;
+    // SAFETY: the only reference to the KIP in use.
+    let k = &(unsafe { kip::kip() }).kip;
     let sigma0_id = ThreadId::global(thread::SIGMA0_NO, 1);
     let root_id = ThreadId::global(thread::ROOT_NO, 1);
     for (id, ip, sp, pager, scheduler, is_sigma0) in [
@@ -339,7 +348,8 @@ pub fn start_root_servers() -> Result<(), &'static str> {
             .map_err(|_| "out of kernel memory")?;
         s.utcb_area = Fpage::new_log2(ROOT_UTCB_AREA, ROOT_UTCB_AREA_LOG2);
         s.initialised = true;
-        let t = thread::create(id, space, scheduler).ok_or("out of kernel memory")?;
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let t = (unsafe { thread::create(id, space, scheduler) }).ok_or("out of kernel memory")?;
         t.priority = thread::ROOT_PRIORITY;
         crate::thread_control::activate(t, ROOT_UTCB_AREA, pager)
             .map_err(|_| "out of kernel memory")?;
@@ -347,8 +357,8 @@ pub fn start_root_servers() -> Result<(), &'static str> {
         f.rip = ip;
         f.rsp = sp;
         t.startup = false;
-        t.ksp = crate::arch::x86_64::context::prepare_stack(
-            t.kstack_top() - crate::arch::x86_64::trap::TRAP_FRAME_SIZE as u64,
+        t.ksp = crate::arch::context::prepare_stack(
+            t.kstack_top() - crate::arch::trap::TRAP_FRAME_SIZE as u64,
             crate::syscall::enter_user,
             0,
         );

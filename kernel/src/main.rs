@@ -12,9 +12,12 @@
 mod arch;
 mod boot;
 mod console;
+mod counters;
 mod debug;
+mod decode;
 mod exception;
 mod exregs;
+mod fastpath;
 mod interrupt;
 mod io_space;
 mod ipc;
@@ -84,7 +87,8 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     } else {
         plan_from_multiboot(magic, mbi)
     };
-    let boot = BOOT.get();
+    // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+    let boot = unsafe { BOOT.get() };
     let (pool_start, pool_end) = plan.pool;
     mm::frame::init(pool_start, pool_end);
     let (img_start, img_end) = kernel_image_range();
@@ -124,7 +128,8 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     } else {
         roots_from_multiboot(&plan)
     };
-    let k = &kip::kip().kip;
+    // SAFETY: the only reference to the KIP in use.
+    let k = &(unsafe { kip::kip() }).kip;
     if have_roots {
         kprintln!(
             "sigma0: {:#x}-{:#x} entry {:#x}",
@@ -194,7 +199,8 @@ fn plan_from_multiboot(magic: u32, mbi: u32) -> Plan {
             multiboot::Error::NoMemoryMap => panic!("the boot loader gave no memory map"),
         }
     }
-    let boot = BOOT.get();
+    // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+    let boot = unsafe { BOOT.get() };
     kprintln!("boot: command line \"{}\"", boot.cmdline());
     let kdb_policy = kdb::init(boot.cmdline());
     kprintln!("kdb: policy {:?} (kdb=all|privileged|strict)", kdb_policy);
@@ -251,8 +257,10 @@ fn plan_from_multiboot(magic: u32, mbi: u32) -> Plan {
 /// are the loader's; kernel memory is what it reserved.
 fn plan_from_kip() -> Plan {
     boot::kip_loader::read_cmdline();
-    let boot = BOOT.get();
-    let k = kip::kip();
+    // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+    let boot = unsafe { BOOT.get() };
+    // SAFETY: the only reference to the KIP in use.
+    let k = unsafe { kip::kip() };
     kprintln!("boot: started by a loader that filled in the KIP; its values are used");
     kprintln!("boot: command line \"{}\"", boot.cmdline());
     let n = abi::kip::MemoryInfo(k.kip.memory_info).count() as usize;
@@ -289,7 +297,8 @@ fn plan_from_kip() -> Plan {
 /// Multiboot: loads sigma0 and the root server (moving module files out of the way first),
 /// describes memory as the loader would, writes the bootinfo. False without boot modules.
 fn roots_from_multiboot(plan: &Plan) -> bool {
-    let boot = BOOT.get();
+    // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+    let boot = unsafe { BOOT.get() };
     let mut images = [loader::Image::default(); 2];
     let have_roots = boot.nmodules >= 2;
     if have_roots {
@@ -312,7 +321,8 @@ fn roots_from_multiboot(plan: &Plan) -> bool {
 
 /// KIP-patching loader: sigma0 and the root server are loaded already; check what it wrote.
 fn roots_from_kip() -> bool {
-    let k = &kip::kip().kip;
+    // SAFETY: the only reference to the KIP in use.
+    let k = &(unsafe { kip::kip() }).kip;
     if k.sigma0.sp != 0 || k.root_server.sp != 0 {
         panic!("sigma0 or the root server is a 32-bit ELF (compatibility mode is not supported)");
     }
@@ -355,7 +365,8 @@ pub fn kernel_image_range() -> (u64, u64) {
 fn choose_pool(size: u64, targets: &[(u64, u64)]) -> Option<(u64, u64)> {
     const ALIGN: u64 = 2 << 20;
     const LIMIT: u64 = 1 << 30;
-    let boot = BOOT.get();
+    // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+    let boot = unsafe { BOOT.get() };
     // SAFETY: linker symbols; only addresses are used.
     let (img_start, img_end) = unsafe {
         (

@@ -14,8 +14,8 @@
 
 use mapdb::{MapDb, MapError, Node, PageTableOps, Rights as MRights, SpaceId};
 
-use crate::arch::x86_64::cpu;
-use crate::arch::x86_64::paging::{ACCESSED, ADDR_MASK, DIRTY, NX, P, PS, RW, US, table};
+use crate::arch::cpu;
+use crate::arch::paging::{self, ACCESSED, ADDR_MASK, DIRTY, P, PS, RW, US, Walk, table};
 use crate::mm::frame;
 use crate::space::Space;
 use crate::sync::KernelCell;
@@ -48,7 +48,8 @@ static SPARES: KernelCell<Spares> = KernelCell::new(Spares {
 /// any size) is carved from the kernel pool. False if the pool is too small.
 pub fn init(sigma0: *mut Space) -> bool {
     crate::mm::init_user_policy(
-        crate::boot::multiboot::BOOT.get().cmdline(),
+        // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+        (unsafe { crate::boot::multiboot::BOOT.get() }).cmdline(),
         core::mem::size_of::<Node>() as u64,
     );
     let limits = crate::mm::quota::limits();
@@ -69,13 +70,14 @@ pub fn init(sigma0: *mut Space) -> bool {
     // initialises every node before use; raw pool bytes are not yet valid `Node`s, so they
     // are written first.
     let slab = unsafe {
-        let p = crate::arch::x86_64::paging::phys_to_virt(base) as *mut Node;
+        let p = crate::arch::paging::phys_to_virt(base) as *mut Node;
         for i in 0..nodes as usize {
             p.add(i).write(Node::EMPTY);
         }
         core::slice::from_raw_parts_mut(p, nodes as usize)
     };
-    *DB.get() = Some(MapDb::new(slab, id(sigma0)));
+    // SAFETY: the only borrow of DB in use; it ends before any call that touches it.
+    *(unsafe { DB.get() }) = Some(MapDb::new(slab, id(sigma0)));
     true
 }
 
@@ -88,8 +90,11 @@ fn space(id: SpaceId) -> &'static Space {
     unsafe { &*(id.0 as *const Space) }
 }
 
-fn db() -> &'static mut MapDb<'static> {
-    DB.get()
+/// # Safety
+/// No other reference to the mapping database may be in use while the returned one is.
+unsafe fn db() -> &'static mut MapDb<'static> {
+    // SAFETY: the only borrow of DB in use; it ends before any call that touches it.
+    (unsafe { DB.get() })
         .as_mut()
         .expect("mapping database initialised at boot")
 }
@@ -97,7 +102,8 @@ fn db() -> &'static mut MapDb<'static> {
 /// Read access for the kernel debugger's views (`debug/view.rs`).
 #[cfg_attr(not(feature = "kdb"), allow(dead_code))]
 pub fn database() -> Option<&'static MapDb<'static>> {
-    DB.get().as_ref()
+    // SAFETY: the only borrow of DB in use; it ends before any call that touches it.
+    (unsafe { DB.get() }).as_ref()
 }
 
 fn level_of(size_log2: u8) -> u32 {
@@ -111,37 +117,21 @@ fn level_of(size_log2: u8) -> u32 {
 /// The entry for `vaddr` at `level` (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB). Missing tables are
 /// created from `take` when it yields frames; a superpage above the level is replaced by an
 /// empty table only when `split_superpages` (its node is being removed by the database).
-fn entry(
+/// # Safety
+/// The caller must not use the returned entry while another reference to it (or to its table)
+/// is in use, nor after the table can have been freed.
+unsafe fn entry(
     s: &Space,
     vaddr: u64,
     level: u32,
     take: &mut dyn FnMut() -> Option<u64>,
 ) -> Option<&'static mut u64> {
-    let mut t = s.pml4;
-    let mut l = 4;
-    loop {
-        let e = &mut table(t)[((vaddr >> (12 + 9 * (l - 1))) & 511) as usize];
-        if l == level {
-            return Some(e);
-        }
-        if *e & P == 0 || *e & PS != 0 {
-            let nt = take()?;
-            *e = nt | P | RW | US;
-        }
-        t = *e & ADDR_MASK;
-        l -= 1;
-    }
+    // SAFETY: `s`'s tree; the caller's contract covers the entry.
+    unsafe { paging::walk(s.pml4, vaddr, level, Walk::Replace(take)) }.map(|(e, _)| e)
 }
 
 fn pte_flags(r: MRights) -> u64 {
-    let mut f = P | US;
-    if r.contains(MRights::W) {
-        f |= RW;
-    }
-    if !r.contains(MRights::X) && cpu::features().nx {
-        f |= NX;
-    }
-    f
+    paging::user_pte(r.contains(MRights::W), r.contains(MRights::X))
 }
 
 fn status_of(e: u64) -> MRights {
@@ -176,7 +166,8 @@ impl PageTableOps for Ops {
         let mut t = s.pml4;
         let mut l = 4;
         while l > level {
-            let e = &mut table(t)[((vaddr >> (12 + 9 * (l - 1))) & 511) as usize];
+            // SAFETY: a kernel-owned page table; no other reference to it in use.
+            let e = &mut (unsafe { table(t) })[((vaddr >> (12 + 9 * (l - 1))) & 511) as usize];
             if *e & P == 0 {
                 let Some(nt) = s.alloc_table() else {
                     return false;
@@ -186,7 +177,8 @@ impl PageTableOps for Ops {
                 // The superpage will be removed before `install`; then the tables of levels
                 // l-1 .. level covering `vaddr` must be created: one spare for each that no
                 // earlier piece of this operation provisioned. Too many is a refusal.
-                let spares = SPARES.get();
+                // SAFETY: the only borrow of SPARES in use; it ends before any call that touches it.
+                let spares = unsafe { SPARES.get() };
                 spares.space = sp;
                 for k in level..l {
                     let key = (vaddr & !((1u64 << (12 + 9 * k)) - 1)) | k as u64;
@@ -215,7 +207,8 @@ impl PageTableOps for Ops {
         let s = space(sp);
         let level = level_of(size_log2);
         let mut take = || {
-            let spares = SPARES.get();
+            // SAFETY: the only borrow of SPARES in use; it ends before any call that touches it.
+            let spares = unsafe { SPARES.get() };
             if spares.n > 0 && spares.space == sp {
                 spares.n -= 1;
                 Some(spares.frames[spares.n])
@@ -225,7 +218,8 @@ impl PageTableOps for Ops {
                 None
             }
         };
-        let Some(e) = entry(s, vaddr, level, &mut take) else {
+        // SAFETY: the entry is used only here, before any call that could free its table.
+        let Some(e) = (unsafe { entry(s, vaddr, level, &mut take) }) else {
             self.no_mem = true;
             return;
         };
@@ -242,7 +236,9 @@ impl PageTableOps for Ops {
     }
 
     fn protect(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8, rights: MRights) -> MRights {
-        let Some(e) = entry(space(sp), vaddr, level_of(size_log2), &mut || None) else {
+        // SAFETY: the entry is used only here, before any call that could free its table.
+        let Some(e) = (unsafe { entry(space(sp), vaddr, level_of(size_log2), &mut || None) })
+        else {
             return MRights::NONE;
         };
         let st = status_of(*e);
@@ -253,7 +249,9 @@ impl PageTableOps for Ops {
     }
 
     fn remove(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8) -> MRights {
-        let Some(e) = entry(space(sp), vaddr, level_of(size_log2), &mut || None) else {
+        // SAFETY: the entry is used only here, before any call that could free its table.
+        let Some(e) = (unsafe { entry(space(sp), vaddr, level_of(size_log2), &mut || None) })
+        else {
             return MRights::NONE;
         };
         let st = status_of(*e);
@@ -263,13 +261,37 @@ impl PageTableOps for Ops {
     }
 
     fn read_status(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8) -> MRights {
-        let Some(e) = entry(space(sp), vaddr, level_of(size_log2), &mut || None) else {
+        // SAFETY: the entry is used only here, before any call that could free its table.
+        let Some(e) = (unsafe { entry(space(sp), vaddr, level_of(size_log2), &mut || None) })
+        else {
             return MRights::NONE;
         };
         let st = status_of(*e);
         *e &= !(ACCESSED | DIRTY);
         flush(vaddr);
         st
+    }
+
+    fn maps_nothing(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8) -> bool {
+        // Nothing is mapped there if the walk to the piece's level ends at an empty entry;
+        // a table or a superpage on the way, or a present entry, may hold something.
+        // By hand, not `paging::walk`: this runs for every piece of every map, and a read-only
+        // descent without the walker's modes is ~10 instructions shorter.
+        let level = level_of(size_log2);
+        let mut t = space(sp).pml4;
+        let mut l = 4;
+        loop {
+            // SAFETY: a kernel-owned page table; no other reference to it in use.
+            let e = (unsafe { table(t) })[paging::index(vaddr, l)];
+            if e & P == 0 {
+                return true;
+            }
+            if l == level || e & PS != 0 {
+                return false;
+            }
+            t = e & ADDR_MASK;
+            l -= 1;
+        }
     }
 
     fn may_add_mappings(&mut self, sp: SpaceId, more: usize) -> bool {
@@ -286,7 +308,8 @@ impl PageTableOps for Ops {
 fn free_table_tree(s: &Space, t: u64, level: u32) {
     if level > 1 {
         for i in 0..512 {
-            let e = table(t)[i];
+            // SAFETY: a kernel-owned page table; no other reference to it in use.
+            let e = (unsafe { table(t) })[i];
             if e & P != 0 && e & PS == 0 {
                 free_table_tree(s, e & ADDR_MASK, level - 1);
             }
@@ -296,7 +319,8 @@ fn free_table_tree(s: &Space, t: u64, level: u32) {
 }
 
 fn return_spares() {
-    let spares = SPARES.get();
+    // SAFETY: the only borrow of SPARES in use; it ends before any call that touches it.
+    let spares = unsafe { SPARES.get() };
     while spares.n > 0 {
         spares.n -= 1;
         space(spares.space).free_table(spares.frames[spares.n]);
@@ -315,7 +339,8 @@ pub fn map(
 ) -> Result<(), ()> {
     let mut ops = Ops { no_mem: false };
     let r = if grant {
-        db().grant(
+        // SAFETY: the only reference to this mapping database in use.
+        (unsafe { db() }).grant(
             &mut ops,
             id(from),
             from_vaddr,
@@ -325,7 +350,8 @@ pub fn map(
             MRights::from_bits(rights),
         )
     } else {
-        db().map(
+        // SAFETY: the only reference to this mapping database in use.
+        (unsafe { db() }).map(
             &mut ops,
             id(from),
             from_vaddr,
@@ -347,7 +373,8 @@ pub fn map(
 /// own with `flush`); returns the referenced/written/executed status bits.
 pub fn unmap(s: *const Space, vaddr: u64, size_log2: u8, rights: u64, flush: bool) -> u64 {
     let mut ops = Ops { no_mem: false };
-    let r = db().unmap(
+    // SAFETY: the only reference to this mapping database in use.
+    let r = (unsafe { db() }).unmap(
         &mut ops,
         id(s),
         vaddr,
@@ -362,6 +389,7 @@ pub fn unmap(s: *const Space, vaddr: u64, size_log2: u8, rights: u64, flush: boo
 /// Removes every mapping of a space that is being destroyed (and what was derived from them).
 pub fn delete_space(s: *const Space) {
     let mut ops = Ops { no_mem: false };
-    db().delete_space(&mut ops, id(s));
+    // SAFETY: the only reference to this mapping database in use.
+    (unsafe { db() }).delete_space(&mut ops, id(s));
     return_spares();
 }

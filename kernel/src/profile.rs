@@ -35,7 +35,8 @@ mod imp {
     });
 
     pub fn mark(p: Point) {
-        let pr = P.get();
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let pr = unsafe { P.get() };
         let i = p as usize;
         if i == 0 {
             pr.seen = 1;
@@ -44,7 +45,7 @@ mod imp {
         } else {
             return;
         }
-        pr.t[i] = crate::arch::x86_64::cpu::rdtsc();
+        pr.t[i] = crate::arch::cpu::rdtsc();
         if i == 4 {
             for k in 0..4 {
                 pr.sum[k] += pr.t[k + 1] - pr.t[k];

@@ -9,8 +9,9 @@
 //!
 //! May touch: thread state, queue links and time accounting; the CPU context switch.
 
+use crate::decode::{Out, ScheduleArgs};
 use abi::error::SyscallError;
-use abi::syscall_args::{PreemptionControl, ScheduleResult, TimeControl};
+use abi::syscall_args::ScheduleResult;
 use abi::thread_id::ThreadId;
 use abi::time::{Time, TimeSpec};
 
@@ -44,16 +45,20 @@ static IDLE: KernelValue<*mut Tcb> = KernelValue::new(core::ptr::null_mut());
 struct ReadyLinks;
 
 impl Links for ReadyLinks {
+    #[inline(always)]
     fn link(&mut self, n: u32) -> &mut Link {
-        &mut thread::linked(n).ready_link
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        &mut (unsafe { thread::linked(n) }).ready_link
     }
 }
 
+#[inline(always)]
 pub fn enqueue(t: &mut Tcb) {
     if t.ready_queued || t.halted || t.state != State::Ready {
         return;
     }
-    let q = QUEUES.get();
+    // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
+    let q = unsafe { QUEUES.get() };
     let prio = t.priority as usize;
     if q.queues[prio].is_empty() {
         q.bitmap[prio / 64] |= 1 << (prio % 64);
@@ -62,11 +67,13 @@ pub fn enqueue(t: &mut Tcb) {
     t.ready_queued = true;
 }
 
+#[inline(always)]
 pub fn dequeue(t: &mut Tcb) {
     if !t.ready_queued {
         return;
     }
-    let q = QUEUES.get();
+    // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
+    let q = unsafe { QUEUES.get() };
     let prio = t.priority as usize;
     q.queues[prio].remove(&t.ready_link, &mut ReadyLinks);
     if q.queues[prio].is_empty() {
@@ -75,12 +82,24 @@ pub fn dequeue(t: &mut Tcb) {
     t.ready_queued = false;
 }
 
+#[inline(always)]
 fn highest_ready() -> Option<usize> {
-    let q = QUEUES.get();
-    (0..4)
-        .rev()
-        .find(|&i| q.bitmap[i] != 0)
-        .map(|i| i * 64 + 63 - q.bitmap[i].leading_zeros() as usize)
+    // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
+    let q = unsafe { QUEUES.get() };
+    // Unrolled: an iterator here is an out-of-line call of ~30 instructions on every switch.
+    let b = &q.bitmap;
+    let (i, w) = if b[3] != 0 {
+        (3, b[3])
+    } else if b[2] != 0 {
+        (2, b[2])
+    } else if b[1] != 0 {
+        (1, b[1])
+    } else if b[0] != 0 {
+        (0, b[0])
+    } else {
+        return None;
+    };
+    Some(i * 64 + 63 - w.leading_zeros() as usize)
 }
 
 /// Moves a thread to the tail of its priority list (end of its turn).
@@ -96,8 +115,10 @@ pub fn schedule() {
     let cur = thread::current_ptr();
     let next = match highest_ready() {
         Some(prio) => {
-            let head = QUEUES.get().queues[prio].head;
-            thread::linked(head) as *mut Tcb
+            // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
+            let head = (unsafe { QUEUES.get() }).queues[prio].head;
+            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+            (unsafe { thread::linked(head) }) as *mut Tcb
         }
         None => IDLE.get(),
     };
@@ -108,12 +129,23 @@ pub fn schedule() {
 }
 
 fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
+    let to = prepare_switch(cur, next);
+    // SAFETY: `cur` is the running thread (live).
+    context::switch(unsafe { &mut (*cur).ksp }, &to);
+}
+
+/// Everything a switch from `cur` to `next` needs, with the kernel's side of it done
+/// (current thread, last user space, the IO bitmap hook): shared by [`switch_to`] and the
+/// fast path's [`leave_current`], so both switch alike.
+#[inline(always)]
+fn prepare_switch(cur: *mut Tcb, next: *mut Tcb) -> SwitchTo {
     // SAFETY: both are live TCBs; `cur` is the running thread.
     let (c, n) = unsafe { (&mut *cur, &mut *next) };
     let cr3 = if n.space.is_null() || c.space == n.space {
         None
     } else {
-        Some(n.space().pml4)
+        // SAFETY: a thread's space outlives it; the only reference to it in use.
+        Some((unsafe { n.space() }).pml4)
     };
     let idle = next == IDLE.get();
     let to = SwitchTo {
@@ -125,20 +157,53 @@ fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
         } else {
             n.utcb_location
         },
-        fpu_save: c.fpu.0.as_mut_ptr(),
-        fpu_load: n.fpu.0.as_ptr(),
+        fpu: n.fpu.0.as_mut_ptr(),
     };
     if !idle {
         LAST_SPACE_USER.set(n.space);
         // IO-fpages: the TSS I/O bitmap follows the space (io_space.rs): one compare when
         // the space changes, nothing within a space.
         if cr3.is_some() {
-            crate::io_space::enter(n.space());
+            // SAFETY: a thread's space outlives it; the only reference to it in use.
+            crate::io_space::enter(unsafe { n.space() });
         }
     }
     thread::CURRENT.set(next);
     crate::profile::mark(crate::profile::Point::Switching);
-    context::switch(&mut c.ksp, &to);
+    to
+}
+
+/// Switches away from the current thread, which has just blocked ([`block_prepare`]) at the
+/// bottom of a system call, without keeping its kernel stack: when next switched to, it
+/// continues at `resume_ksp` (a frame like `switch_stacks` leaves, `fastpath.rs`) instead
+/// of returning here. The choice of the next thread is [`schedule`]'s. If that is `direct`
+/// and it blocked here too, it returns to user mode at once (`direct_exit(next)` says how, or
+/// refuses).
+#[inline(always)]
+pub fn leave_current(
+    resume_ksp: u64,
+    direct: *mut Tcb,
+    direct_exit: impl FnOnce(&mut Tcb) -> bool,
+) -> ! {
+    let cur = thread::current_ptr();
+    let next = match highest_ready() {
+        // SAFETY: the only borrow of QUEUES in use (ends in this expression); the head of a
+        // ready queue is a live thread, and only its address is kept.
+        Some(prio) => unsafe { thread::linked(QUEUES.get().queues[prio].head) as *mut Tcb },
+        None => IDLE.get(),
+    };
+    // SAFETY: `cur` is the running thread; its stack below the trap frame is abandoned.
+    unsafe { (*cur).ksp = resume_ksp };
+    if next == cur {
+        // Not blocked after all (cannot happen: it left the ready queue): resume it at once.
+        context::resume_at(resume_ksp);
+    }
+    let to = prepare_switch(cur, next);
+    // SAFETY: `next` is a live TCB (the head of a ready queue).
+    if next == direct && to.ksp == resume_ksp && direct_exit(unsafe { &mut *next }) {
+        context::switch_to_user(&to)
+    }
+    context::switch_away(&to)
 }
 
 /// The space whose page tables are loaded (idle keeps the last user space's tables).
@@ -165,14 +230,21 @@ fn leave_list(t: &mut Tcb) {
 
 /// Blocks the current thread (already in a blocked state) until woken; `deadline` in µs.
 pub fn block_current(deadline: u64) {
-    let t = thread::current();
+    block_prepare(deadline);
+    schedule();
+}
+
+/// [`block_current`] up to the switch: out of the ready queue, no outcome yet, the timeout.
+#[inline(always)]
+pub fn block_prepare(deadline: u64) {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let t = unsafe { thread::current() };
     dequeue(t);
     t.wake = IpcWake::None;
     if deadline != u64::MAX {
         t.deadline = deadline;
         timer_insert(t);
     }
-    schedule();
 }
 
 /// Gives a blocked thread that is not running a timeout (µs deadline).
@@ -183,7 +255,8 @@ pub fn block_other(t: &mut Tcb, deadline: u64) {
 
 #[inline(always)]
 fn timer_insert(t: &mut Tcb) {
-    TIMERS.get().arm(t.slot, t.deadline);
+    // SAFETY: the only borrow of TIMERS in use; it ends before any call that touches it.
+    (unsafe { TIMERS.get() }).arm(t.slot, t.deadline);
 }
 
 /// Disarms a thread's timeout (if armed). Lazily: the heap entry stays until it expires (and
@@ -197,7 +270,8 @@ pub fn timer_remove(t: &mut Tcb) {
 /// Removes a thread's heap entry for good (the thread is being deleted: its slot may be
 /// reused, and the tick must never name a free slot).
 pub fn timer_drop(t: &mut Tcb) {
-    TIMERS.get().cancel(t.slot);
+    // SAFETY: the only borrow of TIMERS in use; it ends before any call that touches it.
+    (unsafe { TIMERS.get() }).cancel(t.slot);
     t.deadline = u64::MAX;
 }
 
@@ -207,8 +281,10 @@ pub fn tick(tick_us: u64) {
     let mut woke = false;
     // A fresh, short borrow each round: `ipc::timeout` re-enters the timers and the run
     // queues (wake → timer_remove, enqueue), so no borrow may live across it.
-    while let Some(slot) = TIMERS.get().pop_due(now) {
-        let Some(t) = thread::of_slot(slot) else {
+    // SAFETY: the only borrow of TIMERS in use; it ends before any call that touches it.
+    while let Some(slot) = (unsafe { TIMERS.get() }).pop_due(now) {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let Some(t) = (unsafe { thread::of_slot(slot) }) else {
             break;
         };
         if t.deadline == u64::MAX {
@@ -218,7 +294,8 @@ pub fn tick(tick_us: u64) {
         crate::ipc::timeout(t);
         woke = true;
     }
-    let cur = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     if thread::current_ptr() == IDLE.get() || cur.state != State::Ready {
         return schedule();
     }
@@ -239,7 +316,8 @@ pub fn tick(tick_us: u64) {
 
 /// Runs a higher-priority thread if one became ready (after a wake-up in a system call).
 pub fn preempt_if_higher() {
-    let cur = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     if let Some(p) = highest_ready()
         && (thread::current_ptr() == IDLE.get()
             || p > cur.priority as usize
@@ -260,11 +338,14 @@ extern "C" fn idle_loop(_: u64) -> ! {
 /// Creates the idle thread and makes the boot flow the idle thread's predecessor.
 pub fn init_idle(boot_tcb: *mut Tcb) -> bool {
     let space = crate::space::kernel_space();
-    let Some(t) = thread::create(
-        ThreadId::global(thread::SYSTEM_BASE, 1),
-        space,
-        ThreadId::NIL,
-    ) else {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let Some(t) = (unsafe {
+        thread::create(
+            ThreadId::global(thread::SYSTEM_BASE, 1),
+            space,
+            ThreadId::NIL,
+        )
+    }) else {
         return false;
     };
     t.state = State::Ready; // never queued: chosen only when nothing else is ready
@@ -293,9 +374,11 @@ pub fn start(boot: *mut Tcb) -> ! {
 
 /// ThreadSwitch (spec 5.5).
 pub fn sys_thread_switch(dest: ThreadId) {
-    let cur = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     if !dest.is_nil()
-        && let Some(t) = thread::resolve(cur, dest).filter(|t| t.id.number() >= thread::USER_BASE)
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        && let Some(t) = (unsafe { thread::resolve(cur, dest) }).filter(|t| t.id.number() >= thread::USER_BASE)
     {
         if core::ptr::eq(t, cur) {
             return;
@@ -319,7 +402,8 @@ fn enqueue_front(t: &mut Tcb) {
     if t.ready_queued || t.halted || t.state != State::Ready {
         return;
     }
-    let q = QUEUES.get();
+    // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
+    let q = unsafe { QUEUES.get() };
     let prio = t.priority as usize;
     if q.queues[prio].is_empty() {
         q.bitmap[prio / 64] |= 1 << (prio % 64);
@@ -329,19 +413,30 @@ fn enqueue_front(t: &mut Tcb) {
 }
 
 /// Schedule (spec 5.6): returns (result word, old TimeControl) or an error.
-pub fn sys_schedule(
-    dest: ThreadId,
-    time_control: u64,
-    processor: u64,
-    prio_control: u64,
-    preemption: u64,
-) -> Result<(u64, u64), SyscallError> {
-    let cur = thread::current();
-    let privileged = cur.space().privileged;
+pub fn sys_schedule(a: ScheduleArgs) -> Result<Out, SyscallError> {
+    schedule_call(a).map(|(result, old_tc)| Out::RaxRdx(result, old_tc))
+}
+
+fn schedule_call(a: ScheduleArgs) -> Result<(u64, u64), SyscallError> {
+    let ScheduleArgs {
+        dest,
+        time: time_control,
+        processor,
+        prio,
+        preemption,
+    } = a;
+    // Priority: all ones = no change, else the low 8 bits (as before the decoding moved to
+    // the boundary; `PrioControl::priority` reads 9 bits like Pistachio: not adopted yet).
+    let prio_control = prio.0;
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    let privileged = (unsafe { cur.space() }).privileged;
     let t = if dest.is_global() && dest.number() < thread::SYSTEM_BASE {
         return crate::interrupt::schedule_irq(dest, prio_control, privileged);
     } else {
-        thread::resolve(cur, dest)
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        (unsafe { thread::resolve(cur, dest) })
             .filter(|t| t.id.number() >= thread::USER_BASE || t.id.number() < thread::SYSTEM_BASE)
     };
     let Some(t) = t else {
@@ -358,7 +453,6 @@ pub fn sys_schedule(
             return Err(SyscallError::NoPrivilege);
         }
     }
-    let preemption = PreemptionControl(preemption);
     if !preemption.is_no_change() {
         let sensitive = preemption.sensitive_prio() as u64;
         if !privileged && sensitive > cur.priority as u64 {
@@ -367,7 +461,6 @@ pub fn sys_schedule(
     }
     let mut new_slice = None;
     let mut new_quantum = None;
-    let time_control = TimeControl(time_control);
     if !time_control.is_no_change() {
         let (ts, tq) = (time_control.timeslice(), time_control.total_quantum());
         if ts.0 != 0xFFFF {
@@ -385,7 +478,7 @@ pub fn sys_schedule(
             }
         }
     }
-    if processor != u64::MAX && processor & 0xFFFF != 0 {
+    if processor.processor().is_some_and(|p| p != 0) {
         return Err(SyscallError::InvalidParam);
     }
     if let Some(s) = new_slice {

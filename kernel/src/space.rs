@@ -4,7 +4,9 @@
 //! A space is created with its first thread (ThreadControl) and destroyed with its last. Its
 //! page-table root shares PML4 slot 511 (kernel, direct map, stubs) with every other space.
 //! User page-table pages and UTCB pages come from the kernel pool and go back to it when the
-//! space is destroyed.
+//! space is destroyed; the space keeps them on a frame list (`frames`), so destruction costs
+//! what the space holds (its mappings, tables and UTCB pages) and never reads the entries of
+//! its page tables (issue 17).
 //!
 //! Map and grant items, Unmap and space deletion go through the mapping database
 //! (`mapping.rs`). Page-table frames of a space's user part are charged to the space
@@ -15,6 +17,7 @@
 //! sigma0's space is idempotent physical memory: its page faults are resolved by the kernel
 //! (virtual = physical), and a map item from sigma0 names physical memory directly.
 
+use crate::decode::{Out, SpaceControlArgs, UnmapArgs};
 use core::cell::Cell;
 
 use abi::acceptor::Acceptor;
@@ -22,9 +25,9 @@ use abi::error::SyscallError;
 use abi::fpage::{Fpage, Rights};
 use abi::thread_id::ThreadId;
 
-use crate::arch::x86_64::cpu;
-use crate::arch::x86_64::paging::{
-    self, ADDR_MASK, NX, P, PS, RW, US, USER_END, phys_to_virt, table,
+use crate::arch::cpu;
+use crate::arch::paging::{
+    self, ADDR_MASK, NX, P, PS, RW, US, USER_END, Walk, phys_to_virt, table,
 };
 use crate::mm::{frame, quota};
 use crate::sync::KernelCell;
@@ -44,6 +47,9 @@ pub struct Space {
     pub table_frames: Cell<u64>,
     /// Mapping-database nodes (mappings) this space holds (mm/quota.rs).
     pub mappings: Cell<u64>,
+    /// Every pool frame of the user part: page tables (`alloc_table`) and UTCB pages
+    /// (`utcb_memory`); freed with the space.
+    frames: frame::FrameList,
     /// IO-fpages: the space's I/O permission bitmap (owned by `io_space`).
     pub io: crate::io_space::SpaceIo,
 }
@@ -62,11 +68,13 @@ static KERNEL_SPACE: KernelCell<Space> = KernelCell::new(Space {
     sigma0: false,
     table_frames: Cell::new(0),
     mappings: Cell::new(0),
+    frames: frame::FrameList::new(),
     io: crate::io_space::SpaceIo::NONE,
 });
 
 pub fn kernel_space() -> *mut Space {
-    let s = KERNEL_SPACE.get();
+    // SAFETY: the only borrow of KERNEL_SPACE in use; it ends before any call that touches it.
+    let s = unsafe { KERNEL_SPACE.get() };
     s.pml4 = paging::kernel_pml4();
     s as *mut Space
 }
@@ -78,7 +86,8 @@ pub fn create() -> Option<*mut Space> {
         frame::free(page);
         return None;
     };
-    table(pml4)[511] = table(paging::kernel_pml4())[511];
+    // SAFETY: a kernel-owned page table; no other reference to it in use.
+    (unsafe { table(pml4) })[511] = (unsafe { table(paging::kernel_pml4()) })[511];
     let s = phys_to_virt(page) as *mut Space;
     // SAFETY: a fresh pool frame, exclusively ours.
     unsafe {
@@ -93,6 +102,7 @@ pub fn create() -> Option<*mut Space> {
             sigma0: false,
             table_frames: Cell::new(0),
             mappings: Cell::new(0),
+            frames: frame::FrameList::new(),
             io: crate::io_space::SpaceIo::NONE,
         })
     };
@@ -102,7 +112,7 @@ pub fn create() -> Option<*mut Space> {
 /// Drops one thread's reference; the last one destroys the space.
 pub fn release(s: &mut Space) {
     s.threads -= 1;
-    if s.threads == 0 && !core::ptr::eq(s, KERNEL_SPACE.get()) {
+    if s.threads == 0 && !core::ptr::eq(s, KERNEL_SPACE.as_ptr()) {
         destroy(s);
     }
 }
@@ -110,48 +120,9 @@ pub fn release(s: &mut Space) {
 fn destroy(s: &mut Space) {
     crate::mapping::delete_space(s);
     crate::io_space::delete_space(s); // its ports, and its I/O bitmap
-    let (pool_lo, pool_hi) = frame::range();
-    let utcb = s.utcb_area;
-    // Free user page tables, and the UTCB pages (the only pool frames mapped as user pages).
-    for i4 in 0..256usize {
-        let e4 = table(s.pml4)[i4];
-        if e4 & P == 0 {
-            continue;
-        }
-        let pdpt = e4 & ADDR_MASK;
-        for i3 in 0..512usize {
-            let e3 = table(pdpt)[i3];
-            if e3 & P == 0 || e3 & PS != 0 {
-                continue;
-            }
-            let pd = e3 & ADDR_MASK;
-            for i2 in 0..512usize {
-                let e2 = table(pd)[i2];
-                if e2 & P == 0 || e2 & PS != 0 {
-                    continue;
-                }
-                let pt = e2 & ADDR_MASK;
-                for i1 in 0..512usize {
-                    let e1 = table(pt)[i1];
-                    let va = ((i4 as u64) << 39)
-                        | ((i3 as u64) << 30)
-                        | ((i2 as u64) << 21)
-                        | ((i1 as u64) << 12);
-                    let pa = e1 & ADDR_MASK;
-                    if e1 & P != 0
-                        && !utcb.is_nil()
-                        && fpage_contains(utcb, va)
-                        && pa >= pool_lo
-                        && pa < pool_hi
-                    {
-                        frame::free(pa);
-                    }
-                }
-                frame::free(pt);
-            }
-            frame::free(pd);
-        }
-        frame::free(pdpt);
+    // The user page tables and the UTCB pages: every frame on the list, and nothing else.
+    while let Some(f) = s.frames.pop() {
+        frame::free(f);
     }
     frame::free(s.pml4);
     frame::free(s as *mut Space as u64 - phys_to_virt(0));
@@ -176,12 +147,14 @@ impl Space {
             return None;
         }
         let f = frame::alloc()?;
+        self.frames.push(f);
         self.table_frames.set(self.table_frames.get() + 1);
         Some(f)
     }
 
     /// Gives back a frame from `alloc_table` while the space lives on.
     pub fn free_table(&self, f: u64) {
+        self.frames.remove(f);
         frame::free(f);
         self.table_frames.set(self.table_frames.get() - 1);
     }
@@ -197,32 +170,23 @@ impl Space {
 
     /// Walks to the leaf entry for `va`, allocating tables if `alloc`. Returns (entry, level:
     /// 1 = 4 KiB, 2 = 2 MiB).
-    fn walk(
+    /// # Safety
+    /// The caller must not use the returned entry while another reference to it (or to its
+    /// table) is in use, nor after the table can have been freed.
+    unsafe fn walk(
         &self,
         va: u64,
         alloc: bool,
         want_level: u32,
     ) -> Result<Option<(&'static mut u64, u32)>, SyscallError> {
-        let mut t = self.pml4;
-        for level in [4u32, 3, 2] {
-            let idx = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
-            let e = &mut table(t)[idx];
-            if level == want_level {
-                return Ok(Some((e, level)));
-            }
-            if *e & P == 0 {
-                if !alloc {
-                    return Ok(None);
-                }
-                let nt = self.alloc_table().ok_or(SyscallError::NoMem)?;
-                *e = nt | P | RW | US;
-            } else if *e & PS != 0 {
-                return Ok(Some((e, level)));
-            }
-            t = *e & ADDR_MASK;
+        if !alloc {
+            // SAFETY: this space's tree; the caller's contract covers the entry.
+            return Ok(unsafe { paging::walk(self.pml4, va, want_level, Walk::Lookup) });
         }
-        let e = &mut table(t)[((va >> 12) & 511) as usize];
-        Ok(Some((e, 1)))
+        let mut take = || self.alloc_table();
+        // SAFETY: as above.
+        let found = unsafe { paging::walk(self.pml4, va, want_level, Walk::Create(&mut take)) };
+        found.map(Some).ok_or(SyscallError::NoMem)
     }
 
     /// Translation of `va`: (physical address, page size log2, rights).
@@ -230,7 +194,8 @@ impl Space {
         if va >= USER_END {
             return None;
         }
-        let (e, level) = self.walk(va, false, 0).ok().flatten()?;
+        // SAFETY: the entry is used only here, before any call that could free its table.
+        let (e, level) = (unsafe { self.walk(va, false, 0) }).ok().flatten()?;
         if *e & P == 0 {
             return None;
         }
@@ -256,7 +221,8 @@ impl Space {
     ) -> Result<(), SyscallError> {
         let flags = rights_to_pte(rights);
         if size_log2 == 21 {
-            let Some((e, level)) = self.walk(va, true, 2)? else {
+            // SAFETY: the entry is used only here, before any call that could free its table.
+            let Some((e, level)) = (unsafe { self.walk(va, true, 2) })? else {
                 return Ok(());
             };
             if level == 2 {
@@ -268,7 +234,8 @@ impl Space {
                 return Ok(());
             }
         }
-        let Some((e, level)) = self.walk(va, true, 1)? else {
+        // SAFETY: the entry is used only here, before any call that could free its table.
+        let Some((e, level)) = (unsafe { self.walk(va, true, 1) })? else {
             return Ok(());
         };
         if level != 1 {
@@ -277,7 +244,8 @@ impl Space {
             let nt = self.alloc_table().ok_or(SyscallError::NoMem)?;
             let base = old & ADDR_MASK & !0x1F_FFFF;
             for i in 0..512u64 {
-                table(nt)[i as usize] = (base + (i << 12)) | (old & !(ADDR_MASK | PS));
+                // SAFETY: a kernel-owned page table; no other reference to it in use.
+                (unsafe { table(nt) })[i as usize] = (base + (i << 12)) | (old & !(ADDR_MASK | PS));
             }
             *e = nt | P | RW | US;
             flush_range(va & !0x1F_FFFF, 1 << 21);
@@ -306,6 +274,7 @@ impl Space {
             frame::free(f);
             return Err(e);
         }
+        self.frames.push(f);
         Ok(phys_to_virt(f) + (location & 0xFFF))
     }
 
@@ -329,25 +298,12 @@ fn flush_range(va: u64, len: u64) {
 }
 
 fn rights_to_pte(r: Rights) -> u64 {
-    let mut f = P | US;
-    if r.raw() & 2 != 0 {
-        f |= RW;
-    }
-    if r.raw() & 1 == 0 && cpu::features().nx {
-        f |= NX;
-    }
-    f
+    paging::user_pte(r.raw() & 2 != 0, r.raw() & 1 != 0)
 }
 
 fn pte_rights(e: u64) -> Rights {
-    let mut r = 4;
-    if e & RW != 0 {
-        r |= 2;
-    }
-    if e & NX == 0 {
-        r |= 1;
-    }
-    Rights::from_raw(r)
+    let (write, exec) = paging::pte_access(e);
+    Rights::from_raw(4 | if write { 2 } else { 0 } | if exec { 1 } else { 0 })
 }
 
 /// Is [pa, pa+len) kernel memory that nobody may map (image, pool, reserved descriptors)?
@@ -391,7 +347,14 @@ pub fn map_item(
     let window = acceptor.window();
     if fpage.is_io() {
         // IO-fpages: ports, not memory (io_space.rs).
-        return crate::io_space::map_item(from.space(), to.space(), window, fpage, grant);
+        // SAFETY: a thread's space outlives it; the only reference to it in use.
+        return crate::io_space::map_item(
+            unsafe { from.space() },
+            unsafe { to.space() },
+            window,
+            fpage,
+            grant,
+        );
     }
     if window.is_nil() || fpage.is_nil() || fpage.rights().raw() == 0 {
         return Ok(());
@@ -422,8 +385,10 @@ pub fn map_item(
     } else {
         (fbase + (snd_base & mask(fs) & !mask(ws)), wbase, ws)
     };
-    let fs_ = from.space();
-    let ts = to.space();
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    let fs_ = unsafe { from.space() };
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    let ts = unsafe { to.space() };
     let from_sigma0 = fs_.sigma0;
     map_clipped(
         fs_,
@@ -483,22 +448,31 @@ fn map_clipped(
 // ---- system calls ----
 
 /// SpaceControl (spec 5.9): returns the old control word.
-pub fn sys_space_control(
-    space: ThreadId,
-    control: u64,
-    kip_area: Fpage,
-    utcb_area: Fpage,
-    redirector: ThreadId,
-) -> Result<u64, SyscallError> {
-    let cur = thread::current();
-    if !cur.space().privileged {
+pub fn sys_space_control(a: SpaceControlArgs) -> Result<Out, SyscallError> {
+    space_control(a).map(|old| Out::RaxRdx(1, old))
+}
+
+fn space_control(a: SpaceControlArgs) -> Result<u64, SyscallError> {
+    let SpaceControlArgs {
+        space,
+        control,
+        kip_area,
+        utcb_area,
+        redirector,
+    } = a;
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    if !(unsafe { cur.space() }).privileged {
         return Err(SyscallError::NoPrivilege);
     }
     let _ = control;
-    let t = thread::resolve(cur, space)
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let t = (unsafe { thread::resolve(cur, space) })
         .filter(|t| t.id.number() >= thread::USER_BASE)
         .ok_or(SyscallError::InvalidSpace)?;
-    let s = t.space();
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    let s = unsafe { t.space() };
     if !s.initialised {
         let in_user = |f: Fpage| {
             !f.is_nil()
@@ -527,7 +501,8 @@ pub fn sys_space_control(
 pub fn map_kip(s: &mut Space, kip_area: Fpage) -> Result<(), SyscallError> {
     let kip_phys = crate::kip::kip_phys();
     let base = kip_area.base();
-    let Some((e, _)) = s.walk(base, true, 1)? else {
+    // SAFETY: the entry is used only here, before any call that could free its table.
+    let Some((e, _)) = (unsafe { s.walk(base, true, 1) })? else {
         return Err(SyscallError::NoMem);
     };
     *e = kip_phys | P | US | if cpu::features().nx { NX } else { 0 };
@@ -538,10 +513,16 @@ pub fn map_kip(s: &mut Space, kip_area: Fpage) -> Result<(), SyscallError> {
 /// Unmap (spec 5.8): fpages in MR0..MRk of the caller; each is revoked from the mappings
 /// derived from the caller's (and from the caller's own with flush) and replaced by itself with
 /// the status bits of what it covered.
-pub fn sys_unmap(control: u64) {
-    let cur = thread::current();
-    let k = (control & 0x3F) as usize;
-    let flush = control & 0x40 != 0;
+pub fn sys_unmap(a: UnmapArgs) -> Result<Out, SyscallError> {
+    unmap_call(a);
+    Ok(Out::Nothing)
+}
+
+fn unmap_call(a: UnmapArgs) {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
+    let k = a.control.last_mr();
+    let flush = a.control.flush();
     let s = cur.space;
     for i in 0..=k {
         let f = Fpage::from_raw(cur.mr(i));
@@ -550,7 +531,8 @@ pub fn sys_unmap(control: u64) {
         }
         if f.is_io() {
             // IO-fpages: revoke ports (io_space.rs).
-            let status = crate::io_space::unmap(cur.space(), f, flush);
+            // SAFETY: a thread's space outlives it; the only reference to it in use.
+            let status = crate::io_space::unmap(unsafe { cur.space() }, f, flush);
             cur.set_mr(i, (f.raw() & !7) | status);
             continue;
         }

@@ -180,8 +180,10 @@ fn translate(t: &Tcb, va: u64, write: bool) -> Option<u64> {
     if va >= USER_END {
         return None;
     }
-    let (pa, _, rights) = t.space().lookup(va)?;
-    if t.space().is_kip_or_utcb(va) {
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    let (pa, _, rights) = (unsafe { t.space() }).lookup(va)?;
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    if (unsafe { t.space() }).is_kip_or_utcb(va) {
         return None;
     }
     (!write || rights.raw() & 2 != 0).then_some(pa)
@@ -206,15 +208,21 @@ pub fn copy(
     d: &Segments,
     copied: &mut u64,
 ) -> Result<(), Codes> {
-    let cur_is_src = thread::current().handle() == src_h;
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur_is_src = (unsafe { thread::current() }).handle() == src_h;
     let (mut si, mut soff, mut di, mut doff) = (0usize, 0u64, 0usize, 0u64);
     let total = s.total();
     let mut done = 0u64;
     while done < total {
-        if thread::current().xfer_abort {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        if (unsafe { thread::current() }).xfer_abort {
             return Err(aborted(*copied));
         }
-        let (Some(src), Some(dst)) = (thread::get(src_h), thread::get(dst_h)) else {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let (Some(src), Some(dst)) = (
+            (unsafe { thread::get(src_h) }),
+            (unsafe { thread::get(dst_h) }),
+        ) else {
             return Err(aborted(*copied));
         };
         while si < s.n && soff >= s.seg[si].1 {
@@ -278,12 +286,14 @@ pub fn copy(
 }
 
 fn check(r: Resolve, src: thread::Handle, dst: thread::Handle, offset: u64) -> Result<(), Codes> {
-    if thread::current().xfer_abort {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    if (unsafe { thread::current() }).xfer_abort {
         return Err(aborted(offset));
     }
     match r {
         Resolve::Done => Ok(()),
-        Resolve::Timeout => match (thread::get(src), thread::get(dst)) {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        Resolve::Timeout => match ((unsafe { thread::get(src) }), (unsafe { thread::get(dst) })) {
             (Some(src), Some(dst)) => Err(xfer_timeout(src, dst, offset)),
             _ => Err(aborted(offset)),
         },
@@ -377,7 +387,8 @@ fn tunnel(
 /// We stop waiting for the partner's tunnelled fault (timeout or abort): make it give up its
 /// fault IPC (or not start one) and wait until it has checked back in (or is deleted).
 fn abandon(me: &mut Tcb, partner: thread::Handle) {
-    let Some(partner) = thread::get(partner) else {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let Some(partner) = (unsafe { thread::get(partner) }) else {
         return;
     };
     partner.tunnel_abandon = true;
@@ -410,7 +421,8 @@ fn serve_tunnel_loop(me: &mut Tcb, phase: IpcPhase) {
             pagefault_ipc(me, me.tunnel_addr, me.tunnel_receiver_side, Time::NEVER)
         };
         me.tunnel_abandon = false;
-        let Some(w) = me.xfer_partner.and_then(thread::get) else {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let Some(w) = me.xfer_partner.and_then(|h| unsafe { thread::get(h) }) else {
             me.state = State::Ready;
             me.wake = IpcWake::Error(IpcErr::new(phase, IpcErrorCode::Aborted));
             return;

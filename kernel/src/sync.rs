@@ -25,7 +25,10 @@ impl<T> KernelCell<T> {
     /// Exclusive access. Callers must not hold two references from the same cell at once
     /// (no re-entrant `get` while a previous borrow is alive).
     #[allow(clippy::mut_from_ref)]
-    pub fn get(&self) -> &mut T {
+    /// # Safety
+    /// The caller must not let the returned borrow overlap any other access to the same cell
+    /// (no call made while it is in use may touch the cell).
+    pub unsafe fn get(&self) -> &mut T {
         // SAFETY: single CPU, interrupts off in kernel mode (module header); callers keep
         // borrows short and non-overlapping.
         unsafe { &mut *self.0.get() }
@@ -37,6 +40,8 @@ impl<T> KernelCell<T> {
 }
 
 /// A `Copy` global read and written whole (no reference to it is ever handed out).
+/// `repr(transparent)`: assembly may name it as a plain `T` (`CURRENT_KSTACK_TOP`).
+#[repr(transparent)]
 pub struct KernelValue<T: Copy>(core::cell::Cell<T>);
 
 // SAFETY: single CPU, interrupts off in kernel mode: no two accesses overlap, and no reference
@@ -56,5 +61,11 @@ impl<T: Copy> KernelValue<T> {
     #[inline(always)]
     pub fn set(&self, v: T) {
         self.0.set(v)
+    }
+
+    /// Stores `v` and returns the previous value.
+    #[inline(always)]
+    pub fn replace(&self, v: T) -> T {
+        self.0.replace(v)
     }
 }

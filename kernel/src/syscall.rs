@@ -4,33 +4,60 @@
 
 use abi::error::SyscallError;
 use abi::fpage::Fpage;
+use abi::syscall_args::MemoryControlWord;
 use abi::thread_id::ThreadId;
 use abi::time::Timeouts;
-use abi::utcb;
 
 use crate::arch::syscall::{Syscall, identify};
 use crate::arch::trap::TrapFrame;
+use crate::decode::{
+    MemoryControlArgs, Out, ProcessorControlArgs, ResultReg, ScheduleArgs, SpaceControlArgs,
+    ThreadControlArgs, UnmapArgs, finish,
+};
 use crate::schedule;
 use crate::thread;
 
-fn set_error(e: SyscallError) {
-    let t = thread::current();
-    if t.is_activated() {
-        t.set_utcb_word(utcb::ERROR_CODE, e as u64);
+fn privileged() -> bool {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    (unsafe { thread::current().space() }).privileged
+}
+
+/// ProcessorControl: processor 0 only; frequencies and voltage cannot be changed here
+/// (docs/decisions).
+fn processor_control(a: ProcessorControlArgs) -> Result<Out, SyscallError> {
+    if !privileged() {
+        Err(SyscallError::NoPrivilege)
+    } else if a.processor != 0 {
+        Err(SyscallError::InvalidParam)
+    } else {
+        Ok(Out::Rax(1))
     }
 }
 
-fn privileged() -> bool {
-    thread::current().space().privileged
+/// MemoryControl: only the default attribute (0) exists on this platform so far.
+fn memory_control(a: MemoryControlArgs) -> Result<Out, SyscallError> {
+    if !privileged() {
+        return Err(SyscallError::NoPrivilege);
+    }
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
+    let ok = (0..=a.control.last_mr())
+        .all(|i| a.attributes[MemoryControlWord::attribute_index(Fpage::from_raw(cur.mr(i)))] == 0);
+    if ok {
+        Ok(Out::Rdx(1))
+    } else {
+        Err(SyscallError::InvalidParam)
+    }
 }
 
 #[unsafe(no_mangle)]
-extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
+pub extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
     let Some(call) = identify(f.rcx) else {
         // `syscall` outside the stubs: not a system call; return untouched.
         return;
     };
-    if !thread::current().is_activated() {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    if !(unsafe { thread::current() }).is_activated() {
         return;
     }
     match call {
@@ -55,85 +82,38 @@ extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
             f.rsi = r.from.raw();
         }
         Syscall::ExchangeRegisters => crate::exregs::sys_exchange_registers(f),
-        Syscall::ThreadControl => {
-            let r = crate::thread_control::sys_thread_control(
-                ThreadId::from_raw(f.rdi),
-                ThreadId::from_raw(f.r8),
-                ThreadId::from_raw(f.rdx),
-                ThreadId::from_raw(f.rsi),
-                f.r9,
-            );
-            f.rax = match r {
-                Ok(()) => 1,
-                Err(e) => {
-                    set_error(e);
-                    0
-                }
-            };
-        }
+        Syscall::ThreadControl => finish(
+            f,
+            crate::thread_control::sys_thread_control(ThreadControlArgs::decode(f)),
+            ResultReg::Rax,
+        ),
         Syscall::SystemClock => f.rax = crate::interrupt::now_us(),
         Syscall::ThreadSwitch => schedule::sys_thread_switch(ThreadId::from_raw(f.rdi)),
-        Syscall::Schedule => {
-            match schedule::sys_schedule(ThreadId::from_raw(f.rdi), f.rdx, f.r8, f.rsi, f.r9) {
-                Ok((res, tc)) => {
-                    f.rax = res;
-                    f.rdx = tc;
-                }
-                Err(e) => {
-                    set_error(e);
-                    f.rax = 0;
-                }
-            }
-        }
-        Syscall::Unmap => crate::space::sys_unmap(f.rdx),
-        Syscall::SpaceControl => {
-            match crate::space::sys_space_control(
-                ThreadId::from_raw(f.rdi),
-                f.rsi,
-                Fpage::from_raw(f.rdx),
-                Fpage::from_raw(f.r8),
-                ThreadId::from_raw(f.r9),
-            ) {
-                Ok(old) => {
-                    f.rax = 1;
-                    f.rdx = old;
-                }
-                Err(e) => {
-                    set_error(e);
-                    f.rax = 0;
-                }
-            }
-        }
-        Syscall::ProcessorControl => {
-            // Processor 0 only; frequencies and voltage cannot be changed here (docs/decisions).
-            f.rax = if !privileged() {
-                set_error(SyscallError::NoPrivilege);
-                0
-            } else if f.rdi != 0 {
-                set_error(SyscallError::InvalidParam);
-                0
-            } else {
-                1
-            };
-        }
-        Syscall::MemoryControl => {
-            // Only the default attribute (0) exists on this platform so far.
-            let attrs = [f.r9, f.rsi, f.r8, f.r10];
-            f.rdx = if !privileged() {
-                set_error(SyscallError::NoPrivilege);
-                0
-            } else {
-                let cur = thread::current();
-                let k = (f.rdx & 0x3F) as usize;
-                let ok = (0..=k).all(|i| attrs[(cur.mr(i) & 3) as usize] == 0);
-                if ok {
-                    1
-                } else {
-                    set_error(SyscallError::InvalidParam);
-                    0
-                }
-            };
-        }
+        Syscall::Schedule => finish(
+            f,
+            schedule::sys_schedule(ScheduleArgs::decode(f)),
+            ResultReg::Rax,
+        ),
+        Syscall::Unmap => finish(
+            f,
+            crate::space::sys_unmap(UnmapArgs::decode(f)),
+            ResultReg::Rax,
+        ),
+        Syscall::SpaceControl => finish(
+            f,
+            crate::space::sys_space_control(SpaceControlArgs::decode(f)),
+            ResultReg::Rax,
+        ),
+        Syscall::ProcessorControl => finish(
+            f,
+            processor_control(ProcessorControlArgs::decode(f)),
+            ResultReg::Rax,
+        ),
+        Syscall::MemoryControl => finish(
+            f,
+            memory_control(MemoryControlArgs::decode(f)),
+            ResultReg::Rdx,
+        ),
     }
     schedule::preempt_if_higher();
     crate::profile::mark(crate::profile::Point::Resumed);
@@ -161,7 +141,8 @@ trap_return_from:
 
 /// Leaves the kernel for the current thread's saved user state.
 pub fn return_to_user() -> ! {
-    let t = thread::current();
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let t = unsafe { thread::current() };
     let sp = t.kstack_top() - crate::arch::trap::TRAP_FRAME_SIZE as u64;
     // SAFETY: the frame at the top of the current thread's stack holds a complete user state.
     unsafe { trap_return_from(sp) }

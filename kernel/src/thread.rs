@@ -167,7 +167,8 @@ struct SlotAllocator {
 /// deleting threads never changes them (kernel memory returns to its figure exactly).
 pub fn init() -> bool {
     let pml4 = paging::kernel_pml4();
-    let pdpt = table(pml4)[511] & ADDR_MASK;
+    // SAFETY: a kernel-owned page table; no other reference to it in use.
+    let pdpt = (unsafe { table(pml4) })[511] & ADDR_MASK;
     let Some(pd) = frame::alloc() else {
         return false;
     };
@@ -177,22 +178,34 @@ pub fn init() -> bool {
         let Some(pt) = frame::alloc() else {
             return false;
         };
-        table(pd)[i] = pt | P | RW;
+        // SAFETY: a kernel-owned page table; no other reference to it in use.
+        (unsafe { table(pd) })[i] = pt | P | RW;
     }
-    table(pdpt)[511] = pd | P | RW;
+    // SAFETY: a kernel-owned page table; no other reference to it in use.
+    (unsafe { table(pdpt) })[511] = pd | P | RW;
     true
 }
 
-fn slot_pte(va: u64) -> &'static mut u64 {
-    let pdpt = table(paging::kernel_pml4())[511] & ADDR_MASK;
-    let pd = table(pdpt)[511] & ADDR_MASK;
-    let pt = table(pd)[((va >> 21) & 511) as usize] & ADDR_MASK;
-    &mut table(pt)[((va >> 12) & 511) as usize]
+/// # Safety
+/// The caller must not keep the reference across another access to that PTE.
+unsafe fn slot_pte(va: u64) -> &'static mut u64 {
+    // Not `paging::walk`: the slot region's tables are fixed at boot (`init`), so three loads
+    // at known indices find the entry (the general walker costs ~25 instructions more per page,
+    // five pages per thread creation and deletion).
+    // SAFETY: a kernel-owned page table; no other reference to it in use.
+    let pdpt = (unsafe { table(paging::kernel_pml4()) })[511] & ADDR_MASK;
+    // SAFETY: a kernel-owned page table; no other reference to it in use.
+    let pd = (unsafe { table(pdpt) })[511] & ADDR_MASK;
+    // SAFETY: a kernel-owned page table; no other reference to it in use.
+    let pt = (unsafe { table(pd) })[paging::index(va, 2)] & ADDR_MASK;
+    // SAFETY: a kernel-owned page table; no other reference to it in use.
+    &mut (unsafe { table(pt) })[paging::index(va, 1)]
 }
 
 /// Allocates a slot with its stack and TCB pages mapped; returns (slot, tcb pointer).
 fn alloc_slot() -> Option<(u32, *mut Tcb)> {
-    let a = FREE_SLOTS.get();
+    // SAFETY: the only borrow of FREE_SLOTS in use; it ends before any call that touches it.
+    let a = unsafe { FREE_SLOTS.get() };
     let slot = if a.nfree > 0 {
         a.nfree -= 1;
         a.free[a.nfree]
@@ -211,7 +224,8 @@ fn alloc_slot() -> Option<(u32, *mut Tcb)> {
                 for p in frames.iter().filter(|p| **p != 0) {
                     frame::free(*p);
                 }
-                let a = FREE_SLOTS.get();
+                // SAFETY: the only borrow of FREE_SLOTS in use; it ends before any call that touches it.
+                let a = unsafe { FREE_SLOTS.get() };
                 a.free[a.nfree] = slot;
                 a.nfree += 1;
                 return None;
@@ -221,7 +235,8 @@ fn alloc_slot() -> Option<(u32, *mut Tcb)> {
     let g = if cpu::features().pge { G } else { 0 };
     let nx = if cpu::features().nx { NX } else { 0 };
     for (i, f) in frames.iter().enumerate() {
-        *slot_pte(base + STACK_OFFSET + 4096 * i as u64) = *f | P | RW | g | nx;
+        // SAFETY: a kernel-owned page table; no other reference to it in use.
+        *(unsafe { slot_pte(base + STACK_OFFSET + 4096 * i as u64) }) = *f | P | RW | g | nx;
     }
     Some((slot, (base + TCB_OFFSET) as *mut Tcb))
 }
@@ -230,13 +245,15 @@ fn free_slot(slot: u32) {
     let base = SLOT_REGION + slot as u64 * SLOT_SIZE;
     for i in 0..=STACK_PAGES as u64 {
         let va = base + STACK_OFFSET + 4096 * i;
-        let pte = slot_pte(va);
+        // SAFETY: a kernel-owned page table; no other reference to it in use.
+        let pte = unsafe { slot_pte(va) };
         let f = *pte & ADDR_MASK;
         *pte = 0;
         cpu::invlpg(va);
         frame::free(f);
     }
-    let a = FREE_SLOTS.get();
+    // SAFETY: the only borrow of FREE_SLOTS in use; it ends before any call that touches it.
+    let a = unsafe { FREE_SLOTS.get() };
     a.free[a.nfree] = slot;
     a.nfree += 1;
 }
@@ -252,7 +269,10 @@ impl Tcb {
         unsafe { &mut *((self.kstack_top() - TRAP_FRAME_SIZE as u64) as *mut TrapFrame) }
     }
 
-    pub fn space(&self) -> &'static mut Space {
+    /// # Safety
+    /// The caller must not use the returned reference while another reference to the same
+    /// space is in use, nor after the space can have been deleted.
+    pub unsafe fn space(&self) -> &'static mut Space {
         // SAFETY: a thread's space outlives it (spaces are freed after their last thread).
         unsafe { &mut *self.space }
     }
@@ -283,7 +303,10 @@ impl Tcb {
     }
 
     /// The MR array of the UTCB.
-    pub fn mrs(&self) -> &'static mut [u64; 64] {
+    /// # Safety
+    /// The caller must not use the returned reference while another reference to these MRs
+    /// is in use (the UTCB is also written by user code, but only while the thread runs).
+    pub unsafe fn mrs(&self) -> &'static mut [u64; 64] {
         // SAFETY: as in `utcb_word`: MR0..MR63 occupy the upper 512 bytes of the UTCB.
         unsafe { &mut *((self.utcb + 0x200) as *mut [u64; 64]) }
     }
@@ -308,7 +331,11 @@ impl Tcb {
 
 /// The thread in slot `slot`. Only for slots of live threads: the scheduler's timer heap names
 /// threads by slot, and deleting a thread disarms its timer first.
-pub fn of_slot(slot: u32) -> Option<&'static mut Tcb> {
+/// # Safety
+/// The caller must not use the returned reference while another reference to the same TCB
+/// is in use, nor after that thread can have been deleted (across a blocking string copy or
+/// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+pub unsafe fn of_slot(slot: u32) -> Option<&'static mut Tcb> {
     if slot as usize >= MAX_SLOTS {
         return None;
     }
@@ -323,9 +350,14 @@ pub fn of_slot(slot: u32) -> Option<&'static mut Tcb> {
 /// Calls `f` for every thread, in thread-number order: a walk of the whole thread table, for
 /// the kernel debugger only (the kernel itself never needs to look at every thread).
 #[cfg(feature = "kdb")]
-pub fn for_each(mut f: impl FnMut(&'static mut Tcb)) {
+/// # Safety
+/// The caller must not use the reference passed to `f` while another reference to the same TCB
+/// is in use, nor after that thread can have been deleted (across a blocking string copy or
+/// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+pub unsafe fn for_each(mut f: impl FnMut(&'static mut Tcb)) {
     for no in 0..MAX_THREADS as u64 {
-        if let Some(t) = lookup_number(no) {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        if let Some(t) = unsafe { lookup_number(no) } {
             f(t);
         }
     }
@@ -336,19 +368,33 @@ pub fn for_each(mut f: impl FnMut(&'static mut Tcb)) {
 /// A broken link faults on the null entry (fail-stop), as a stale pointer would not; the
 /// `checked` build asserts it.
 #[inline(always)]
-pub fn linked(no: u32) -> &'static mut Tcb {
-    let p = THREADS.get()[no as usize & (MAX_THREADS - 1)];
+/// # Safety
+/// The caller must not use the returned reference while another reference to the same TCB
+/// is in use, nor after that thread can have been deleted (across a blocking string copy or
+/// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+pub unsafe fn linked(no: u32) -> &'static mut Tcb {
+    // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.
+    let p = (unsafe { THREADS.get() })[no as usize & (MAX_THREADS - 1)];
     debug_assert!(!p.is_null(), "thread {no} linked in a queue does not exist");
     // SAFETY: queue members are live threads (above); the table entry points at the TCB.
     unsafe { &mut *p }
 }
 
 /// The thread a handle names, if it still exists.
-pub fn get(h: Handle) -> Option<&'static mut Tcb> {
-    lookup_number(h.no as u64).filter(|t| t.generation == h.generation)
+/// # Safety
+/// The caller must not use the returned reference while another reference to the same TCB
+/// is in use, nor after that thread can have been deleted (across a blocking string copy or
+/// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+pub unsafe fn get(h: Handle) -> Option<&'static mut Tcb> {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    (unsafe { lookup_number(h.no as u64) }).filter(|t| t.generation == h.generation)
 }
 
-pub fn current() -> &'static mut Tcb {
+/// # Safety
+/// The caller must not use the returned reference while another reference to the same TCB
+/// is in use, nor after that thread can have been deleted (across a blocking string copy or
+/// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+pub unsafe fn current() -> &'static mut Tcb {
     // SAFETY: CURRENT always points at a live TCB once threads exist.
     unsafe { &mut *CURRENT.get() }
 }
@@ -358,7 +404,12 @@ pub fn current_ptr() -> *mut Tcb {
 }
 
 /// The thread with exactly this global id, if it exists.
-pub fn lookup_global(id: ThreadId) -> Option<&'static mut Tcb> {
+/// # Safety
+/// The caller must not use the returned reference while another reference to the same TCB
+/// is in use, nor after that thread can have been deleted (across a blocking string copy or
+/// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+#[inline(always)]
+pub unsafe fn lookup_global(id: ThreadId) -> Option<&'static mut Tcb> {
     if !id.is_global() {
         return None;
     }
@@ -366,7 +417,8 @@ pub fn lookup_global(id: ThreadId) -> Option<&'static mut Tcb> {
     if no >= MAX_THREADS {
         return None;
     }
-    let p = THREADS.get()[no];
+    // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.
+    let p = (unsafe { THREADS.get() })[no];
     if p.is_null() {
         return None;
     }
@@ -376,30 +428,58 @@ pub fn lookup_global(id: ThreadId) -> Option<&'static mut Tcb> {
 }
 
 /// The thread with this number, whatever its version.
-pub fn lookup_number(no: u64) -> Option<&'static mut Tcb> {
+/// # Safety
+/// The caller must not use the returned reference while another reference to the same TCB
+/// is in use, nor after that thread can have been deleted (across a blocking string copy or
+/// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+pub unsafe fn lookup_number(no: u64) -> Option<&'static mut Tcb> {
     if no as usize >= MAX_THREADS {
         return None;
     }
-    let p = THREADS.get()[no as usize];
+    // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.
+    let p = (unsafe { THREADS.get() })[no as usize];
     // SAFETY: table entries point at live TCBs.
     (!p.is_null()).then(|| unsafe { &mut *p })
 }
 
 /// Resolves a thread id given by `by` (a local id names a thread in `by`'s space).
-pub fn resolve(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
+/// # Safety
+/// The caller must not use the returned reference while another reference to the same TCB
+/// is in use, nor after that thread can have been deleted (across a blocking string copy or
+/// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+#[inline(always)]
+pub unsafe fn resolve(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
     if id.is_local() && !id.is_any_local() {
-        // The MyGlobalId TCR of the UTCB at that address in the caller's space; a user may
-        // write anything there, so the thread found must really own that UTCB.
-        let gid = crate::arch::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
-        let t = lookup_global(ThreadId::from_raw(gid))?;
-        (t.same_space(by) && t.local_id() == id).then_some(t)
+        // SAFETY: the caller's contract, passed on.
+        unsafe { resolve_local(by, id) }
     } else {
-        lookup_global(id)
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        unsafe { lookup_global(id) }
     }
 }
 
+/// # Safety
+/// As [`resolve`].
+#[inline(never)]
+unsafe fn resolve_local(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
+    // The MyGlobalId TCR of the UTCB at that address in the caller's space; a user may
+    // write anything there, so the thread found must really own that UTCB.
+    let gid = crate::arch::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
+    // SAFETY: the caller's contract, passed on.
+    let t = unsafe { lookup_global(ThreadId::from_raw(gid)) }?;
+    (t.same_space(by) && t.local_id() == id).then_some(t)
+}
+
 /// Creates an inactive thread with this id in `space`; `None` if out of memory or slots.
-pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'static mut Tcb> {
+/// # Safety
+/// The caller must not use the returned reference while another reference to the same TCB
+/// is in use, nor after that thread can have been deleted (across a blocking string copy or
+/// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+pub unsafe fn create(
+    id: ThreadId,
+    space: *mut Space,
+    scheduler: ThreadId,
+) -> Option<&'static mut Tcb> {
     let (slot, p) = alloc_slot()?;
     // SAFETY: the TCB page was just allocated (zeroed) for this thread.
     let t = unsafe { &mut *p };
@@ -450,7 +530,7 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         slot,
         fpu: FpuArea([0; 512]),
     };
-    crate::arch::context::init_fpu_image(t.fpu.0.as_mut_ptr());
+    crate::arch::fpu::init_image(&mut t.fpu.0);
     *t.frame() = TrapFrame {
         cs: gdt::USER_CS as u64,
         ss: gdt::USER_DS as u64,
@@ -458,9 +538,12 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         ..TrapFrame::default()
     };
     // IOPL 3 only where the policy allows it (docs/security.md).
-    t.frame().rflags = crate::arch::trap::initial_user_rflags(t.space().privileged);
-    THREADS.get()[id.number() as usize] = p;
-    t.space().threads += 1;
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    t.frame().rflags = crate::arch::trap::initial_user_rflags((unsafe { t.space() }).privileged);
+    // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.
+    (unsafe { THREADS.get() })[id.number() as usize] = p;
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    (unsafe { t.space() }).threads += 1;
     Some(t)
 }
 
@@ -472,7 +555,10 @@ pub const USER_RFLAGS: u64 = 0x3202;
 /// Frees a thread that is no longer queued anywhere. Must not be the current thread.
 pub fn destroy(t: &mut Tcb) {
     crate::thread_control::utcb_released(t);
-    THREADS.get()[t.id.number() as usize] = core::ptr::null_mut();
+    // Lazy FPU: its registers must not pass to a thread whose save area lands here.
+    crate::arch::fpu::forget(t.fpu.0.as_mut_ptr());
+    // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.
+    (unsafe { THREADS.get() })[t.id.number() as usize] = core::ptr::null_mut();
     t.state = State::Dead;
     let space = t.space;
     let slot = t.slot;

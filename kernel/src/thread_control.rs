@@ -1,6 +1,7 @@
 //! ThreadControl (spec 5.3): creating, activating, modifying and deleting threads, and the
 //! association of interrupt threads with their handlers (5.3.1).
 
+use crate::decode::{Out, ThreadControlArgs};
 use abi::error::{IpcErrorCode, SyscallError};
 use abi::thread_id::ThreadId;
 use abi::utcb;
@@ -15,13 +16,14 @@ use kcore::utcb::UtcbSet;
 
 /// Gives an inactive thread its UTCB and pager and puts it into the start-up wait (spec 6.1).
 pub fn activate(t: &mut Tcb, utcb_location: u64, pager: ThreadId) -> Result<(), SyscallError> {
-    let s = t.space();
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    let s = unsafe { t.space() };
     if !s.valid_utcb_location(utcb_location) {
         return Err(SyscallError::UtcbArea);
     }
     let kva = s.utcb_memory(utcb_location)?;
-    if UTCB_OWNERS
-        .get()
+    // SAFETY: the only borrow of UTCB_OWNERS in use; it ends before any call that touches it.
+    if (unsafe { UTCB_OWNERS.get() })
         .insert(t.space as u64, utcb_location)
         .is_err()
     {
@@ -50,15 +52,22 @@ pub fn activate(t: &mut Tcb, utcb_location: u64, pager: ThreadId) -> Result<(), 
     Ok(())
 }
 
-pub fn sys_thread_control(
-    dest: ThreadId,
-    space_spec: ThreadId,
-    scheduler: ThreadId,
-    pager: ThreadId,
-    utcb_location: u64,
-) -> Result<(), SyscallError> {
-    let cur = thread::current();
-    if !cur.space().privileged {
+pub fn sys_thread_control(a: ThreadControlArgs) -> Result<Out, SyscallError> {
+    control(a).map(|()| Out::Rax(1))
+}
+
+fn control(a: ThreadControlArgs) -> Result<(), SyscallError> {
+    let ThreadControlArgs {
+        dest,
+        space: space_spec,
+        scheduler,
+        pager,
+        utcb_location,
+    } = a;
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
+    // SAFETY: a thread's space outlives it; the only reference to it in use.
+    if !(unsafe { cur.space() }).privileged {
         return Err(SyscallError::NoPrivilege);
     }
     if !dest.is_global() {
@@ -74,7 +83,8 @@ pub fn sys_thread_control(
     // Resolve the other ids (local ids name threads of the caller's space).
     let resolve = |id: ThreadId| {
         if id.is_local() {
-            thread::resolve(cur, id)
+            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+            (unsafe { thread::resolve(cur, id) })
                 .map(|t| t.id)
                 .unwrap_or(ThreadId::from_raw(u64::MAX - 1))
         } else {
@@ -88,16 +98,20 @@ pub fn sys_thread_control(
     if space_spec.is_nil() {
         return delete(dest);
     }
-    match thread::lookup_number(no) {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    match unsafe { thread::lookup_number(no) } {
         Some(t) => modify(t, dest, space_spec, scheduler, pager, utcb_location),
         None => create(dest, space_spec, scheduler, pager, utcb_location),
     }
 }
 
 fn delete(dest: ThreadId) -> Result<(), SyscallError> {
-    let cur = thread::current();
-    let Some(t) = thread::lookup_global(dest) else {
-        return if thread::lookup_number(dest.number()).is_some() {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let Some(t) = (unsafe { thread::lookup_global(dest) }) else {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        return if (unsafe { thread::lookup_number(dest.number()) }).is_some() {
             Err(SyscallError::InvalidThread)
         } else {
             Ok(())
@@ -132,7 +146,8 @@ fn create(
         None
     } else {
         Some(
-            thread::lookup_global(space_spec)
+            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+            (unsafe { thread::lookup_global(space_spec) })
                 .filter(|t| t.id.number() >= thread::USER_BASE)
                 .ok_or(SyscallError::InvalidSpace)?
                 .space,
@@ -159,7 +174,8 @@ fn create(
         Some(s) => s,
         None => space::create().ok_or(SyscallError::NoMem)?,
     };
-    let Some(t) = thread::create(dest, space, scheduler) else {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let Some(t) = (unsafe { thread::create(dest, space, scheduler) }) else {
         if new_space {
             // SAFETY: the space was just created and has no threads.
             let s = unsafe { &mut *space };
@@ -186,13 +202,15 @@ static UTCB_OWNERS: KernelCell<UtcbSet<{ 2 * thread::MAX_SLOTS }>> =
     KernelCell::new(UtcbSet::new());
 
 fn utcb_taken(space: *mut space::Space, loc: u64) -> bool {
-    UTCB_OWNERS.get().contains(space as u64, loc)
+    // SAFETY: the only borrow of UTCB_OWNERS in use; it ends before any call that touches it.
+    (unsafe { UTCB_OWNERS.get() }).contains(space as u64, loc)
 }
 
 /// An activated thread gives its UTCB location back (deletion).
 pub fn utcb_released(t: &Tcb) {
     if t.is_activated() {
-        UTCB_OWNERS.get().remove(t.space as u64, t.utcb_location);
+        // SAFETY: the only borrow of UTCB_OWNERS in use; it ends before any call that touches it.
+        (unsafe { UTCB_OWNERS.get() }).remove(t.space as u64, t.utcb_location);
     }
 }
 
@@ -207,7 +225,8 @@ fn modify(
     if t.id.number() < thread::USER_BASE {
         return Err(SyscallError::InvalidThread);
     }
-    let target = thread::lookup_global(space_spec)
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let target = (unsafe { thread::lookup_global(space_spec) })
         .filter(|t| t.id.number() >= thread::USER_BASE)
         .ok_or(SyscallError::InvalidSpace)?;
     let target_space = target.space;
@@ -240,7 +259,8 @@ fn modify(
     }
     if !pager.is_nil() {
         if !t.is_activated() {
-            if !t.space().initialised {
+            // SAFETY: a thread's space outlives it; the only reference to it in use.
+            if !(unsafe { t.space() }).initialised {
                 return Err(SyscallError::InvalidSpace);
             }
             activate(t, t.utcb_location, pager)?;

@@ -6,20 +6,21 @@
 //! an address cursor, so removals anywhere in the tree cannot leave it holding a dangling
 //! index.
 
+use crate::children;
 use crate::index;
 use crate::{MIN_PAGE_LOG2, MapError, Mapping, NIL, Node, PageTableOps, Rights, SpaceId, span};
 
 /// The mapping database over a caller-supplied slab of nodes.
 pub struct MapDb<'a> {
     nodes: &'a mut [Node],
-    /// Head of the free list (linked through `next_sibling`).
+    /// Head of the free list (linked through `sib_right`).
     free: u32,
     free_count: u32,
     /// Root of the `(space, vaddr)` index.
     root: u32,
     sigma0: SpaceId,
     /// While a map or grant runs, root nodes that lose their last child are not released but
-    /// chained here (through `next_sibling`, unused in roots) and released at its end, so
+    /// chained here (through `sib_right`, unused in roots) and released at its end, so
     /// the node count of its dry run holds.
     defer_release: bool,
     unused_roots: u32,
@@ -57,22 +58,24 @@ fn check_fpage(vaddr: u64, size_log2: u8) -> Result<u64, MapError> {
 }
 
 /// The largest page size in `mask` that starts at `src`/`paddr` (both aligned to it) and ends
-/// within `last`.
+/// within `last` (`src <= last`); 4 KiB if none does. O(1): the alignment and the length each
+/// bound the size, and the largest size in the mask below both bounds is taken.
 fn piece_size(mask: u64, src: u64, paddr: u64, last: u64) -> u8 {
-    let mut p = 63u8;
-    loop {
-        if mask & (1 << p) != 0
-            && (src | paddr) & span(p) == 0
-            && src.checked_add(span(p)).is_some_and(|end| end <= last)
-        {
-            return p;
-        }
-        if p == MIN_PAGE_LOG2 {
-            // Callers only hand in 4 KiB-aligned ranges, and 4 KiB is always a hardware size.
-            return MIN_PAGE_LOG2;
-        }
-        p -= 1;
+    let align = (src | paddr).trailing_zeros().min(63);
+    let len = last.wrapping_sub(src);
+    // floor(log2(len + 1)): the largest p with 2^p - 1 <= len.
+    let fit = if len == u64::MAX {
+        63
+    } else {
+        63 - (len + 1).leading_zeros()
+    };
+    let top = align.min(fit);
+    let allowed = mask & (u64::MAX >> (63 - top)) & !span(MIN_PAGE_LOG2);
+    if allowed == 0 {
+        // Callers only hand in 4 KiB-aligned ranges, and 4 KiB is always a hardware size.
+        return MIN_PAGE_LOG2;
     }
+    (63 - allowed.leading_zeros()) as u8
 }
 
 impl<'a> MapDb<'a> {
@@ -82,7 +85,7 @@ impl<'a> MapDb<'a> {
         let len = nodes.len().min(NIL as usize - 1);
         for (i, n) in nodes[..len].iter_mut().enumerate() {
             *n = Node::EMPTY;
-            n.next_sibling = if i + 1 < len { i as u32 + 1 } else { NIL };
+            n.sib_right = if i + 1 < len { i as u32 + 1 } else { NIL };
         }
         MapDb {
             nodes,
@@ -186,7 +189,7 @@ impl<'a> MapDb<'a> {
     ) -> u32 {
         let i = self.free;
         assert!(i != NIL, "mapdb: node count check missed an allocation");
-        self.free = self.node(i).next_sibling;
+        self.free = self.node(i).sib_right;
         self.free_count -= 1;
         *self.node_mut(i) = Node {
             space: space.0,
@@ -206,36 +209,31 @@ impl<'a> MapDb<'a> {
     }
 
     fn link_child(&mut self, parent: u32, c: u32) {
-        let first = self.node(parent).first_child;
-        let n = self.node_mut(c);
-        n.parent = parent;
-        n.prev_sibling = NIL;
-        n.next_sibling = first;
-        if first != NIL {
-            self.node_mut(first).prev_sibling = c;
-        }
-        self.node_mut(parent).first_child = c;
+        self.node_mut(c).parent = parent;
+        let root = self.node(parent).first_child;
+        self.node_mut(parent).first_child = children::insert(self.nodes, root, c);
     }
 
     fn unlink_child(&mut self, c: u32) {
-        let Node {
-            parent,
-            prev_sibling: prev,
-            next_sibling: next,
-            ..
-        } = *self.node(c);
-        if prev != NIL {
-            self.node_mut(prev).next_sibling = next;
-        } else if parent != NIL {
-            self.node_mut(parent).first_child = next;
-        }
-        if next != NIL {
-            self.node_mut(next).prev_sibling = prev;
+        let parent = self.node(c).parent;
+        if parent != NIL {
+            let root = self.node(parent).first_child;
+            self.node_mut(parent).first_child = children::remove(self.nodes, root, c);
         }
         let n = self.node_mut(c);
         n.parent = NIL;
-        n.prev_sibling = NIL;
-        n.next_sibling = NIL;
+        n.sib_left = NIL;
+        n.sib_right = NIL;
+    }
+
+    /// The child of `parent` with the smallest key above `k` (`strict`) or at or above it.
+    fn child_from(&self, parent: u32, k: children::Key, strict: bool) -> u32 {
+        children::ceil(self.nodes, self.node(parent).first_child, k, strict)
+    }
+
+    /// The first child of `i` in key order, or `NIL`.
+    fn first_child(&self, i: u32) -> u32 {
+        children::first(self.nodes, self.node(i).first_child)
     }
 
     /// Unindex, unlink and free a node without children.
@@ -244,7 +242,7 @@ impl<'a> MapDb<'a> {
         self.root = index::remove(self.nodes, self.root, i);
         self.unlink_child(i);
         *self.node_mut(i) = Node {
-            next_sibling: self.free,
+            sib_right: self.free,
             ..Node::EMPTY
         };
         self.free = i;
@@ -262,7 +260,7 @@ impl<'a> MapDb<'a> {
             let head = self.unused_roots;
             let n = self.node_mut(i);
             n.unused_root = true;
-            n.next_sibling = head;
+            n.sib_right = head;
             self.unused_roots = i;
         }
     }
@@ -272,9 +270,9 @@ impl<'a> MapDb<'a> {
         self.defer_release = false;
         while self.unused_roots != NIL {
             let i = self.unused_roots;
-            self.unused_roots = self.node(i).next_sibling;
+            self.unused_roots = self.node(i).sib_right;
             let n = self.node_mut(i);
-            n.next_sibling = NIL;
+            n.sib_right = NIL;
             n.unused_root = false;
             self.release_root_if_unused(i);
         }
@@ -301,11 +299,12 @@ impl<'a> MapDb<'a> {
             if n == top {
                 return NIL;
             }
-            let s = self.node(n).next_sibling;
+            let parent = self.node(n).parent;
+            let s = self.child_from(parent, children::key(self.nodes, n), true);
             if s != NIL {
                 return s;
             }
-            n = self.node(n).parent;
+            n = parent;
         }
     }
 
@@ -356,7 +355,7 @@ impl<'a> MapDb<'a> {
                 ops.read_status(space, v, s)
             };
             cur = if n.first_child != NIL {
-                n.first_child
+                self.first_child(cur)
             } else {
                 self.next_skipping_children(cur, top)
             };
@@ -535,7 +534,16 @@ impl<'a> MapDb<'a> {
         let mut need = 0usize;
         let mut need_to = 0usize;
         let mut cursor = from_vaddr;
-        while let Some(seg) = self.segment(from, cursor, from_last) {
+        // The first segment is looked up once for both runs (the dry run changes nothing).
+        let first = self.segment(from, from_vaddr, from_last);
+        let next_segment = |db: &Self, cursor: u64| {
+            if cursor == from_vaddr {
+                first
+            } else {
+                db.segment(from, cursor, from_last)
+            }
+        };
+        while let Some(seg) = next_segment(self, cursor) {
             let per_piece = if let Source::Sigma0Gap = seg.source {
                 2
             } else {
@@ -571,7 +579,7 @@ impl<'a> MapDb<'a> {
         // The real run.
         self.defer_release = true;
         let mut cursor = from_vaddr;
-        while let Some(seg) = self.segment(from, cursor, from_last) {
+        while let Some(seg) = next_segment(self, cursor) {
             match seg.source {
                 Source::Node(s) if grant => {
                     self.grant_segment(ops, mask, s, seg, to, dst(seg.start), rights)
@@ -659,7 +667,11 @@ impl<'a> MapDb<'a> {
         dst_last: u64,
         eff: Rights,
     ) {
-        let r = self.first_overlapping(to, dst, dst_last);
+        let r = if ops.maps_nothing(to, dst, p) {
+            NIL
+        } else {
+            self.first_overlapping(to, dst, dst_last)
+        };
         if r != NIL && parent != NIL {
             let n = *self.node(r);
             if n.vaddr == dst && n.size_log2 == p && n.paddr == paddr && n.parent == parent {
@@ -676,7 +688,9 @@ impl<'a> MapDb<'a> {
                 return;
             }
         }
-        self.clear_range(ops, to, dst, dst_last);
+        if r != NIL {
+            self.clear_range(ops, to, dst, dst_last);
+        }
         let parent = if parent == NIL {
             self.new_node(ops, self.sigma0, src, p, src, Rights::RWX, NIL)
         } else {
@@ -737,9 +751,10 @@ impl<'a> MapDb<'a> {
             }
             src += span(p) + 1;
         }
-        let mut c = self.node(s).first_child;
+        let mut c = self.first_child(s);
         while c != NIL {
-            let next = self.node(c).next_sibling;
+            // The next child is found from this one's key after it is handled (it may move).
+            let k = children::key(self.nodes, c);
             let (c_paddr, c_plast) = (self.node(c).paddr, self.node(c).plast());
             let seg_plast = seg.paddr + (seg.last - seg.start);
             if seg.paddr <= c_paddr && c_plast <= seg_plast {
@@ -757,7 +772,7 @@ impl<'a> MapDb<'a> {
                     }
                 }
             }
-            c = next;
+            c = self.child_from(s, k, true);
         }
         let status = self.remove_subtree(ops, s);
         self.park_status(n.parent, status);
@@ -765,12 +780,12 @@ impl<'a> MapDb<'a> {
 
     /// Revoke `rights` from every child of `i` (and their subtrees); park the status in `i`.
     fn revoke_children(&mut self, ops: &mut impl PageTableOps, i: u32, rights: Rights) {
-        let mut c = self.node(i).first_child;
+        let mut c = self.first_child(i);
         let mut status = Rights::NONE;
         while c != NIL {
-            let next = self.node(c).next_sibling;
+            let k = children::key(self.nodes, c);
             status |= self.revoke(ops, c, rights);
-            c = next;
+            c = self.child_from(i, k, true);
         }
         self.park_status(i, status);
     }
@@ -811,14 +826,23 @@ impl<'a> MapDb<'a> {
                 // The part of the fpage inside this mapping, as physical addresses.
                 let plo = n.paddr + (vaddr.max(n.vaddr) - n.vaddr);
                 let phi = n.paddr + (last.min(n.last()) - n.vaddr);
-                let mut c = n.first_child;
-                while c != NIL {
-                    let next = self.node(c).next_sibling;
-                    let child = self.node(c);
-                    if overlaps(child.paddr, child.plast(), plo, phi) {
+                // The children that overlap it: for each page size, one run of keys from
+                // the first child of that size that can reach `plo` (issue 17: Unmap of
+                // 4 KiB inside a 2 MiB mapping visits only the children it hits).
+                let mut sizes = (ops.page_sizes() | (1 << MIN_PAGE_LOG2))
+                    & (u64::MAX >> (63 - n.size_log2.min(63)));
+                while sizes != 0 && n.first_child != NIL {
+                    let p = sizes.trailing_zeros() as u8;
+                    sizes &= sizes - 1;
+                    let mut c = self.child_from(m, (p, plo & !span(p), 0), false);
+                    while c != NIL {
+                        let k = children::key(self.nodes, c);
+                        if k.0 != p || k.1 > phi {
+                            break;
+                        }
                         status |= self.revoke(ops, c, rights);
+                        c = self.child_from(m, k, true);
                     }
-                    c = next;
                 }
                 self.release_root_if_unused(m);
             }
@@ -853,7 +877,7 @@ impl<'a> MapDb<'a> {
                 return Err("free list corrupt");
             }
             free += 1;
-            f = self.node(f).next_sibling;
+            f = self.node(f).sib_right;
         }
         if free != self.free_count as usize || self.defer_release || self.unused_roots != NIL {
             return Err("free count wrong");
@@ -878,16 +902,8 @@ impl<'a> MapDb<'a> {
             {
                 return Err("bad size or alignment");
             }
-            let mut c = n.first_child;
-            let mut prev_c = NIL;
-            while c != NIL {
-                let cn = self.node(c);
-                if !cn.used || cn.parent != i || cn.prev_sibling != prev_c {
-                    return Err("child list corrupt");
-                }
-                prev_c = c;
-                c = cn.next_sibling;
-            }
+            let mut prev_key = None;
+            children::check(self.nodes, n.first_child, i, &mut prev_key)?;
             if n.parent == NIL {
                 if n.unused_root
                     || n.space != self.sigma0.0
@@ -912,11 +928,7 @@ impl<'a> MapDb<'a> {
             if n.rights & !p.rights != 0 {
                 return Err("child has rights its parent lacks");
             }
-            let listed = if n.prev_sibling == NIL {
-                p.first_child == i
-            } else {
-                self.node(n.prev_sibling).next_sibling == i
-            };
+            let listed = self.child_from(n.parent, children::key(self.nodes, i), false) == i;
             if !listed {
                 return Err("child missing from its parent's list");
             }
@@ -944,5 +956,50 @@ impl Iterator for Mappings<'_, '_> {
         let last = self.db.node(i).last();
         self.cursor = last.checked_add(1);
         Some(self.db.mapping(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The loop `piece_size` replaced: every size from the largest down.
+    fn reference(mask: u64, src: u64, paddr: u64, last: u64) -> u8 {
+        let mut p = 63u8;
+        loop {
+            if mask & (1 << p) != 0
+                && (src | paddr) & span(p) == 0
+                && src.checked_add(span(p)).is_some_and(|end| end <= last)
+            {
+                return p;
+            }
+            if p == MIN_PAGE_LOG2 {
+                return MIN_PAGE_LOG2;
+            }
+            p -= 1;
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn piece_size_matches_the_loop(
+            mask in prop_oneof![
+                Just(crate::X86_64_PAGE_SIZES),
+                Just(1u64 << 12),
+                Just(((1u64 << 29) - 1) & !((1u64 << 12) - 1)),
+                any::<u64>().prop_map(|m| m | (1 << 12)),
+            ],
+            src_page in any::<u64>(),
+            pa_page in any::<u64>(),
+            zeros_src in 0u32..52,
+            zeros_pa in 0u32..52,
+            len_pages in prop_oneof![0u64..2048, any::<u64>()],
+        ) {
+            let src = (src_page << 12) & !((1u64 << (12 + zeros_src)) - 1);
+            let paddr = (pa_page << 12) & !((1u64 << (12 + zeros_pa)) - 1);
+            let last = src.saturating_add(len_pages.saturating_mul(4096)) | 0xFFF;
+            prop_assert_eq!(piece_size(mask, src, paddr, last), reference(mask, src, paddr, last));
+        }
     }
 }

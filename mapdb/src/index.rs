@@ -1,10 +1,9 @@
 //! The `(space, vaddr) → node` index: a treap threaded through the nodes' `left`/`right` links.
 //!
-//! A treap is a binary search tree on the key that is also a heap on a priority; with random
-//! priorities its expected depth is logarithmic whatever order keys arrive in. The priority
-//! here is a hash of the node's slab index, so it costs no storage and stays deterministic.
-//! Split and merge are recursive; the recursion depth is the tree depth (expected ~2 log2 n).
+//! Insertion and removal are `treap.rs`'s (iterative); the priority is a hash of the node's
+//! slab index, so it costs no storage and stays deterministic.
 
+use crate::treap::{self, Shape, priority};
 use crate::{NIL, Node};
 
 pub(crate) type Key = (u64, u64);
@@ -14,48 +13,25 @@ fn key(nodes: &[Node], i: u32) -> Key {
     (n.space, n.vaddr)
 }
 
-/// Heap priority of slab entry `i` (the murmur3 finaliser: a bijection that mixes all bits).
-pub(crate) fn priority(i: u32) -> u32 {
-    let mut x = i ^ 0x9E37_79B9;
-    x ^= x >> 16;
-    x = x.wrapping_mul(0x85EB_CA6B);
-    x ^= x >> 13;
-    x = x.wrapping_mul(0xC2B2_AE35);
-    x ^ (x >> 16)
-}
+/// The index's shape: key `(space, vaddr)`, links `left`/`right`.
+pub(crate) struct Index;
 
-/// Split `t` into the keys `< k` and the keys `>= k`.
-fn split(nodes: &mut [Node], t: u32, k: Key) -> (u32, u32) {
-    if t == NIL {
-        return (NIL, NIL);
+impl Shape for Index {
+    type Key = Key;
+    fn key(nodes: &[Node], i: u32) -> Key {
+        key(nodes, i)
     }
-    if key(nodes, t) < k {
-        let (a, b) = split(nodes, nodes[t as usize].right, k);
-        nodes[t as usize].right = a;
-        (t, b)
-    } else {
-        let (a, b) = split(nodes, nodes[t as usize].left, k);
-        nodes[t as usize].left = b;
-        (a, t)
+    fn left(n: &Node) -> u32 {
+        n.left
     }
-}
-
-/// Join two treaps where every key of `a` is below every key of `b`.
-fn merge(nodes: &mut [Node], a: u32, b: u32) -> u32 {
-    if a == NIL {
-        return b;
+    fn right(n: &Node) -> u32 {
+        n.right
     }
-    if b == NIL {
-        return a;
+    fn set_left(n: &mut Node, v: u32) {
+        n.left = v;
     }
-    if priority(a) > priority(b) {
-        let r = merge(nodes, nodes[a as usize].right, b);
-        nodes[a as usize].right = r;
-        a
-    } else {
-        let l = merge(nodes, a, nodes[b as usize].left);
-        nodes[b as usize].left = l;
-        b
+    fn set_right(n: &mut Node, v: u32) {
+        n.right = v;
     }
 }
 
@@ -63,57 +39,17 @@ fn merge(nodes: &mut [Node], a: u32, b: u32) -> u32 {
 pub(crate) fn insert(nodes: &mut [Node], root: u32, i: u32) -> u32 {
     nodes[i as usize].left = NIL;
     nodes[i as usize].right = NIL;
-    let (l, r) = split(nodes, root, key(nodes, i));
-    let l = merge(nodes, l, i);
-    merge(nodes, l, r)
+    treap::insert::<Index>(nodes, root, i)
 }
 
 /// Remove node `i` (which must be present) from the treap rooted at `t`; return the new root.
 pub(crate) fn remove(nodes: &mut [Node], t: u32, i: u32) -> u32 {
-    if t == i {
-        let (l, r) = (nodes[t as usize].left, nodes[t as usize].right);
-        return merge(nodes, l, r);
-    }
-    debug_assert!(t != NIL, "index: removing a node that is not indexed");
-    if key(nodes, i) < key(nodes, t) {
-        let l = remove(nodes, nodes[t as usize].left, i);
-        nodes[t as usize].left = l;
-    } else {
-        let r = remove(nodes, nodes[t as usize].right, i);
-        nodes[t as usize].right = r;
-    }
-    t
+    treap::remove::<Index>(nodes, t, i)
 }
 
-/// The node with the greatest key `<= k`.
-pub(crate) fn floor(nodes: &[Node], mut t: u32, k: Key) -> u32 {
-    let mut best = NIL;
-    while t != NIL {
-        if key(nodes, t) <= k {
-            best = t;
-            t = nodes[t as usize].right;
-        } else {
-            t = nodes[t as usize].left;
-        }
-    }
-    best
-}
-
-/// The node with the smallest key `>= k`.
-pub(crate) fn ceil(nodes: &[Node], mut t: u32, k: Key) -> u32 {
-    let mut best = NIL;
-    while t != NIL {
-        if key(nodes, t) >= k {
-            best = t;
-            t = nodes[t as usize].left;
-        } else {
-            t = nodes[t as usize].right;
-        }
-    }
-    best
-}
-
-/// The lowest-addressed node of `space` overlapping `[start, last]`, or `NIL`.
+/// The lowest-addressed node of `space` overlapping `[start, last]`, or `NIL`. One descent:
+/// the greatest key `<= (space, start)` and the smallest key `>= (space, start)` both lie on
+/// the search path of `(space, start)`.
 pub(crate) fn first_overlapping(
     nodes: &[Node],
     root: u32,
@@ -121,13 +57,34 @@ pub(crate) fn first_overlapping(
     start: u64,
     last: u64,
 ) -> u32 {
-    let f = floor(nodes, root, (space, start));
-    if f != NIL && nodes[f as usize].space == space && nodes[f as usize].last() >= start {
-        return f;
+    let k = (space, start);
+    let (mut floor, mut ceil) = (NIL, NIL);
+    let mut t = root;
+    while t != NIL {
+        let n = &nodes[t as usize];
+        let nk = (n.space, n.vaddr);
+        if nk == k {
+            return t;
+        }
+        if nk < k {
+            floor = t;
+            t = n.right;
+        } else {
+            ceil = t;
+            t = n.left;
+        }
     }
-    let c = ceil(nodes, root, (space, start));
-    if c != NIL && nodes[c as usize].space == space && nodes[c as usize].vaddr <= last {
-        return c;
+    if floor != NIL {
+        let f = &nodes[floor as usize];
+        if f.space == space && f.last() >= start {
+            return floor;
+        }
+    }
+    if ceil != NIL {
+        let c = &nodes[ceil as usize];
+        if c.space == space && c.vaddr <= last {
+            return ceil;
+        }
     }
     NIL
 }
@@ -161,4 +118,80 @@ pub(crate) fn check(nodes: &[Node], t: u32, prev: &mut u32) -> Result<u32, &'sta
     count += 1;
     count += check(nodes, n.right, prev)?;
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The node with the greatest key `<= k`.
+    fn floor(nodes: &[Node], mut t: u32, k: Key) -> u32 {
+        let mut best = NIL;
+        while t != NIL {
+            if key(nodes, t) <= k {
+                best = t;
+                t = nodes[t as usize].right;
+            } else {
+                t = nodes[t as usize].left;
+            }
+        }
+        best
+    }
+
+    /// The node with the smallest key `>= k`.
+    fn ceil(nodes: &[Node], mut t: u32, k: Key) -> u32 {
+        let mut best = NIL;
+        while t != NIL {
+            if key(nodes, t) >= k {
+                best = t;
+                t = nodes[t as usize].left;
+            } else {
+                t = nodes[t as usize].right;
+            }
+        }
+        best
+    }
+
+    /// The two-descent definition `first_overlapping` had before it became one descent.
+    fn reference(nodes: &[Node], root: u32, space: u64, start: u64, last: u64) -> u32 {
+        let f = floor(nodes, root, (space, start));
+        if f != NIL && nodes[f as usize].space == space && nodes[f as usize].last() >= start {
+            return f;
+        }
+        let c = ceil(nodes, root, (space, start));
+        if c != NIL && nodes[c as usize].space == space && nodes[c as usize].vaddr <= last {
+            return c;
+        }
+        NIL
+    }
+
+    proptest! {
+        /// One descent finds what a floor and a ceiling search found, for pages of 4 KiB and
+        /// 2 MiB in three spaces (non-overlapping within a space) and any query range.
+        #[test]
+        fn first_overlapping_matches_floor_and_ceil(
+            pages in proptest::collection::btree_set((0u64..3, 0u64..64, any::<bool>()), 0..60),
+            queries in proptest::collection::vec((0u64..4, 0u64..64 * 512, 0u64..2048), 1..40),
+        ) {
+            let mut nodes = std::vec![Node::EMPTY; 128];
+            let mut root = NIL;
+            for (i, (space, slot, big)) in pages.into_iter().enumerate() {
+                // Slot = 2 MiB region; a big page fills it, else one 4 KiB page at its start
+                // plus a second one further in, so ranges have gaps.
+                let (vaddr, size) = if big { (slot << 21, 21) } else { ((slot << 21) | ((slot % 7) << 12), 12) };
+                let i = i as u32;
+                nodes[i as usize] = Node { space, vaddr, size_log2: size, used: true, ..Node::EMPTY };
+                root = insert(&mut nodes, root, i);
+            }
+            for (space, page, len) in queries {
+                let start = page << 12;
+                let last = start + (len << 12) + 0xFFF;
+                prop_assert_eq!(
+                    first_overlapping(&nodes, root, space, start, last),
+                    reference(&nodes, root, space, start, last)
+                );
+            }
+        }
+    }
 }

@@ -73,8 +73,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(test)]
+extern crate std;
+
+mod children;
 mod db;
 mod index;
+mod treap;
 
 pub use db::{MapDb, Mappings};
 
@@ -222,6 +227,15 @@ pub trait PageTableOps {
         let _ = (space, more);
         true
     }
+    /// A hint for map and grant: `true` only if `space`'s page tables map nothing at all in
+    /// `[vaddr, vaddr + 2^size_log2)`. Every mapping of the database except sigma0's root
+    /// nodes has its entry installed, so the database then skips looking for a receiver
+    /// mapping in the way (one index descent per piece). `false` (the default) is always
+    /// correct: the database looks.
+    fn maps_nothing(&mut self, space: SpaceId, vaddr: u64, size_log2: u8) -> bool {
+        let _ = (space, vaddr, size_log2);
+        false
+    }
     /// `space` gained (`delta` = 1) or lost (`delta` = -1) one mapping (a non-root node).
     fn mappings_changed(&mut self, space: SpaceId, delta: isize) {
         let _ = (space, delta);
@@ -246,10 +260,12 @@ pub struct Node {
     pub(crate) paddr: u64,
     /// Parent mapping; `NIL` for sigma0's root nodes (and for free nodes).
     pub(crate) parent: u32,
+    /// Root of the treap of this node's children (`children.rs`).
     pub(crate) first_child: u32,
-    /// Sibling list (doubly linked for O(1) unlink); `next_sibling` also links the free list.
-    pub(crate) next_sibling: u32,
-    pub(crate) prev_sibling: u32,
+    /// Links of the parent's child treap; `sib_right` also links the free list (and the
+    /// chain of unused roots, which are nobody's children).
+    pub(crate) sib_right: u32,
+    pub(crate) sib_left: u32,
     /// Index links (see `index.rs`).
     pub(crate) left: u32,
     pub(crate) right: u32,
@@ -272,8 +288,8 @@ impl Node {
         paddr: 0,
         parent: NIL,
         first_child: NIL,
-        next_sibling: NIL,
-        prev_sibling: NIL,
+        sib_right: NIL,
+        sib_left: NIL,
         left: NIL,
         right: NIL,
         size_log2: 0,

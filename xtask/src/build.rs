@@ -128,3 +128,21 @@ pub fn strip_elf64(data: &[u8]) -> Option<Vec<u8>> {
     out[58..64].fill(0); // e_shentsize, e_shnum, e_shstrndx
     Some(out)
 }
+
+/// Builds the kernel alone with extra cargo features into its own target directory
+/// (`target/features-<features>`), leaving the normal images alone; returns its path.
+pub fn build_kernel_with_features(features: &str) -> Result<PathBuf, String> {
+    let root = workspace_root();
+    let dir = root.join("target").join(format!("features-{features}"));
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["build", "--release", "--target", TARGET, "-p", "kernel"])
+        .args(["--features", features, "--target-dir"])
+        .arg(&dir)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("cargo build exited with {status}"));
+    }
+    Ok(dir.join(TARGET).join("release").join("kernel"))
+}

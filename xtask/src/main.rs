@@ -11,6 +11,7 @@
 //!   with `gdb -x scripts/gdb/l4rs.gdb -ex 'target remote :1234'`.
 
 mod bench;
+mod borrows;
 mod build;
 mod iso;
 mod kdb_tests;
@@ -37,9 +38,10 @@ fn main() -> ExitCode {
         "test" => tests::run_all(rest),
         "bench" => bench::run(rest),
         "iso" => iso::run(rest),
+        "borrow-facts" => borrows::run(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask build | run [--cpu MODEL] [--append ARGS] [--stage2] | debug [...] | test [FILTER] | bench | iso"
+                "usage: cargo xtask build | run [--cpu MODEL] [--append ARGS] [--stage2] | debug [...] | test [FILTER] | bench | iso | borrow-facts [DIR]"
             );
             ExitCode::FAILURE
         }

@@ -783,6 +783,17 @@ fn lint() -> (usize, usize) {
             }
         }
     }
+    let bad = crate::borrows::violations(&root.join("kernel/src"));
+    if bad.is_empty() {
+        passed += 1;
+        println!("test lint/borrow-facts ... ok");
+    } else {
+        failed += 1;
+        println!("test lint/borrow-facts ... FAILED");
+        for b in bad {
+            println!("    {b}");
+        }
+    }
     (passed, failed)
 }
 

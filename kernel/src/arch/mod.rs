@@ -6,4 +6,4 @@
 
 pub mod x86_64;
 
-pub use x86_64::{context, cpu, gdt, paging, syscall, trap, usercopy};
+pub use x86_64::{boot, context, cpu, fpu, gdt, ioport, paging, syscall, trap, usercopy};

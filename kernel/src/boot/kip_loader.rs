@@ -18,7 +18,7 @@
 use abi::bootinfo::{BootInfo, Record};
 use abi::kip::{MemDesc, MemType, MemoryInfo};
 
-use crate::arch::x86_64::paging::phys_to_virt;
+use crate::arch::paging::phys_to_virt;
 use crate::boot::multiboot;
 use crate::kip;
 
@@ -27,12 +27,14 @@ const POOL_LIMIT: u64 = 1 << 30;
 
 /// True when a boot loader wrote memory descriptors into the KIP before the kernel ran.
 pub fn patched() -> bool {
-    MemoryInfo(kip::kip().kip.memory_info).count() != 0
+    // SAFETY: the only reference to the KIP in use.
+    MemoryInfo((unsafe { kip::kip() }).kip.memory_info).count() != 0
 }
 
 /// The descriptors the loader wrote (a prefix of the KIP's array).
 fn descriptors() -> &'static [MemDesc] {
-    let k = kip::kip();
+    // SAFETY: the only reference to the KIP in use.
+    let k = unsafe { kip::kip() };
     let n = (MemoryInfo(k.kip.memory_info).count() as usize).min(kip::MAX_MEMDESC);
     &k.mem_desc[..n]
 }
@@ -78,7 +80,8 @@ pub fn pool(busy: &[(u64, u64)]) -> Option<(u64, u64)> {
 /// Copies the kernel's command line out of the loader's MBI copy (module 0 = the kernel), if
 /// BootInfo leads to one.
 pub fn read_cmdline() {
-    let at = kip::kip().kip.boot_info;
+    // SAFETY: the only reference to the KIP in use.
+    let at = (unsafe { kip::kip() }).kip.boot_info;
     if at == 0 || at >= POOL_LIMIT - 4096 {
         return;
     }

@@ -1,7 +1,7 @@
 //! Multiboot-1 information (as left by QEMU `-kernel` or GRUB): parsed once, copied into
 //! `BOOT`.
 
-use crate::arch::x86_64::paging::phys_to_virt;
+use crate::arch::paging::phys_to_virt;
 use crate::sync::KernelCell;
 
 pub const MAX_REGIONS: usize = 64;
@@ -103,10 +103,11 @@ pub enum Error {
 }
 
 pub fn parse(magic: u32, mbi: u64) -> Result<(), Error> {
-    if magic != crate::arch::x86_64::boot::MULTIBOOT_LOADER_MAGIC {
+    if magic != crate::arch::boot::MULTIBOOT_LOADER_MAGIC {
         return Err(Error::BadMagic(magic));
     }
-    let b = BOOT.get();
+    // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+    let b = unsafe { BOOT.get() };
     b.mbi_phys = mbi;
     let flags = rd32(mbi);
     if flags & (1 << 2) != 0 {
@@ -160,7 +161,8 @@ pub fn region_kind_name(kind: u32) -> &'static str {
 pub fn read_kernel_cmdline(mbi: u64) {
     // Only what the boot tables' 1 GiB window reaches is read.
     const WINDOW: u64 = 1 << 30;
-    let b = BOOT.get();
+    // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+    let b = unsafe { BOOT.get() };
     if mbi + 32 > WINDOW {
         return;
     }

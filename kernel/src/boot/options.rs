@@ -7,7 +7,7 @@
 //! * `mapnodes=<n>`, `ptquota=<n>[K|M|G]`, `mapquota=<n>`: size of the mapping database and
 //!   the per-space limits on page tables and mappings (`mm/quota.rs`, decision 006).
 //! * `kdb=privileged|all|strict`: who may use the kernel-debugger interface (`crate::kdb`).
-//! * `iopl=none|privileged|all`: which user threads run with IOPL 3 (`arch::x86_64::trap`):
+//! * `iopl=none|privileged|all`: which user threads run with IOPL 3 (`arch::trap`):
 //!   none by default (IO-fpages: ports are mapped, `cli` faults); `privileged` (sigma0, the
 //!   root server) and `all` are UNSAFE compatibility options for programs built for a kernel
 //!   without IO-fpages.

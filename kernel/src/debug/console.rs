@@ -3,7 +3,7 @@
 //! Runs with interrupts disabled; nothing else in the system moves while it waits for a key.
 
 use crate::kprint;
-use crate::platform::pc::serial;
+use crate::platform::serial;
 
 pub const LINE_MAX: usize = 120;
 

@@ -1,7 +1,7 @@
 //! The processor's debug facilities used by the debugger: the hardware breakpoint registers
 //! (DR0, DR6, DR7) and reset.
 
-use crate::arch::x86_64::cpu::outb;
+use crate::arch::cpu::outb;
 
 /// DR6: why the last #DB happened (bit 0 = DR0 hit, bit 14 = single step).
 pub fn read_dr6() -> u64 {
@@ -49,5 +49,5 @@ pub fn reboot() -> ! {
     let p = Ptr { limit: 0, base: 0 };
     // SAFETY: deliberately loads an empty IDT and faults: the processor resets.
     unsafe { core::arch::asm!("lidt [{}]", "int3", in(reg) &p, options(nostack)) };
-    crate::arch::x86_64::cpu::halt_forever()
+    crate::arch::cpu::halt_forever()
 }

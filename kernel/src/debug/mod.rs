@@ -21,7 +21,7 @@
 //! (`syscall_dispatch_vector`, `trap_dispatch_vector`) for wrappers, so no instruction is added
 //! to any path until one of them is in use.
 
-use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::trap::TrapFrame;
 
 #[cfg(feature = "kdb")]
 mod console;
@@ -59,10 +59,12 @@ static OPTIONS: KernelCell<Options> = KernelCell::new(Options {
 
 #[cfg(feature = "kdb")]
 fn options() -> Options {
-    let o = OPTIONS.get();
+    // SAFETY: the only borrow of OPTIONS in use; it ends before any call that touches it.
+    let o = unsafe { OPTIONS.get() };
     if !o.parsed {
         o.parsed = true;
-        let cmdline = crate::boot::multiboot::BOOT.get().cmdline();
+        // SAFETY: the only borrow of BOOT in use; it ends before any call that touches it.
+        let cmdline = (unsafe { crate::boot::multiboot::BOOT.get() }).cmdline();
         if let Some(v) = crate::boot::options::value(cmdline, "debugger") {
             *o = Options {
                 parsed: true,
@@ -127,19 +129,19 @@ fn poll_serial(irq: usize, frame: &mut TrapFrame) {
     if !options().esc {
         return;
     }
-    let lsr = crate::platform::pc::serial::line_status();
+    let lsr = crate::platform::serial::line_status();
     if lsr == 0xFF {
         return; // no UART: nothing to poll
     }
     if lsr & 0x10 != 0 {
         // A BREAK also delivers a 0 byte: it belongs to the break, not to a driver.
-        let _ = crate::platform::pc::serial::read_raw();
+        let _ = crate::platform::serial::read_raw();
         return shell::enter(Reason::Break, Some(frame));
     }
     if irq == 0 && lsr & 1 != 0 && !view::irq_has_handler(COM1_IRQ) {
-        match crate::platform::pc::serial::read_raw() {
+        match crate::platform::serial::read_raw() {
             Some(0x1B) => shell::enter(Reason::Key, Some(frame)),
-            Some(b) => crate::platform::pc::serial::push_back(b),
+            Some(b) => crate::platform::serial::push_back(b),
             None => {}
         }
     }
@@ -154,7 +156,7 @@ pub fn after_kdb_call(frame: &mut TrapFrame) {
         if !options().enter || !view::current_privileged() {
             return;
         }
-        let rd = crate::arch::x86_64::usercopy::read_u8;
+        let rd = crate::arch::usercopy::read_u8;
         let is_enter = match rd(frame.rip) {
             Some(0xEB) => true,
             Some(0x90) => rd(frame.rip + 1) == Some(0xEB),

@@ -7,7 +7,7 @@ use abi::thread_id::ThreadId;
 
 use super::console::{self, parse_num};
 use super::{Reason, hw, trace, view};
-use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::trap::TrapFrame;
 use crate::sync::KernelCell;
 use crate::{kprint, kprintln};
 
@@ -195,7 +195,8 @@ fn reason_text(r: Reason) -> &'static str {
 
 /// Runs the shell until a command leaves it.
 pub fn enter(reason: Reason, frame: Option<&mut TrapFrame>) {
-    let sh = SHELL.get();
+    // SAFETY: the only borrow of SHELL in use; it ends before any call that touches it.
+    let sh = unsafe { SHELL.get() };
     if sh.active {
         kprintln!(
             "kdb: entered again while active ({}); ignored",
@@ -234,12 +235,14 @@ pub fn enter(reason: Reason, frame: Option<&mut TrapFrame>) {
             None => kprintln!("kdb: unknown command '{}' (try 'help')", word),
         }
     }
-    SHELL.get().active = false;
+    // SAFETY: the only borrow of SHELL in use; it ends before any call that touches it.
+    (unsafe { SHELL.get() }).active = false;
 }
 
 /// Is a single step or a breakpoint armed (so #DB must come here first)?
 pub fn debug_trap_armed() -> bool {
-    let sh = SHELL.get();
+    // SAFETY: the only borrow of SHELL in use; it ends before any call that touches it.
+    let sh = unsafe { SHELL.get() };
     sh.step.is_some() || sh.bp.is_some()
 }
 
@@ -249,7 +252,8 @@ pub fn user_debug_trap(frame: &mut TrapFrame) -> bool {
     let dr6 = hw::read_dr6();
     hw::clear_dr6();
     let cur = view::current_id().number();
-    let sh = SHELL.get();
+    // SAFETY: the only borrow of SHELL in use; it ends before any call that touches it.
+    let sh = unsafe { SHELL.get() };
     if dr6 & 0x4000 != 0 && sh.step == Some(cur) {
         sh.step = None;
         trace::update_vectors();
@@ -626,7 +630,8 @@ fn cmd_frame(_: &mut Session, mut args: core::str::SplitAsciiWhitespace) {
         return;
     };
     let names = SpaceNames::collect();
-    let all = FRAME_SCRATCH.get();
+    // SAFETY: the only borrow of FRAME_SCRATCH in use; it ends before any call that touches it.
+    let all = unsafe { FRAME_SCRATCH.get() };
     let mut n = 0;
     view::mappings_of_frame(pa, |m| {
         if n < all.len() {
@@ -679,7 +684,8 @@ fn cmd_frame(_: &mut Session, mut args: core::str::SplitAsciiWhitespace) {
 }
 
 fn cmd_kip(_: &mut Session, _: core::str::SplitAsciiWhitespace) {
-    let k = crate::kip::kip();
+    // SAFETY: the only reference to the KIP in use.
+    let k = unsafe { crate::kip::kip() };
     let v = k.version;
     let n = v.iter().position(|b| *b == 0).unwrap_or(v.len());
     kprintln!(
@@ -833,7 +839,8 @@ fn cmd_trace(_: &mut Session, args: core::str::SplitAsciiWhitespace) {
 }
 
 fn cmd_step(s: &mut Session, mut args: core::str::SplitAsciiWhitespace) {
-    let sh = SHELL.get();
+    // SAFETY: the only borrow of SHELL in use; it ends before any call that touches it.
+    let sh = unsafe { SHELL.get() };
     let no = match args.next() {
         Some(a) => parse_thread_no(a),
         None => sh.step.or(Some(view::current_id().number())),
@@ -856,7 +863,8 @@ fn cmd_step(s: &mut Session, mut args: core::str::SplitAsciiWhitespace) {
 }
 
 fn cmd_bp(_: &mut Session, mut args: core::str::SplitAsciiWhitespace) {
-    let sh = SHELL.get();
+    // SAFETY: the only borrow of SHELL in use; it ends before any call that touches it.
+    let sh = unsafe { SHELL.get() };
     match args.next() {
         None => match sh.bp {
             Some((no, a)) => kprintln!("breakpoint: thread {:#x} at {:#x}", no, a),
@@ -875,7 +883,7 @@ fn cmd_bp(_: &mut Session, mut args: core::str::SplitAsciiWhitespace) {
                 return;
             };
             if view::thread(no).is_none_or(|t| t.kernel_thread)
-                || addr >= crate::arch::x86_64::paging::USER_END
+                || addr >= crate::arch::paging::USER_END
             {
                 kprintln!("kdb: breakpoints are for user threads at user addresses");
                 return;

@@ -13,8 +13,8 @@ use abi::msgtag::MsgTag;
 use abi::thread_id::ThreadId;
 
 use super::view;
-use crate::arch::x86_64::syscall::{Syscall, identify};
-use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::syscall::{Syscall, identify};
+use crate::arch::trap::TrapFrame;
 use crate::kprintln;
 use crate::sync::KernelCell;
 
@@ -122,7 +122,8 @@ static TRACE: KernelCell<Trace> = KernelCell::new(Trace {
 });
 
 fn record(kind: Kind, thread: ThreadId, a: u64, b: u64, c: u64) {
-    let t = TRACE.get();
+    // SAFETY: the only borrow of TRACE in use; it ends before any call that touches it.
+    let t = unsafe { TRACE.get() };
     if class(kind, a) & t.classes == 0 {
         return;
     }
@@ -139,7 +140,7 @@ fn record(kind: Kind, thread: ThreadId, a: u64, b: u64, c: u64) {
     }
     let i = (t.written % RING as u64) as usize;
     t.ring[i] = Event {
-        tsc: crate::arch::x86_64::cpu::rdtsc(),
+        tsc: crate::arch::cpu::rdtsc(),
         kind,
         thread: thread.raw(),
         a,
@@ -151,7 +152,8 @@ fn record(kind: Kind, thread: ThreadId, a: u64, b: u64, c: u64) {
 
 fn note_running() {
     let cur = view::current_id();
-    let t = TRACE.get();
+    // SAFETY: the only borrow of TRACE in use; it ends before any call that touches it.
+    let t = unsafe { TRACE.get() };
     if t.last_running != cur.raw() {
         let prev = t.last_running;
         t.last_running = cur.raw();
@@ -214,7 +216,7 @@ extern "C" fn traced_trap(f: &mut TrapFrame) {
         record(Kind::Irq, me, v - 32, 0, 0);
     } else if f.is_from_user() {
         if v == 14 {
-            let cr2 = crate::arch::x86_64::cpu::read_cr2();
+            let cr2 = crate::arch::cpu::read_cr2();
             record(Kind::PageFault, me, cr2, f.rip, f.error);
         } else if v != 3 {
             // (int3 is the KDB interface: printing would flood the trace.)
@@ -232,7 +234,8 @@ extern "C" fn debug_trap(f: &mut TrapFrame) {
     if f.vector == 1 && f.is_from_user() && super::shell::user_debug_trap(f) {
         return;
     }
-    if TRACE.get().on {
+    // SAFETY: the only borrow of TRACE in use; it ends before any call that touches it.
+    if (unsafe { TRACE.get() }).on {
         traced_trap(f)
     } else {
         // SAFETY: the real dispatcher, with the frame the entry code gave us.
@@ -243,11 +246,13 @@ extern "C" fn debug_trap(f: &mut TrapFrame) {
 /// Points the entry code's vectors at what is in use: the trace wrappers while the trace is
 /// on, the #DB filter while a single step or breakpoint is armed, else the plain dispatchers.
 pub fn update_vectors() {
-    let on = TRACE.get().on;
+    // SAFETY: the only borrow of TRACE in use; it ends before any call that touches it.
+    let on = (unsafe { TRACE.get() }).on;
     let s = if on {
         traced_syscall as extern "C" fn(&mut TrapFrame) as usize
     } else {
-        syscall_dispatch as unsafe extern "C" fn(&mut TrapFrame) as usize
+        // Trace off: the fast path again (it falls back to `syscall_dispatch`).
+        crate::fastpath::fastpath_dispatch as extern "C" fn(&mut TrapFrame) as usize
     };
     let t = if super::shell::debug_trap_armed() {
         debug_trap as extern "C" fn(&mut TrapFrame) as usize
@@ -265,7 +270,8 @@ pub fn update_vectors() {
 }
 
 fn set_on(on: bool) {
-    let t = TRACE.get();
+    // SAFETY: the only borrow of TRACE in use; it ends before any call that touches it.
+    let t = unsafe { TRACE.get() };
     t.on = on;
     t.last_running = view::current_id().raw();
     update_vectors();
@@ -325,7 +331,7 @@ fn print_event(e: &Event, prev_tsc: u64) {
         Kind::Exception => kprintln!(
             "exception {} ({}), ip {:#x}, error {:#x}",
             e.a,
-            crate::arch::x86_64::trap::EXCEPTION_NAMES
+            crate::arch::trap::EXCEPTION_NAMES
                 .get(e.a as usize)
                 .copied()
                 .unwrap_or("?"),
@@ -343,7 +349,8 @@ fn print_event(e: &Event, prev_tsc: u64) {
 }
 
 fn show(n: u64) {
-    let t = TRACE.get();
+    // SAFETY: the only borrow of TRACE in use; it ends before any call that touches it.
+    let t = unsafe { TRACE.get() };
     let held = t.written.min(RING as u64);
     let n = n.min(held);
     kprintln!(
@@ -361,7 +368,8 @@ fn show(n: u64) {
 }
 
 fn status() {
-    let t = TRACE.get();
+    // SAFETY: the only borrow of TRACE in use; it ends before any call that touches it.
+    let t = unsafe { TRACE.get() };
     crate::kprint!(
         "trace: {}, {} events, classes:",
         if t.on { "on" } else { "off" },
@@ -392,7 +400,8 @@ pub fn command(mut args: core::str::SplitAsciiWhitespace) {
             status();
         }
         Some("clear") => {
-            TRACE.get().written = 0;
+            // SAFETY: the only borrow of TRACE in use; it ends before any call that touches it.
+            (unsafe { TRACE.get() }).written = 0;
             status();
         }
         Some("status") => status(),
@@ -411,18 +420,21 @@ pub fn command(mut args: core::str::SplitAsciiWhitespace) {
                     }
                 }
             }
-            TRACE.get().classes = if mask == 0 { !C_TICK } else { mask };
+            // SAFETY: the only borrow of TRACE in use; it ends before any call that touches it.
+            (unsafe { TRACE.get() }).classes = if mask == 0 { !C_TICK } else { mask };
             status();
         }
         Some("thread") => match args.next().and_then(super::shell::parse_thread_no) {
             Some(no) => {
-                TRACE.get().thread_filter = no;
+                // SAFETY: the only borrow of TRACE in use; it ends before any call that touches it.
+                (unsafe { TRACE.get() }).thread_filter = no;
                 status();
             }
             None => kprintln!("usage: trace thread <number>"),
         },
         Some("all") => {
-            let t = TRACE.get();
+            // SAFETY: the only borrow of TRACE in use; it ends before any call that touches it.
+            let t = unsafe { TRACE.get() };
             t.thread_filter = 0;
             t.classes = !C_TICK;
             status();

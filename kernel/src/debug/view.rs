@@ -11,9 +11,9 @@ use abi::fpage::Fpage;
 use abi::thread_id::ThreadId;
 use abi::utcb;
 
-use crate::arch::x86_64::paging::{ADDR_MASK, P, PS, phys_to_virt, table};
-use crate::arch::x86_64::trap::TrapFrame;
-use crate::platform::pc::pic;
+use crate::arch::paging::{ADDR_MASK, P, PS, phys_to_virt, table};
+use crate::arch::trap::TrapFrame;
+use crate::platform::pic;
 use crate::space::Space;
 use crate::thread::{self, State, Tcb};
 
@@ -43,8 +43,13 @@ pub struct ThreadView {
     pub queued_senders: u32,
 }
 
-fn tcb_of(no: u64) -> Option<&'static mut Tcb> {
-    thread::lookup_number(no)
+/// # Safety
+/// The caller must not use the returned reference while another reference to the same TCB
+/// is in use, nor after that thread can have been deleted (across a blocking string copy or
+/// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+unsafe fn tcb_of(no: u64) -> Option<&'static mut Tcb> {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    unsafe { thread::lookup_number(no) }
 }
 
 fn state_name(t: &Tcb) -> &'static str {
@@ -61,9 +66,13 @@ fn state_name(t: &Tcb) -> &'static str {
 
 fn snapshot(t: &Tcb) -> ThreadView {
     let partner = match t.state {
-        State::SendBlocked { to } => thread::get(to).map(|p| p.id),
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        State::SendBlocked { to } => (unsafe { thread::get(to) }).map(|p| p.id),
         State::RecvBlocked { from } => Some(from),
-        State::Transfer { with, .. } | State::XferWait { with } => thread::get(with).map(|p| p.id),
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        State::Transfer { with, .. } | State::XferWait { with } => {
+            (unsafe { thread::get(with) }).map(|p| p.id)
+        }
         _ => None,
     };
     let word = |i| {
@@ -78,7 +87,8 @@ fn snapshot(t: &Tcb) -> ThreadView {
     while q != 0 && queued < 100_000 {
         queued += 1;
         // Send-queue members are live threads; a stale number ends the walk.
-        q = thread::lookup_number(q as u64).map_or(0, |m| m.sendq_link.next);
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        q = (unsafe { thread::lookup_number(q as u64) }).map_or(0, |m| m.sendq_link.next);
     }
     ThreadView {
         id: t.id,
@@ -103,7 +113,8 @@ fn snapshot(t: &Tcb) -> ThreadView {
 /// Every thread in number order.
 pub fn threads(mut f: impl FnMut(&ThreadView)) {
     for no in 0..thread::MAX_THREADS as u64 {
-        if let Some(t) = tcb_of(no) {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        if let Some(t) = unsafe { tcb_of(no) } {
             f(&snapshot(t));
         }
     }
@@ -112,18 +123,21 @@ pub fn threads(mut f: impl FnMut(&ThreadView)) {
 /// Number of threads.
 pub fn thread_count() -> u64 {
     let mut n = 0;
-    thread::for_each(|_| n += 1);
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    (unsafe { thread::for_each(|_| n += 1) });
     n
 }
 
 /// The thread with this number (any version).
 pub fn thread(no: u64) -> Option<ThreadView> {
-    tcb_of(no).map(|t| snapshot(t))
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    (unsafe { tcb_of(no) }).map(|t| snapshot(t))
 }
 
 /// Does a thread with exactly this global id exist?
 pub fn thread_exists(id: ThreadId) -> bool {
-    thread::lookup_global(id).is_some()
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    (unsafe { thread::lookup_global(id) }).is_some()
 }
 
 /// The running thread (the one the kernel was entered on).
@@ -132,11 +146,13 @@ pub fn current_id() -> ThreadId {
     if p.is_null() {
         return ThreadId::NIL;
     }
-    thread::current().id
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    (unsafe { thread::current() }).id
 }
 
 pub fn current_privileged() -> bool {
-    !thread::current_ptr().is_null() && thread::current().space().privileged
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    !thread::current_ptr().is_null() && (unsafe { thread::current().space() }).privileged
 }
 
 pub fn idle_id() -> ThreadId {
@@ -150,7 +166,8 @@ pub fn idle_id() -> ThreadId {
 
 /// The saved user registers of a thread (its frame at the top of its kernel stack).
 pub fn user_regs(no: u64) -> Option<TrapFrame> {
-    let t = tcb_of(no)?;
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let t = (unsafe { tcb_of(no) })?;
     if t.id.number() < thread::USER_BASE {
         return None;
     }
@@ -165,7 +182,8 @@ pub struct UtcbView {
 }
 
 pub fn utcb_of(no: u64) -> Option<UtcbView> {
-    let t = tcb_of(no)?;
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let t = (unsafe { tcb_of(no) })?;
     if !t.is_activated() {
         return None;
     }
@@ -202,7 +220,8 @@ pub fn utcb_of(no: u64) -> Option<UtcbView> {
 
 /// The message tag and ErrorCode TCR of a thread's UTCB (for the trace).
 pub fn mr0_and_error(id: ThreadId) -> (u64, u64) {
-    match thread::lookup_global(id) {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    match unsafe { thread::lookup_global(id) } {
         Some(t) if t.is_activated() => (t.utcb_word(utcb::mr(0)), t.utcb_word(utcb::ERROR_CODE)),
         _ => (0, 0),
     }
@@ -210,7 +229,8 @@ pub fn mr0_and_error(id: ThreadId) -> (u64, u64) {
 
 /// Turns single-stepping of a user thread on or off (TF in its saved RFLAGS).
 pub fn set_single_step(no: u64, on: bool) -> bool {
-    let Some(t) = tcb_of(no).filter(|t| t.id.number() >= thread::USER_BASE) else {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let Some(t) = (unsafe { tcb_of(no) }).filter(|t| t.id.number() >= thread::USER_BASE) else {
         return false;
     };
     let f = t.frame();
@@ -251,28 +271,32 @@ pub const MAX_LISTED_SPACES: usize = 256;
 /// ThreadControl.
 pub fn spaces(mut f: impl FnMut(&SpaceView)) {
     let kernel = crate::space::kernel_space() as u64;
-    let scratch = SPACE_SCRATCH.get();
+    // SAFETY: the only borrow of SPACE_SCRATCH in use; it ends before any call that touches it.
+    let scratch = unsafe { SPACE_SCRATCH.get() };
     if scratch.busy {
         return; // not re-entered by any caller; refuse rather than alias the buffer
     }
     scratch.busy = true;
     let found = &mut scratch.found;
     let mut n = 0;
-    thread::for_each(|t| {
-        let key = t.space as u64;
-        if key == kernel {
-            return;
-        }
-        // SAFETY (the guard's read): list members are live TCBs.
-        match found[..n].iter().position(|(k, _)| *k == key) {
-            Some(i) if t.id.number() < unsafe { (*found[i].1).id.number() } => found[i].1 = t,
-            Some(_) => {}
-            None if n < found.len() => {
-                found[n] = (key, t as *mut Tcb);
-                n += 1;
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    (unsafe {
+        thread::for_each(|t| {
+            let key = t.space as u64;
+            if key == kernel {
+                return;
             }
-            None => {}
-        }
+            // SAFETY (the guard's read): list members are live TCBs.
+            match found[..n].iter().position(|(k, _)| *k == key) {
+                Some(i) if t.id.number() < (*found[i].1).id.number() => found[i].1 = t,
+                Some(_) => {}
+                None if n < found.len() => {
+                    found[n] = (key, t as *mut Tcb);
+                    n += 1;
+                }
+                None => {}
+            }
+        })
     });
     // SAFETY: list members are live TCBs (nothing runs while the debugger reads).
     let first_no = |p: *mut Tcb| unsafe { (*p).id.number() };
@@ -280,7 +304,8 @@ pub fn spaces(mut f: impl FnMut(&SpaceView)) {
     for &(key, p) in &found[..n] {
         // SAFETY: as above.
         let t = unsafe { &*p };
-        let s = t.space();
+        // SAFETY: a thread's space outlives it; the only reference to it in use.
+        let s = unsafe { t.space() };
         f(&SpaceView {
             key,
             pml4: s.pml4,
@@ -292,7 +317,8 @@ pub fn spaces(mut f: impl FnMut(&SpaceView)) {
             first_thread: t.id,
         });
     }
-    SPACE_SCRATCH.get().busy = false;
+    // SAFETY: the only borrow of SPACE_SCRATCH in use; it ends before any call that touches it.
+    (unsafe { SPACE_SCRATCH.get() }).busy = false;
 }
 
 /// The work area of [`spaces`], static: the debugger may run on a kernel stack that is
@@ -311,12 +337,14 @@ static SPACE_SCRATCH: crate::sync::KernelCell<SpaceScratch> =
 /// Is the thread with exactly this id the last one of its space (deleting it deletes the
 /// space)?
 pub fn last_in_its_space(id: ThreadId) -> bool {
-    thread::lookup_global(id).is_some_and(|t| t.space().threads == 1)
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    (unsafe { thread::lookup_global(id) }).is_some_and(|t| (unsafe { t.space() }).threads == 1)
 }
 
 /// The space of the thread with this number.
 pub fn space_of(no: u64) -> Option<SpaceView> {
-    let key = tcb_of(no)?.space as u64;
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let key = (unsafe { tcb_of(no) })?.space as u64;
     let mut found = None;
     spaces(|s| {
         if s.key == key {
@@ -382,10 +410,13 @@ pub fn mapdb_usage() -> (usize, usize) {
 pub fn ready_queues(mut f: impl FnMut(u8, &[ThreadId])) {
     for prio in (0..=255u8).rev() {
         let mut first = 0u32;
-        thread::for_each(|t| {
-            if t.ready_queued && t.priority == prio && t.ready_link.prev == 0 {
-                first = t.no;
-            }
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        (unsafe {
+            thread::for_each(|t| {
+                if t.ready_queued && t.priority == prio && t.ready_link.prev == 0 {
+                    first = t.no;
+                }
+            })
         });
         if first == 0 {
             continue;
@@ -394,7 +425,8 @@ pub fn ready_queues(mut f: impl FnMut(u8, &[ThreadId])) {
         let mut n = 0;
         let mut p = first;
         // Ready-queue members are live threads; a stale number ends the walk.
-        while let Some(t) = thread::lookup_number(p as u64) {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        while let Some(t) = unsafe { thread::lookup_number(p as u64) } {
             if n < ids.len() {
                 ids[n] = t.id;
                 n += 1;
@@ -416,14 +448,17 @@ pub fn timers(mut f: impl FnMut(ThreadId, u64)) {
     // Repeated minimum search: no allocation, fine for a debugger.
     loop {
         let mut best: Option<(u64, u64, ThreadId)> = None;
-        thread::for_each(|t| {
-            let key = (t.deadline, t.id.number());
-            if t.deadline == u64::MAX || (started && key <= (last, last_no)) {
-                return;
-            }
-            if best.is_none_or(|(d, n, _)| key < (d, n)) {
-                best = Some((t.deadline, t.id.number(), t.id));
-            }
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        (unsafe {
+            thread::for_each(|t| {
+                let key = (t.deadline, t.id.number());
+                if t.deadline == u64::MAX || (started && key <= (last, last_no)) {
+                    return;
+                }
+                if best.is_none_or(|(d, n, _)| key < (d, n)) {
+                    best = Some((t.deadline, t.id.number(), t.id));
+                }
+            })
         });
         let Some((d, no, id)) = best else { break };
         f(id, d);
@@ -438,7 +473,8 @@ pub fn now_us() -> u64 {
 }
 
 pub fn ticks() -> u64 {
-    crate::interrupt::CLOCK.get().ticks
+    // SAFETY: the only borrow of CLOCK in use; it ends before any call that touches it.
+    (unsafe { crate::interrupt::CLOCK.get() }).ticks
 }
 
 // ---- memory ----
@@ -463,25 +499,29 @@ fn walk_space(s: &Space) -> (u64, u64) {
     let (lo, hi) = crate::mm::frame::range();
     let (mut tables, mut utcbs) = (0, 0);
     for i4 in 0..256usize {
-        let e4 = table(s.pml4)[i4];
+        // SAFETY: a kernel-owned page table; no other reference to it in use.
+        let e4 = (unsafe { table(s.pml4) })[i4];
         if e4 & P == 0 {
             continue;
         }
         tables += 1;
         for i3 in 0..512usize {
-            let e3 = table(e4 & ADDR_MASK)[i3];
+            // SAFETY: a kernel-owned page table; no other reference to it in use.
+            let e3 = (unsafe { table(e4 & ADDR_MASK) })[i3];
             if e3 & P == 0 || e3 & PS != 0 {
                 continue;
             }
             tables += 1;
             for i2 in 0..512usize {
-                let e2 = table(e3 & ADDR_MASK)[i2];
+                // SAFETY: a kernel-owned page table; no other reference to it in use.
+                let e2 = (unsafe { table(e3 & ADDR_MASK) })[i2];
                 if e2 & P == 0 || e2 & PS != 0 {
                     continue;
                 }
                 tables += 1;
                 for i1 in 0..512usize {
-                    let e1 = table(e2 & ADDR_MASK)[i1];
+                    // SAFETY: a kernel-owned page table; no other reference to it in use.
+                    let e1 = (unsafe { table(e2 & ADDR_MASK) })[i1];
                     let va = ((i4 as u64) << 39) | ((i3 as u64) << 30) | ((i2 as u64) << 21);
                     let va = va | ((i1 as u64) << 12);
                     let pa = e1 & ADDR_MASK;
@@ -552,11 +592,12 @@ pub struct IrqView {
 
 fn pic_masked(irq: usize) -> bool {
     let port = if irq < 8 { 0x21 } else { 0xA1 };
-    crate::arch::x86_64::cpu::inb(port) & (1 << (irq % 8)) != 0
+    crate::arch::cpu::inb(port) & (1 << (irq % 8)) != 0
 }
 
 pub fn irqs(mut f: impl FnMut(&IrqView)) {
-    let lines = crate::interrupt::LINES.get();
+    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
+    let lines = unsafe { crate::interrupt::LINES.get() };
     for (irq, l) in lines.iter().enumerate().take(pic::NUM_IRQS) {
         f(&IrqView {
             irq,
@@ -569,5 +610,8 @@ pub fn irqs(mut f: impl FnMut(&IrqView)) {
 }
 
 pub fn irq_has_handler(irq: usize) -> bool {
-    !crate::interrupt::LINES.get()[irq].handler.is_nil()
+    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
+    !(unsafe { crate::interrupt::LINES.get() })[irq]
+        .handler
+        .is_nil()
 }

@@ -13,7 +13,7 @@
 //!
 //! Owns: the table of usable RAM, fixed at boot. May touch: nothing else.
 
-use crate::arch::x86_64::paging::{MAX_PHYS, phys_to_virt};
+use crate::arch::paging::{MAX_PHYS, phys_to_virt};
 use crate::sync::KernelCell;
 
 use abi::kip::{MemType, MemoryInfo};
@@ -45,12 +45,14 @@ static RAM: KernelCell<Ram> = KernelCell::new(Ram {
 /// do not fit the table are dropped: RAM then counts as unusable (safe), a reserved range as
 /// kernel memory only through the image and pool rules.
 pub fn init(image: (u64, u64), pool: (u64, u64)) {
-    let ram = RAM.get();
+    // SAFETY: the only borrow of RAM in use; it ends before any call that touches it.
+    let ram = unsafe { RAM.get() };
     ram.n = 0;
     ram.kernel[0] = image;
     ram.kernel[1] = pool;
     ram.nkernel = 2;
-    let k = crate::kip::kip();
+    // SAFETY: the only reference to the KIP in use.
+    let k = unsafe { crate::kip::kip() };
     let count = (MemoryInfo(k.kip.memory_info).count() as usize).min(k.mem_desc.len());
     for d in &k.mem_desc[..count] {
         if d.is_virtual() {
@@ -77,7 +79,8 @@ pub fn init(image: (u64, u64), pool: (u64, u64)) {
 
 /// Is the page at `page` (aligned) user RAM?
 fn is_user_ram(page: u64) -> bool {
-    let ram = RAM.get();
+    // SAFETY: the only borrow of RAM in use; it ends before any call that touches it.
+    let ram = unsafe { RAM.get() };
     let Some(page_end) = page.checked_add(PAGE) else {
         return false;
     };
@@ -92,7 +95,8 @@ fn is_user_ram(page: u64) -> bool {
 /// Does `[pa, pa + len)` touch kernel memory (image, pool, a reserved descriptor)? Such
 /// memory is never mapped to user space, not even when sigma0 asks (`space.rs`).
 pub fn is_kernel(pa: u64, len: u64) -> bool {
-    let ram = RAM.get();
+    // SAFETY: the only borrow of RAM in use; it ends before any call that touches it.
+    let ram = unsafe { RAM.get() };
     let end = pa.saturating_add(len);
     ram.kernel[..ram.nkernel]
         .iter()

@@ -6,7 +6,8 @@
 //! nodes; the operation that would exceed the limit fails for the space that would own the
 //! memory (the receiver of a map or grant), and nobody else. Privileged spaces (sigma0 and
 //! the root server) have no limit. The limits and the size of the mapping database come from
-//! the kernel command line (`boot/options.rs`).
+//! the kernel command line (`boot/options.rs`). The IO mapping database (`io_space.rs`) has
+//! its own capacity (`ionodes`) and per-space limit (`ioquota`) under the same rules.
 //!
 //! Owns: the limits, fixed at boot. The counters live in each `Space`.
 
@@ -17,6 +18,8 @@ use crate::sync::KernelCell;
 const DEFAULT_SHARE: u64 = 8;
 /// Default size of the mapping database: this fraction of the pool size, in bytes.
 const DEFAULT_NODES_FRACTION: u64 = 16;
+/// Default size of the IO mapping database (aligned port blocks, sigma0's anchors included).
+const DEFAULT_IO_NODES: u64 = 4096;
 
 #[derive(Clone, Copy)]
 pub struct Limits {
@@ -26,17 +29,25 @@ pub struct Limits {
     pub table_frames: u64,
     /// Mappings (nodes) one non-privileged space may hold.
     pub mappings: u64,
+    /// Nodes of the IO mapping database (its whole capacity).
+    pub io_nodes: u64,
+    /// IO mappings (port blocks) one non-privileged space may hold.
+    pub io_mappings: u64,
 }
 
 static LIMITS: KernelCell<Limits> = KernelCell::new(Limits {
     nodes: 0,
     table_frames: 0,
     mappings: 0,
+    io_nodes: 0,
+    io_mappings: 0,
 });
 
 /// Sets the limits from the command line: `mapnodes=<n>` (database capacity, default pool
 /// size / 16 in bytes of nodes), `ptquota=<size>` (page-table memory per space, default pool
-/// size / 8), `mapquota=<n>` (mappings per space, default capacity / 8).
+/// size / 8), `mapquota=<n>` (mappings per space, default capacity / 8), `ionodes=<n>` (IO
+/// database capacity, default 4096), `ioquota=<n>` (IO mappings per space, default
+/// `ionodes` / 8).
 pub fn init(cmdline: &str, pool_bytes: u64, node_size: u64) {
     use crate::boot::options::{size, value};
     let nodes = value(cmdline, "mapnodes")
@@ -50,13 +61,24 @@ pub fn init(cmdline: &str, pool_bytes: u64, node_size: u64) {
     let mappings = value(cmdline, "mapquota")
         .and_then(size)
         .unwrap_or(nodes / DEFAULT_SHARE);
-    *LIMITS.get() = Limits {
+    let io_nodes = value(cmdline, "ionodes")
+        .and_then(size)
+        .unwrap_or(DEFAULT_IO_NODES)
+        .clamp(1, u32::MAX as u64 - 2);
+    let io_mappings = value(cmdline, "ioquota")
+        .and_then(size)
+        .unwrap_or(io_nodes / DEFAULT_SHARE);
+    // SAFETY: the only borrow of LIMITS in use; it ends before any call that touches it.
+    *(unsafe { LIMITS.get() }) = Limits {
         nodes,
         table_frames,
         mappings,
+        io_nodes,
+        io_mappings,
     };
 }
 
 pub fn limits() -> Limits {
-    *LIMITS.get()
+    // SAFETY: the only borrow of LIMITS in use; it ends before any call that touches it.
+    *(unsafe { LIMITS.get() })
 }

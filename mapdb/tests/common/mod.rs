@@ -126,6 +126,17 @@ impl PageTableOps for FakePt {
     fn read_status(&mut self, space: SpaceId, vaddr: u64, size_log2: u8) -> Rights {
         core::mem::take(&mut self.entry(space, vaddr, size_log2).status)
     }
+    fn maps_nothing(&mut self, space: SpaceId, vaddr: u64, size_log2: u8) -> bool {
+        let last = vaddr + ((1u64 << size_log2) - 1);
+        let before = self.ptes.range((space.0, 0)..(space.0, vaddr)).next_back();
+        let covers = before.is_some_and(|(&(_, v), p)| v + ((1u64 << p.size_log2) - 1) >= vaddr);
+        !covers
+            && self
+                .ptes
+                .range((space.0, vaddr)..=(space.0, last))
+                .next()
+                .is_none()
+    }
     fn may_add_mappings(&mut self, space: SpaceId, more: usize) -> bool {
         let have = self.counts.get(&space.0).copied().unwrap_or(0);
         self.quota

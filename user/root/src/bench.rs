@@ -94,6 +94,18 @@ static PONG: AtomicU64 = AtomicU64::new(0);
 /// Per word count: 100 × instructions per one-way IPC.
 static RESULTS: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
 static EXC_RESULT: AtomicU64 = AtomicU64::new(0);
+/// Print the kernel's event counters around the measured rounds (`bench counters`).
+static COUNTERS: AtomicU64 = AtomicU64::new(0);
+
+/// Counter snapshots around a measured loop (see [`run`]).
+fn counters_mark(what: &str, words: u64, begin: bool) {
+    if COUNTERS.load(Ordering::SeqCst) != 0 {
+        if begin {
+            println!("bench: counters {what} words={words}");
+        }
+        l4::kdb::enter("counters");
+    }
+}
 
 static mut PING_STACK: Stack = Stack::new();
 static mut PONG_STACK: Stack = Stack::new();
@@ -136,9 +148,17 @@ extern "C" fn ping() -> ! {
             }
         };
         round(WARMUP);
+        let counted = matches!(w, 0 | 8 | 63) && mode < 3;
+        let what = ["inter-as", "intra-as", "intra-as-lipc"][mode.min(2) as usize];
+        if counted {
+            counters_mark(what, w, true);
+        }
         let t0 = rdtsc();
         round(ROUNDS);
         let t1 = rdtsc();
+        if counted {
+            counters_mark(what, w, false);
+        }
         RESULTS[w as usize].store((t1 - t0) * 100 / (2 * ROUNDS), Ordering::SeqCst);
     }
     utcb::set_mr(0, MsgTag::new(DONE, 0, 0).raw());
@@ -245,11 +265,13 @@ extern "C" fn faulter() -> ! {
     for _ in 0..WARMUP {
         once();
     }
+    counters_mark("exception", 0, true);
     let t0 = rdtsc();
     for _ in 0..CALLS {
         once();
     }
     let t1 = rdtsc();
+    counters_mark("exception", 0, false);
     EXC_RESULT.store((t1 - t0) * 100 / CALLS, Ordering::SeqCst);
     utcb::set_mr(0, MsgTag::new(DONE, 0, 0).raw());
     let _ = msg::send_timeout(spaces::root(), Time::period_micros(5_000_000));
@@ -311,7 +333,14 @@ fn null_syscall() {
 }
 
 /// Runs every measurement and ends the run.
-pub fn run() {
+pub fn run(args: &str) {
+    // `bench counters` (a kernel built with the `counters` feature, `make bench`): the kernel
+    // prints its event counters (KDB_Enter("counters")) around the measured rounds of 0, 8 and
+    // 63 words and of the exception round trip; `xtask bench` turns them into per-IPC counts.
+    COUNTERS.store(
+        args.split_whitespace().any(|a| a == "counters") as u64,
+        Ordering::SeqCst,
+    );
     println!(
         "bench: start ({ROUNDS} round trips per figure after {WARMUP}; figures per one-way IPC)"
     );

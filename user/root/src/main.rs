@@ -46,7 +46,7 @@ fn main() -> ! {
     match mode {
         "conformance" => conformance::run(args),
         "demo" => demo::run(),
-        "bench" => bench::run(),
+        "bench" => bench::run(args),
         "kipdump" => kipdump::run(),
         "kdbtest" => kdbtest::run(args),
         "scale" => scale::run(),

@@ -11,10 +11,19 @@
 //!   timeout later than the N armed timeouts;
 //! * `closed-receive-miss`: a closed receive with timeout zero from a thread that is not in the
 //!   queue while N senders are queued on the root;
-//! * `space-delete`: deleting a space with N pages mapped one per 2 MiB;
+//! * `space-delete`: deleting a space with N pages mapped one per 2 MiB (its thread ran: it
+//!   also holds the pages of its code, data and stack, and the 129 pages of the fault figure);
+//! * `space-delete-empty`: deleting a space whose one thread never ran (KIP and UTCB pages
+//!   only), ThreadControl delete included;
 //! * `pagefault-roundtrip`: a 4 KiB page fault resolved by a pager's map item, per fault;
 //! * `map-item`, `unmap`: one 4 KiB map item (beyond the IPC carrying it) and the Unmap of one
-//!   leaf mapping, with N other pages mapped in the receiving space ([`MAP_NS`]).
+//!   leaf mapping, with N other pages mapped in the receiving space ([`MAP_NS`]);
+//! * `unmap-in-superpage`: Unmap (no flush) of one 4 KiB page inside a 2 MiB mapping of the
+//!   root (from sigma0) that has N 4 KiB children in the receiver's space ([`SUPER_NS`]): the
+//!   kernel must find the child it hits without visiting the others;
+//! * `unmap-chain`: Unmap (no flush) of a page of the root that was mapped on through a
+//!   chain of N spaces (root → link 1 → … → link N): the depth of the mapping tree
+//!   ([`CHAIN_DEPTHS`]); every level is one mapping to revoke.
 //!
 //! Output: `scale: <op> n=<N> instr=<x.xx>` per figure, then `scale: done` and KDB
 //! `exit-success` (or `exit-failure` when a set-up step failed). Figures only: nothing here
@@ -33,6 +42,11 @@ use crate::demo::spaces::{self, Stack};
 const NS: [u64; 5] = [0, 10, 100, 1000, 4000];
 /// Mapped-page counts for the map and unmap figures.
 const MAP_NS: [u64; 5] = [0, 10, 100, 1000, 10000];
+/// Children of the 2 MiB mapping for the `unmap-in-superpage` figure.
+const SUPER_NS: [u64; 4] = [1, 10, 100, 512];
+/// Depths of the mapping chain for the `unmap-chain` figure.
+const CHAIN_DEPTHS: [u64; 4] = [1, 2, 4, 8];
+const MAX_CHAIN: usize = 8;
 /// Repetitions per figure.
 const REPS: u64 = 32;
 const MAX_BG: usize = 4000;
@@ -48,6 +62,8 @@ const ANCHOR: u64 = 0x0F00;
 const MAPPER: u64 = 0x0F01;
 const RECEIVER: u64 = 0x0F02;
 const BG_BASE: u64 = 0x1000;
+/// Links of the mapping chain: CHAIN .. CHAIN + MAX_CHAIN.
+const CHAIN: u64 = 0x0F10;
 
 /// The background space's UTCB area: 4 MiB = 4096 UTCBs.
 const BG_UTCB_AREA: u64 = 0x8000_0000;
@@ -59,6 +75,10 @@ const FAULT_BASE: u64 = 0x2_0000_0000;
 /// Map-item fillers and measured map items land here in the receiver's space.
 const MAP_FILL_BASE: u64 = 0x3_0000_0000;
 const MAP_MEASURE_BASE: u64 = 0x4_0000_0000;
+/// The children of the 2 MiB mapping land here in the receiver's space.
+const MAP_SUPER_BASE: u64 = 0x5_0000_0000;
+/// Where every link of the chain holds the chained page.
+const CHAIN_VA: u64 = 0x6_0000_0000;
 
 const START_REQUEST: u64 = 0x5354;
 const DONE: u64 = 0xD0E;
@@ -85,6 +105,11 @@ static mut PAGER_STACK: Stack = Stack::new();
 static mut ECHO_STACK: Stack = Stack::new();
 static mut MAPPER_STACK: Stack = Stack::new();
 static mut RECEIVER_STACK: Stack = Stack::new();
+static mut CHAIN_STACKS: [Stack; MAX_CHAIN] = [const { Stack::new() }; MAX_CHAIN];
+/// The page the chain passes on.
+static mut CHAIN_PAGE: Page = Page([0; 4096]);
+/// Links in the current chain.
+static CHAIN_DEPTH: AtomicU64 = AtomicU64::new(0);
 
 /// What background threads do: 0 sleep with a finite timeout, 1 send to the root.
 static BG_MODE: AtomicU64 = AtomicU64::new(0);
@@ -219,6 +244,29 @@ extern "C" fn receiver() -> ! {
         msg::accept(Acceptor::map_grant(Fpage::COMPLETE));
         utcb::set_mr(0, 0);
         let _ = syscall::ipc(root, root, Timeouts::NEVER);
+    }
+}
+
+/// Link k of the chain: receives the page (from the root or link k-1) at [`CHAIN_VA`] and maps
+/// it on to link k+1, or, as the last link of the current depth, tells the root.
+extern "C" fn chain_link() -> ! {
+    let k = utcb::my_global_id().number() - l4::kip::thread_info().user_base() - CHAIN;
+    loop {
+        msg::accept(Acceptor::map_grant(Fpage::COMPLETE));
+        let _ = syscall::ipc(ThreadId::NIL, ThreadId::ANY, Timeouts::NEVER);
+        if k + 1 < CHAIN_DEPTH.load(Ordering::SeqCst) {
+            let w = MapItem::new(
+                Fpage::new_log2(CHAIN_VA, 12).with_rights(Rights::FULL),
+                CHAIN_VA,
+            )
+            .to_words(false);
+            utcb::set_mrs(1, &w);
+            utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
+            let _ = syscall::ipc(tid(CHAIN + k + 1), ThreadId::NIL, Timeouts::NEVER);
+        } else {
+            utcb::set_mr(0, MsgTag::new(DONE, 0, 0).raw());
+            let _ = syscall::ipc(spaces::root(), ThreadId::NIL, Timeouts::NEVER);
+        }
     }
 }
 
@@ -370,6 +418,22 @@ fn measure_space_delete(n: u64, pager: ThreadId) -> bool {
     true
 }
 
+/// Deleting a space that holds nothing but its KIP and UTCB pages (its thread never ran).
+fn measure_empty_space_delete(pager: ThreadId) -> bool {
+    let m = tid(MAPPER);
+    let mut total = 0;
+    for _ in 0..REPS {
+        if !new_space(m, spaces::UTCB_AREA, 14, pager) {
+            return false;
+        }
+        let t0 = rdtsc();
+        spaces::delete(m);
+        total += rdtsc() - t0;
+    }
+    report("space-delete-empty", 0, total, REPS);
+    true
+}
+
 fn map_call(r: ThreadId, item: Option<(u64, u64)>) {
     match item {
         Some((src, dst)) => {
@@ -430,8 +494,97 @@ fn measure_map_unmap(pager: ThreadId) -> bool {
         let t4 = rdtsc();
         report("unmap", n, t4 - t3, REPS);
     }
+    let ok = measure_unmap_in_superpage(r);
     spaces::delete(r);
+    ok
+}
+
+/// Unmap of one 4 KiB page of a 2 MiB mapping with N children (each a 4 KiB page of it mapped
+/// to the receiver `r`); the unmapped child is mapped again after each (not timed).
+fn measure_unmap_in_superpage(r: ThreadId) -> bool {
+    let Ok(f) = l4::sigma0::get_any(21) else {
+        println!("scale: sigma0 gave no 2 MiB page");
+        return false;
+    };
+    let base = f.base();
+    let child = |k: u64| (base + (k << 12), MAP_SUPER_BASE + (k << 12));
+    let mut have = 0;
+    for &n in &SUPER_NS {
+        while have < n {
+            map_call(r, Some(child(have)));
+            have += 1;
+        }
+        let mut total = 0;
+        for k in 0..REPS {
+            let (src, dst) = child(k * 7 % n);
+            utcb::set_mr(0, Fpage::new_log2(src, 12).with_rights(Rights::FULL).raw());
+            let t0 = rdtsc();
+            syscall::unmap(0);
+            total += rdtsc() - t0;
+            map_call(r, Some((src, dst)));
+        }
+        report("unmap-in-superpage", n, total, REPS);
+    }
     true
+}
+
+/// Unmap of a page mapped on through chains of [`CHAIN_DEPTHS`] spaces; the chain is built
+/// again after each Unmap (not timed).
+fn measure_unmap_chain(pager: ThreadId) -> bool {
+    // SAFETY: our own static, used by nobody else yet (written: sigma0 maps it writable).
+    unsafe { core::ptr::write_volatile(&raw mut CHAIN_PAGE.0[0], 1) };
+    let page = &raw const CHAIN_PAGE as u64;
+    let mut ok = true;
+    let mut made = 0;
+    for k in 0..MAX_CHAIN as u64 {
+        let t = tid(CHAIN + k);
+        // SAFETY: stack k belongs to link k alone, which does not run yet.
+        let sp = unsafe { spaces::prepare_stack(&raw mut CHAIN_STACKS[k as usize]) };
+        if !new_space(t, spaces::UTCB_AREA, 14, pager)
+            || !spaces::start_via_pager(pager, t, chain_link, sp)
+        {
+            ok = false;
+            break;
+        }
+        made += 1;
+    }
+    for &d in &CHAIN_DEPTHS {
+        if !ok {
+            break;
+        }
+        CHAIN_DEPTH.store(d, Ordering::SeqCst);
+        let last = tid(CHAIN + d - 1);
+        let mut total = 0;
+        for _ in 0..REPS {
+            let w = MapItem::new(
+                Fpage::new_log2(page, 12).with_rights(Rights::FULL),
+                CHAIN_VA,
+            )
+            .to_words(false);
+            utcb::set_mrs(1, &w);
+            utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
+            let _ = msg::send_timeout(tid(CHAIN), Time::period_micros(5_000_000));
+            match msg::receive_timeout(last, Time::period_micros(60_000_000)) {
+                Ok(tag) if tag.label() == DONE => {}
+                _ => {
+                    println!("scale: the chain of depth {d} did not complete");
+                    ok = false;
+                    break;
+                }
+            }
+            utcb::set_mr(0, Fpage::new_log2(page, 12).with_rights(Rights::FULL).raw());
+            let t0 = rdtsc();
+            syscall::unmap(0);
+            total += rdtsc() - t0;
+        }
+        if ok {
+            report("unmap-chain", d, total, REPS);
+        }
+    }
+    for k in 0..made {
+        spaces::delete(tid(CHAIN + k));
+    }
+    ok
 }
 
 /// Runs every measurement and ends the run.
@@ -477,8 +630,10 @@ pub fn run() {
         for &n in &NS {
             ok &= measure_space_delete(n, pager);
         }
+        ok = ok && measure_empty_space_delete(pager);
     }
     ok = ok && measure_map_unmap(pager);
+    ok = ok && measure_unmap_chain(pager);
     println!("scale: done");
     l4::kdb::enter(if ok { "exit-success" } else { "exit-failure" });
 }

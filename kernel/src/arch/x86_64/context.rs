@@ -9,7 +9,7 @@ use core::arch::global_asm;
 
 use super::cpu::{self, MSR_GS_BASE};
 use super::gdt;
-use crate::sync::KernelCell;
+use crate::sync::KernelValue;
 
 global_asm!(
     r#"
@@ -33,6 +33,19 @@ switch_stacks:
     popq %rbx
     ret
 
+    /* load_stack(load: u64 (rdi)): the second half of `switch_stacks`, for a thread that
+       leaves its own stack for good (the fast path). */
+    .global load_stack
+load_stack:
+    movq %rdi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
+    ret
+
     /* First code of a new thread: the start function is in r12, its argument in r13. */
     .global thread_bootstrap
 thread_bootstrap:
@@ -45,12 +58,14 @@ thread_bootstrap:
 
 unsafe extern "C" {
     fn switch_stacks(save: *mut u64, load: u64);
+    fn load_stack(load: u64) -> !;
+    fn trap_return_from(sp: u64) -> !;
     fn thread_bootstrap();
 }
 
 /// Kernel stack top used by `syscall` entry and (via the TSS) by interrupts from user mode.
 #[unsafe(no_mangle)]
-pub static CURRENT_KSTACK_TOP: KernelCell<u64> = KernelCell::new(0);
+pub static CURRENT_KSTACK_TOP: KernelValue<u64> = KernelValue::new(0);
 
 /// Prepares a fresh kernel stack (top `top`) so that switching to it calls `entry(arg)`.
 /// Returns the stack pointer to store in the thread.
@@ -81,47 +96,63 @@ pub struct SwitchTo {
     pub cr3: Option<u64>,
     /// User GS base (its UTCB, whose first word holds the UTCB pointer read by `%gs:0`).
     pub gs_base: u64,
-    pub fpu_save: *mut u8,
-    pub fpu_load: *const u8,
+    /// The FPU save area of the thread (lazy switching, `fpu.rs`).
+    pub fpu: *mut u8,
 }
 
 /// Switches from the running thread (whose stack pointer goes to `save_ksp`) to another.
 /// Returns when the old thread is switched back to.
 pub fn switch(save_ksp: *mut u64, to: &SwitchTo) {
-    *CURRENT_KSTACK_TOP.get() = to.kstack_top;
-    gdt::set_kernel_stack(to.kstack_top);
-    if let Some(cr3) = to.cr3 {
-        // SAFETY: every address-space root maps the kernel (shared slot 511).
-        unsafe { cpu::write_cr3(cr3) };
-    }
-    // SAFETY: GS is not used by the kernel; the base only matters in user mode.
-    unsafe { cpu::wrmsr(MSR_GS_BASE, to.gs_base) };
-    if !core::ptr::eq(to.fpu_save, to.fpu_load) {
-        if !to.fpu_save.is_null() {
-            // SAFETY: 512-byte, 16-aligned save areas owned by the two threads.
-            unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) to.fpu_save, options(nostack)) };
-        }
-        if !to.fpu_load.is_null() {
-            // SAFETY: as above; the area holds a valid image (initialised at thread creation).
-            unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) to.fpu_load, options(nostack)) };
-        }
-    }
+    load_cpu(to);
     // SAFETY: `to.ksp` was produced by `switch_stacks` or `prepare_stack` for a thread that is
     // not running; `save_ksp` belongs to the running thread.
     unsafe { switch_stacks(save_ksp, to.ksp) };
 }
 
-/// The FPU/SSE image every new thread starts with.
-pub fn init_fpu_image(area: *mut u8) {
-    // SAFETY: fninit resets the FPU; the area is a 512-byte, 16-aligned save area. The running
-    // thread's FPU state is saved first and restored afterwards.
-    unsafe {
-        let mut tmp = [0u128; 32];
-        core::arch::asm!("fxsave64 [{}]", in(reg) tmp.as_mut_ptr(), options(nostack));
-        core::arch::asm!("fninit", options(nostack));
-        let mxcsr: u32 = 0x1F80;
-        core::arch::asm!("ldmxcsr [{}]", in(reg) &mxcsr, options(nostack));
-        core::arch::asm!("fxsave64 [{}]", in(reg) area, options(nostack));
-        core::arch::asm!("fxrstor64 [{}]", in(reg) tmp.as_ptr(), options(nostack));
+/// As [`switch`], for a running thread that keeps nothing on its kernel stack below its trap
+/// frame (it blocked at the bottom of a system call and resumes at a frame of its own,
+/// `fastpath.rs`): never returns.
+#[inline(always)]
+pub fn switch_away(to: &SwitchTo) -> ! {
+    load_cpu(to);
+    // SAFETY: as in `switch`; the running thread's stack is abandoned.
+    unsafe { load_stack(to.ksp) }
+}
+
+/// As [`switch_away`], to a thread whose trap frame is ready for the return to user mode:
+/// straight to `trap_return` on its stack.
+#[inline(always)]
+pub fn switch_to_user(to: &SwitchTo) -> ! {
+    load_cpu(to);
+    // SAFETY: the next thread's trap frame is complete (it blocked at the bottom of a system
+    // call and nothing is left to do for it but the return).
+    unsafe { trap_return_from(to.kstack_top - super::trap::TRAP_FRAME_SIZE as u64) }
+}
+
+/// Continues the running thread at a saved stack pointer of its own (no switch).
+pub fn resume_at(ksp: u64) -> ! {
+    // SAFETY: `ksp` is a frame like `switch_stacks` leaves, for the running thread.
+    unsafe { load_stack(ksp) }
+}
+
+/// The GS base loaded (the MSR is written only when it changes).
+static GS_LOADED: KernelValue<u64> = KernelValue::new(0);
+
+/// The CPU state of the thread that runs next: kernel stack, page tables, GS base, FPU.
+#[inline(always)]
+fn load_cpu(to: &SwitchTo) {
+    CURRENT_KSTACK_TOP.set(to.kstack_top);
+    gdt::set_kernel_stack(to.kstack_top);
+    if let Some(cr3) = to.cr3 {
+        crate::counters::count(crate::counters::Event::Cr3Write);
+        // SAFETY: every address-space root maps the kernel (shared slot 511).
+        unsafe { cpu::write_cr3(cr3) };
     }
+    if GS_LOADED.get() != to.gs_base {
+        GS_LOADED.set(to.gs_base);
+        crate::counters::count(crate::counters::Event::MsrWrite);
+        // SAFETY: GS is not used by the kernel; the base only matters in user mode.
+        unsafe { cpu::wrmsr(MSR_GS_BASE, to.gs_base) };
+    }
+    super::fpu::switch_to(to.fpu);
 }

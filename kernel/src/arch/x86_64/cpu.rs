@@ -5,7 +5,7 @@
 
 use core::arch::asm;
 
-use crate::sync::KernelCell;
+use crate::sync::KernelValue;
 
 pub fn outb(port: u16, v: u8) {
     // SAFETY: port I/O has no memory effects visible to Rust; ports used are the PC's.
@@ -144,7 +144,7 @@ pub struct Features {
     pub apic: bool,
 }
 
-pub static FEATURES: KernelCell<Features> = KernelCell::new(Features {
+pub static FEATURES: KernelValue<Features> = KernelValue::new(Features {
     nx: false,
     pge: false,
     pdpe1gb: false,
@@ -161,7 +161,7 @@ pub static FEATURES: KernelCell<Features> = KernelCell::new(Features {
 });
 
 pub fn features() -> Features {
-    *FEATURES.get()
+    FEATURES.get()
 }
 
 pub const MSR_EFER: u32 = 0xC000_0080;
@@ -221,7 +221,7 @@ pub fn init() {
         invariant_tsc: inv,
         apic: l1.edx & (1 << 9) != 0,
     };
-    *FEATURES.get() = f;
+    FEATURES.set(f);
 
     let mut efer = rdmsr(MSR_EFER);
     efer |= 1; // SCE: syscall/sysret

@@ -104,14 +104,16 @@ struct DescriptorPointer {
 }
 
 pub fn init() {
-    let tss = &mut TSS.get().tss;
+    // SAFETY: the only borrow of TSS in use; it ends before any call that touches it.
+    let tss = &mut (unsafe { TSS.get() }).tss;
     let top = |s: &KernelCell<Stack>| s.as_ptr() as u64 + size_of::<Stack>() as u64;
     tss.ist[IST_DOUBLE_FAULT as usize - 1] = top(&DOUBLE_FAULT_STACK);
     tss.ist[IST_NMI as usize - 1] = top(&NMI_STACK);
     tss.ist[IST_MACHINE_CHECK as usize - 1] = top(&MACHINE_CHECK_STACK);
     let base = TSS.as_ptr() as u64;
     let limit = size_of::<TssArea>() as u64 - 1;
-    let gdt = GDT.get();
+    // SAFETY: the only borrow of GDT in use; it ends before any call that touches it.
+    let gdt = unsafe { GDT.get() };
     gdt[6] = (limit & 0xFFFF)
         | ((base & 0xFF_FFFF) << 16)
         | (0x89 << 40)
@@ -149,16 +151,21 @@ pub fn init() {
 
 /// Sets the stack the CPU switches to on an interrupt or exception from user mode.
 pub fn set_kernel_stack(top: u64) {
-    TSS.get().tss.rsp0 = top;
+    // SAFETY: the only borrow of TSS in use; it ends before any call that touches it.
+    (unsafe { TSS.get() }).tss.rsp0 = top;
 }
 
 /// The I/O permission bitmap of the TSS (owned by `super::ioport`).
-pub fn iomap() -> &'static mut [u8; IOMAP_BYTES] {
-    &mut TSS.get().iomap
+/// # Safety
+/// No other reference to the TSS may be in use while the returned one is.
+pub unsafe fn iomap() -> &'static mut [u8; IOMAP_BYTES] {
+    // SAFETY: the only borrow of TSS in use; it ends before any call that touches it.
+    &mut (unsafe { TSS.get() }).iomap
 }
 
 /// Selects the bitmap ([`IOMAP_OFFSET`]) or denies every port ([`IOMAP_DENY_ALL`]).
 #[inline]
 pub fn set_iomap_base(base: u16) {
-    TSS.get().tss.iomap_base = base;
+    // SAFETY: the only borrow of TSS in use; it ends before any call that touches it.
+    (unsafe { TSS.get() }).tss.iomap_base = base;
 }

@@ -40,7 +40,8 @@ static LOADED: KernelCell<Loaded> = KernelCell::new(Loaded {
 /// Serial of the bitmap in effect (0: none, every port denied).
 #[inline]
 pub fn loaded_serial() -> u64 {
-    LOADED.get().serial
+    // SAFETY: the only borrow of LOADED in use; it ends before any call that touches it.
+    (unsafe { LOADED.get() }).serial
 }
 
 /// The switch hook (inline, no call, no copy): the bitmap `serial` (0: none) in effect if the
@@ -48,7 +49,8 @@ pub fn loaded_serial() -> u64 {
 /// `io_space::gp_fault`).
 #[inline(always)]
 pub fn switch_to(serial: u64) {
-    let l = LOADED.get();
+    // SAFETY: the only borrow of LOADED in use; it ends before any call that touches it.
+    let l = unsafe { LOADED.get() };
     if serial == l.serial {
         return;
     }
@@ -63,7 +65,8 @@ pub fn switch_to(serial: u64) {
 
 /// Every port denied (the space that runs next has no bitmap). The copy stays in the TSS.
 pub fn deny_all() {
-    let l = LOADED.get();
+    // SAFETY: the only borrow of LOADED in use; it ends before any call that touches it.
+    let l = unsafe { LOADED.get() };
     if l.serial != 0 {
         l.serial = 0;
         gdt::set_iomap_base(IOMAP_DENY_ALL);
@@ -75,7 +78,8 @@ pub fn forget(serial: u64) {
     if loaded_serial() == serial {
         deny_all();
     }
-    let l = LOADED.get();
+    // SAFETY: the only borrow of LOADED in use; it ends before any call that touches it.
+    let l = unsafe { LOADED.get() };
     if l.content == serial {
         l.content = 0;
     }
@@ -84,7 +88,8 @@ pub fn forget(serial: u64) {
 /// Loads a space's bitmap: `halves` are its two 4 KiB halves (kernel addresses), `span` the
 /// number of leading bytes that may hold a 0 bit.
 pub fn load(serial: u64, halves: [*const u8; 2], span: usize) {
-    let l = LOADED.get();
+    // SAFETY: the only borrow of LOADED in use; it ends before any call that touches it.
+    let l = unsafe { LOADED.get() };
     if l.serial == serial {
         return;
     }
@@ -94,7 +99,8 @@ pub fn load(serial: u64, halves: [*const u8; 2], span: usize) {
         gdt::set_iomap_base(IOMAP_OFFSET);
         return;
     }
-    let tss = gdt::iomap();
+    // SAFETY: the only reference to the TSS I/O bitmap in use.
+    let tss = unsafe { gdt::iomap() };
     let span = span.min(IOMAP_BYTES);
     let half = IOMAP_BYTES / 2;
     let mut off = 0;
@@ -120,11 +126,13 @@ pub fn load(serial: u64, halves: [*const u8; 2], span: usize) {
 /// The bitmap `serial` changed: ports `[first, first + count)` are now allowed or denied.
 /// Updates the TSS copy if it is that bitmap's (in effect or not).
 pub fn update_loaded(serial: u64, first: usize, count: usize, allow: bool) {
-    let l = LOADED.get();
+    // SAFETY: the only borrow of LOADED in use; it ends before any call that touches it.
+    let l = unsafe { LOADED.get() };
     if serial == 0 || l.content != serial {
         return;
     }
-    let tss = gdt::iomap();
+    // SAFETY: the only reference to the TSS I/O bitmap in use.
+    let tss = unsafe { gdt::iomap() };
     set_bits(tss, first, count, allow);
     if allow {
         l.span = l.span.max((first + count).div_ceil(8).min(IOMAP_BYTES));

@@ -5,6 +5,7 @@
 pub mod boot;
 pub mod context;
 pub mod cpu;
+pub mod fpu;
 pub mod gdt;
 pub mod ioport;
 pub mod paging;

@@ -154,6 +154,23 @@ user_stubs_base:
     .text
     .global syscall_entry
 syscall_entry:
+    /* SystemClock (the `syscall` of stub slot 4, RCX = its return address) reads the clock
+       and changes nothing: answered right here, on no stack at all, with `sysretq` (RCX is
+       that stub address, canonical; R11 the user's RFLAGS as `syscall` saved them; RDX is
+       kept; docs/security.md). Same clock as `interrupt::now_us`: high half of TSC × scale. */
+    cmpq $user_stubs_base + 4 * 256 + 2, %rcx
+    jne 1f
+    cmpq $0, CLOCK_SCALE(%rip)
+    je 1f
+    movq %rdx, syscall_clock_rdx(%rip)
+    rdtsc
+    shlq $32, %rdx
+    orq %rdx, %rax
+    mulq CLOCK_SCALE(%rip)
+    movq %rdx, %rax
+    movq syscall_clock_rdx(%rip), %rdx
+    sysretq
+1:
     /* User RSP to a scratch slot, kernel stack from CURRENT_KSTACK_TOP. */
     movq %rsp, syscall_user_rsp(%rip)
     movq CURRENT_KSTACK_TOP(%rip), %rsp
@@ -217,16 +234,19 @@ compat_syscall_entry:
     call compat_syscall
     jmp trap_return
 
-    /* Redirected by the kernel debugger's event trace (kernel/src/debug/trace.rs). */
+    /* The fast path (kernel/src/fastpath.rs), which falls back to `syscall_dispatch`;
+       redirected by the kernel debugger's event trace (kernel/src/debug/trace.rs). */
     .section .data.syscall_dispatch_vector, "aw"
     .balign 8
     .global syscall_dispatch_vector
 syscall_dispatch_vector:
-    .quad syscall_dispatch
+    .quad fastpath_dispatch
 
     .section .bss.syscall_user_rsp, "aw", @nobits
     .balign 8
 syscall_user_rsp:
+    .quad 0
+syscall_clock_rdx:
     .quad 0
     .text
     "#,

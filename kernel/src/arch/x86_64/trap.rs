@@ -24,7 +24,7 @@ use core::arch::global_asm;
 use core::mem::size_of;
 
 use super::gdt::{self, KERNEL_CS};
-use crate::sync::KernelCell;
+use crate::sync::{KernelCell, KernelValue};
 
 /// Registers saved on kernel entry, lowest address first.
 #[repr(C)]
@@ -197,6 +197,7 @@ static IDT: KernelCell<[IdtEntry; 256]> = KernelCell::new(
 pub const VEC_NMI: usize = 2;
 pub const VEC_BREAKPOINT: usize = 3;
 pub const VEC_DOUBLE_FAULT: usize = 8;
+pub const VEC_NM: usize = 7;
 pub const VEC_GP: usize = 13;
 pub const VEC_MACHINE_CHECK: usize = 18;
 
@@ -227,7 +228,7 @@ pub enum IoplPolicy {
     Privileged,
 }
 
-static IOPL_POLICY: KernelCell<IoplPolicy> = KernelCell::new(IoplPolicy::None);
+static IOPL_POLICY: KernelValue<IoplPolicy> = KernelValue::new(IoplPolicy::None);
 
 /// Reads `iopl=` from the kernel command line; returns the policy in force.
 pub fn init_iopl_policy(cmdline: &str) -> IoplPolicy {
@@ -240,7 +241,7 @@ pub fn init_iopl_policy(cmdline: &str) -> IoplPolicy {
             IoplPolicy::None
         }
     };
-    *IOPL_POLICY.get() = p;
+    IOPL_POLICY.set(p);
     p
 }
 
@@ -248,7 +249,7 @@ pub fn init_iopl_policy(cmdline: &str) -> IoplPolicy {
 /// later raises IOPL: ExchangeRegisters and exception replies change only CF..OF, and
 /// `popf`/`iretq` in user mode cannot change IOPL (nor IF at IOPL 0).
 pub fn initial_user_rflags(privileged_space: bool) -> u64 {
-    let policy = *IOPL_POLICY.get();
+    let policy = IOPL_POLICY.get();
     if policy == IoplPolicy::All || (privileged_space && policy == IoplPolicy::Privileged) {
         0x3202
     } else {
@@ -257,7 +258,8 @@ pub fn initial_user_rflags(privileged_space: bool) -> u64 {
 }
 
 pub fn init() {
-    let idt = IDT.get();
+    // SAFETY: the only borrow of IDT in use; it ends before any call that touches it.
+    let idt = unsafe { IDT.get() };
     for v in 0..NUM_VECTORS {
         // SAFETY: the table is a static array of NUM_VECTORS code addresses emitted above.
         let addr = unsafe { trap_stub_table[v] };
@@ -294,6 +296,7 @@ pub fn init() {
 
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    crate::counters::count(crate::counters::Event::TrapEntry);
     let v = frame.vector as usize;
     if v == VEC_NMI {
         // Not caused by the interrupted code (watchdog, or the QEMU monitor's `nmi`): report
@@ -305,6 +308,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         // Aborts: the saved state may not be restartable, whatever mode it names.
         dump(frame);
         panic!("{} (abort)", EXCEPTION_NAMES[v]);
+    }
+    if v == VEC_NM && frame.is_from_user() {
+        // Lazy FPU switching: the running thread takes the registers (fpu.rs).
+        // SAFETY: the only reference in use to this TCB; not held across a deletion.
+        let t = unsafe { crate::thread::current() };
+        super::fpu::device_not_available(t.fpu.0.as_mut_ptr());
+        return;
     }
     if v < 32 {
         crate::exception::handle(frame);

@@ -4,7 +4,7 @@
 //! until a user-level handler is associated with it.
 
 use crate::arch::x86_64::cpu::{inb, outb};
-use crate::sync::KernelCell;
+use crate::sync::KernelValue;
 
 pub const VECTOR_BASE: u8 = 0x20;
 pub const NUM_IRQS: usize = 16;
@@ -12,7 +12,7 @@ pub const NUM_IRQS: usize = 16;
 const PIC1: u16 = 0x20;
 const PIC2: u16 = 0xA0;
 
-static MASK: KernelCell<u16> = KernelCell::new(0xFFFF);
+static MASK: KernelValue<u16> = KernelValue::new(0xFFFF);
 
 pub fn init() {
     outb(PIC1, 0x11);
@@ -23,23 +23,23 @@ pub fn init() {
     outb(PIC2 + 1, 2);
     outb(PIC1 + 1, 1);
     outb(PIC2 + 1, 1);
-    *MASK.get() = !(1 << 2); // cascade line open
+    MASK.set(!(1 << 2)); // cascade line open
     write_mask();
 }
 
 fn write_mask() {
-    let m = *MASK.get();
+    let m = MASK.get();
     outb(PIC1 + 1, m as u8);
     outb(PIC2 + 1, (m >> 8) as u8);
 }
 
 pub fn mask(irq: usize) {
-    *MASK.get() |= 1 << irq;
+    MASK.set(MASK.get() | (1 << irq));
     write_mask();
 }
 
 pub fn unmask(irq: usize) {
-    *MASK.get() &= !(1 << irq);
+    MASK.set(MASK.get() & (!(1 << irq)));
     write_mask();
 }
 

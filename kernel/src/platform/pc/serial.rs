@@ -5,7 +5,7 @@
 //! break-in poll read but did not want are pushed back here and come first on the next read.
 
 use crate::arch::x86_64::cpu::{inb, outb};
-use crate::sync::KernelCell;
+use crate::sync::{KernelCell, KernelValue};
 
 const COM1: u16 = 0x3F8;
 
@@ -29,13 +29,13 @@ pub fn write_byte(b: u8) {
 
 /// A BREAK seen by any read of the line status register (reading clears the bit), kept until
 /// `line_status` reports it.
-static BREAK_SEEN: KernelCell<bool> = KernelCell::new(false);
+static BREAK_SEEN: KernelValue<bool> = KernelValue::new(false);
 
 fn lsr() -> u8 {
     let v = inb(COM1 + 5);
     // 0xFF: no UART at this port (a PC without COM1); not a BREAK.
     if v & 0x10 != 0 && v != 0xFF {
-        *BREAK_SEEN.get() = true;
+        BREAK_SEEN.set(true);
     }
     v
 }
@@ -65,7 +65,8 @@ static PUSHBACK: KernelCell<Pushback> = KernelCell::new(Pushback {
 /// Keeps `b` for the next `try_read_byte`.
 #[cfg_attr(not(feature = "kdb"), allow(dead_code))]
 pub fn push_back(b: u8) {
-    let p = PUSHBACK.get();
+    // SAFETY: the only borrow of PUSHBACK in use; it ends before any call that touches it.
+    let p = unsafe { PUSHBACK.get() };
     if p.len == p.buf.len() {
         p.head = (p.head + 1) % p.buf.len();
         p.len -= 1;
@@ -79,7 +80,7 @@ pub fn push_back(b: u8) {
 #[cfg_attr(not(feature = "kdb"), allow(dead_code))]
 pub fn line_status() -> u8 {
     let v = lsr();
-    let seen = core::mem::replace(BREAK_SEEN.get(), false);
+    let seen = BREAK_SEEN.replace(false);
     if seen { v | 0x10 } else { v }
 }
 
@@ -95,7 +96,8 @@ pub fn read_raw() -> Option<u8> {
 
 /// A received byte, if one is waiting.
 pub fn try_read_byte() -> Option<u8> {
-    let p = PUSHBACK.get();
+    // SAFETY: the only borrow of PUSHBACK in use; it ends before any call that touches it.
+    let p = unsafe { PUSHBACK.get() };
     if p.len > 0 {
         let b = p.buf[p.head];
         p.head = (p.head + 1) % p.buf.len();

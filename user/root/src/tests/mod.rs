@@ -10,8 +10,10 @@ mod clock;
 mod compat;
 mod cpu_state;
 mod exregs;
+mod fastpath;
 mod fuzz;
 mod io_ports;
+mod io_quota;
 mod ipc;
 mod kernel_interface;
 mod kip;
@@ -51,12 +53,14 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("chain", chain::run),
     ("lifetime", lifetime::run),
     ("cpu_state", cpu_state::run),
+    ("fastpath", fastpath::run),
     ("threads", threads::run),
     ("sched", sched::run),
     ("lifecycle", lifecycle::run),
     ("schedule", schedule::run),
     ("unmap", unmap::run),
     ("io_ports", io_ports::run),
+    ("io_quota", io_quota::run),
     ("sigma0", sigma0::run),
     ("privilege", privilege::run),
     ("churn", churn::run),
