@@ -37,7 +37,8 @@ static COUNTS: KernelCell<[u64; N]> = KernelCell::new([0; N]);
 pub fn count(e: Event) {
     #[cfg(feature = "counters")]
     {
-        COUNTS.get()[e as usize] += 1;
+        // SAFETY: the only borrow of COUNTS in use; it ends before any call that touches it.
+        (unsafe { COUNTS.get() })[e as usize] += 1;
     }
     #[cfg(not(feature = "counters"))]
     let _ = e;
@@ -47,7 +48,8 @@ pub fn count(e: Event) {
 pub fn report() -> bool {
     #[cfg(feature = "counters")]
     {
-        let c = *COUNTS.get();
+        // SAFETY: the only borrow of COUNTS in use; it ends in this statement.
+        let c = *(unsafe { COUNTS.get() });
         crate::kprintln!(
             "counters: cr3={} msr={} fxsave={} fxrstor={} syscall={} trap={} fast={} cr0={}",
             c[0],

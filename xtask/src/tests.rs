@@ -751,7 +751,21 @@ fn lint() -> (usize, usize) {
         "-D",
         "warnings",
     ];
-    let steps: [(&str, Vec<&str>); 4] = [
+    // The benchmark's counting kernel (feature `counters`) must build clean too.
+    let counters = vec![
+        "clippy",
+        "--release",
+        "--target",
+        build::TARGET,
+        "-p",
+        "kernel",
+        "--features",
+        "counters",
+        "--",
+        "-D",
+        "warnings",
+    ];
+    let steps: [(&str, Vec<&str>); 5] = [
         ("fmt", vec!["fmt", "--all", "--check"]),
         (
             "clippy-host",
@@ -759,6 +773,7 @@ fn lint() -> (usize, usize) {
         ),
         ("clippy-bare-metal", bare),
         ("clippy-kernel-without-kdb", no_kdb),
+        ("clippy-kernel-counters", counters),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, args) in steps {
