@@ -2,7 +2,9 @@
 //! pattern. Print char / string and read char work on the serial console; KDB_Enter prints its
 //! message — and a message of `exit-success` / `exit-failure` leaves QEMU with that status
 //! (how test root servers end a run). Extension: `int3; cmpb $0x20,%al` returns the number
-//! of kernel-memory frames in use in RAX.
+//! of kernel-memory frames in use in RAX; with the `invariants` feature,
+//! `int3; cmpb $0x21,%al` runs the kernel's self-checks (`invariants.rs`) and returns the
+//! number of violations in RAX.
 
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::arch::x86_64::usercopy;
@@ -31,6 +33,9 @@ pub fn handle(f: &mut TrapFrame) -> bool {
                 }
                 // l4rs extension: RAX = frames of kernel memory in use (tests of memory reclaim).
                 Some(0x20) => f.rax = crate::mm::frame::in_use(),
+                // l4rs extension, fuzz builds only: RAX = kernel invariant violations (0 = ok).
+                #[cfg(feature = "invariants")]
+                Some(0x21) => f.rax = crate::invariants::check(),
                 Some(0x0D) => {
                     f.rax = loop {
                         if let Some(c) = serial::try_read_byte() {

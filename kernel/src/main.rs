@@ -15,6 +15,8 @@ mod console;
 mod exception;
 mod exregs;
 mod interrupt;
+#[cfg(feature = "invariants")]
+mod invariants;
 mod ipc;
 mod kdb;
 mod kip;

@@ -38,6 +38,12 @@ fn space(id: SpaceId) -> &'static Space {
     unsafe { &*(id.0 as *const Space) }
 }
 
+/// Invariant checks (`invariants.rs`): the database, read only.
+#[cfg(feature = "invariants")]
+pub fn database() -> &'static MapDb<'static> {
+    db()
+}
+
 fn db() -> &'static mut MapDb<'static> {
     DB.get()
         .as_mut()

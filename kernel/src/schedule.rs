@@ -285,6 +285,13 @@ pub fn init_idle(boot_tcb: *mut Tcb) -> bool {
     true
 }
 
+/// Invariant checks (`invariants.rs`): ready-list heads, bitmap, timer list head.
+#[cfg(feature = "invariants")]
+pub fn queues_for_check() -> ([*mut Tcb; 256], [u64; 4], *mut Tcb) {
+    let q = QUEUES.get();
+    (q.heads, q.bitmap, q.timers)
+}
+
 pub fn idle_tcb() -> *mut Tcb {
     *IDLE.get()
 }
