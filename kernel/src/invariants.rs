@@ -179,9 +179,13 @@ fn check_ready_queues(r: &mut Report) {
     for (prio, &head) in heads.iter().enumerate() {
         let bit = bitmap[prio / 64] & (1 << (prio % 64)) != 0;
         if bit == head.is_null() {
-            fail!(r, "ready bitmap bit {} is {} but the list is {}", prio, bit, {
-                if head.is_null() { "empty" } else { "not empty" }
-            });
+            fail!(
+                r,
+                "ready bitmap bit {} is {} but the list is {}",
+                prio,
+                bit,
+                { if head.is_null() { "empty" } else { "not empty" } }
+            );
         }
         if head.is_null() {
             continue;

@@ -24,6 +24,15 @@ impl Images {
     pub fn kernel(&self) -> PathBuf {
         self.dir.join("kernel")
     }
+    /// The kernel built with the `invariants` feature (self-checks; fuzz boots only).
+    pub fn kernel_checked(&self) -> PathBuf {
+        workspace_root()
+            .join("target")
+            .join("invariants")
+            .join(TARGET)
+            .join("release")
+            .join("kernel")
+    }
     pub fn user(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -60,6 +69,24 @@ pub fn build_all() -> Result<Images, String> {
     let status = cmd.status().map_err(|e| e.to_string())?;
     if !status.success() {
         return Err(format!("cargo build exited with {status}"));
+    }
+    // The fuzzer's kernel: the same sources with the `invariants` feature, in its own
+    // target directory (never the production image).
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["build", "--release", "--target", TARGET, "-p", "kernel"])
+        .args([
+            "--features",
+            "invariants",
+            "--target-dir",
+            "target/invariants",
+        ])
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!(
+            "cargo build (kernel, invariants) exited with {status}"
+        ));
     }
     Ok(Images {
         dir: root.join("target").join(TARGET).join("release"),

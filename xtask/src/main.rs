@@ -6,9 +6,12 @@
 //!   test, ending with `N passed, N failed`.
 //! * `bench`: figures measured under `-icount shift=0` (instruction counts) and plain TCG.
 //! * `iso`: a bootable GRUB ISO image of the demo, `target/l4rs.iso`.
+//! * `fuzz`: the system-call fuzzer (root mode `fuzz` on the kernel with invariant checks),
+//!   seed after seed for as long as asked; `stress`: the IPC stress (root mode `stress`).
 
 mod bench;
 mod build;
+mod fuzz;
 mod iso;
 mod qemu;
 mod tests;
@@ -31,8 +34,12 @@ fn main() -> ExitCode {
         "test" => tests::run_all(rest),
         "bench" => bench::run(rest),
         "iso" => iso::run(rest),
+        "fuzz" => fuzz::run(rest),
+        "stress" => fuzz::run_stress(rest),
         _ => {
-            eprintln!("usage: cargo xtask build | run [--cpu MODEL] | test [FILTER] | bench | iso");
+            eprintln!(
+                "usage: cargo xtask build | run [--cpu MODEL] | test [FILTER] | bench | iso | fuzz [..] | stress [..]"
+            );
             ExitCode::FAILURE
         }
     }

@@ -432,13 +432,29 @@ fn lint() -> (usize, usize) {
         bare.extend(["-p", p]);
     }
     bare.extend(["--", "-D", "warnings"]);
-    let steps: [(&str, Vec<&str>); 3] = [
+    let checked = vec![
+        "clippy",
+        "--release",
+        "--target",
+        build::TARGET,
+        "-p",
+        "kernel",
+        "--features",
+        "invariants",
+        "--target-dir",
+        "target/invariants",
+        "--",
+        "-D",
+        "warnings",
+    ];
+    let steps: [(&str, Vec<&str>); 4] = [
         ("fmt", vec!["fmt", "--all", "--check"]),
         (
             "clippy-host",
             vec!["clippy", "--all-targets", "--", "-D", "warnings"],
         ),
         ("clippy-bare-metal", bare),
+        ("clippy-kernel-invariants", checked),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, args) in steps {

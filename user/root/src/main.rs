@@ -8,7 +8,9 @@
 //! * `bench`: IPC, system-call and exception round-trip figures ([`bench`]), then
 //!   `kdb::enter("exit-success")`;
 //! * `conformance` runs the conformance suite ([`conformance`], checks in [`tests`]) and ends
-//!   the run with `kdb::enter("exit-success")` or `("exit-failure")`.
+//!   the run with `kdb::enter("exit-success")` or `("exit-failure")`;
+//! * `fuzz [seed=S] [ops=N] [secs=T] [check=N] [far] [trace]`: the system-call fuzzer
+//!   ([`fuzz`]), ending the same way.
 //!
 //! Its pager is sigma0, which maps its image pages on demand.
 
@@ -20,6 +22,7 @@ mod bench;
 mod conformance;
 mod demo;
 mod drivers;
+mod fuzz;
 mod tests;
 
 use l4::println;
@@ -39,6 +42,7 @@ fn main() -> ! {
         "conformance" => conformance::run(),
         "demo" => demo::run(),
         "bench" => bench::run(),
+        "fuzz" => fuzz::run(args),
         other => {
             println!("root: unknown mode `{other}`; running the demo");
             demo::run()

@@ -25,7 +25,7 @@ mod thread_control;
 mod threads;
 mod unmap;
 mod utcb;
-mod util;
+pub mod util;
 
 /// A test module's entry point.
 pub type TestFn = fn(&mut Suite);
