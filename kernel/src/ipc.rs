@@ -197,7 +197,13 @@ fn overflow() -> (u64, u64) {
 
 /// Delivers `sender`'s message to a `receiver` that is blocked receiving and accepts it.
 fn deliver(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), u64> {
-    match complete(sender, receiver) {
+    let r = complete(sender, receiver);
+    if receiver.state == State::Dead {
+        // Deleted during the copy (which was aborted): ours to free now.
+        thread::release_zombie(receiver);
+        return r.map_err(|(se, _)| se);
+    }
+    match r {
         Ok(()) => {
             schedule::wake(receiver, IpcWake::Done);
             Ok(())
@@ -452,8 +458,17 @@ pub fn receive_phase(cur: &mut Tcb, from_spec: ThreadId, timeout: Time) -> Resul
         p = s.sendq_next;
         if accepts(cur, s) {
             sendq_remove(cur, s);
+            // The sender's send timeout ends where its transfer starts (spec 5.7): during a
+            // string copy that blocks it is neither queued nor may its timer fire (that
+            // "removed" it from the queue of a null partner: docs/kernel-bugs.md).
+            schedule::timer_remove(s);
             let r = complete(s, cur);
             let id = cur.ipc_from;
+            if s.state == State::Dead {
+                // Deleted during the copy (which was aborted): ours to free now.
+                thread::release_zombie(s);
+                return r.map(|()| id).map_err(|(_, re)| re);
+            }
             return match r {
                 Ok(()) => {
                     finish_queued_send(s);
@@ -532,6 +547,10 @@ pub fn timeout(t: &mut Tcb) {
         return schedule::wake(t, IpcWake::Error(crate::string::XFER_EXPIRED));
     }
     let code = match t.state {
+        State::SendBlocked if t.partner.is_null() => {
+            // Taken from its partner's queue by a copy in progress: no timer applies.
+            return schedule::timer_remove(t);
+        }
         State::SendBlocked => {
             // SAFETY: a send-blocked thread's partner is live (deletion unblocks its senders).
             let dest = unsafe { &mut *t.partner };
@@ -584,6 +603,9 @@ pub fn cancel_blocked(
     code: IpcErrorCode,
 ) -> (bool, bool) {
     match t.state {
+        // A sender whose receiver took it from its queue and is copying its message has no
+        // partner link: the copy's abort (`cancel`) ends its IPC, not a queue removal.
+        State::SendBlocked if t.partner.is_null() => (true, false),
         State::SendBlocked => {
             if abort_send {
                 // SAFETY: as in `timeout`.
@@ -606,7 +628,12 @@ pub fn cancel_blocked(
 /// Wakes every thread whose IPC involves `gone` (being deleted) with "non-existing partner",
 /// and takes `gone` out of any send queue.
 pub fn unlink_deleted(gone: &mut Tcb) {
-    if gone.state == State::SendBlocked {
+    if !gone.xfer_copier.is_null() {
+        // In a string transfer: abort it for the other party too (it must not go on
+        // copying from or to a deleted thread).
+        cancel(gone, true, true, IpcErrorCode::Aborted);
+    }
+    if gone.state == State::SendBlocked && !gone.partner.is_null() {
         // SAFETY: as in `timeout`.
         let dest = unsafe { &mut *gone.partner };
         sendq_remove(dest, gone);
@@ -628,7 +655,20 @@ pub fn unlink_deleted(gone: &mut Tcb) {
             t.propagate_as = core::ptr::null_mut();
         }
         if t.xfer_copier == gp {
+            // The thread copying our message (or into our buffers) is gone: end our IPC
+            // (it used to stay blocked for ever: docs/kernel-bugs.md).
             t.xfer_copier = core::ptr::null_mut();
+            match t.state {
+                State::SendBlocked if t.partner.is_null() => schedule::wake(
+                    t,
+                    IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
+                ),
+                State::RecvBlocked => schedule::wake(
+                    t,
+                    IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::Aborted)),
+                ),
+                _ => {}
+            }
         }
         if t.tunnel_for == gp {
             t.tunnel_for = core::ptr::null_mut();

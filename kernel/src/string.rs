@@ -363,7 +363,8 @@ fn tunnel(me: &mut Tcb, partner: &mut Tcb, va: u64, receiver_side: bool) -> Reso
 /// fault IPC (or not start one) and wait until it has checked back in.
 fn abandon(me: &mut Tcb, partner: &mut Tcb) {
     partner.tunnel_abandon = true;
-    if partner.state != State::Transfer {
+    // A deleted partner (kept for us until the transfer ends) never checks back in.
+    if partner.state != State::Transfer && partner.state != State::Dead {
         crate::ipc::cancel_blocked(partner, true, true, IpcErrorCode::Aborted);
         me.state = State::XferWait;
         schedule::block_current(u64::MAX);

@@ -409,6 +409,30 @@ pub const USER_RFLAGS: u64 = 0x3202;
 
 /// Frees a thread that is no longer queued anywhere. Must not be the current thread.
 pub fn destroy(t: &mut Tcb) {
+    unlist(t);
+    release(t);
+}
+
+/// Threads deleted while a string transfer run by another thread still uses them: unlisted
+/// (their number is free again) but not yet freed; the copier frees them with [`release`]
+/// when its transfer ends (docs/kernel-bugs.md).
+pub static ZOMBIES: KernelCell<u32> = KernelCell::new(0);
+
+/// Deletes a thread whose TCB and space another thread's transfer still uses: it leaves the
+/// thread table and the list of threads now and is freed by [`release_zombie`] later.
+pub fn unlist_zombie(t: &mut Tcb) {
+    unlist(t);
+    *ZOMBIES.get() += 1;
+}
+
+/// Frees a thread left by [`unlist_zombie`] (called by the copier when its transfer ends).
+pub fn release_zombie(t: &mut Tcb) {
+    *ZOMBIES.get() -= 1;
+    release(t);
+}
+
+/// Takes a thread out of the thread table and the list of all threads; it becomes Dead.
+fn unlist(t: &mut Tcb) {
     let p = t as *mut Tcb;
     THREADS.get()[t.id.number() as usize] = core::ptr::null_mut();
     if t.all_prev.is_null() {
@@ -423,6 +447,10 @@ pub fn destroy(t: &mut Tcb) {
     }
     let _ = p;
     t.state = State::Dead;
+}
+
+/// Frees an unlisted thread's slot and drops its space reference.
+fn release(t: &mut Tcb) {
     let space = t.space;
     let slot = t.slot;
     free_slot(slot);

@@ -105,7 +105,13 @@ fn delete(dest: ThreadId) -> Result<(), SyscallError> {
     crate::ipc::unlink_deleted(t);
     crate::interrupt::handler_deleted(t.id);
     schedule::dequeue(t);
-    thread::destroy(t);
+    if !t.xfer_copier.is_null() && !core::ptr::eq(t.xfer_copier, t) {
+        // Another thread is copying a string to or from this one (aborted just now): it
+        // frees the thread when its transfer ends (docs/kernel-bugs.md).
+        thread::unlist_zombie(t);
+    } else {
+        thread::destroy(t);
+    }
     Ok(())
 }
 

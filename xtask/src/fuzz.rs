@@ -233,7 +233,14 @@ pub fn run(args: &[String]) -> ExitCode {
                 _ => other += 1,
             }
             failed_seeds.push(seed);
-            println!("seed {seed:#x}: FAILED: {why}");
+            let log = build::workspace_root()
+                .join("target")
+                .join(format!("fuzz-{seed:#x}.log"));
+            let _ = std::fs::write(&log, &out.output);
+            println!(
+                "seed {seed:#x}: FAILED: {why} (console in {})",
+                log.display()
+            );
             println!("---- console of seed {seed:#x} (last 80 lines) ----");
             let lines: Vec<&str> = out.output.lines().collect();
             for l in &lines[lines.len().saturating_sub(80)..] {

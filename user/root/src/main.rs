@@ -10,7 +10,8 @@
 //! * `conformance` runs the conformance suite ([`conformance`], checks in [`tests`]) and ends
 //!   the run with `kdb::enter("exit-success")` or `("exit-failure")`;
 //! * `fuzz [seed=S] [ops=N] [secs=T] [check=N] [far] [trace]`: the system-call fuzzer
-//!   ([`fuzz`]), ending the same way.
+//!   ([`fuzz`]), ending the same way;
+//! * `stress [messages=N] [seed=S]`: IPC stress with exact message accounting ([`stress`]).
 //!
 //! Its pager is sigma0, which maps its image pages on demand.
 
@@ -23,6 +24,7 @@ mod conformance;
 mod demo;
 mod drivers;
 mod fuzz;
+mod stress;
 mod tests;
 
 use l4::println;
@@ -43,6 +45,7 @@ fn main() -> ! {
         "demo" => demo::run(),
         "bench" => bench::run(),
         "fuzz" => fuzz::run(args),
+        "stress" => stress::run(args),
         other => {
             println!("root: unknown mode `{other}`; running the demo");
             demo::run()

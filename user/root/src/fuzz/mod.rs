@@ -24,6 +24,8 @@
 //! `exit-failure`. Under `-icount` the run is deterministic: the same seed gives the same
 //! operations (the final `digest` line compares two runs).
 
+#![allow(clippy::needless_range_loop)] // per-thread arrays are indexed by thread number
+
 mod ops;
 mod pager;
 

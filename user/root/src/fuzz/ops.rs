@@ -377,7 +377,7 @@ fn ipc_op(me: &mut Me, local: bool) {
         if local { OP_LIPC } else { OP_IPC },
         to.raw(),
         from.raw(),
-        timeouts.0 as u64 | tag << 32,
+        timeouts.0 | tag << 32,
     );
     if local {
         syscall::lipc(to, from, timeouts);
@@ -393,7 +393,7 @@ fn exregs_op(me: &mut Me) {
     // The fuzz thread `dest` names in our space (global or local id), if any.
     let target = if dest.is_local() && !dest.is_any_local() {
         let off = dest.raw().wrapping_sub(util::NEW_UTCB_AREA + 0x200);
-        (off % 0x400 == 0 && off / 0x400 < PER_SPACE as u64)
+        (off.is_multiple_of(0x400) && off / 0x400 < PER_SPACE as u64)
             .then(|| space * PER_SPACE + (off / 0x400) as usize)
     } else {
         index_of(dest).filter(|&j| j / PER_SPACE == space)
@@ -598,7 +598,7 @@ fn far_op(me: &mut Me) {
         3 => 0x18, // user code 32 with RPL 0
         4 => 0x33, // TSS
         _ => me.rng.below(0x10000),
-    } as u64;
+    };
     let n = me.rng.below(256);
     log(me, OP_FAR, kind, sel, n);
     let target = &raw const fuzz_far_target as u64;

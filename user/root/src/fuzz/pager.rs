@@ -95,7 +95,7 @@ extern "C" fn pager_main() -> ! {
             let addr = utcb::mr(1);
             let page = addr & !0xFFF;
             // SAFETY: REPEAT is touched by this thread only.
-            let rep = unsafe { &mut (*(&raw mut REPEAT))[i] };
+            let rep = unsafe { &mut REPEAT[i] };
             if rep.0 == page {
                 rep.1 += 1;
             } else {

@@ -9,6 +9,7 @@ mod churn;
 mod clock;
 mod cpu_state;
 mod exregs;
+mod found_by_fuzz;
 mod fuzz;
 mod ipc;
 mod kernel_interface;
@@ -53,4 +54,5 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("privilege", privilege::run),
     ("churn", churn::run),
     ("fuzz", fuzz::run),
+    ("found_by_fuzz", found_by_fuzz::run),
 ];
