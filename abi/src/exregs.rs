@@ -106,8 +106,10 @@ impl ExregsControl {
 /// CF | PF | AF | ZF | SF | OF (spec 4.6).
 pub const USER_FLAGS_MASK: u64 = 0x8D5;
 
-/// Initial RFLAGS of user threads: IF | IOPL 3 | bit 1 (spec 4.6).
-pub const INITIAL_USER_FLAGS: u64 = 0x3202;
+/// Initial RFLAGS of user threads: IF | bit 1, IOPL 0 (IO-fpages, spec 6.6; Pistachio's
+/// default build without IO-fpages uses IOPL 3, 0x3202, which l4rs gives only with the
+/// UNSAFE kernel option `iopl=3`).
+pub const INITIAL_USER_FLAGS: u64 = 0x202;
 
 /// Merges user-supplied `new` flags into `old` through [`USER_FLAGS_MASK`] (spec 4.6).
 pub const fn merge_user_flags(old: u64, new: u64) -> u64 {

@@ -255,4 +255,14 @@ impl IoFpage {
     pub const fn raw(self) -> u64 {
         self.0
     }
+
+    /// The same word as an [`Fpage`], for map items, acceptors and Unmap (spec 2.3, 6.6).
+    pub const fn fpage(self) -> Fpage {
+        Fpage(self.0)
+    }
+
+    /// Whether port `port` lies inside (spec 2.3).
+    pub const fn contains_port(self, port: u64) -> bool {
+        port >= self.port() && port - self.port() < self.ports()
+    }
 }

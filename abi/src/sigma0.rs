@@ -59,6 +59,13 @@ pub const fn reply_tag() -> MsgTag {
     MsgTag::new(0, 0, 2)
 }
 
+/// The reply map item for granted ports (IO page fault or IO-fpage request, spec 6.6/6.7):
+/// the IO fpage, SndBase = its first port (bits 10-63 only survive; ports are not translated,
+/// so the kernel ignores it).
+pub const fn io_reply_item(io: crate::fpage::IoFpage) -> MapItem {
+    MapItem::new(io.fpage(), io.port())
+}
+
 /// The reply map item for a granted page at `phys` of 2^`size_log2` bytes: full rights,
 /// SndBase = physical address (spec 6.7).
 pub const fn reply_item(phys: u64, size_log2: u64) -> MapItem {

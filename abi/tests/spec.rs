@@ -90,6 +90,16 @@ fn fpages() {
     assert_eq!(io.raw(), (0x3F8 << 16) | (3 << 10) | 0x20);
     assert_eq!(IoFpage::from_port_count(0x60, 5).size_log2(), 3);
     assert_eq!(IoFpage::COMPLETE.ports(), 0x10000);
+    // IO-fpage helpers: the word as an Fpage, port ranges, sigma0's reply item.
+    assert_eq!(io.fpage(), Fpage(io.raw()));
+    assert!(io.contains_port(0x3F8) && io.contains_port(0x3FF));
+    assert!(!io.contains_port(0x3F7) && !io.contains_port(0x400));
+    assert_eq!(IoFpage::new_log2(0x3F9, 1).port(), 0x3F8); // aligned down
+    let item = abi::sigma0::io_reply_item(io);
+    // SndBase keeps bits 10-63 only (spec 2.4); the kernel ignores it for IO fpages.
+    assert_eq!((item.fpage, item.snd_base), (io.fpage(), 0x3F8 & !0x3FF));
+    // The IO page fault label (-8<<4) | 6 (spec 6.6).
+    assert_eq!(abi::msgtag::labels::IO_PAGE_FAULT | 6, 0xFFFF_FFFF_FF86);
 }
 
 #[test]

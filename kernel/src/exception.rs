@@ -22,6 +22,7 @@ use crate::thread;
 const VEC_UD: u64 = 6;
 const VEC_BP: u64 = 3;
 const VEC_PF: u64 = 14;
+const VEC_GP: u64 = 13;
 
 pub fn handle(frame: &mut TrapFrame) {
     if !frame.is_from_user() {
@@ -53,6 +54,12 @@ pub fn handle(frame: &mut TrapFrame) {
             }
         }
         VEC_PF => page_fault(frame),
+        // IO-fpages: a port access to ports the space lacks is an IO page fault (io_space.rs).
+        VEC_GP => match crate::io_space::gp_fault(frame) {
+            crate::io_space::GpOutcome::NotIo => exception_ipc(frame),
+            crate::io_space::GpOutcome::Retry => {}
+            crate::io_space::GpOutcome::Undeliverable(why) => halt_faulting(frame, why),
+        },
         _ => exception_ipc(frame),
     }
 }
@@ -68,9 +75,12 @@ fn page_fault(frame: &mut TrapFrame) {
     if s.sigma0 && crate::space::sigma0_fault(s, addr) {
         return;
     }
-    if addr >= USER_END {
+    if addr >= USER_END || frame.error & 4 == 0 {
         // A user access to kernel addresses is not a page fault a pager can resolve (spec 6.2):
-        // it becomes an exception message (vector 14) to the exception handler.
+        // it becomes an exception message (vector 14) to the exception handler. So is a
+        // supervisor-mode access made on the thread's behalf (error code U/S = 0: descriptor
+        // tables, or QEMU's far return/`iretq` stack reads under SMAP), which mapping cannot
+        // cure: as a pager fault it would repeat for ever.
         return exception_ipc(frame);
     }
     let err = frame.error;
@@ -143,7 +153,7 @@ fn exception_ipc(frame: &mut TrapFrame) {
         Err(_) => return halt_faulting(frame, "exception IPC failed"),
     }
     let fr = &mut *frame;
-    fr.rip = if reply[0] < USER_END { reply[0] } else { 0 };
+    fr.rip = reply[0]; // non-canonical: #GP for the thread in `trap_return`
     fr.rbx = reply[1];
     fr.r10 = reply[2];
     fr.r12 = reply[3];
@@ -160,7 +170,7 @@ fn exception_ipc(frame: &mut TrapFrame) {
     fr.r9 = reply[14];
     fr.r11 = reply[15];
     fr.rsp = reply[16];
-    fr.rflags = (fr.rflags & !0x8D5) | (reply[17] & 0x8D5);
+    fr.rflags = trap::merge_user_rflags(fr.rflags, reply[17]);
 }
 
 fn halt_faulting(frame: &mut TrapFrame, why: &str) {

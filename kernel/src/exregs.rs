@@ -5,12 +5,9 @@ use abi::error::{IpcErrorCode, SyscallError};
 use abi::thread_id::ThreadId;
 use abi::utcb;
 
-use crate::arch::x86_64::paging::USER_END;
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::schedule;
 use crate::thread::{self, State};
-
-const USER_FLAGS_MASK: u64 = 0x8D5; // CF PF AF ZF SF OF
 
 pub fn sys_exchange_registers(f: &mut TrapFrame) {
     let cur = thread::current();
@@ -57,10 +54,11 @@ pub fn sys_exchange_registers(f: &mut TrapFrame) {
         tf.rsp = sp;
     }
     if control & (1 << 4) != 0 {
-        tf.rip = if ip < USER_END { ip } else { 0 };
+        // Any value: a non-canonical IP becomes #GP for the thread in `trap_return`.
+        tf.rip = ip;
     }
     if control & (1 << 5) != 0 {
-        tf.rflags = (tf.rflags & !USER_FLAGS_MASK) | (flags & USER_FLAGS_MASK);
+        tf.rflags = crate::arch::x86_64::trap::merge_user_rflags(tf.rflags, flags);
     }
     if control & (1 << 6) != 0 {
         t.set_utcb_word(utcb::USER_DEFINED_HANDLE, handle);

@@ -2,17 +2,67 @@
 //! pattern. Print char / string and read char work on the serial console; KDB_Enter prints its
 //! message — and a message of `exit-success` / `exit-failure` leaves QEMU with that status
 //! (how test root servers end a run). Extension: `int3; cmpb $0x20,%al` returns the number
-//! of kernel-memory frames in use in RAX; with the `invariants` feature,
+//! of kernel-memory frames in use in RAX; with the `invariants` feature (fuzzer builds only),
 //! `int3; cmpb $0x21,%al` runs the kernel's self-checks (`invariants.rs`) and returns the
 //! number of violations in RAX.
+//!
+//! Who may do what (decision 007, docs/decisions/007-kdb-privilege.md): printing (char,
+//! string, KDB_Enter's message, unknown-operation notes) and the frame count are for everyone;
+//! reading the console and the exit requests only for privileged spaces (the root server's
+//! and sigma0's), unless the kernel command line says otherwise (`kdb=all|privileged|strict`,
+//! see [`init`]). A call a thread may not make reads "no character" (RAX = ~0) or is printed
+//! without its effect; under `kdb=strict` an unprivileged `int3` is a plain breakpoint
+//! (exception IPC). A blocking read never spins in the kernel: without a character the
+//! thread is put back on its `int3`, yields, and tries again when it next runs, so timer,
+//! interrupts and every other thread keep running (and the thread can be deleted or
+//! ExchangeRegisters'd meanwhile).
 
 use crate::arch::x86_64::trap::TrapFrame;
 use crate::arch::x86_64::usercopy;
 use crate::kprint;
 use crate::platform::pc::{self, serial};
+use crate::sync::KernelCell;
 
-/// Handles an int3 from user mode; returns false if it is not a KDB call.
+/// What unprivileged spaces may do with the interface (privileged spaces may do everything).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Policy {
+    /// `kdb=all`: everything, for everyone (the behaviour before issue 10).
+    All,
+    /// `kdb=privileged` (default): printing and the frame count; no console input, no exit.
+    Privileged,
+    /// `kdb=strict`: nothing; an unprivileged `int3` is an ordinary breakpoint exception.
+    Strict,
+}
+
+static POLICY: KernelCell<Policy> = KernelCell::new(Policy::Privileged);
+
+/// Reads `kdb=` from the kernel command line; returns the policy in force.
+pub fn init(cmdline: &str) -> Policy {
+    let p = match crate::boot::options::value(cmdline, "kdb") {
+        Some("all") => Policy::All,
+        Some("strict") => Policy::Strict,
+        Some("privileged") | None => Policy::Privileged,
+        Some(other) => {
+            crate::kprintln!("kdb: unknown kdb={} ignored (all|privileged|strict)", other);
+            Policy::Privileged
+        }
+    };
+    *POLICY.get() = p;
+    p
+}
+
+/// May the current thread make the calls that read the console or end the system?
+fn full_rights() -> bool {
+    *POLICY.get() == Policy::All || crate::thread::current().space().privileged
+}
+
+/// Handles an int3 from user mode; returns false if it is not a KDB call (or the caller may
+/// not use the interface at all): then it is an ordinary breakpoint exception.
 pub fn handle(f: &mut TrapFrame) -> bool {
+    let full = full_rights();
+    if !full && *POLICY.get() == Policy::Strict {
+        return false;
+    }
     let ip = f.rip; // byte after the int3
     let b0 = usercopy::read_u8(ip);
     let (b0, ip) = if b0 == Some(0x90) {
@@ -26,7 +76,7 @@ pub fn handle(f: &mut TrapFrame) -> bool {
             match op {
                 Some(0) => serial::write_byte(f.rax as u8),
                 Some(1) => print_user_string(f.rax),
-                Some(8) => {
+                Some(8) if full => {
                     f.rax = serial::try_read_byte()
                         .map(|c| c as u64)
                         .unwrap_or(u64::MAX)
@@ -36,16 +86,18 @@ pub fn handle(f: &mut TrapFrame) -> bool {
                 // l4rs extension, fuzz builds only: RAX = kernel invariant violations (0 = ok).
                 #[cfg(feature = "invariants")]
                 Some(0x21) => f.rax = crate::invariants::check(),
-                Some(0x0D) => {
-                    f.rax = loop {
-                        if let Some(c) = serial::try_read_byte() {
-                            break c as u64;
-                        }
-                        core::hint::spin_loop();
-                    }
-                }
+                Some(0x0D) if full => match serial::try_read_byte() {
+                    Some(c) => f.rax = c as u64,
+                    None => wait_for_input(f),
+                },
+                // Console input is not for this space: "no character".
+                Some(8) | Some(0x0D) => f.rax = u64::MAX,
                 _ => {
-                    crate::kprintln!("kdb: unknown operation {:?} at {:#x}", op, f.rip - 1);
+                    crate::kprintln!(
+                        "kdb: unknown operation {:?} at {:#x}",
+                        op,
+                        f.rip.wrapping_sub(1)
+                    );
                 }
             }
             true
@@ -68,19 +120,37 @@ pub fn handle(f: &mut TrapFrame) -> bool {
             let n = addr.map(|a| read_cstr(a, &mut msg)).unwrap_or(0);
             let text = core::str::from_utf8(&msg[..n]).unwrap_or("?");
             match text {
-                "exit-success" => pc::qemu_exit(pc::EXIT_SUCCESS),
-                "exit-failure" => pc::qemu_exit(pc::EXIT_FAILURE),
+                "exit-success" if full => pc::qemu_exit(pc::EXIT_SUCCESS),
+                "exit-failure" if full => pc::qemu_exit(pc::EXIT_FAILURE),
                 _ => crate::kprintln!(
-                    "--- KD# \"{}\" --- (ip {:#x}, sp {:#x}); continuing",
+                    "--- KD# \"{}\" --- (ip {:#x}, sp {:#x}); continuing{}",
                     text,
-                    f.rip - 1,
-                    f.rsp
+                    f.rip.wrapping_sub(1),
+                    f.rsp,
+                    if full {
+                        ""
+                    } else {
+                        " (unprivileged: no debugger, no exit)"
+                    }
                 ),
             }
             true
         }
         _ => false,
     }
+}
+
+/// ReadChar_Blocked without a character: puts the thread back on its `int3` (one byte `CC`,
+/// or `CD 03`) and lets every other ready thread run first; the call repeats when the thread
+/// next runs. Interrupts stay enabled in between (the thread is in user mode).
+fn wait_for_input(f: &mut TrapFrame) {
+    let back = if usercopy::read_u8(f.rip.wrapping_sub(1)) == Some(0xCC) {
+        1
+    } else {
+        2
+    };
+    f.rip = f.rip.wrapping_sub(back);
+    crate::schedule::sys_thread_switch(abi::thread_id::ThreadId::NIL);
 }
 
 fn read_imm32(a: u64) -> Option<u32> {

@@ -316,6 +316,7 @@ pub fn start_root_servers() -> Result<(), &'static str> {
         s.sigma0 = is_sigma0;
         if is_sigma0 {
             crate::mapping::init(space);
+            crate::io_space::init(space)?;
         }
         crate::space::map_kip(s, Fpage::new_log2(ROOT_KIP_AREA, 12))
             .map_err(|_| "out of kernel memory")?;

@@ -17,6 +17,7 @@ mod exregs;
 mod interrupt;
 #[cfg(feature = "invariants")]
 mod invariants;
+mod io_space;
 mod ipc;
 mod kdb;
 mod kip;
@@ -69,6 +70,12 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     kprint!("cpu: features used:");
     cpu::features().describe(&mut |s| kprint!(" {}", s));
     kprintln!();
+    let on = |b: bool| if b { "on" } else { "off (not in CPUID)" };
+    kprintln!(
+        "cpu: smep {}, smap {}",
+        on(cpu::smep_on()),
+        on(cpu::smap_on())
+    );
 
     if let Err(e) = multiboot::parse(magic, mbi as u64) {
         match e {
@@ -80,6 +87,13 @@ extern "C" fn kernel_main(magic: u32, mbi: u32) -> ! {
     }
     let boot = BOOT.get();
     kprintln!("boot: command line \"{}\"", boot.cmdline());
+    let kdb_policy = kdb::init(boot.cmdline());
+    kprintln!("kdb: policy {:?} (kdb=all|privileged|strict)", kdb_policy);
+    let iopl_policy = trap::init_iopl_policy(boot.cmdline());
+    kprintln!(
+        "iopl: IOPL 3 for {:?} (iopl=none|privileged|all; other than none is UNSAFE)",
+        iopl_policy
+    );
     kprintln!("memory map:");
     let mut phys_top = 0;
     for r in boot.regions() {

@@ -134,6 +134,11 @@ fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
     };
     if !idle {
         LAST_SPACE_USER.get().clone_from(&n.space);
+        // IO-fpages: the TSS I/O bitmap follows the space (io_space.rs): one compare when
+        // the space changes, nothing within a space.
+        if cr3.is_some() {
+            crate::io_space::enter(n.space());
+        }
     }
     *thread::CURRENT.get() = next;
     crate::profile::mark(crate::profile::Point::Switching);

@@ -1,5 +1,7 @@
 //! Deliberate kernel faults, selected by `selftest=` on the command line, so that the test
-//! harness can check that each is reported with a register dump instead of a triple fault.
+//! harness can check that each is reported with a register dump instead of a triple fault,
+//! and that SMAP and SMEP are really enforced (`smap`, `smep`: a kernel access to a user page
+//! outside the guarded accessors faults).
 
 use crate::sync::KernelCell;
 
@@ -29,6 +31,26 @@ pub fn run_from_cmdline(cmdline: &str) {
             *EXPECTED.get() = Some(6);
             // SAFETY: ud2 raises #UD (the point of the test).
             unsafe { core::arch::asm!("ud2") };
+        }
+        // The system-call stub page is the one user-accessible page of the kernel image: a
+        // plain kernel read of it must fault under SMAP, a call into it under SMEP.
+        "smap" if crate::arch::x86_64::cpu::smap_on() => {
+            *EXPECTED.get() = Some(14);
+            let p = crate::arch::x86_64::syscall::stubs_base();
+            // SAFETY: the stub page is mapped (user-readable); with SMAP on the read faults
+            // (the point of the test).
+            unsafe { core::ptr::read_volatile(p as *const u8) };
+        }
+        "smep" if crate::arch::x86_64::cpu::smep_on() => {
+            *EXPECTED.get() = Some(14);
+            let p = crate::arch::x86_64::syscall::stubs_base();
+            // SAFETY: with SMEP on, fetching from a user page faults before any instruction
+            // of it runs (the point of the test).
+            unsafe { core::arch::asm!("call {}", in(reg) p, clobber_abi("C")) };
+        }
+        "smap" | "smep" => {
+            crate::kprintln!("selftest: {} is off (not in CPUID): not tested", which);
+            return;
         }
         "panic" => panic!("selftest panic"),
         other => crate::kprintln!("selftest: unknown test {}", other),

@@ -37,6 +37,8 @@ pub struct Space {
     pub threads: u32,
     pub privileged: bool,
     pub sigma0: bool,
+    /// IO-fpages: the space's I/O permission bitmap (owned by `io_space`).
+    pub io: crate::io_space::SpaceIo,
 }
 
 const _: () = assert!(core::mem::size_of::<Space>() <= 4096);
@@ -51,6 +53,7 @@ static KERNEL_SPACE: KernelCell<Space> = KernelCell::new(Space {
     threads: 0,
     privileged: false,
     sigma0: false,
+    io: crate::io_space::SpaceIo::NONE,
 });
 
 pub fn kernel_space() -> *mut Space {
@@ -79,6 +82,7 @@ pub fn create() -> Option<*mut Space> {
             threads: 0,
             privileged: false,
             sigma0: false,
+            io: crate::io_space::SpaceIo::NONE,
         })
     };
     Some(s)
@@ -94,6 +98,7 @@ pub fn release(s: &mut Space) {
 
 fn destroy(s: &mut Space) {
     crate::mapping::delete_space(s);
+    crate::io_space::delete_space(s); // its ports, and its I/O bitmap
     let (pool_lo, pool_hi) = frame::range();
     let utcb = s.utcb_area;
     // Free user page tables, and the UTCB pages (the only pool frames mapped as user pages).
@@ -349,6 +354,10 @@ pub fn map_item(
 ) -> Result<(), SyscallError> {
     let acceptor = Acceptor(to.utcb_word(abi::utcb::br(0)));
     let window = acceptor.window();
+    if fpage.is_io() {
+        // IO-fpages: ports, not memory (io_space.rs).
+        return crate::io_space::map_item(from.space(), to.space(), window, fpage, grant);
+    }
     if window.is_nil() || fpage.is_nil() || fpage.rights().raw() == 0 {
         return Ok(());
     }
@@ -501,7 +510,13 @@ pub fn sys_unmap(control: u64) {
     let s = cur.space;
     for i in 0..=k {
         let f = Fpage::from_raw(cur.mr(i));
-        if f.is_nil() || f.is_io() {
+        if f.is_nil() {
+            continue;
+        }
+        if f.is_io() {
+            // IO-fpages: revoke ports (io_space.rs).
+            let status = crate::io_space::unmap(cur.space(), f, flush);
+            cur.set_mr(i, (f.raw() & !7) | status);
             continue;
         }
         let (base, log2) = if f.is_complete() {

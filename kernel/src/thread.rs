@@ -392,6 +392,8 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
         rflags: USER_RFLAGS,
         ..TrapFrame::default()
     };
+    // IOPL 3 only where the policy allows it (docs/security.md).
+    t.frame().rflags = crate::arch::x86_64::trap::initial_user_rflags(t.space().privileged);
     THREADS.get()[id.number() as usize] = p;
     let head = ALL_THREADS.get();
     t.all_next = *head;
@@ -404,7 +406,9 @@ pub fn create(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<&'
     Some(t)
 }
 
-/// RFLAGS of a user thread: IF, IOPL 3 (spec 4.6, item 18 of section 1), bit 1.
+/// RFLAGS of a user thread: IF, IOPL 3 (spec 4.6, item 18 of section 1), bit 1; the IOPL a
+/// new thread really gets is the policy's (`trap::initial_user_rflags`): 0 by default
+/// (IO-fpages), 3 only with the UNSAFE `iopl=privileged|all` options.
 pub const USER_RFLAGS: u64 = 0x3202;
 
 /// Frees a thread that is no longer queued anywhere. Must not be the current thread.

@@ -9,7 +9,8 @@
 //!    (SystemClock); an exception round trip (ud2 → exception IPC → reply with RIP+2). Booted
 //!    twice: under `-icount shift=0` (instructions) and under plain TCG (TSC cycles of the
 //!    emulation, for reference only). Printed as a table and written to `target/bench.json`
-//!    and `target/bench.csv`.
+//!    and `target/bench.csv`. IO-fpages: the 0-word inter-AS IPC with spaces holding ports
+//!    (one side or both, with and without port accesses; `user/root/src/bench.rs`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,6 +34,8 @@ struct IpcFigures {
     ipc: [[f64; 64]; 3],
     null_syscall: f64,
     exception: f64,
+    /// IO-fpages: (set-up, 0-word inter-AS one-way IPC).
+    io_switch: Vec<(String, f64)>,
 }
 
 /// The number (with an optional fraction) following `key` in `line`.
@@ -52,6 +55,7 @@ fn parse(name: &'static str, unit: &'static str, out: &str) -> Result<IpcFigures
         ipc: [[f64::NAN; 64]; 3],
         null_syscall: f64::NAN,
         exception: f64::NAN,
+        io_switch: Vec::new(),
     };
     for line in out.lines() {
         let Some(rest) = line.trim().strip_prefix("bench: ") else {
@@ -61,6 +65,13 @@ fn parse(name: &'static str, unit: &'static str, out: &str) -> Result<IpcFigures
             f.null_syscall = float_after(rest, "cycles=").unwrap_or(f64::NAN);
         } else if rest.starts_with("exception ") {
             f.exception = float_after(rest, "cycles=").unwrap_or(f64::NAN);
+        } else if rest.starts_with("io-switch ") {
+            let kind = rest
+                .split_once("kind=")
+                .map(|(_, k)| k.split_whitespace().next().unwrap_or("").to_string())
+                .unwrap_or_default();
+            f.io_switch
+                .push((kind, float_after(rest, "cycles=").unwrap_or(f64::NAN)));
         } else if let Some((kind, more)) = rest.split_once(" words=") {
             let Some(k) = KINDS.iter().position(|(n, _)| *n == kind) else {
                 continue;
@@ -116,15 +127,29 @@ fn print_table(f: &IpcFigures) {
         "exception round trip (ud2, handler, RIP+2):     {:.2}",
         f.exception
     );
+    for (kind, v) in &f.io_switch {
+        let what = match kind.as_str() {
+            "one" => "ping's space holds ports, pong's none",
+            "one-access" => "ping's space holds ports and ping reads one per message",
+            "both" => "both spaces hold ports, untouched",
+            "both-access" => {
+                "both hold ports and read one per message (fault + 128-byte copy per switch)"
+            }
+            "both-access-8k" => "the same, pong's ports at 0xFFF8 (fault + 8 KiB copy per switch)",
+            _ => kind.as_str(),
+        };
+        println!("inter-AS, 0 words, IO-fpages, {what}: {v:.2}");
+    }
 }
 
-fn write_files(boot: (u64, u64), runs: &[IpcFigures]) -> Result<(), String> {
+fn write_files(boot: (u64, u64), runs: &[IpcFigures], scale: &ScaleFigures) -> Result<(), String> {
     let dir = build::workspace_root().join("target");
     let mut json = String::from("{\n");
     json.push_str(&format!(
         "  \"boot\": {{\"unit\": \"instructions\", \"first_log_line\": {}, \"ready\": {}}},\n",
         boot.0, boot.1
     ));
+    json.push_str(&scale_json(scale));
     json.push_str("  \"runs\": [\n");
     let mut csv = String::from("run,unit,measure,words,value\n");
     csv.push_str(&format!("boot,instructions,first-log-line,,{}\n", boot.0));
@@ -155,6 +180,15 @@ fn write_files(boot: (u64, u64), runs: &[IpcFigures]) -> Result<(), String> {
             "{},{},exception,,{:.2}\n",
             f.name, f.unit, f.exception
         ));
+        for (kind, v) in &f.io_switch {
+            csv.push_str(&format!(
+                "{},{},io-switch-{kind},0,{v:.2}\n",
+                f.name, f.unit
+            ));
+        }
+    }
+    for (op, n, x) in &scale.0 {
+        csv.push_str(&format!("scale,instructions,{op},{n},{x:.2}\n"));
     }
     json.push_str("  ]\n}\n");
     std::fs::write(dir.join("bench.json"), json).map_err(|e| e.to_string())?;
@@ -172,7 +206,104 @@ pub fn number_after(text: &str, key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-pub fn run(_args: &[String]) -> ExitCode {
+/// The operations of the root's `scale` mode, in print order, and their titles.
+const SCALE_OPS: [(&str, &str); 8] = [
+    ("thread-create-activate", "ThreadControl create + activate"),
+    ("thread-delete", "ThreadControl delete"),
+    (
+        "ipc-finite-timeout",
+        "one-way IPC, finite receive timeout (N timers armed)",
+    ),
+    (
+        "closed-receive-miss",
+        "closed receive, partner not queued (N senders queued)",
+    ),
+    ("space-delete", "delete a space with N pages one per 2 MiB"),
+    (
+        "pagefault-roundtrip",
+        "page-fault round trip (4 KiB, map item)",
+    ),
+    ("map-item", "map item of one 4 KiB page (N pages mapped)"),
+    ("unmap", "Unmap of one leaf page (N pages mapped)"),
+];
+
+/// Figures of the `scale` mode: (operation, N, instructions per operation).
+pub struct ScaleFigures(pub Vec<(String, u64, f64)>);
+
+fn parse_scale(out: &str) -> Result<ScaleFigures, String> {
+    let mut v = Vec::new();
+    for line in out.lines() {
+        let Some(rest) = line.trim().strip_prefix("scale: ") else {
+            continue;
+        };
+        let Some((op, more)) = rest.split_once(" n=") else {
+            continue;
+        };
+        let (Some(n), Some(x)) = (number_after(more, ""), float_after(more, "instr=")) else {
+            continue;
+        };
+        v.push((op.to_string(), n, x));
+    }
+    if !out.contains("scale: done") || !out.contains("exit-success") && v.is_empty() {
+        return Err(format!("incomplete scale figures in the output:\n{out}"));
+    }
+    Ok(ScaleFigures(v))
+}
+
+fn print_scale(f: &ScaleFigures) {
+    println!("instructions per operation at N (under -icount shift=0):");
+    for (op, title) in SCALE_OPS.iter() {
+        let row: Vec<&(String, u64, f64)> = f.0.iter().filter(|(o, _, _)| o == op).collect();
+        if row.is_empty() {
+            continue;
+        }
+        println!("  {title}");
+        let ns: Vec<String> = row.iter().map(|(_, n, _)| format!("{n:>10}")).collect();
+        let xs: Vec<String> = row.iter().map(|(_, _, x)| format!("{x:>10.1}")).collect();
+        println!("    N    {}", ns.join(" "));
+        println!("    instr{}", xs.join(" "));
+        if let (Some(first), Some(last)) = (row.first(), row.last())
+            && first.2 > 0.0
+        {
+            println!(
+                "    growth from N={} to N={}: {:+.1}%",
+                first.1,
+                last.1,
+                (last.2 / first.2 - 1.0) * 100.0
+            );
+        }
+    }
+}
+
+fn scale_json(f: &ScaleFigures) -> String {
+    let rows: Vec<String> =
+        f.0.iter()
+            .map(|(op, n, x)| format!("{{\"op\": \"{op}\", \"n\": {n}, \"instructions\": {x:.2}}}"))
+            .collect();
+    format!("  \"scale\": [\n    {}\n  ],\n", rows.join(",\n    "))
+}
+
+/// Boots the root's `scale` mode under `-icount shift=0` (enough memory for 4,000 threads).
+fn scale_run(images: &Images) -> Result<ScaleFigures, String> {
+    let mut b = qemu::Boot::new(images.kernel());
+    b.memory_mb = 1024;
+    b.cmdline = "kmem=512M".into();
+    b.modules = vec![
+        Module {
+            path: images.user("sigma0"),
+            args: String::new(),
+        },
+        Module {
+            path: images.user("root"),
+            args: "scale".into(),
+        },
+    ];
+    b.icount = true;
+    let out = qemu::run(&b, Duration::from_secs(900), None, &[], false);
+    parse_scale(&out.output)
+}
+
+pub fn run(args: &[String]) -> ExitCode {
     let images = match build::build_all() {
         Ok(i) => i,
         Err(e) => {
@@ -180,6 +311,24 @@ pub fn run(_args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let only_scale = args.first().is_some_and(|a| a == "scale");
+    let scale = {
+        println!("== scale: cost of one operation with N unrelated objects (-icount shift=0) ==");
+        match scale_run(&images) {
+            Ok(f) => {
+                print_scale(&f);
+                f
+            }
+            Err(e) => {
+                eprintln!("scale benchmark: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    if only_scale {
+        return ExitCode::SUCCESS;
+    }
+    println!();
     println!("== boot (kernel only, -icount shift=0: figures are instruction counts) ==");
     let mut boot = qemu::Boot::new(images.kernel());
     boot.cmdline = "exit=ready".into();
@@ -241,7 +390,7 @@ pub fn run(_args: &[String]) -> ExitCode {
             }
         }
     }
-    if let Err(e) = write_files(boot_figures, &runs) {
+    if let Err(e) = write_files(boot_figures, &runs, &scale) {
         eprintln!("cannot write target/bench.json / bench.csv: {e}");
         return ExitCode::FAILURE;
     }

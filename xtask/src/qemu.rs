@@ -379,8 +379,14 @@ mod qmp {
             }
         }
 
-        /// Presses and releases one key (QEMU qcode, e.g. `h`, `ret`, `spc`).
+        /// Presses and releases one key (QEMU qcode, e.g. `h`, `ret`, `spc`). The pseudo key
+        /// `!nmi` injects a non-maskable interrupt instead (QMP `inject-nmi`).
         pub fn send_key(&mut self, qcode: &str) -> Result<(), String> {
+            if qcode == "!nmi" {
+                self.execute(r#"{"execute":"inject-nmi"}"#)?;
+                std::thread::sleep(Duration::from_millis(50));
+                return Ok(());
+            }
             let keys: Vec<String> = qcode
                 .split('+')
                 .map(|k| format!(r#"{{"type":"qcode","data":"{k}"}}"#))

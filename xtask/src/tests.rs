@@ -103,8 +103,51 @@ pub fn all_tests() -> Vec<Test> {
                 b.cpu = "max".into();
                 b
             },
-            expect: &["L4 X.2 microkernel", "kernel: ready"],
+            // -cpu max has SMEP and SMAP: the kernel must run with both on.
+            expect: &[
+                "L4 X.2 microkernel",
+                "cpu: smep on, smap on",
+                "kernel: ready",
+            ],
             forbid: &[PANIC, "*** exception"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 30,
+        },
+        Test {
+            // SMAP on: a kernel read of a user page outside `usercopy` faults (issue 10).
+            name: "smap-enforced-cpu-max",
+            boot: |i| {
+                let mut b = kernel_only(i, "selftest=smap");
+                b.cpu = "max".into();
+                b
+            },
+            expect: &[
+                "cpu: smep on, smap on",
+                "exception 14 (#PF page fault) error=0x1 in kernel mode",
+                "reported as expected",
+            ],
+            forbid: &[PANIC],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 30,
+        },
+        Test {
+            // SMEP on: the kernel executing a user page faults (issue 10).
+            name: "smep-enforced-cpu-max",
+            boot: |i| {
+                let mut b = kernel_only(i, "selftest=smep");
+                b.cpu = "max".into();
+                b
+            },
+            expect: &[
+                "cpu: smep on, smap on",
+                "exception 14 (#PF page fault) error=0x11 in kernel mode",
+                "reported as expected",
+            ],
+            forbid: &[PANIC],
             exit: Some(EXIT_SUCCESS),
             stop_at: None,
             input: NO_INPUT,
@@ -191,6 +234,21 @@ pub fn user_tests() -> Vec<Test> {
             timeout_s: 60,
         },
         Test {
+            // The UNSAFE compatibility option: user threads get IOPL 3 back; the demo runs.
+            name: "demo-iopl-all-option",
+            boot: |i| with_root(i, "iopl=all", "demo"),
+            expect: &[
+                "iopl: IOPL 3 for All",
+                "sigma0: ready",
+                "demo: drivers ready",
+            ],
+            forbid: DEMO_FORBID,
+            exit: None,
+            stop_at: Some("demo: drivers ready"),
+            input: NO_INPUT,
+            timeout_s: 60,
+        },
+        Test {
             name: "demo-serial-input",
             boot: |i| with_root(i, "", "demo"),
             expect: &[
@@ -212,6 +270,28 @@ pub fn user_tests() -> Vec<Test> {
                     bytes: b"hello!\r".to_vec(),
                 }]
             },
+            timeout_s: 60,
+        },
+        Test {
+            // An NMI (QMP inject-nmi) while the system runs: logged on its own stack (IST),
+            // never an exception message, and everything keeps working (issue 10).
+            name: "nmi-survives",
+            boot: |i| {
+                let mut b = with_root(i, "", "demo");
+                b.keys = vec![KeyInput {
+                    after: "demo: drivers ready".into(),
+                    qcodes: ["!nmi", "h", "!nmi", "i"]
+                        .iter()
+                        .map(|k| k.to_string())
+                        .collect(),
+                }];
+                b
+            },
+            expect: &["demo: drivers ready", "nmi: at", "kbd: 'h'", "kbd: 'i'"],
+            forbid: DEMO_FORBID,
+            exit: None,
+            stop_at: Some("kbd: 'i'"),
+            input: NO_INPUT,
             timeout_s: 60,
         },
         Test {

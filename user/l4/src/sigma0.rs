@@ -36,6 +36,16 @@ pub fn get_any(size_log2: u64) -> Result<Fpage, Sigma0Error> {
     request(sigma0_id(), any_page(size_log2), 0)
 }
 
+/// IO-fpages (spec 6.6, 6.7): the 2^`log2_ports` ports from `port` (aligned down), mapped
+/// into our space's I/O bitmap. sigma0 gives ports to the root server thread only.
+pub fn get_io(port: u64, log2_ports: u64) -> Result<Fpage, Sigma0Error> {
+    request(
+        sigma0_id(),
+        abi::IoFpage::new_log2(port, log2_ports).fpage(),
+        0,
+    )
+}
+
 /// The raw RPC: ask `s0` for `fpage` with memory attributes `attributes`.
 pub fn request(s0: ThreadId, fpage: Fpage, attributes: u64) -> Result<Fpage, Sigma0Error> {
     let saved = utcb::accepted();

@@ -14,8 +14,18 @@
 //! * Exception round trip: a thread of the root space executes `ud2`; its exception handler
 //!   (the root) replies with RIP + 2; per exception = fault, exception IPC, reply, resume.
 //!
+//! * IO-fpages: the 0-word inter-AS figure again with spaces that hold ports (8 each), ping's
+//!   below 0x400: `one` (pong's space has none), `one-access` (ping also reads one of its
+//!   ports before every message: a driver's steady state, no fault), `both` (pong's space
+//!   holds ports too, neither touches them: no copy), `both-access` (both read a port per
+//!   message: every switch meets a bitmap not in the TSS, so the port access faults once and
+//!   the kernel copies 128 bytes of bitmap: the lazy-copy worst case), `both-access-8k` (the
+//!   same with pong's ports at 0xFFF8: 8 KiB per copy). The ports come from the root (a map
+//!   item in reply to a request each thread sends first).
+//!
 //! Output: `bench: <kind> words=<n> cycles=<x.xx>`, `bench: null-syscall cycles=<x.xx>`,
-//! `bench: exception cycles=<x.xx>`, then `bench: done` and KDB `exit-success`.
+//! `bench: exception cycles=<x.xx>`, `bench: io-switch kind=<k> cycles=<x.xx>`, then
+//! `bench: done` and KDB `exit-success`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,6 +44,48 @@ const CALLS: u64 = 1000;
 
 const PAGER: u64 = 0x10;
 const DONE: u64 = 0xD0E;
+/// Label of ping's request for ports (IO-fpage modes).
+const PORTS_REQ: u64 = 0x10F;
+/// IO-fpage modes 3..: (name, ping's first port, pong's first port or 0 for none, whether
+/// each side reads its first port once per message); 8 ports each.
+const IO_MODES: [(&str, u64, u64, bool); 5] = [
+    ("one", 0x3F8, 0, false),
+    ("one-access", 0x3F8, 0, true),
+    ("both", 0x3F8, 0x2F8, false),
+    ("both-access", 0x3F8, 0x2F8, true),
+    ("both-access-8k", 0x3F8, 0xFFF8, true),
+];
+
+/// IO-fpage modes: `in al, dx` from `port` when `on` (a port the space holds).
+#[inline(always)]
+fn touch_port(on: bool, port: u64) {
+    if on {
+        // SAFETY: a read of a port our space was given (COM1's scratch register area or an
+        // absent device); no memory is touched.
+        unsafe {
+            core::arch::asm!("in al, dx", in("dx") port as u16, out("al") _, options(nomem, nostack))
+        };
+    }
+}
+
+/// IO-fpage modes: ask the root for this thread's ports.
+fn request_ports() {
+    utcb::accept(abi::Acceptor::map_grant(abi::Fpage::COMPLETE));
+    utcb::set_mr(0, MsgTag::new(PORTS_REQ, 0, 0).raw());
+    let _ = msg::call(spaces::root());
+}
+
+/// IO-fpage modes: answer `t`'s request with 8 ports from `port` (the root holds them).
+fn grant_ports(t: ThreadId, port: u64) -> bool {
+    let asked = matches!(
+        msg::receive_timeout(t, Time::period_micros(10_000_000)),
+        Ok(tag) if tag.label() == PORTS_REQ
+    );
+    let w = abi::MapItem::new(abi::IoFpage::new_log2(port, 3).fpage(), 0).to_words(false);
+    utcb::set_mrs(1, &w);
+    utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
+    asked && msg::send_timeout(t, Time::period_micros(1_000_000)).is_ok()
+}
 
 /// How ping talks to pong: 0 Ipc with global ids, 1 Ipc in one space, 2 Lipc.
 static MODE: AtomicU64 = AtomicU64::new(0);
@@ -59,10 +111,22 @@ extern "C" fn ping() -> ! {
     if mode == 2 {
         pong = thread::local_id_of(pong);
     }
+    let (io_touch, io_port) = if mode >= 3 {
+        // IO-fpages: get ports from the root first, so this space has an I/O bitmap.
+        request_ports();
+        let m = IO_MODES[(mode - 3) as usize];
+        (m.3, m.1)
+    } else {
+        (false, 0)
+    };
     for w in 0..64u64 {
+        if mode >= 3 && w > 0 {
+            break; // only the 0-word figure
+        }
         let tag = MsgTag::new(0, w, 0).raw();
         let round = |n: u64| {
             for _ in 0..n {
+                touch_port(io_touch, io_port);
                 utcb::set_mr(0, tag);
                 if mode == 2 {
                     syscall::lipc(pong, pong, Timeouts::NEVER);
@@ -85,9 +149,18 @@ extern "C" fn ping() -> ! {
 }
 
 extern "C" fn pong() -> ! {
-    let lipc = MODE.load(Ordering::SeqCst) == 2;
+    let mode = MODE.load(Ordering::SeqCst);
+    let (io_touch, io_port) = if mode >= 3 && IO_MODES[(mode - 3) as usize].2 != 0 {
+        request_ports();
+        let m = IO_MODES[(mode - 3) as usize];
+        (m.3, m.2)
+    } else {
+        (false, 0)
+    };
+    let lipc = mode == 2;
     let mut r = syscall::ipc(ThreadId::NIL, ThreadId::ANY, Timeouts::NEVER);
     loop {
+        touch_port(io_touch, io_port);
         let from = r.from;
         let u = r.tag.untyped();
         utcb::set_mr(0, MsgTag::new(0, u, 0).raw());
@@ -110,7 +183,7 @@ fn fixed(x: u64) -> (u64, u64) {
 /// One IPC set-up: creates ping and pong (`same_space`: pong in ping's space), runs, prints.
 fn ipc_run(name: &str, mode: u64, pager: ThreadId, ping_k: u64, pong_k: u64) -> bool {
     let (pi, po) = (spaces::tid(ping_k), spaces::tid(pong_k));
-    let ok = if mode == 0 {
+    let ok = if mode == 0 || mode >= 3 {
         spaces::new_space(pi, pager) && spaces::new_space(po, pager)
     } else {
         spaces::new_space(pi, pager) && spaces::new_thread_in(po, pi, 1, pager)
@@ -132,12 +205,25 @@ fn ipc_run(name: &str, mode: u64, pager: ThreadId, ping_k: u64, pong_k: u64) -> 
     };
     let started = spaces::start_via_pager(pager, po, pong, sp_pong)
         && spaces::start_via_pager(pager, pi, ping, sp_ping);
+    let mut started = started;
+    if started && mode >= 3 {
+        // Answer the port requests (pong first: it was started first).
+        let (_, ping_port, pong_port, _) = IO_MODES[(mode - 3) as usize];
+        if pong_port != 0 {
+            started &= grant_ports(po, pong_port);
+        }
+        started &= grant_ports(pi, ping_port);
+    }
     let done = started
         && matches!(
             msg::receive_timeout(pi, Time::period_micros(60_000_000)),
             Ok(tag) if tag.label() == DONE
         );
-    if done {
+    if done && mode >= 3 {
+        let (i, f) = fixed(RESULTS[0].load(Ordering::SeqCst));
+        let kind = IO_MODES[(mode - 3) as usize].0;
+        println!("bench: io-switch kind={kind} cycles={i}.{f:02}");
+    } else if done {
         for (w, r) in RESULTS.iter().enumerate() {
             let (i, f) = fixed(r.load(Ordering::SeqCst));
             println!("bench: {name} words={w} cycles={i}.{f:02}");
@@ -236,6 +322,12 @@ pub fn run() {
     ok &= ipc_run("inter-as", 0, pager, 0x20, 0x21);
     ok &= ipc_run("intra-as", 1, pager, 0x22, 0x23);
     ok &= ipc_run("intra-as-lipc", 2, pager, 0x24, 0x25);
+    for (_, a, b, _) in IO_MODES {
+        ok &= l4::sigma0::get_io(a, 3).is_ok() && (b == 0 || l4::sigma0::get_io(b, 3).is_ok());
+    }
+    for i in 0..IO_MODES.len() as u64 {
+        ok &= ipc_run("io-switch", 3 + i, pager, 0x27 + 2 * i, 0x28 + 2 * i);
+    }
     println!("bench: done");
     l4::kdb::enter(if ok { "exit-success" } else { "exit-failure" });
 }

@@ -97,6 +97,8 @@ fn start_drivers() {
         )
     };
     let mut ready = 0;
+    // IO-fpages: the drivers' ports come from sigma0, which gives them to the root thread.
+    drivers::claim_ports();
     for (t, slot, irq, entry, sp) in [
         (
             kbd,

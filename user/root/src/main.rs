@@ -7,6 +7,8 @@
 //!   drivers ([`demo`], [`drivers`]); it keeps running;
 //! * `bench`: IPC, system-call and exception round-trip figures ([`bench`]), then
 //!   `kdb::enter("exit-success")`;
+//! * `scale`: how single operations cost with growing unrelated state ([`scale`]), then
+//!   `kdb::enter("exit-success")`;
 //! * `conformance` runs the conformance suite ([`conformance`], checks in [`tests`]) and ends
 //!   the run with `kdb::enter("exit-success")` or `("exit-failure")`;
 //! * `fuzz [seed=S] [ops=N] [secs=T] [check=N] [far] [trace]`: the system-call fuzzer
@@ -25,6 +27,7 @@ mod demo;
 mod drivers;
 mod fuzz;
 mod stress;
+mod scale;
 mod tests;
 
 use l4::println;
@@ -46,6 +49,7 @@ fn main() -> ! {
         "bench" => bench::run(),
         "fuzz" => fuzz::run(args),
         "stress" => stress::run(args),
+        "scale" => scale::run(),
         other => {
             println!("root: unknown mode `{other}`; running the demo");
             demo::run()

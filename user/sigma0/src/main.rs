@@ -25,6 +25,12 @@
 //!   conventional or non-conventional memory, shared, or the requester's already. Sizes
 //!   below 4 KiB are rounded up. Non-zero attributes are applied with MemoryControl.
 //!   Reply label 0, u = 0, t = 2: map item or nil map item.
+//! * IO page fault (`(-8<<4) | 6`, MR1 = IO fpage of the port(s), MR2 = IP) and RPC with an
+//!   IO fpage in MR1 (spec 6.6, 6.7): sigma0 holds all 65,536 ports from boot (the kernel's
+//!   IO-fpages) and answers with a map item of that IO fpage (SndBase = port). Ports are a
+//!   device resource, so they go only to the root server thread and kernel threads; the root
+//!   server hands them on to its drivers. Anybody else gets no reply (and a console line):
+//!   a nil reply would only make a faulting thread fault again at once.
 //! * Extension (`-1001<<4`, from kernel threads or the root server only): MR1 = 1 sets
 //!   the verbosity to MR2; MR1 = 2 prints the table and replies if MR2 ≠ 0.
 //!
@@ -45,8 +51,8 @@ mod pool;
 
 use abi::kip::MemType;
 use abi::msgtag::labels;
-use abi::sigma0::{is_any_page, is_valid_request, reply_item, reply_tag};
-use abi::{Acceptor, Fpage, MapItem, MsgTag, ThreadId, Time, Timeouts};
+use abi::sigma0::{io_reply_item, is_any_page, is_valid_request, reply_item, reply_tag};
+use abi::{Acceptor, Fpage, IoFpage, MapItem, MsgTag, ThreadId, Time, Timeouts};
 use l4::{kip, println, syscall, utcb};
 
 use pool::{Owner, Pool};
@@ -179,6 +185,11 @@ impl Sigma0 {
             return false;
         }
         let (mr1, mr2) = (utcb::mr(1), utcb::mr(2));
+        let io_request = tag.protocol() == labels::IO_PAGE_FAULT
+            || (tag.protocol() == labels::SIGMA0 && Fpage::from_raw(mr1).is_io());
+        if io_request {
+            return self.io_ports(from, tag, mr1, mr2);
+        }
         match tag.protocol() {
             labels::PAGE_FAULT => {
                 let page = mr1 & !0xFFF;
@@ -235,6 +246,32 @@ impl Sigma0 {
             },
             _ => false,
         }
+    }
+
+    /// An IO page fault or IO-fpage request (MR1 = IO fpage): the ports for the root server
+    /// and kernel threads, no reply for anybody else. True if a reply is loaded.
+    fn io_ports(&mut self, from: ThreadId, tag: MsgTag, mr1: u64, mr2: u64) -> bool {
+        let io = IoFpage(mr1);
+        if !Fpage::from_raw(mr1).is_io() || (from != self.root && !kip::is_kernel_thread(from)) {
+            println!(
+                "sigma0: refused ports {:#x} (tag {:#x}, ip {mr2:#x}) to {:#x}: only the root server gets ports",
+                mr1,
+                tag.raw(),
+                from.raw()
+            );
+            return false;
+        }
+        let io = IoFpage::new_log2(io.port(), io.size_log2().min(16));
+        if self.verbose > 0 {
+            println!(
+                "sigma0: ports {:#x}+{} to {:#x}",
+                io.port(),
+                io.ports(),
+                from.raw()
+            );
+        }
+        load_reply(io_reply_item(io));
+        true
     }
 
     /// The page(s) `base .. base + 2^size_log2` for `requester`, or a nil map item.

@@ -136,6 +136,9 @@ pub struct Features {
     pub sse: bool,
     pub pcid: bool,
     pub smep: bool,
+    pub smap: bool,
+    pub umip: bool,
+    pub sep: bool,
     pub fsgsbase: bool,
     pub invariant_tsc: bool,
     pub apic: bool,
@@ -149,6 +152,9 @@ pub static FEATURES: KernelCell<Features> = KernelCell::new(Features {
     sse: false,
     pcid: false,
     smep: false,
+    smap: false,
+    umip: false,
+    sep: false,
     fsgsbase: false,
     invariant_tsc: false,
     apic: false,
@@ -162,10 +168,25 @@ pub const MSR_EFER: u32 = 0xC000_0080;
 pub const MSR_STAR: u32 = 0xC000_0081;
 pub const MSR_LSTAR: u32 = 0xC000_0082;
 pub const MSR_FMASK: u32 = 0xC000_0084;
+pub const MSR_CSTAR: u32 = 0xC000_0083;
 pub const MSR_GS_BASE: u32 = 0xC000_0101;
+pub const MSR_SYSENTER_CS: u32 = 0x174;
+pub const MSR_SYSENTER_ESP: u32 = 0x175;
+pub const MSR_SYSENTER_EIP: u32 = 0x176;
+
+const CR4_TSD: u64 = 1 << 2;
+const CR4_PCE: u64 = 1 << 8;
+const CR4_UMIP: u64 = 1 << 11;
+const CR4_FSGSBASE: u64 = 1 << 16;
+const CR4_SMEP: u64 = 1 << 20;
+const CR4_SMAP: u64 = 1 << 21;
 
 /// Discovers features and switches on the ones the kernel relies on: NX, global pages, SSE
-/// (for user threads), syscall/sysret.
+/// (for user threads), syscall; and the protections that keep user mode out of ring 0:
+/// SMEP (the kernel never executes user pages), SMAP (the kernel touches user pages only
+/// inside the guarded accessors of `usercopy`, between `stac` and `clac`), UMIP (no
+/// `sgdt`/`sidt`/`str`/`sldt`/`smsw` in user mode). User-mode access to the FS/GS base
+/// instructions, `rdpmc` stays off; `rdtsc` stays allowed (Pistachio's user library reads it).
 pub fn init() {
     let l1 = cpuid(1, 0);
     let max_ext = cpuid(0x8000_0000, 0).eax;
@@ -193,6 +214,9 @@ pub fn init() {
         sse: l1.edx & (1 << 25) != 0,
         pcid: l1.ecx & (1 << 17) != 0,
         smep: l7.ebx & (1 << 7) != 0,
+        smap: l7.ebx & (1 << 20) != 0,
+        umip: l7.ecx & (1 << 2) != 0,
+        sep: l1.edx & (1 << 11) != 0,
         fsgsbase: l7.ebx & 1 != 0,
         invariant_tsc: inv,
         apic: l1.edx & (1 << 9) != 0,
@@ -207,7 +231,20 @@ pub fn init() {
     // SAFETY: enabling syscall and (if present) NX does not change how the kernel runs.
     unsafe { wrmsr(MSR_EFER, efer) };
 
-    let mut cr4 = read_cr4();
+    // `stac`/`clac` sites are patched in before SMAP goes on (they are no-ops until then).
+    if f.smap {
+        patch_smap_sites();
+    }
+    let mut cr4 = read_cr4() & !(CR4_TSD | CR4_PCE | CR4_FSGSBASE);
+    if f.smep {
+        cr4 |= CR4_SMEP;
+    }
+    if f.smap {
+        cr4 |= CR4_SMAP;
+    }
+    if f.umip {
+        cr4 |= CR4_UMIP;
+    }
     if f.pge {
         cr4 |= 1 << 7;
     }
@@ -232,6 +269,8 @@ impl Features {
             ("sse", self.sse),
             ("pcid", self.pcid),
             ("smep", self.smep),
+            ("smap", self.smap),
+            ("umip", self.umip),
             ("fsgsbase", self.fsgsbase),
             ("invariant-tsc", self.invariant_tsc),
             ("apic", self.apic),
@@ -241,5 +280,49 @@ impl Features {
                 out(name);
             }
         }
+    }
+}
+
+/// Is SMEP on (CR4)? For the boot log and tests.
+pub fn smep_on() -> bool {
+    read_cr4() & CR4_SMEP != 0
+}
+
+/// Is SMAP on (CR4)?
+pub fn smap_on() -> bool {
+    read_cr4() & CR4_SMAP != 0
+}
+
+unsafe extern "C" {
+    static __smap_sites_start: [u64; 0];
+    static __smap_sites_end: [u64; 0];
+}
+
+/// Turns every `SMAP_STAC`/`SMAP_CLAC` site (a 3-byte no-op; list in `.smap_sites`, pairs of
+/// address and kind) into the real instruction. Runs once, before SMAP is switched on, while
+/// the boot page tables still map the image writable; no other code runs concurrently.
+fn patch_smap_sites() {
+    // SAFETY: linker symbols bracketing the `.smap_sites` table (pairs of u64).
+    let (start, end) = unsafe {
+        (
+            __smap_sites_start.as_ptr() as usize,
+            __smap_sites_end.as_ptr() as usize,
+        )
+    };
+    let mut p = start;
+    while p + 16 <= end {
+        // SAFETY: `p` is within the table; each entry is (site address, 0 = clac / 1 = stac).
+        let (site, kind) = unsafe { (*(p as *const u64), *((p + 8) as *const u64)) };
+        let insn: [u8; 3] = if kind == 1 {
+            [0x0F, 0x01, 0xCB]
+        } else {
+            [0x0F, 0x01, 0xCA]
+        };
+        for (i, b) in insn.iter().enumerate() {
+            // SAFETY: the site is a 3-byte no-op in the kernel text, written through the boot
+            // tables' writable mapping of the image before any of it can run concurrently.
+            unsafe { core::ptr::write_volatile((site + i as u64) as *mut u8, *b) };
+        }
+        p += 16;
     }
 }

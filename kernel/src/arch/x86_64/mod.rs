@@ -6,6 +6,7 @@ pub mod boot;
 pub mod context;
 pub mod cpu;
 pub mod gdt;
+pub mod ioport;
 pub mod paging;
 pub mod syscall;
 pub mod trap;

@@ -10,10 +10,23 @@
 //! and reload them afterwards, so the kernel only ever reads and writes message registers in
 //! UTCB memory. Entry builds a `TrapFrame` on the thread's kernel stack; return is `iretq`
 //! through `trap_return`, so every register the call does not define keeps its value.
+//!
+//! Other ways into the kernel that look like system calls (issue 10, docs/security.md):
+//! * `syscall` in compatibility mode enters through MSR CSTAR. User mode cannot reach
+//!   compatibility mode (the GDT has no 32-bit user code segment, gdt.rs), but CSTAR still
+//!   points at `compat_syscall_entry`, which turns the event into #UD exception IPC, so the
+//!   MSR can never send the CPU to address 0 in ring 0.
+//! * `sysenter`: IA32_SYSENTER_CS is 0, so the instruction raises #GP in user mode (Intel)
+//!   or #UD (AMD, long mode); either becomes exception IPC.
+//! * RFLAGS on entry: SFMASK clears IF, TF, DF, NT and AC, so the kernel never runs with a
+//!   user's direction flag, single-step flag or SMAP override (no `cld`/`clac` needed here).
 
 use core::arch::global_asm;
 
-use super::cpu::{self, MSR_FMASK, MSR_LSTAR, MSR_STAR};
+use super::cpu::{
+    self, MSR_CSTAR, MSR_FMASK, MSR_LSTAR, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP,
+    MSR_SYSENTER_ESP,
+};
 use super::gdt::{KERNEL_CS, USER_CS32};
 
 // `TrapFrame::vector` of a system-call entry is 0x100 (pushed by `syscall_entry`).
@@ -166,9 +179,42 @@ syscall_entry:
     pushq %r13
     pushq %r14
     pushq %r15
-    cld
     movq %rsp, %rdi
     call syscall_dispatch
+    jmp trap_return
+
+    /* `syscall` from compatibility mode (MSR CSTAR): unreachable from user mode (no 32-bit
+       code segment), defined all the same: a #UD exception of the thread, which returns to
+       64-bit mode at the instruction after the `syscall` (RCX = EIP). */
+    .global compat_syscall_entry
+compat_syscall_entry:
+    movq %rsp, syscall_user_rsp(%rip)
+    movq CURRENT_KSTACK_TOP(%rip), %rsp
+    pushq $0x23                 /* ss: user data */
+    pushq syscall_user_rsp(%rip)
+    pushq %r11                  /* rflags */
+    pushq $0x2b                 /* cs: user code 64 */
+    movl %ecx, %ecx
+    pushq %rcx                  /* rip */
+    pushq $0                    /* error */
+    pushq $6                    /* vector: #UD */
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %rdi
+    call compat_syscall
     jmp trap_return
 
     .section .bss.syscall_user_rsp, "aw", @nobits
@@ -183,6 +229,13 @@ syscall_user_rsp:
 unsafe extern "C" {
     static user_stubs_base: u8;
     fn syscall_entry();
+    fn compat_syscall_entry();
+}
+
+/// A `syscall` from compatibility mode: not a system call; #UD for the thread.
+#[unsafe(no_mangle)]
+extern "C" fn compat_syscall(frame: &mut super::trap::TrapFrame) {
+    crate::exception::handle(frame);
 }
 
 pub fn stubs_base() -> u64 {
@@ -214,7 +267,20 @@ pub fn init() {
             MSR_LSTAR,
             syscall_entry as unsafe extern "C" fn() as usize as u64,
         );
-        // Clear IF, TF, DF, AC, NT, RF on entry.
-        cpu::wrmsr(MSR_FMASK, 0x4_4700);
+        cpu::wrmsr(
+            MSR_CSTAR,
+            compat_syscall_entry as unsafe extern "C" fn() as usize as u64,
+        );
+        cpu::wrmsr(MSR_FMASK, SFMASK);
+        if cpu::features().sep {
+            // SYSENTER_CS = 0: `sysenter` faults in user mode (#GP), never enters the kernel.
+            cpu::wrmsr(MSR_SYSENTER_CS, 0);
+            cpu::wrmsr(MSR_SYSENTER_ESP, 0);
+            cpu::wrmsr(MSR_SYSENTER_EIP, 0);
+        }
     }
 }
+
+/// RFLAGS bits `syscall` clears on entry: TF (8), IF (9), DF (10), NT (14), AC (18).
+pub const SFMASK: u64 = (1 << 8) | (1 << 9) | (1 << 10) | (1 << 14) | (1 << 18);
+const _: () = assert!(SFMASK == 0x4_4700);

@@ -4,11 +4,26 @@
 //! `trap_dispatch`, which hands the frame to the generic kernel (`crate::exception`,
 //! `crate::interrupt`). The same frame layout is used by the system-call entry, so the user
 //! state of a thread in the kernel is always one `TrapFrame` at the top of its kernel stack.
+//!
+//! Security (issue 10, docs/security.md):
+//! * Only vector 3 (`int3`, the kernel-debugger interface of spec 8) is a DPL-3 gate; `int N`
+//!   for any other N raises #GP in user mode (exception IPC). Vectors above 47 are not
+//!   present (also #GP for `int N`).
+//! * Interrupt gates clear IF, TF and NT but not DF or AC: `trap_common` clears both (`cld`,
+//!   and `clac` patched in when SMAP is on) before any Rust code runs.
+//! * NMI, double fault and machine check run on their own stacks (IST) and never become
+//!   IPC: they are not the interrupted thread's doing.
+//! * `trap_return` is the only way to user mode. It refuses a non-canonical RIP (which would
+//!   make `iretq` fault in ring 0), whoever wrote the frame: the thread gets a #GP exception
+//!   instead (4 instructions on every return; the system-call path counts them).
+//! * User-chosen RFLAGS reach a frame only through [`merge_user_rflags`] (CF..OF, spec 4.6);
+//!   IOPL and IF are set per thread at creation ([`initial_user_rflags`]). The frame's CS and
+//!   SS are only ever 0x2B and 0x23.
 
 use core::arch::global_asm;
 use core::mem::size_of;
 
-use super::gdt::KERNEL_CS;
+use super::gdt::{self, KERNEL_CS};
 use crate::sync::KernelCell;
 
 /// Registers saved on kernel entry, lowest address first.
@@ -94,10 +109,21 @@ trap_common:
     pushq %r14
     pushq %r15
     cld
+661: .byte 0x0f, 0x1f, 0x00     /* clac when SMAP (cpu.rs patches it in) */
+    .pushsection .smap_sites, "a"
+    .quad 661b, 0
+    .popsection
     movq %rsp, %rdi
     call trap_dispatch
     .global trap_return
 trap_return:
+    /* Is the saved RIP canonical (bits 47..63 all equal)? Every register is about to be
+       reloaded from the frame, so EAX is free: high dword + 0x8000 < 0x10000 iff canonical. */
+    movl 140(%rsp), %eax
+    addl $0x8000, %eax
+    shrl $16, %eax
+    jnz trap_return_check
+trap_return_go:
     popq %r15
     popq %r14
     popq %r13
@@ -115,6 +141,10 @@ trap_return:
     popq %rax
     addq $16, %rsp
     iretq
+trap_return_check:
+    movq %rsp, %rdi
+    call bad_user_return
+    jmp trap_return
 
     .section .rodata
     .balign 8
@@ -156,8 +186,67 @@ static IDT: KernelCell<[IdtEntry; 256]> = KernelCell::new(
     }; 256],
 );
 
+pub const VEC_NMI: usize = 2;
 pub const VEC_BREAKPOINT: usize = 3;
 pub const VEC_DOUBLE_FAULT: usize = 8;
+pub const VEC_GP: usize = 13;
+pub const VEC_MACHINE_CHECK: usize = 18;
+
+/// RFLAGS bits a user may choose through the kernel (ExchangeRegisters, exception replies;
+/// spec 4.6): CF, PF, AF, ZF, SF, OF.
+pub const USER_SETTABLE_RFLAGS: u64 = 0x8D5;
+
+/// A thread's RFLAGS after a user-chosen value `user` was applied to `current`: only the
+/// arithmetic flags change, so IOPL, IF, TF, NT, AC, VM, VIF, VIP and the reserved bits stay
+/// what the thread was created with or set itself in user mode (where the CPU lets it
+/// change none of IOPL, VM, VIF, VIP, nor IF at IOPL 0). Every kernel path that writes a
+/// user-chosen RFLAGS goes through here.
+pub fn merge_user_rflags(current: u64, user: u64) -> u64 {
+    (current & !USER_SETTABLE_RFLAGS) | (user & USER_SETTABLE_RFLAGS)
+}
+
+/// Who runs with IOPL 3 (port I/O, `cli`/`sti`, `popf` of IF); docs/security.md, CAVEATS.md.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum IoplPolicy {
+    /// `iopl=none` (default): every user thread runs with IOPL 0. Ports are IO-fpages
+    /// (`crate::io_space`): an access to a port the space does not hold is an IO page fault,
+    /// `cli`/`sti` raise #GP (exception IPC).
+    None,
+    /// `iopl=all` (UNSAFE): every user thread (Pistachio's default build, spec 6.6).
+    All,
+    /// `iopl=privileged` (UNSAFE): threads of privileged spaces (sigma0, the root server);
+    /// every other thread runs with IOPL 0.
+    Privileged,
+}
+
+static IOPL_POLICY: KernelCell<IoplPolicy> = KernelCell::new(IoplPolicy::None);
+
+/// Reads `iopl=` from the kernel command line; returns the policy in force.
+pub fn init_iopl_policy(cmdline: &str) -> IoplPolicy {
+    let p = match crate::boot::options::value(cmdline, "iopl") {
+        Some("all") => IoplPolicy::All,
+        Some("privileged") => IoplPolicy::Privileged,
+        Some("none") | None => IoplPolicy::None,
+        Some(other) => {
+            crate::kprintln!("iopl: unknown iopl={} ignored (none|privileged|all)", other);
+            IoplPolicy::None
+        }
+    };
+    *IOPL_POLICY.get() = p;
+    p
+}
+
+/// RFLAGS a new user thread starts with: IF, bit 1, and IOPL 3 or 0 by the policy. Nothing
+/// later raises IOPL: ExchangeRegisters and exception replies change only CF..OF, and
+/// `popf`/`iretq` in user mode cannot change IOPL (nor IF at IOPL 0).
+pub fn initial_user_rflags(privileged_space: bool) -> u64 {
+    let policy = *IOPL_POLICY.get();
+    if policy == IoplPolicy::All || (privileged_space && policy == IoplPolicy::Privileged) {
+        0x3202
+    } else {
+        0x0202
+    }
+}
 
 pub fn init() {
     let idt = IDT.get();
@@ -166,10 +255,16 @@ pub fn init() {
         let addr = unsafe { trap_stub_table[v] };
         // Interrupt gates (IF cleared on entry); int3 callable from user mode (KDB interface).
         let dpl = if v == VEC_BREAKPOINT { 3 } else { 0 };
+        let ist = match v {
+            VEC_DOUBLE_FAULT => gdt::IST_DOUBLE_FAULT,
+            VEC_NMI => gdt::IST_NMI,
+            VEC_MACHINE_CHECK => gdt::IST_MACHINE_CHECK,
+            _ => 0,
+        };
         idt[v] = IdtEntry {
             off_lo: addr as u16,
             sel: KERNEL_CS,
-            ist: if v == VEC_DOUBLE_FAULT { 1 } else { 0 },
+            ist,
             attr: 0x8E | (dpl << 5),
             off_mid: (addr >> 16) as u16,
             off_hi: (addr >> 32) as u32,
@@ -192,11 +287,37 @@ pub fn init() {
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let v = frame.vector as usize;
+    if v == VEC_NMI {
+        // Not caused by the interrupted code (watchdog, or the QEMU monitor's `nmi`): report
+        // and resume, in whichever mode it hit.
+        crate::kprintln!("nmi: at {:#x} (ignored)", frame.rip);
+        return;
+    }
+    if v == VEC_DOUBLE_FAULT || v == VEC_MACHINE_CHECK {
+        // Aborts: the saved state may not be restartable, whatever mode it names.
+        dump(frame);
+        panic!("{} (abort)", EXCEPTION_NAMES[v]);
+    }
     if v < 32 {
         crate::exception::handle(frame);
     } else {
         crate::interrupt::handle_irq(v - 32, frame);
     }
+}
+
+/// `trap_return` found a user frame with a non-canonical RIP (a start-up message, an
+/// exception reply or ExchangeRegisters named one; `iretq` would fault in ring 0). The
+/// thread takes a #GP (error 0) as if its jump there had faulted; its exception handler may
+/// give it a new RIP. `trap_return` checks again afterwards.
+#[unsafe(no_mangle)]
+extern "C" fn bad_user_return(frame: &mut TrapFrame) {
+    if !frame.is_from_user() {
+        dump(frame);
+        panic!("return to kernel mode at a non-canonical address");
+    }
+    frame.vector = VEC_GP as u64;
+    frame.error = 0;
+    crate::exception::handle(frame);
 }
 
 pub const EXCEPTION_NAMES: [&str; 32] = [

@@ -4,6 +4,13 @@
 //! (`fixup`) resumes at the matching recovery label and the access reports failure. Callers
 //! check that the range is below `USER_END` first, so a user pointer can never reach kernel
 //! memory.
+//!
+//! These accessors are the only code that touches user pages through user virtual addresses
+//! (everything else goes through the kernel's own mappings: UTCBs and string copies through
+//! the direct map). With SMAP on (cpu.rs), each access is bracketed by `stac`/`clac`: the
+//! sites are 3-byte no-ops listed in `.smap_sites` and patched into the real instructions at
+//! boot when the CPU has SMAP (without it they stay no-ops); no CPUID check at run time.
+//! The fixup path clears AC too (the faulting access left it set).
 
 use core::arch::global_asm;
 
@@ -16,20 +23,40 @@ global_asm!(
     .global user_load_u8
 user_load_u8:
     xorl %edx, %edx
+661: .byte 0x0f, 0x1f, 0x00     /* stac when SMAP */
+    .pushsection .smap_sites, "a"
+    .quad 661b, 1
+    .popsection
     .global user_load_u8_insn
 user_load_u8_insn:
     movzbq (%rdi), %rax
+662: .byte 0x0f, 0x1f, 0x00     /* clac when SMAP */
+    .pushsection .smap_sites, "a"
+    .quad 662b, 0
+    .popsection
     ret
     /* user_load_u64(addr: rdi, 8-aligned) -> rax = word, rdx = 0 ok / 1 fault */
     .global user_load_u64
 user_load_u64:
     xorl %edx, %edx
+663: .byte 0x0f, 0x1f, 0x00     /* stac when SMAP */
+    .pushsection .smap_sites, "a"
+    .quad 663b, 1
+    .popsection
     .global user_load_u64_insn
 user_load_u64_insn:
     movq (%rdi), %rax
+664: .byte 0x0f, 0x1f, 0x00     /* clac when SMAP */
+    .pushsection .smap_sites, "a"
+    .quad 664b, 0
+    .popsection
     ret
     .global user_access_fixup
 user_access_fixup:
+665: .byte 0x0f, 0x1f, 0x00     /* clac when SMAP */
+    .pushsection .smap_sites, "a"
+    .quad 665b, 0
+    .popsection
     movl $1, %edx
     xorl %eax, %eax
     ret

@@ -141,7 +141,12 @@ pub fn run(s: &mut Suite) {
         q0.control & 7 == 2,
         format_args!("control {:#x}", q0.control),
     );
-    s.check_eq("exregs.new_thread_flags", q0.flags, 0x3202);
+    // IF and bit 1, IOPL 0 (IO-fpages; 0x3202 only with the UNSAFE options iopl=privileged|all).
+    s.check_eq(
+        "exregs.new_thread_flags",
+        q0.flags,
+        abi::exregs::INITIAL_USER_FLAGS,
+    );
     s.check_eq("exregs.new_thread_pager", q0.pager, me);
     s.check_eq("exregs.new_thread_handle_zero", q0.user_handle, 0);
     let (_, q0b) = query(w);

@@ -11,6 +11,7 @@ mod cpu_state;
 mod exregs;
 mod found_by_fuzz;
 mod fuzz;
+mod io_ports;
 mod ipc;
 mod kernel_interface;
 mod kip;
@@ -19,6 +20,7 @@ mod memory;
 mod privilege;
 mod sched;
 mod schedule;
+mod security_entry;
 mod sigma0;
 mod space_control;
 mod strings;
@@ -50,9 +52,11 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("lifecycle", lifecycle::run),
     ("schedule", schedule::run),
     ("unmap", unmap::run),
+    ("io_ports", io_ports::run),
     ("sigma0", sigma0::run),
     ("privilege", privilege::run),
     ("churn", churn::run),
     ("fuzz", fuzz::run),
+    ("security_entry", security_entry::run),
     ("found_by_fuzz", found_by_fuzz::run),
 ];

@@ -264,7 +264,7 @@ pub fn run(s: &mut Suite) {
     s.check_eq("exregs.only_user_flags_set", now.flags & 0x8D5, 0x8D5);
     s.check(
         "exregs.iopl_and_if_kept",
-        now.flags & 0x3200 == 0x3200,
+        now.flags & 0x3200 == 0x0200, // IF kept, IOPL stays 0 (IO-fpages)
         format_args!("flags {:#x}", now.flags),
     );
     s.check_eq("exregs.handle_set", now.user_handle, 0xABCD);

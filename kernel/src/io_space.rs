@@ -1,0 +1,375 @@
+//! IO-fpages (spec 2.3, 6.6): x86 I/O ports as a mapped resource. Every space has an IO
+//! address space of 65,536 ports; sigma0 holds all of them from boot, and every other space
+//! holds exactly the ports mapped or granted to it by IO-fpage map and grant items, which
+//! Unmap revokes transitively and which go with the space when it is deleted. Enforcement is
+//! the TSS I/O permission bitmap with IOPL 0 (`arch::x86_64::ioport`).
+//!
+//! Owns: the IO mapping database (a second `mapdb::MapDb` over a static slab, so the memory
+//! rules of map, grant, Unmap and deletion apply unchanged), each space's I/O bitmap (`Space::io`,
+//! two pool frames allocated when the space gets its first port), and the IO page fault.
+//! Touches: the TSS bitmap only through `ioport`, and the faulting thread through
+//! `ipc::kernel_call`.
+//!
+//! * **Port numbers in the database.** The database's smallest page is 4 KiB, so port `p` is
+//!   kept at "address" `p << 12`; an IO fpage of 2^k ports is a node of 2^(k+12) bytes, and
+//!   every size 2^12..2^28 counts as a "hardware page" ([`PORT_SIZES`]), so any aligned port
+//!   block is one node. Ports are not translated: port p maps to port p (node vaddr = paddr).
+//! * **Rights.** A port is held or not: IO nodes always carry RWX, whatever rights bits the
+//!   item has (libl4 sends 0), and Unmap with an IO fpage always removes (rights ignored;
+//!   status reads 0).
+//! * **Acceptance.** A receiver accepts IO fpages with any non-nil receive window: an IO-fpage
+//!   window accepts the ports inside it, a memory window (the complete address space
+//!   included, as in page-fault and exception replies) accepts every port.
+//! * **IO page fault.** A user #GP (error code 0) whose instruction is a port access to ports
+//!   the space does not hold becomes IPC to the pager: label `(-8<<4) | 6`, u = 2, MR1 = the
+//!   smallest aligned IO fpage that covers the access (for an aligned access: port, log2
+//!   width), MR2 = IP; after any reply the instruction is retried. Any other #GP (cli, sti,
+//!   hlt, a port access to ports the space holds that faults anyway) stays exception IPC.
+//!
+//! Limits: [`NODES`] IO mappings (aligned port blocks) in the whole system, including the
+//! root nodes sigma0's maps create; running out makes the map item fail like kernel memory
+//! exhaustion (message overflow). Each space that ever held a port costs 8 KiB of pool memory
+//! until it is deleted.
+
+use abi::error::SyscallError;
+use abi::fpage::{Fpage, IoFpage};
+use abi::msgtag::{MsgTag, labels};
+use abi::thread_id::ThreadId;
+use abi::utcb;
+use mapdb::{MapDb, MapError, Node, PageTableOps, Rights, SpaceId};
+
+use crate::arch::x86_64::paging::phys_to_virt;
+use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::x86_64::{gdt, ioport, usercopy};
+use crate::mm::frame;
+use crate::space::Space;
+use crate::sync::KernelCell;
+use crate::thread;
+
+/// IO mapping nodes in the whole system (a static slab of 4096 × 64 bytes in .bss).
+pub const NODES: usize = 4096;
+
+/// Ports are kept in the database at `port << PORT_SHIFT`.
+const PORT_SHIFT: u8 = 12;
+/// log2 of the number of ports.
+const PORTS_LOG2: u8 = 16;
+/// Every aligned block of 2^0 .. 2^16 ports is one node.
+const PORT_SIZES: u64 = ((1u64 << (PORT_SHIFT + PORTS_LOG2 + 1)) - 1) & !((1u64 << PORT_SHIFT) - 1);
+
+/// Label of the IO page fault: `(-8<<4) | 6` (spec 6.6).
+pub const IO_FAULT_LABEL: u64 = labels::IO_PAGE_FAULT | 6;
+
+static SLAB: KernelCell<[Node; NODES]> = KernelCell::new([Node::EMPTY; NODES]);
+static DB: KernelCell<Option<MapDb<'static>>> = KernelCell::new(None);
+/// Next bitmap serial; serials are never reused (0 = no bitmap).
+static NEXT_SERIAL: KernelCell<u64> = KernelCell::new(1);
+
+/// A space's I/O state: its permission bitmap (0 = deny everything, in each bit), if any.
+pub struct SpaceIo {
+    /// Physical addresses of the bitmap's two 4 KiB halves (0: no bitmap).
+    halves: [u64; 2],
+    /// Unique id of this bitmap (0: none).
+    serial: u64,
+    /// Leading bytes of the bitmap that may hold a 0 (allowed) bit.
+    span: u32,
+}
+
+impl SpaceIo {
+    /// No ports.
+    pub const NONE: SpaceIo = SpaceIo {
+        halves: [0, 0],
+        serial: 0,
+        span: 0,
+    };
+}
+
+fn id(s: *const Space) -> SpaceId {
+    SpaceId(s as u64)
+}
+
+fn space(id: SpaceId) -> &'static mut Space {
+    // SAFETY: ids are pointers of live spaces (a space leaves the database in `delete_space`
+    // before it is freed).
+    unsafe { &mut *(id.0 as *mut Space) }
+}
+
+fn db() -> &'static mut MapDb<'static> {
+    DB.get().as_mut().expect("IO database initialised at boot")
+}
+
+fn half(phys: u64) -> &'static mut [u8; 4096] {
+    // SAFETY: `phys` is a pool frame owned by a space's bitmap (allocated in `ensure_bitmap`,
+    // freed only in `delete_space`); nobody else maps or uses it.
+    unsafe { &mut *(phys_to_virt(phys) as *mut [u8; 4096]) }
+}
+
+/// Gives `s` a bitmap (every port denied) if it has none. `false`: out of kernel memory.
+fn ensure_bitmap(s: &mut Space) -> bool {
+    if s.io.serial != 0 {
+        return true;
+    }
+    let Some(a) = frame::alloc() else {
+        return false;
+    };
+    let Some(b) = frame::alloc() else {
+        frame::free(a);
+        return false;
+    };
+    half(a).fill(0xFF);
+    half(b).fill(0xFF);
+    let serial = NEXT_SERIAL.get();
+    s.io = SpaceIo {
+        halves: [a, b],
+        serial: *serial,
+        span: 0,
+    };
+    *serial += 1;
+    true
+}
+
+/// Allows or denies ports `[first, first + count)` in `s`'s bitmap (which exists), and in the
+/// TSS if it is loaded there.
+fn set_ports(s: &mut Space, first: usize, count: usize, allow: bool) {
+    if s.io.serial == 0 {
+        return; // no bitmap: nothing is allowed (the database reserves before installing)
+    }
+    let halfp = gdt::IOMAP_BYTES * 8 / 2;
+    let end = (first + count).min(1 << PORTS_LOG2);
+    let mut p = first;
+    while p < end {
+        let h = p / halfp;
+        let n = (end - p).min(halfp - p % halfp);
+        ioport::set_bits(half(s.io.halves[h]), p % halfp, n, allow);
+        p += n;
+    }
+    if allow {
+        s.io.span = s.io.span.max(end.div_ceil(8) as u32);
+    }
+    ioport::update_loaded(s.io.serial, first, end.saturating_sub(first), allow);
+}
+
+/// Does `s` hold every port of `[first, last]`?
+fn holds(s: &Space, first: u32, last: u32) -> bool {
+    if s.io.serial == 0 || last >= 1 << PORTS_LOG2 {
+        return false;
+    }
+    let halfp = (gdt::IOMAP_BYTES * 8 / 2) as u32;
+    (first..=last).all(|p| {
+        let h = half(s.io.halves[(p / halfp) as usize]);
+        let i = p % halfp;
+        h[(i / 8) as usize] & (1 << (i % 8)) == 0
+    })
+}
+
+struct PortOps {
+    no_mem: bool,
+}
+
+impl PageTableOps for PortOps {
+    fn page_sizes(&self) -> u64 {
+        PORT_SIZES
+    }
+    fn reserve(&mut self, sp: SpaceId, _vaddr: u64, _size_log2: u8) -> bool {
+        let ok = ensure_bitmap(space(sp));
+        self.no_mem |= !ok;
+        ok
+    }
+    fn install(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8, _paddr: u64, _r: Rights) {
+        let first = (vaddr >> PORT_SHIFT) as usize;
+        set_ports(space(sp), first, 1 << (size_log2 - PORT_SHIFT), true);
+    }
+    fn protect(&mut self, _sp: SpaceId, _vaddr: u64, _size_log2: u8, _r: Rights) -> Rights {
+        // A port is held or not; reduced rights keep it.
+        Rights::NONE
+    }
+    fn remove(&mut self, sp: SpaceId, vaddr: u64, size_log2: u8) -> Rights {
+        let first = (vaddr >> PORT_SHIFT) as usize;
+        set_ports(space(sp), first, 1 << (size_log2 - PORT_SHIFT), false);
+        Rights::NONE
+    }
+    fn read_status(&mut self, _sp: SpaceId, _vaddr: u64, _size_log2: u8) -> Rights {
+        Rights::NONE
+    }
+}
+
+/// Boot: the IO database, with sigma0 holding every port (its bitmap allows all).
+pub fn init(sigma0: *mut Space) -> Result<(), &'static str> {
+    *DB.get() = Some(MapDb::new(SLAB.get(), id(sigma0)));
+    // SAFETY: sigma0's space was just created by the loader and is live.
+    let s = unsafe { &mut *sigma0 };
+    if !ensure_bitmap(s) {
+        return Err("out of kernel memory for sigma0's I/O bitmap");
+    }
+    set_ports(s, 0, 1 << PORTS_LOG2, true);
+    Ok(())
+}
+
+/// The scheduler's hook, on every switch to a user thread of another space: makes the TSS
+/// give `s` (the space that runs next) at most the ports it holds, without a call or a copy,
+/// so the switch path stays as short as before: every port denied if the TSS does not
+/// already hold `s`'s bitmap, else that bitmap switched on. A space whose bitmap is not in
+/// the TSS gets it copied on its first port access, which faults into [`gp_fault`]
+/// (decision 005: lazy copy).
+#[inline(always)]
+pub fn enter(s: &Space) {
+    ioport::switch_to(s.io.serial);
+}
+
+/// Loads `s`'s bitmap into the TSS now, copying it if needed.
+fn load_now(s: &Space) {
+    if s.io.serial == 0 {
+        ioport::deny_all();
+    } else {
+        let h = s.io.halves.map(|p| phys_to_virt(p) as *const u8);
+        ioport::load(s.io.serial, h, s.io.span as usize);
+    }
+}
+
+/// After a change of any space's ports: the running thread's space may have just got its
+/// first bitmap, which the TSS must hold before it returns to user mode.
+fn sync_current() {
+    let s = thread::current().space();
+    if s.io.serial != ioport::loaded_serial() {
+        load_now(s);
+    }
+}
+
+/// `[first port, log2 ports]` of an IO fpage word (size above 2^16 is the whole IO space).
+fn port_block(f: Fpage) -> (u64, u8) {
+    let io = IoFpage(f.raw());
+    let log2 = io.size_log2().min(PORTS_LOG2 as u64) as u8;
+    (io.port() & !((1u64 << log2) - 1), log2)
+}
+
+/// A map or grant item whose fpage is an IO fpage (called by `space::map_item`), from the
+/// space `from` to `to` with the receiver's receive window `window`. Ports the sender does
+/// not hold, ports outside an IO-fpage window, and maps into sigma0 or onto the same ports
+/// of the same space are skipped silently. `Err` only when kernel memory or IO nodes ran out.
+pub fn map_item(
+    from: &Space,
+    to: &Space,
+    window: Fpage,
+    fpage: Fpage,
+    grant: bool,
+) -> Result<(), SyscallError> {
+    if window.is_nil() || to.sigma0 {
+        return Ok(());
+    }
+    let (mut base, mut log2) = port_block(fpage);
+    if window.is_io() {
+        let (wb, wl) = port_block(window);
+        let inside = |b: u64, l: u8, ob: u64, ol: u8| l <= ol && (b >> ol) == (ob >> ol);
+        if inside(wb, wl, base, log2) {
+            (base, log2) = (wb, wl);
+        } else if !inside(base, log2, wb, wl) {
+            return Ok(());
+        }
+    }
+    let (v, s) = (base << PORT_SHIFT, log2 + PORT_SHIFT);
+    let mut ops = PortOps { no_mem: false };
+    let (f, t) = (id(from), id(to));
+    let r = if grant {
+        db().grant(&mut ops, f, v, t, v, s, Rights::RWX)
+    } else {
+        db().map(&mut ops, f, v, t, v, s, Rights::RWX)
+    };
+    sync_current();
+    match r {
+        Err(MapError::NoMem) => Err(SyscallError::NoMem),
+        _ if ops.no_mem => Err(SyscallError::NoMem),
+        _ => Ok(()),
+    }
+}
+
+/// Unmap of an IO fpage by `s` (called by `space::sys_unmap`): revokes the ports from every
+/// space that got them from `s` (transitively), and with `flush` from `s` itself. Returns the
+/// status bits (always 0: ports have no access status).
+pub fn unmap(s: &Space, f: Fpage, flush: bool) -> u64 {
+    let (base, log2) = port_block(f);
+    let mut ops = PortOps { no_mem: false };
+    let _ = db().unmap(
+        &mut ops,
+        id(s),
+        base << PORT_SHIFT,
+        log2 + PORT_SHIFT,
+        Rights::RWX,
+        flush,
+    );
+    sync_current();
+    0
+}
+
+/// A space is being destroyed: its ports go, with everything derived from them, and its
+/// bitmap returns to the pool (called by `space::destroy` before the space is freed).
+pub fn delete_space(s: &mut Space) {
+    let mut ops = PortOps { no_mem: false };
+    db().delete_space(&mut ops, id(s));
+    if s.io.serial != 0 {
+        // The TSS may hold (or use) this bitmap's copy: deny all, forget the copy.
+        ioport::forget(s.io.serial);
+        frame::free(s.io.halves[0]);
+        frame::free(s.io.halves[1]);
+        s.io = SpaceIo::NONE;
+    }
+}
+
+/// What a user #GP turned out to be.
+pub enum GpOutcome {
+    /// Not a port access to ports the space lacks: exception IPC as usual.
+    NotIo,
+    /// Handled (IO page fault answered, or the TSS was stale): retry the instruction.
+    Retry,
+    /// The IO page fault could not be delivered: halt the thread with this reason.
+    Undeliverable(&'static str),
+}
+
+/// A #GP from user mode: if it is a port access the space does not hold, sends the IO page
+/// fault to the pager (spec 6.6) and returns when the thread may retry.
+pub fn gp_fault(frame: &mut TrapFrame) -> GpOutcome {
+    if frame.error != 0 {
+        return GpOutcome::NotIo;
+    }
+    let rip = frame.rip;
+    let fetch = |i: u64| usercopy::read_u8(rip.checked_add(i)?);
+    let Some(acc) = ioport::decode(fetch, frame.rdx) else {
+        return GpOutcome::NotIo;
+    };
+    let cur = thread::current();
+    let s = cur.space();
+    if s.io.serial != ioport::loaded_serial() {
+        // The TSS did not hold this space's bitmap yet (a switch from another space with
+        // ports only denies): copy it in and retry.
+        load_now(s);
+        return GpOutcome::Retry;
+    }
+    let first = acc.port as u32;
+    let last = first + acc.width as u32 - 1;
+    if holds(s, first, last) {
+        return GpOutcome::NotIo;
+    }
+    // The smallest aligned block of ports that covers the access.
+    let mut log2 = 0u32;
+    while (first >> log2) != (last >> log2) {
+        log2 += 1;
+    }
+    let fpage = IoFpage::new_log2(first as u64, log2 as u64);
+    let pager = ThreadId::from_raw(cur.utcb_word(utcb::PAGER));
+    if pager.is_nil() {
+        return GpOutcome::Undeliverable("IO page fault and no pager");
+    }
+    let r = crate::ipc::kernel_call(
+        cur,
+        pager,
+        |t| {
+            t.set_mr(0, MsgTag::new(IO_FAULT_LABEL, 2, 0).raw());
+            t.set_mr(1, fpage.raw());
+            t.set_mr(2, rip);
+        },
+        |_| {},
+    );
+    match r {
+        Ok(()) => GpOutcome::Retry,
+        Err(code) if crate::ipc::was_aborted(code) => GpOutcome::Retry,
+        Err(_) => GpOutcome::Undeliverable("IO page fault IPC to the pager failed"),
+    }
+}
