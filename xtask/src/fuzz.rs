@@ -29,7 +29,11 @@ pub fn fuzz_boot(images: &Images, root_args: &str, icount: bool) -> Boot {
             args: root_args.into(),
         },
     ];
-    b.icount = icount;
+    if icount {
+        // Deterministic: the guest clock counts instructions, also while the guest idles.
+        b.extra
+            .extend(["-icount".into(), "shift=0,sleep=off".into()]);
+    }
     b
 }
 

@@ -217,6 +217,7 @@ pub fn all_tests() -> Vec<Test> {
         },
     ];
     t.extend(crate::tests::user_tests());
+    t.extend(fuzz_tests());
     t
 }
 
@@ -392,6 +393,49 @@ pub fn user_tests() -> Vec<Test> {
             stop_at: None,
             input: NO_INPUT,
             timeout_s: 240,
+        },
+    ]
+}
+
+/// The bounded fuzz of `make test`: seeds that are replayed exactly (`-icount`, deterministic),
+/// 34,000 operations each (over 100,000 in all), on the kernel with invariant checks.
+const FUZZ_FORBID: &[&str] = &[PANIC, "in kernel mode", "invariant violated", "FAILED"];
+
+fn fuzz_test(name: &'static str, boot: fn(&Images) -> Boot) -> Test {
+    Test {
+        name,
+        boot,
+        expect: &["fuzz: kernel invariant checks on", "fuzz: done"],
+        forbid: FUZZ_FORBID,
+        exit: Some(EXIT_SUCCESS),
+        stop_at: None,
+        input: NO_INPUT,
+        timeout_s: 180,
+    }
+}
+
+/// Fuzz and IPC stress boots (bounded versions of `cargo xtask fuzz` / `stress`).
+pub fn fuzz_tests() -> Vec<Test> {
+    use crate::fuzz::{fuzz_args, fuzz_boot};
+    vec![
+        fuzz_test("fuzz-seed-0x77", |i| {
+            fuzz_boot(i, &fuzz_args(0x77, 34_000, 0, true, None), true)
+        }),
+        fuzz_test("fuzz-seed-0x9e377a30", |i| {
+            fuzz_boot(i, &fuzz_args(0x9e37_7a30, 34_000, 0, true, None), true)
+        }),
+        fuzz_test("fuzz-seed-0x13c6ef3e9", |i| {
+            fuzz_boot(i, &fuzz_args(0x1_3c6e_f3e9, 34_000, 0, true, None), true)
+        }),
+        Test {
+            name: "ipc-stress",
+            boot: |i| crate::fuzz::fuzz_boot(i, "stress messages=20000", false),
+            expect: &["stress: done"],
+            forbid: FUZZ_FORBID,
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 180,
         },
     ]
 }

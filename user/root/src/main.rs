@@ -26,8 +26,8 @@ mod conformance;
 mod demo;
 mod drivers;
 mod fuzz;
-mod stress;
 mod scale;
+mod stress;
 mod tests;
 
 use l4::println;

@@ -212,13 +212,14 @@ struct Page([u64; 512]);
 static mut MAPPED_PAGE: Page = Page([0; 512]);
 
 fn wait_flag(i: usize) -> bool {
-    for _ in 0..200 {
-        if SHARED[i].load(Ordering::SeqCst) != 0 {
-            return true;
-        }
-        msg::sleep(ms(1));
-    }
-    false
+    super::util::wait_until(|| SHARED[i].load(Ordering::SeqCst) != 0)
+}
+
+/// Waits (bounded, generously) until `t` is blocked in the given way (Schedule result:
+/// `ScheduleResult::Waiting` = receiving, `PendingSend` = sending): the event itself, not a
+/// fixed sleep that a loaded host may outlast.
+fn wait_state(t: ThreadId, st: abi::syscall_args::ScheduleResult) -> bool {
+    super::util::wait_until(|| super::util::state_of(t) == st as u64)
 }
 
 fn error_code_of<T>(r: Result<T, msg::IpcFailure>) -> u64 {
@@ -452,7 +453,7 @@ pub fn run(s: &mut Suite) {
 
     // Cancel a blocked receive and a blocked send (ExchangeRegisters R / S).
     let rcv = spawn(2, blocked_receiver);
-    msg::sleep(ms(5));
+    wait_state(rcv, abi::syscall_args::ScheduleResult::Waiting);
     syscall::exchange_registers(
         rcv,
         ExregsState {
@@ -467,7 +468,7 @@ pub fn run(s: &mut Suite) {
         format_args!("ErrorCode {:#x}", SHARED[1].load(Ordering::SeqCst)),
     );
     let snd = spawn(3, blocked_sender);
-    msg::sleep(ms(5));
+    wait_state(snd, abi::syscall_args::ScheduleResult::PendingSend);
     let (_, old) = syscall::exchange_registers(
         snd,
         ExregsState {
@@ -491,7 +492,7 @@ pub fn run(s: &mut Suite) {
     SHARED[4].store(0, Ordering::SeqCst);
     kill(snd);
     let snd = spawn(3, blocked_sender);
-    msg::sleep(ms(5));
+    wait_state(snd, abi::syscall_args::ScheduleResult::PendingSend);
     kill(sleeper_t);
     let ok = wait_flag(4);
     s.check(
@@ -506,7 +507,7 @@ pub fn run(s: &mut Suite) {
     SHARED[2].store(0, Ordering::SeqCst);
     let waiter = spawn(2, receiver_of_helper1);
     let target = spawn(1, sleeper);
-    msg::sleep(ms(5));
+    wait_state(waiter, abi::syscall_args::ScheduleResult::Waiting);
     kill(target);
     let ok = wait_flag(2);
     s.check(
@@ -737,8 +738,9 @@ fn stress(s: &mut Suite) {
         ops += 1;
     }
     let before: [u64; 4] = core::array::from_fn(|k| STRESS_DONE[k].load(Ordering::SeqCst));
-    msg::sleep(ms(50));
-    let progress = (0..4).all(|k| STRESS_DONE[k].load(Ordering::SeqCst) > before[k]);
+    let progress = super::util::wait_until(|| {
+        (0..4).all(|k| STRESS_DONE[k].load(Ordering::SeqCst) > before[k])
+    });
     s.check(
         "ipc.stress_cancel_delete_no_hang",
         progress,
