@@ -397,8 +397,12 @@ pub fn user_tests() -> Vec<Test> {
     ]
 }
 
-/// The bounded fuzz of `make test`: seeds that are replayed exactly (`-icount`, deterministic),
-/// 34,000 operations each (over 100,000 in all), on the kernel with invariant checks.
+/// The bounded fuzz of `make test`: three seeds, 34,000 operations each (over 100,000 in all),
+/// on the kernel with invariant checks, under `-icount shift=0,sleep=off`, where these seeds
+/// repeat their passing runs on an idle host. (Under plain TCG the runs differ from boot to
+/// boot and meet the OPEN send-queue defect of docs/kernel-bugs.md within ~100,000
+/// operations; on a loaded host `-icount` runs were seen to diverge too.) The bound is
+/// generous: the test waits for `fuzz: done`, not for a time window.
 const FUZZ_FORBID: &[&str] = &[PANIC, "in kernel mode", "invariant violated", "FAILED"];
 
 fn fuzz_test(name: &'static str, boot: fn(&Images) -> Boot) -> Test {
@@ -410,7 +414,7 @@ fn fuzz_test(name: &'static str, boot: fn(&Images) -> Boot) -> Test {
         exit: Some(EXIT_SUCCESS),
         stop_at: None,
         input: NO_INPUT,
-        timeout_s: 180,
+        timeout_s: 900,
     }
 }
 
@@ -435,7 +439,7 @@ pub fn fuzz_tests() -> Vec<Test> {
             exit: Some(EXIT_SUCCESS),
             stop_at: None,
             input: NO_INPUT,
-            timeout_s: 180,
+            timeout_s: 900,
         },
     ]
 }
