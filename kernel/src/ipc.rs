@@ -979,8 +979,20 @@ pub fn enter_receive(t: &mut Tcb, from: ThreadId, sender: Option<&mut Tcb>) {
 /// `t` joins `s`'s list of waiting closed receivers (at the head).
 #[inline(always)]
 fn link_receiver(s: &mut Tcb, t: &mut Tcb) {
+    if t.recvq_on != 0 {
+        // Still on a list (seen from `receive_phase` of a running thread, found by the
+        // invariant checks; docs/kernel-bugs.md OPEN row): leave it first, or a second
+        // `push_front` onto the same list links `t` to itself.
+        leave_list_cold(t);
+    }
     t.recvq_on = s.no;
     s.recvq.push_front(t.no, &mut t.recvq_link, &mut RecvLinks);
+}
+
+#[inline(never)]
+#[cold]
+fn leave_list_cold(t: &mut Tcb) {
+    leave_receive_list(t);
 }
 
 /// `t` leaves `s`'s list (`s` is the thread `t.recvq_on` names).

@@ -2,7 +2,9 @@
 //! pattern. Print char / string and read char work on the serial console; KDB_Enter prints its
 //! message — and a message of `exit-success` / `exit-failure` leaves QEMU with that status
 //! (how test root servers end a run). Extension: `int3; cmpb $0x20,%al` returns the number
-//! of kernel-memory frames in use in RAX.
+//! of kernel-memory frames in use in RAX; with the `invariants` feature (fuzzer builds only),
+//! `int3; cmpb $0x21,%al` runs the kernel's self-checks (`invariants.rs`) and returns the
+//! number of violations in RAX.
 //!
 //! Who may do what (decision 007, docs/decisions/007-kdb-privilege.md): printing (char,
 //! string, KDB_Enter's message, unknown-operation notes) and the frame count are for everyone;
@@ -81,6 +83,9 @@ pub fn handle(f: &mut TrapFrame) -> bool {
                 }
                 // l4rs extension: RAX = frames of kernel memory in use (tests of memory reclaim).
                 Some(0x20) => f.rax = crate::mm::frame::in_use(),
+                // l4rs extension, fuzz builds only: RAX = kernel invariant violations (0 = ok).
+                #[cfg(feature = "invariants")]
+                Some(0x21) => f.rax = crate::invariants::check(),
                 Some(0x0D) if full => match serial::try_read_byte() {
                     Some(c) => f.rax = c as u64,
                     None => wait_for_input(f),

@@ -19,6 +19,8 @@ mod exception;
 mod exregs;
 mod fastpath;
 mod interrupt;
+#[cfg(feature = "invariants")]
+mod invariants;
 mod io_space;
 mod ipc;
 mod kdb;

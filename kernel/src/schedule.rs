@@ -359,6 +359,26 @@ pub fn init_idle(boot_tcb: *mut Tcb) -> bool {
     true
 }
 
+/// Invariant checks (`invariants.rs`): the ready queues and their bitmap.
+#[cfg(feature = "invariants")]
+pub fn queues_for_check() -> ([Queue; 256], [u64; 4]) {
+    // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
+    let q = unsafe { QUEUES.get() };
+    (q.queues, q.bitmap)
+}
+
+/// Invariant checks (`invariants.rs`): the timer heap's own check, and whether `slot` has an
+/// entry in it.
+#[cfg(feature = "invariants")]
+pub fn timers_for_check(slot: Option<u32>) -> Result<bool, &'static str> {
+    // SAFETY: the only borrow of TIMERS in use; it ends before any call that touches it.
+    let h = unsafe { TIMERS.get() };
+    match slot {
+        None => h.check().map(|_| true),
+        Some(s) => Ok(h.deadline(s).is_some()),
+    }
+}
+
 pub fn idle_tcb() -> *mut Tcb {
     IDLE.get()
 }

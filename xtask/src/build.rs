@@ -35,6 +35,15 @@ impl Images {
     pub fn kernel(&self) -> PathBuf {
         self.dir.join("kernel")
     }
+    /// The kernel built with the `invariants` feature (self-checks; fuzz boots only).
+    pub fn kernel_checked(&self) -> PathBuf {
+        workspace_root()
+            .join("target")
+            .join("invariants")
+            .join(TARGET)
+            .join("release")
+            .join("kernel")
+    }
     pub fn user(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -94,6 +103,26 @@ pub fn build_profile(profile: &str) -> Result<Images, String> {
     let status = cmd.status().map_err(|e| e.to_string())?;
     if !status.success() {
         return Err(format!("cargo build exited with {status}"));
+    }
+    if profile == "release" {
+        // The fuzzer's kernel: the same sources with the `invariants` feature, in its own
+        // target directory (never the production image).
+        let status = Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args(["build", "--release", "--target", TARGET, "-p", "kernel"])
+            .args([
+                "--features",
+                "invariants",
+                "--target-dir",
+                "target/invariants",
+            ])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!(
+                "cargo build (kernel, invariants) exited with {status}"
+            ));
+        }
     }
     let images = Images {
         dir: root.join("target").join(TARGET).join(profile),

@@ -9,10 +9,13 @@
 //! * `iso`: a bootable GRUB ISO image of the demo, `target/l4rs.iso`.
 //! * `debug`: like `run`, but QEMU starts halted with its GDB stub on :1234 (`-s -S`); attach
 //!   with `gdb -x scripts/gdb/l4rs.gdb -ex 'target remote :1234'`.
+//! * `fuzz`: the system-call fuzzer (root mode `fuzz` on the kernel with invariant checks),
+//!   seed after seed for as long as asked; `stress`: the IPC stress (root mode `stress`).
 
 mod bench;
 mod borrows;
 mod build;
+mod fuzz;
 mod iso;
 mod kdb_tests;
 mod kipref;
@@ -39,9 +42,11 @@ fn main() -> ExitCode {
         "bench" => bench::run(rest),
         "iso" => iso::run(rest),
         "borrow-facts" => borrows::run(rest),
+        "fuzz" => fuzz::run(rest),
+        "stress" => fuzz::run_stress(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask build | run [--cpu MODEL] [--append ARGS] [--stage2] | debug [...] | test [FILTER] | bench | iso | borrow-facts [DIR]"
+                "usage: cargo xtask build | run [--cpu MODEL] [--append ARGS] [--stage2] | debug [...] | test [FILTER] | bench | iso | borrow-facts [DIR] | fuzz [..] | stress [..]"
             );
             ExitCode::FAILURE
         }

@@ -258,6 +258,7 @@ pub fn all_tests() -> Vec<Test> {
     t.extend(crate::tests::user_tests());
     t.extend(crate::tests::stage2_tests());
     t.extend(crate::kdb_tests::tests());
+    t.extend(fuzz_tests());
     t
 }
 
@@ -592,6 +593,54 @@ pub fn stage2_tests() -> Vec<Test> {
     ]
 }
 
+/// The bounded fuzz of `make test`: three seeds, 12,000 operations each (36,000 in all: the
+/// 2-minute budget of make test; `cargo xtask fuzz` runs the long ones),
+/// on the kernel with invariant checks, under `-icount shift=0,sleep=off`, where these seeds
+/// repeat their passing runs on an idle host. (Under plain TCG the runs differ from boot to
+/// boot and meet the OPEN send-queue defect of docs/kernel-bugs.md within ~100,000
+/// operations; on a loaded host `-icount` runs were seen to diverge too.) The bound is
+/// generous: the test waits for `fuzz: done`, not for a time window.
+const FUZZ_FORBID: &[&str] = &[PANIC, "in kernel mode", "invariant violated", "FAILED"];
+
+fn fuzz_test(name: &'static str, boot: fn(&Images) -> Boot) -> Test {
+    Test {
+        name,
+        boot,
+        expect: &["fuzz: kernel invariant checks on", "fuzz: done"],
+        forbid: FUZZ_FORBID,
+        exit: Some(EXIT_SUCCESS),
+        stop_at: None,
+        input: NO_INPUT,
+        timeout_s: 900,
+    }
+}
+
+/// Fuzz and IPC stress boots (bounded versions of `cargo xtask fuzz` / `stress`).
+pub fn fuzz_tests() -> Vec<Test> {
+    use crate::fuzz::{fuzz_args, fuzz_boot};
+    vec![
+        fuzz_test("fuzz-seed-0x77", |i| {
+            fuzz_boot(i, &fuzz_args(0x77, 12_000, 0, true, None), true)
+        }),
+        fuzz_test("fuzz-seed-0x9e377a30", |i| {
+            fuzz_boot(i, &fuzz_args(0x9e37_7a30, 12_000, 0, true, None), true)
+        }),
+        fuzz_test("fuzz-seed-0x13c6ef3e9", |i| {
+            fuzz_boot(i, &fuzz_args(0x1_3c6e_f3e9, 12_000, 0, true, None), true)
+        }),
+        Test {
+            name: "ipc-stress",
+            boot: |i| crate::fuzz::fuzz_boot(i, "stress messages=20000", false),
+            expect: &["stress: done"],
+            forbid: FUZZ_FORBID,
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 900,
+        },
+    ]
+}
+
 /// Names of the `check <name> ... ok` lines of a run, sorted.
 fn check_names(out: &qemu::Outcome) -> Vec<String> {
     let mut v: Vec<String> = out
@@ -765,7 +814,23 @@ fn lint() -> (usize, usize) {
         "-D",
         "warnings",
     ];
-    let steps: [(&str, Vec<&str>); 5] = [
+    // And the fuzzer's self-checking kernel (feature `invariants`).
+    let checked = vec![
+        "clippy",
+        "--release",
+        "--target",
+        build::TARGET,
+        "-p",
+        "kernel",
+        "--features",
+        "invariants",
+        "--target-dir",
+        "target/invariants",
+        "--",
+        "-D",
+        "warnings",
+    ];
+    let steps: [(&str, Vec<&str>); 6] = [
         ("fmt", vec!["fmt", "--all", "--check"]),
         (
             "clippy-host",
@@ -774,6 +839,7 @@ fn lint() -> (usize, usize) {
         ("clippy-bare-metal", bare),
         ("clippy-kernel-without-kdb", no_kdb),
         ("clippy-kernel-counters", counters),
+        ("clippy-kernel-invariants", checked),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, args) in steps {

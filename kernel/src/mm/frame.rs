@@ -107,6 +107,14 @@ pub fn in_use() -> u64 {
     (unsafe { POOL.get() }).in_use
 }
 
+/// Invariant checks (`invariants.rs`): (start, end, fresh, free_head, in_use).
+#[cfg(feature = "invariants")]
+pub fn pool_for_check() -> (u64, u64, u64, u64, u64) {
+    // SAFETY: the only borrow of POOL in use; it ends before any call that touches it.
+    let p = unsafe { POOL.get() };
+    (p.start, p.end, p.fresh, p.free_head, p.in_use)
+}
+
 /// (start, end) of the pool.
 pub fn range() -> (u64, u64) {
     // SAFETY: the only borrow of POOL in use; it ends before any call that touches it.

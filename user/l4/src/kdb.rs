@@ -87,6 +87,18 @@ pub fn kernel_frames_in_use() -> u64 {
     n
 }
 
+/// Our kernel's extension `int3; cmp al, 0x21`, present only in kernels built with the
+/// `invariants` feature (the fuzzer's): the kernel checks its own data structures, prints
+/// every violation on its console and returns their number. `None`: this kernel has no
+/// checks (the call left RAX as it was).
+pub fn check_kernel_invariants() -> Option<u64> {
+    let mut n: u64 = u64::MAX;
+    // SAFETY: extension of spec 8 (kernel/src/kdb.rs): RAX in/out, everything else
+    // preserved; a kernel without the feature ignores the call.
+    unsafe { asm!("int3", "cmp al, 0x21", inout("rax") n, options(nomem, nostack)) }
+    (n != u64::MAX).then_some(n)
+}
+
 /// Capacity of the message buffer of [`enter`] (longer messages are cut).
 pub const ENTER_MESSAGE_MAX: usize = 127;
 

@@ -13,7 +13,10 @@
 //! * `scale`: how single operations cost with growing unrelated state ([`scale`]), then
 //!   `kdb::enter("exit-success")`;
 //! * `conformance` runs the conformance suite ([`conformance`], checks in [`tests`]) and ends
-//!   the run with `kdb::enter("exit-success")` or `("exit-failure")`.
+//!   the run with `kdb::enter("exit-success")` or `("exit-failure")`;
+//! * `fuzz [seed=S] [ops=N] [secs=T] [check=N] [far] [trace]`: the system-call fuzzer
+//!   ([`fuzz`]), ending the same way;
+//! * `stress [messages=N] [seed=S]`: IPC stress with exact message accounting ([`stress`]).
 //!
 //! Its pager is sigma0, which maps its image pages on demand.
 
@@ -25,9 +28,11 @@ mod bench;
 mod conformance;
 mod demo;
 mod drivers;
+mod fuzz;
 mod kdbtest;
 mod kipdump;
 mod scale;
+mod stress;
 mod tests;
 
 use l4::println;
@@ -49,6 +54,8 @@ fn main() -> ! {
         "bench" => bench::run(args),
         "kipdump" => kipdump::run(),
         "kdbtest" => kdbtest::run(args),
+        "fuzz" => fuzz::run(args),
+        "stress" => stress::run(args),
         "scale" => scale::run(),
         other => {
             println!("root: unknown mode `{other}`; running the demo");

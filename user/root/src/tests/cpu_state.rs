@@ -4,7 +4,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use abi::{ThreadId, Time};
+use abi::ThreadId;
 use l4::{kdb, kip, msg, syscall, utcb};
 
 use crate::conformance::Suite;
@@ -100,12 +100,7 @@ pub fn run(s: &mut Suite) {
     if kept {
         s.check("cpu.sse_registers_preserved", true, format_args!(""));
     }
-    for _ in 0..100 {
-        if OTHER_DONE.load(Ordering::SeqCst) != 0 {
-            break;
-        }
-        msg::sleep(Time::period_micros(1000));
-    }
+    super::util::wait_until(|| OTHER_DONE.load(Ordering::SeqCst) != 0);
     let other = OTHER_GS.load(Ordering::SeqCst);
     s.check(
         "cpu.gs0_is_own_utcb",

@@ -192,7 +192,7 @@ pub fn run(s: &mut Suite) {
 
     // Abort receive (R) with SP and IP in the same call: the thread starts there (spec 6.1).
     let (_, old) = exr(w, (1 << 1) | (1 << 3) | (1 << 4), sp6, ip_w, 0, 0, nil);
-    util::sleep_us(20_000);
+    util::wait_until(|| W_MARK.load(Ordering::SeqCst) == 0x57A2_7ED0);
     let wsp = W_SP.load(Ordering::SeqCst);
     s.check(
         "exregs.abort_startup_wait_starts_thread",
@@ -215,7 +215,7 @@ pub fn run(s: &mut Suite) {
     // Abort an ordinary receive: the Ipc returns "canceled" in the receive phase (3<<1 | 1).
     let wakes = W_WAKES.load(Ordering::SeqCst);
     exr(w, 1 << 1, 0, 0, 0, 0, nil);
-    util::sleep_us(20_000);
+    util::wait_until(|| W_WAKES.load(Ordering::SeqCst) > wakes);
     s.check(
         "exregs.abort_receive_cancels_ipc",
         W_WAKES.load(Ordering::SeqCst) == wakes + 1 && W_ERR.load(Ordering::SeqCst) == 7,
@@ -250,7 +250,10 @@ pub fn run(s: &mut Suite) {
     s.check_eq("exregs.running_thread_control_bits_clear", q.control & 7, 0);
     exr(r, 1 << 6, 0, 0, 0, 0x4242, nil);
     exr(r, 1 << 7, 0, 0, 0, 0, kip::sigma0_id());
-    util::sleep_us(20_000);
+    util::wait_until(|| {
+        E_HANDLE.load(Ordering::SeqCst) == 0x4242
+            && E_PAGER.load(Ordering::SeqCst) == kip::sigma0_id().raw()
+    });
     s.check_eq(
         "exregs.handle_reaches_tcr",
         E_HANDLE.load(Ordering::SeqCst),

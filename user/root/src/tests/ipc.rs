@@ -212,13 +212,14 @@ struct Page([u64; 512]);
 static mut MAPPED_PAGE: Page = Page([0; 512]);
 
 fn wait_flag(i: usize) -> bool {
-    for _ in 0..200 {
-        if SHARED[i].load(Ordering::SeqCst) != 0 {
-            return true;
-        }
-        msg::sleep(ms(1));
-    }
-    false
+    super::util::wait_until(|| SHARED[i].load(Ordering::SeqCst) != 0)
+}
+
+/// Waits (bounded, generously) until `t` is blocked in the given way (Schedule result:
+/// `ScheduleResult::Waiting` = receiving, `PendingSend` = sending): the event itself, not a
+/// fixed sleep that a loaded host may outlast.
+fn wait_state(t: ThreadId, st: abi::syscall_args::ScheduleResult) -> bool {
+    super::util::wait_until(|| super::util::state_of(t) == st as u64)
 }
 
 fn error_code_of<T>(r: Result<T, msg::IpcFailure>) -> u64 {
@@ -507,7 +508,7 @@ pub fn run(s: &mut Suite) {
     SHARED[2].store(0, Ordering::SeqCst);
     let waiter = spawn(2, receiver_of_helper1);
     let target = spawn(1, sleeper);
-    msg::sleep(ms(5));
+    wait_state(waiter, abi::syscall_args::ScheduleResult::Waiting);
     kill(target);
     let ok = wait_flag(2);
     s.check(
@@ -738,8 +739,9 @@ fn stress(s: &mut Suite) {
         ops += 1;
     }
     let before: [u64; 4] = core::array::from_fn(|k| STRESS_DONE[k].load(Ordering::SeqCst));
-    msg::sleep(ms(50));
-    let progress = (0..4).all(|k| STRESS_DONE[k].load(Ordering::SeqCst) > before[k]);
+    let progress = super::util::wait_until(|| {
+        (0..4).all(|k| STRESS_DONE[k].load(Ordering::SeqCst) > before[k])
+    });
     s.check(
         "ipc.stress_cancel_delete_no_hang",
         progress,

@@ -11,6 +11,7 @@ mod compat;
 mod cpu_state;
 mod exregs;
 mod fastpath;
+mod found_by_fuzz;
 mod fuzz;
 mod io_ports;
 mod io_quota;
@@ -32,7 +33,7 @@ mod thread_control;
 mod threads;
 mod unmap;
 mod utcb;
-mod util;
+pub mod util;
 
 /// A test module's entry point.
 pub type TestFn = fn(&mut Suite);
@@ -67,4 +68,5 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("security_memory", security_memory::run),
     ("fuzz", fuzz::run),
     ("security_entry", security_entry::run),
+    ("found_by_fuzz", found_by_fuzz::run),
 ];

@@ -143,7 +143,7 @@ pub fn run(s: &mut Suite) {
     // A second thread of the root's space is privileged too.
     let wk = tid(BASE + 2);
     let ok = util::spawn_worker(wk, 0xEC, 100, worker, 17);
-    util::sleep_us(20_000);
+    util::wait_until(|| W_PC.load(Ordering::SeqCst) == 2 && W_TC.load(Ordering::SeqCst) == 4);
     s.check(
         "privilege.root_space_thread_privileged",
         ok && W_PC.load(Ordering::SeqCst) == 2 && W_TC.load(Ordering::SeqCst) == 4,

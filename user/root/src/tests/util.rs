@@ -480,11 +480,12 @@ pub fn spawn_local(
     true
 }
 
-/// Sleeps in 1 ms steps until `cond` holds (at most ~1 s of guest time). Under emulation the
+/// Sleeps in 1 ms steps until `cond` holds (at most ~10 s of guest time). Under emulation the
 /// guest clock follows the host's, so "made progress within N ms" checks must wait for the
-/// progress instead of a fixed window.
+/// progress instead of a fixed window; the bound is generous because a loaded host can keep
+/// the emulator off the CPU for seconds.
 pub fn wait_until(cond: impl Fn() -> bool) -> bool {
-    for _ in 0..1000 {
+    for _ in 0..10_000 {
         if cond() {
             return true;
         }
