@@ -442,6 +442,26 @@ pub fn run(args: &[String]) -> ExitCode {
 const BASELINE: &str = "bench/baseline.json";
 /// A figure may rise by this fraction before the gate fails.
 const TOLERANCE: f64 = 0.01;
+/// Figures whose count depends on where pool frames and mapping nodes land (space deletion,
+/// page faults, map and Unmap through the mapping database's treaps) move by a few percent
+/// with unrelated changes and between runs; they are gated more loosely.
+const LOOSE_TOLERANCE: f64 = 0.05;
+
+fn tolerance(figure: &str) -> f64 {
+    const LOOSE: [&str; 6] = [
+        "scale.space-delete",
+        "scale.pagefault-roundtrip",
+        "scale.map-item",
+        "scale.unmap",
+        "scale.unmap-chain",
+        "scale.unmap-in-superpage",
+    ];
+    if LOOSE.iter().any(|p| figure.starts_with(p)) {
+        LOOSE_TOLERANCE
+    } else {
+        TOLERANCE
+    }
+}
 
 /// Every gated figure by name: per-word IPC of each set-up, null system call, exception,
 /// and every scale figure.
@@ -544,24 +564,25 @@ pub fn gate(images: &Images) -> (usize, usize) {
                 failed += 1;
                 println!("test bench-gate/{k} ... FAILED: figure missing (before {before:.2})");
             }
-            Some(after) if *after > before * (1.0 + TOLERANCE) + 0.005 => {
+            Some(after) if *after > before * (1.0 + tolerance(k)) + 0.005 => {
                 failed += 1;
                 println!(
                     "test bench-gate/{k} ... FAILED: {before:.2} -> {after:.2} instructions ({:+.2}%, more than {:.0}%); \
                      if intended, commit a new baseline (cargo xtask bench --update-baseline)",
                     (after / before - 1.0) * 100.0,
-                    TOLERANCE * 100.0
+                    tolerance(k) * 100.0
                 );
             }
-            Some(after) if *after < before * (1.0 - TOLERANCE) => improved += 1,
+            Some(after) if *after < before * (1.0 - tolerance(k)) => improved += 1,
             Some(_) => {}
         }
     }
     if failed == 0 {
         println!(
-            "test bench-gate ... ok ({} figures within {:.0}% of the baseline; {improved} improved by more: consider updating the baseline)",
+            "test bench-gate ... ok ({} figures within {:.0}% of the baseline ({:.0}% for the placement-dependent scale rows); {improved} improved by more: consider updating the baseline)",
             base.len(),
-            TOLERANCE * 100.0
+            TOLERANCE * 100.0,
+            LOOSE_TOLERANCE * 100.0
         );
         (1, 0)
     } else {
