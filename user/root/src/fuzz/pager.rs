@@ -49,19 +49,7 @@ extern "C" fn pager_main() -> ! {
     let root = util::root();
     let mut reply_to = ThreadId::NIL;
     loop {
-        let r = if reply_to.is_nil() {
-            syscall::ipc(
-                ThreadId::NIL,
-                ThreadId::ANY,
-                Timeouts::new(Time::NEVER, Time::NEVER),
-            )
-        } else {
-            syscall::ipc(
-                reply_to,
-                ThreadId::ANY,
-                Timeouts::new(Time::ZERO, Time::NEVER),
-            )
-        };
+        let r = util::reply_or_wait(reply_to);
         reply_to = ThreadId::NIL;
         if r.tag.error() {
             continue;

@@ -230,23 +230,25 @@ pub fn pager() -> ThreadId {
     tid(PAGER_NO)
 }
 
+/// A server's next receive: open wait when there is nobody to answer, else ReplyWait to
+/// `reply_to` (send timeout zero, so a client that went away cannot block the server).
+pub fn reply_or_wait(reply_to: ThreadId) -> l4::syscall::IpcResult {
+    if reply_to.is_nil() {
+        syscall::ipc(ThreadId::NIL, ThreadId::ANY, Timeouts::NEVER)
+    } else {
+        syscall::ipc(
+            reply_to,
+            ThreadId::ANY,
+            Timeouts::new(Time::ZERO, Time::NEVER),
+        )
+    }
+}
+
 extern "C" fn pager_main() -> ! {
     let (start, end) = image();
     let mut reply_to = ThreadId::NIL;
     loop {
-        let r = if reply_to.is_nil() {
-            syscall::ipc(
-                ThreadId::NIL,
-                ThreadId::ANY,
-                Timeouts::new(Time::NEVER, Time::NEVER),
-            )
-        } else {
-            syscall::ipc(
-                reply_to,
-                ThreadId::ANY,
-                Timeouts::new(Time::ZERO, Time::NEVER),
-            )
-        };
+        let r = reply_or_wait(reply_to);
         reply_to = ThreadId::NIL;
         if r.tag.error() {
             continue;
