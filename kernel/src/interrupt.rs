@@ -215,7 +215,7 @@ pub fn deliver_pending(cur: &mut Tcb, spec: ThreadId) -> Result<ThreadId, IpcErr
 /// Schedule on an interrupt thread id: valid once associated (spec 6.5).
 pub fn schedule_irq(
     id: ThreadId,
-    prio: u64,
+    prio: Option<u8>,
     privileged: bool,
 ) -> Result<(u64, u64), abi::error::SyscallError> {
     let irq = line_of(id).ok_or(abi::error::SyscallError::InvalidThread)?;
@@ -227,8 +227,8 @@ pub fn schedule_irq(
     if !privileged {
         return Err(abi::error::SyscallError::NoPrivilege);
     }
-    if prio != u64::MAX {
-        line.priority = prio as u8;
+    if let Some(p) = prio {
+        line.priority = p;
     }
     Ok((abi::syscall_args::ScheduleResult::Waiting as u64, 0))
 }

@@ -445,15 +445,15 @@ fn schedule_call(a: ScheduleArgs) -> Result<(u64, u64), SyscallError> {
         prio,
         preemption,
     } = a;
-    // Priority: all ones = no change, else the low 8 bits (as before the decoding moved to
-    // the boundary; `PrioControl::priority` reads 9 bits like Pistachio: not adopted yet).
-    let prio_control = prio.0;
+    // Priority: 9 bits like Pistachio (spec 5.6); all ones or a value above 255 = no change
+    // (`abi::syscall_args::PrioControl::priority`, the one decoder).
+    let new_prio = prio.priority();
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
     // SAFETY: a thread's space outlives it; the only reference to it in use.
     let privileged = (unsafe { cur.space() }).privileged;
     let t = if dest.is_global() && dest.number() < thread::SYSTEM_BASE {
-        return crate::interrupt::schedule_irq(dest, prio_control, privileged);
+        return crate::interrupt::schedule_irq(dest, new_prio, privileged);
     } else {
         // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
         (unsafe { thread::resolve(cur, dest) })
@@ -467,9 +467,8 @@ fn schedule_call(a: ScheduleArgs) -> Result<(u64, u64), SyscallError> {
         return Err(SyscallError::NoPrivilege);
     }
     let old_tc = encode_time_control(t.slice_left_us, t.total_quantum_us);
-    if prio_control != u64::MAX {
-        let prio = prio_control & 0xFF;
-        if !privileged && prio > cur.priority as u64 {
+    if let Some(p) = new_prio {
+        if !privileged && p > cur.priority {
             return Err(SyscallError::NoPrivilege);
         }
     }
@@ -508,10 +507,10 @@ fn schedule_call(a: ScheduleArgs) -> Result<(u64, u64), SyscallError> {
     if let Some(q) = new_quantum {
         t.total_quantum_us = q;
     }
-    if prio_control != u64::MAX {
+    if let Some(p) = new_prio {
         let was_queued = t.ready_queued;
         dequeue(t);
-        t.priority = (prio_control & 0xFF) as u8;
+        t.priority = p;
         if was_queued {
             enqueue(t);
         }

@@ -21,6 +21,7 @@ mod kip;
 mod lifecycle;
 mod lifetime;
 mod memory;
+mod prio_control;
 mod privilege;
 mod sched;
 mod schedule;
@@ -59,6 +60,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("sched", sched::run),
     ("lifecycle", lifecycle::run),
     ("schedule", schedule::run),
+    ("prio_control", prio_control::run),
     ("unmap", unmap::run),
     ("io_ports", io_ports::run),
     ("io_quota", io_quota::run),
