@@ -11,6 +11,7 @@ use abi::thread_id::ThreadId;
 
 use crate::arch::trap::TrapFrame;
 use crate::ipc::IpcErr;
+use crate::kernel_state::Kernel;
 use crate::platform::pic;
 use crate::schedule;
 use crate::sync::{KernelCell, KernelValue};
@@ -81,7 +82,7 @@ pub fn now_us() -> u64 {
     (t * 1000 / khz as u128) as u64
 }
 
-pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
+pub fn handle_irq(k: &mut Kernel, irq: usize, frame: &mut TrapFrame) {
     crate::debug::on_irq(irq, frame);
     if irq == 0 {
         // SAFETY: the only borrow of CLOCK in use; it ends before any call that touches it.
@@ -89,7 +90,8 @@ pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
         c.ticks += 1;
         pic::eoi(0);
         if frame.is_from_user() || thread::current_ptr() == schedule::idle_tcb() {
-            schedule::tick(c.tick_ns / 1000);
+            let next = schedule::tick(k, c.tick_ns / 1000);
+            schedule::finish(k, next);
         }
         return;
     }
@@ -116,11 +118,11 @@ pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
             set_pending(line, false);
             h.set_mr(0, MsgTag::new(labels::INTERRUPT, 0, 0).raw());
             h.ipc_from = me;
-            schedule::wake(h, IpcWake::Done);
+            schedule::wake(k, h, IpcWake::Done);
         }
     }
     if frame.is_from_user() || thread::current_ptr() == schedule::idle_tcb() {
-        schedule::preempt_if_higher();
+        schedule::finish(k, schedule::Next::Stay);
     }
 }
 

@@ -14,7 +14,8 @@ use crate::decode::{
     MemoryControlArgs, Out, ProcessorControlArgs, ResultReg, ScheduleArgs, SpaceControlArgs,
     ThreadControlArgs, UnmapArgs, finish,
 };
-use crate::schedule;
+use crate::kernel_state::{Kernel, with_kernel};
+use crate::schedule::{self, Next};
 use crate::thread;
 
 fn privileged() -> bool {
@@ -50,8 +51,17 @@ fn memory_control(a: MemoryControlArgs) -> Result<Out, SyscallError> {
     }
 }
 
+/// The general system-call entry (`syscall_dispatch_vector` while the event trace is on):
+/// the entry borrow of the kernel state, then [`dispatch`].
 #[unsafe(no_mangle)]
 pub extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
+    with_kernel(|k| dispatch(k, f))
+}
+
+/// One system call: decode, run the handler, carry out its scheduling decision once on the
+/// way out (`schedule::finish`).
+#[inline(always)]
+fn dispatch(k: &mut Kernel, f: &mut TrapFrame) {
     let Some(call) = identify(f.rcx) else {
         // `syscall` outside the stubs: not a system call; return untouched.
         return;
@@ -68,32 +78,42 @@ pub extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
                 ThreadId::from_raw(f.rdx),
                 Timeouts(f.r8 & 0xFFFF_FFFF),
             );
-            if let Some(r) = crate::ipc::fast_call(to, from, timeouts) {
+            if let Some(r) = crate::ipc::fast_call(k, to, from, timeouts) {
                 f.rsi = r.from.raw();
-                schedule::preempt_if_higher();
+                schedule::finish(k, Next::Stay);
                 crate::profile::mark(crate::profile::Point::Resumed);
                 return;
             }
             let r = crate::ipc::sys_ipc(
+                k,
                 ThreadId::from_raw(f.rsi),
                 ThreadId::from_raw(f.rdx),
                 Timeouts(f.r8 & 0xFFFF_FFFF),
             );
             f.rsi = r.from.raw();
         }
-        Syscall::ExchangeRegisters => crate::exregs::sys_exchange_registers(f),
-        Syscall::ThreadControl => finish(
-            f,
-            crate::thread_control::sys_thread_control(ThreadControlArgs::decode(f)),
-            ResultReg::Rax,
-        ),
+        // The two calls whose decision can be other than `Stay`.
+        Syscall::ExchangeRegisters => {
+            let next = crate::exregs::sys_exchange_registers(k, f);
+            schedule::finish(k, next);
+            crate::profile::mark(crate::profile::Point::Resumed);
+            return;
+        }
+        Syscall::ThreadSwitch => {
+            let next = schedule::sys_thread_switch(k, ThreadId::from_raw(f.rdi));
+            schedule::finish(k, next);
+            crate::profile::mark(crate::profile::Point::Resumed);
+            return;
+        }
+        Syscall::ThreadControl => {
+            let r = crate::thread_control::sys_thread_control(k, ThreadControlArgs::decode(f));
+            finish(f, r, ResultReg::Rax)
+        }
         Syscall::SystemClock => f.rax = crate::interrupt::now_us(),
-        Syscall::ThreadSwitch => schedule::sys_thread_switch(ThreadId::from_raw(f.rdi)),
-        Syscall::Schedule => finish(
-            f,
-            schedule::sys_schedule(ScheduleArgs::decode(f)),
-            ResultReg::Rax,
-        ),
+        Syscall::Schedule => {
+            let r = schedule::sys_schedule(k, ScheduleArgs::decode(f));
+            finish(f, r, ResultReg::Rax)
+        }
         Syscall::Unmap => finish(
             f,
             crate::space::sys_unmap(UnmapArgs::decode(f)),
@@ -115,12 +135,15 @@ pub extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
             ResultReg::Rdx,
         ),
     }
-    schedule::preempt_if_higher();
+    // Every other call decided `Stay`.
+    schedule::finish(k, Next::Stay);
     crate::profile::mark(crate::profile::Point::Resumed);
 }
 
 /// Start of a root server: straight to user mode with its prepared frame.
 pub extern "C" fn enter_user(_: u64) -> ! {
+    // First run: the thread that switched here handed on its entry borrow; it ends here.
+    crate::kernel_state::continue_entry(|_| ());
     return_to_user()
 }
 

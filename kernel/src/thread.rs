@@ -19,6 +19,7 @@ use abi::thread_id::ThreadId;
 use crate::arch::paging::{self, ADDR_MASK, G, NX, P, RW, table};
 use crate::arch::trap::{TRAP_FRAME_SIZE, TrapFrame};
 use crate::arch::{cpu, gdt};
+use crate::kernel_state::Kernel;
 use crate::mm::frame;
 use crate::space::Space;
 use crate::sync::{KernelCell, KernelValue};
@@ -553,8 +554,8 @@ pub unsafe fn create(
 pub const USER_RFLAGS: u64 = 0x3202;
 
 /// Frees a thread that is no longer queued anywhere. Must not be the current thread.
-pub fn destroy(t: &mut Tcb) {
-    crate::thread_control::utcb_released(t);
+pub fn destroy(k: &mut Kernel, t: &mut Tcb) {
+    crate::thread_control::utcb_released(k, t);
     // Lazy FPU: its registers must not pass to a thread whose save area lands here.
     crate::arch::fpu::forget(t.fpu.0.as_mut_ptr());
     // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.
