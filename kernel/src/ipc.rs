@@ -65,8 +65,7 @@ impl IpcErr {
 /// the thread's MR0 (spec 5.7).
 pub fn report_error(t: &Tcb, e: IpcErr) {
     t.set_utcb_word(utcb::ERROR_CODE, e.word());
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    (unsafe { t.mrs() })[0] = MsgTag::from_raw(t.mr(0)).with_error(true).raw();
+    t.set_mr(0, MsgTag::from_raw(t.mr(0)).with_error(true).raw());
 }
 
 /// Absolute deadline (µs) of a timeout, `None` = zero timeout, `Some(MAX)` = never.
@@ -141,8 +140,7 @@ fn setup_propagation(cur: &mut Tcb, dest: &Tcb) {
         {
             cur.propagate_as = Some(v.handle());
         }
-        // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-        _ => (unsafe { cur.mrs() })[0] = tag.with_propagated(false).raw(),
+        _ => cur.set_mr(0, tag.with_propagated(false).raw()),
     }
 }
 
@@ -264,21 +262,18 @@ fn copy_mrs(d: &mut [u64; 64], s: &[u64; 64], n: usize) {
 }
 
 /// The untyped part of a message (MR0..MRu): never blocks. Also reports an overflow.
-fn transfer_untyped(src: &Tcb, dst: &Tcb) -> Result<(), (IpcErr, IpcErr)> {
+fn transfer_untyped(src: &Tcb, dst: &mut Tcb) -> Result<(), (IpcErr, IpcErr)> {
     let tag = MsgTag::from_raw(src.mr(0));
     let u = tag.untyped() as usize;
     let t = tag.typed() as usize;
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    let d = unsafe { dst.mrs() };
+    let d = dst.mrs();
     d[0] = tag.clear_receive_flags().raw();
     if u + t >= 64 {
         let n = 63.min(u + t);
-        // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-        d[1..=n].copy_from_slice(&(unsafe { src.mrs() })[1..=n]);
+        d[1..=n].copy_from_slice(&src.mrs_ref()[1..=n]);
         return Err(overflow());
     }
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    copy_mrs(d, unsafe { src.mrs() }, u + t);
+    copy_mrs(d, src.mrs_ref(), u + t);
     Ok(())
 }
 
@@ -304,8 +299,7 @@ fn transfer(
     // Typed items: work on a copy, since nested fault IPCs during string copies save and
     // restore the MRs.
     let mut s = [0u64; 64];
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    s[..=u + t].copy_from_slice(&(unsafe { src.mrs() })[..=u + t]);
+    s[..=u + t].copy_from_slice(&src.mrs_ref()[..=u + t]);
     let mut i = u + 1;
     let end = u + t + 1;
     let mut buffers: Option<crate::string::Buffers> = None;
@@ -487,7 +481,7 @@ pub fn fast_send(
     if dest.halted || !accepts(dest, cur) {
         return None;
     }
-    if open && (!cur.sendq.is_empty() || interrupt::pending_for(cur, ThreadId::ANY))
+    if open && (!cur.sendq.is_empty() || interrupt::pending_for(k, cur, ThreadId::ANY))
         || cur.sendq_propagated != 0
     {
         // Someone queued for us (or a propagated message that may appear to come from `dest`):
@@ -497,11 +491,9 @@ pub fn fast_send(
     crate::profile::mark(crate::profile::Point::Resolved);
     // Send: the message, the from id, the partner ready.
     let u = tag.untyped() as usize;
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    let d = unsafe { dest.mrs() };
+    let d = dest.mrs();
     d[0] = tag.raw();
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    copy_mrs(d, unsafe { cur.mrs() }, u);
+    copy_mrs(d, cur.mrs_ref(), u);
     dest.ipc_from = sender_id_for(dest, cur);
     if dest.recvq_on == cur.no {
         // The usual reply: the partner waits in a closed receive from us.
@@ -629,7 +621,7 @@ pub fn send_phase(
     timeout: Time,
 ) -> Result<(), IpcErr> {
     if to.is_global() && to.number() < thread::SYSTEM_BASE {
-        return interrupt::acknowledge(cur, to)
+        return interrupt::acknowledge(k, cur, to)
             .map_err(|_| err(IpcPhase::Send, IpcErrorCode::NotExist));
     }
     let Some(dest) =
@@ -682,7 +674,7 @@ pub fn receive_phase(
     let mut partner = None;
     if !from_spec.is_any() && !from_spec.is_any_local() {
         if from_spec.is_global() && from_spec.number() < thread::SYSTEM_BASE {
-            if let Some(r) = interrupt::try_receive(cur, from_spec) {
+            if let Some(r) = interrupt::try_receive(k, cur, from_spec) {
                 return r;
             }
         } else {
@@ -716,8 +708,8 @@ pub fn receive_phase(
             }
         };
     }
-    if interrupt::pending_for(cur, spec) {
-        return interrupt::deliver_pending(cur, spec);
+    if interrupt::pending_for(k, cur, spec) {
+        return interrupt::deliver_pending(k, cur, spec);
     }
     let Some(dl) = deadline(timeout) else {
         return Err(err(IpcPhase::Receive, IpcErrorCode::Timeout));
@@ -1093,8 +1085,7 @@ pub fn kernel_call_timeout(
     reply: impl FnOnce(&Tcb),
 ) -> Result<(), IpcErr> {
     let mut saved = [0u64; 64];
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    saved.copy_from_slice(unsafe { cur.mrs() });
+    saved.copy_from_slice(cur.mrs_ref());
     let br0 = cur.utcb_word(utcb::br(0));
     let ec = cur.utcb_word(utcb::ERROR_CODE);
     cur.set_utcb_word(utcb::br(0), abi::fpage::Fpage::COMPLETE.raw());
@@ -1108,8 +1099,7 @@ pub fn kernel_call_timeout(
     if r.is_ok() {
         reply(cur);
     }
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    (unsafe { cur.mrs() }).copy_from_slice(&saved);
+    cur.mrs().copy_from_slice(&saved);
     cur.set_utcb_word(utcb::br(0), br0);
     cur.set_utcb_word(utcb::ERROR_CODE, ec);
     r

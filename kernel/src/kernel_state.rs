@@ -46,6 +46,8 @@ pub struct State {
     /// The UTCB locations of activated threads, by space: whether a location is taken is
     /// found without looking at the threads (`kcore::utcb`). Capacity: every thread slot.
     pub utcbs: UtcbSet<{ 2 * thread::MAX_SLOTS }>,
+    /// The interrupt lines: their owners (handler threads), pending flags and priorities.
+    pub lines: [crate::interrupt::Line; crate::platform::pic::NUM_IRQS],
 }
 
 static STATE: KernelCell<State> = KernelCell::new(State {
@@ -55,6 +57,7 @@ static STATE: KernelCell<State> = KernelCell::new(State {
     },
     timers: TimerHeap::new(),
     utcbs: UtcbSet::new(),
+    lines: crate::interrupt::NO_LINES,
 });
 
 /// The entry borrow: the right to use [`State`], of which [`with_kernel`] makes the only one
@@ -155,4 +158,13 @@ pub fn continue_entry<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
 pub fn exit_to_user() {
     #[cfg(debug_assertions)]
     DEPTH.set(0);
+}
+
+/// The interrupt lines, copied, for the kernel debugger's views (it runs inside an entry
+/// whose borrow it does not have; a copy lends nothing).
+#[cfg(feature = "kdb")]
+pub fn lines_for_debugger() -> [crate::interrupt::Line; crate::platform::pic::NUM_IRQS] {
+    // SAFETY: a read of plain `Copy` data while the kernel is stopped in the debugger (no
+    // handler runs meanwhile); no reference escapes this function.
+    unsafe { (*STATE.as_ptr()).lines }
 }

@@ -461,7 +461,7 @@ fn schedule_call(k: &mut Kernel, a: ScheduleArgs) -> Result<(u64, u64), SyscallE
     // SAFETY: a thread's space outlives it; the only reference to it in use.
     let privileged = (unsafe { cur.space() }).privileged;
     let t = if dest.is_global() && dest.number() < thread::SYSTEM_BASE {
-        return crate::interrupt::schedule_irq(dest, new_prio, privileged);
+        return crate::interrupt::schedule_irq(k, dest, new_prio, privileged);
     } else {
         // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
         (unsafe { thread::resolve(cur, dest) })

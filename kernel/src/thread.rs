@@ -303,13 +303,20 @@ impl Tcb {
         self.set_utcb_word(i as isize, v)
     }
 
-    /// The MR array of the UTCB.
-    /// # Safety
-    /// The caller must not use the returned reference while another reference to these MRs
-    /// is in use (the UTCB is also written by user code, but only while the thread runs).
-    pub unsafe fn mrs(&self) -> &'static mut [u64; 64] {
-        // SAFETY: as in `utcb_word`: MR0..MR63 occupy the upper 512 bytes of the UTCB.
+    /// The MR array of the UTCB, borrowed with the TCB: the UTCB belongs to this thread alone
+    /// (user code writes it only while the thread runs, never while the kernel holds its TCB).
+    pub fn mrs(&mut self) -> &mut [u64; 64] {
+        debug_assert!(self.utcb != 0);
+        // SAFETY: as in `utcb_word`: MR0..MR63 occupy the upper 512 bytes of the UTCB; the
+        // borrow of `self` is exclusive, so is this one.
         unsafe { &mut *((self.utcb + 0x200) as *mut [u64; 64]) }
+    }
+
+    /// The MR array of the UTCB, to read.
+    pub fn mrs_ref(&self) -> &[u64; 64] {
+        debug_assert!(self.utcb != 0);
+        // SAFETY: as in `mrs`; shared with the shared borrow of `self`.
+        unsafe { &*((self.utcb + 0x200) as *const [u64; 64]) }
     }
 
     /// The local id (MR0 address in its own space).

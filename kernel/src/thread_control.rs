@@ -75,7 +75,7 @@ fn control(k: &mut Kernel, a: ThreadControlArgs) -> Result<(), SyscallError> {
     }
     let no = dest.number();
     if no < thread::SYSTEM_BASE {
-        return crate::interrupt::associate(dest, pager);
+        return crate::interrupt::associate(k, dest, pager);
     }
     if no < thread::USER_BASE || no as usize >= thread::MAX_THREADS {
         return Err(SyscallError::InvalidThread);
@@ -125,7 +125,7 @@ fn delete(k: &mut Kernel, dest: ThreadId) -> Result<(), SyscallError> {
         return Err(SyscallError::InvalidThread);
     }
     crate::ipc::unlink_deleted(k, t);
-    crate::interrupt::handler_deleted(t.id);
+    crate::interrupt::handler_deleted(k, t.id);
     schedule::dequeue(k, t);
     thread::destroy(k, t);
     Ok(())
