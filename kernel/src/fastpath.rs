@@ -115,8 +115,7 @@ fn general_ipc(k: &mut Kernel, f: &mut TrapFrame) -> bool {
 /// is to run, false if the thread is not activated (`syscall_dispatch` ignores the call).
 #[inline(never)]
 fn try_ipc(k: &mut Kernel, f: &mut TrapFrame) -> bool {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    if !(unsafe { thread::current() }).is_activated() {
+    if !k.current().is_activated() {
         return false;
     }
     let Some((deadline, dest)) = ipc::fast_send(

@@ -100,6 +100,19 @@ static TAKER: crate::sync::KernelValue<u64> = crate::sync::KernelValue::new(0);
 static HOLDER: crate::sync::KernelValue<&'static core::panic::Location<'static>> =
     crate::sync::KernelValue::new(core::panic::Location::caller());
 
+impl Kernel {
+    /// The running thread, to read, borrowed with the entry borrow (the first of the TCB
+    /// accessors tied to it; decision 009 plans `current_mut`, `threads.get_mut`, `pair_mut`).
+    #[inline(always)]
+    pub fn current(&self) -> &crate::thread::Tcb {
+        // SAFETY: `CURRENT` points at the running thread's TCB, live while it runs. The shared
+        // borrow of `self` keeps every `&mut` from this borrow away meanwhile; the `unsafe`
+        // lookups of `thread` promise that their references are not in use across code that
+        // is handed this borrow.
+        unsafe { &*crate::thread::current_ptr() }
+    }
+}
+
 /// The kernel entry's borrow of the kernel state: call once, at the outermost level of an
 /// entry (never from code that can be reached with a borrow live).
 #[inline(always)]

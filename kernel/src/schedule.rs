@@ -325,8 +325,7 @@ pub fn tick(k: &mut Kernel, tick_us: u64) -> Next {
 
 /// Runs a higher-priority thread if one became ready (after a wake-up in a system call).
 pub fn preempt_if_higher(k: &mut Kernel) {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
+    let cur = k.current();
     if let Some(p) = highest_ready(k)
         && (thread::current_ptr() == IDLE.get()
             || p > cur.priority as usize

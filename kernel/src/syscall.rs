@@ -36,12 +36,11 @@ fn processor_control(a: ProcessorControlArgs) -> Result<Out, SyscallError> {
 }
 
 /// MemoryControl: only the default attribute (0) exists on this platform so far.
-fn memory_control(a: MemoryControlArgs) -> Result<Out, SyscallError> {
+fn memory_control(k: &Kernel, a: MemoryControlArgs) -> Result<Out, SyscallError> {
     if !privileged() {
         return Err(SyscallError::NoPrivilege);
     }
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
+    let cur = k.current();
     let ok = (0..=a.control.last_mr())
         .all(|i| a.attributes[MemoryControlWord::attribute_index(Fpage::from_raw(cur.mr(i)))] == 0);
     if ok {
@@ -66,8 +65,7 @@ fn dispatch(k: &mut Kernel, f: &mut TrapFrame) {
         // `syscall` outside the stubs: not a system call; return untouched.
         return;
     };
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    if !(unsafe { thread::current() }).is_activated() {
+    if !k.current().is_activated() {
         return;
     }
     match call {
@@ -92,18 +90,19 @@ fn dispatch(k: &mut Kernel, f: &mut TrapFrame) {
             );
             f.rsi = r.from.raw();
         }
-        // The two calls whose decision can be other than `Stay`.
+        // The two calls whose decision can be other than `Stay`: carried out here; when the
+        // thread runs again, the `Stay` below looks once more (as every call does).
         Syscall::ExchangeRegisters => {
             let next = crate::exregs::sys_exchange_registers(k, f);
-            schedule::finish(k, next);
-            crate::profile::mark(crate::profile::Point::Resumed);
-            return;
+            if next != Next::Stay {
+                schedule::finish(k, next);
+            }
         }
         Syscall::ThreadSwitch => {
             let next = schedule::sys_thread_switch(k, ThreadId::from_raw(f.rdi));
-            schedule::finish(k, next);
-            crate::profile::mark(crate::profile::Point::Resumed);
-            return;
+            if next != Next::Stay {
+                schedule::finish(k, next);
+            }
         }
         Syscall::ThreadControl => {
             let r = crate::thread_control::sys_thread_control(k, ThreadControlArgs::decode(f));
@@ -131,7 +130,7 @@ fn dispatch(k: &mut Kernel, f: &mut TrapFrame) {
         ),
         Syscall::MemoryControl => finish(
             f,
-            memory_control(MemoryControlArgs::decode(f)),
+            memory_control(k, MemoryControlArgs::decode(f)),
             ResultReg::Rdx,
         ),
     }
