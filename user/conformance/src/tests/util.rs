@@ -457,7 +457,7 @@ pub extern "C" fn child_hello() -> ! {
 
 /// Touches every page of a stack (so its thread never faults on it) and returns the initial
 /// stack pointer (top − 8, as after a call).
-pub fn prefault_stack(stack: *mut u8, len: usize) -> u64 {
+pub(crate) fn prefault_stack(stack: *mut u8, len: usize) -> u64 {
     for p in (0..len).step_by(4096) {
         // SAFETY: callers pass a static stack array that no running thread uses yet.
         unsafe { core::ptr::write_volatile(stack.add(p), 0) };
