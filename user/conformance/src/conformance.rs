@@ -30,7 +30,7 @@
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use abi::{Fpage, ThreadId};
+use abi::{Fpage, Rights, ThreadId};
 use l4::syscall::{self, ExregsState};
 use l4::{kip, println, utcb};
 
@@ -227,7 +227,9 @@ impl<'a> Cx<'a> {
             util::kill(*t);
         }
         for f in self.ranges[..self.nranges].iter() {
-            utcb::set_mr(0, f.raw());
+            // All rights revoked (flush: in the root's space too, and in every space that
+            // got a page of the range from there).
+            utcb::set_mr(0, f.with_rights(Rights::FULL).raw());
             syscall::unmap(0x40);
         }
         self.nthreads = 0;

@@ -78,7 +78,7 @@ pub const ALL: &[Module] = &[
     whole!(strings),
     whole!(compat),
     whole!(chain),
-    whole!(lifetime),
+    module!(lifetime),
     whole!(cpu_state),
     whole!(fastpath),
     whole!(threads),
