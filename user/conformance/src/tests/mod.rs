@@ -91,7 +91,7 @@ pub const ALL: &[Module] = &[
     whole!(sigma0),
     whole!(privilege),
     whole!(churn),
-    whole!(security_memory),
+    module!(security_memory),
     whole!(fuzz),
     whole!(security_entry),
     whole!(found_by_fuzz),
