@@ -119,6 +119,7 @@ const MAX_RANGES: usize = 8;
 /// What a check function gets: the counts and its resources, released when it returns.
 pub struct Cx<'a> {
     suite: &'a mut Suite,
+    name: &'static str,
     threads: [ThreadId; MAX_THREADS],
     nthreads: usize,
     slots_used: u64,
@@ -129,10 +130,11 @@ pub struct Cx<'a> {
 }
 
 impl<'a> Cx<'a> {
-    /// A context with nothing allocated.
-    pub fn new(suite: &'a mut Suite) -> Self {
+    /// A context with nothing allocated for the check function `name`.
+    pub fn new(suite: &'a mut Suite, name: &'static str) -> Self {
         Cx {
             suite,
+            name,
             threads: [ThreadId::NIL; MAX_THREADS],
             nthreads: 0,
             slots_used: 0,
@@ -141,6 +143,11 @@ impl<'a> Cx<'a> {
             nranges: 0,
             range_next: RANGES_BASE,
         }
+    }
+
+    /// The name of the running check function.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Records one check line (see [`Suite::check`]).
@@ -354,7 +361,7 @@ pub fn run(args: &str) {
         }
         // The image present in the root's space before any thread of a check runs on it.
         util::prepare();
-        let mut cx = Cx::new(&mut s);
+        let mut cx = Cx::new(&mut s, c.name);
         (c.run)(&mut cx);
         cx.release();
     }

@@ -75,7 +75,7 @@ pub const ALL: &[Module] = &[
     whole!(space_control),
     module!(ipc),
     whole!(memory),
-    whole!(strings),
+    module!(strings),
     whole!(compat),
     whole!(chain),
     module!(lifetime),
