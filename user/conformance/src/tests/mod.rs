@@ -66,10 +66,10 @@ pub mod util;
 
 /// Every test module in run order.
 pub const ALL: &[Module] = &[
-    whole!(kip),
+    module!(kip),
     whole!(kernel_interface),
-    whole!(utcb),
-    whole!(clock),
+    module!(utcb),
+    module!(clock),
     whole!(exregs),
     whole!(thread_control),
     whole!(space_control),
