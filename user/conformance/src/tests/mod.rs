@@ -74,7 +74,7 @@ pub const ALL: &[Module] = &[
     whole!(thread_control),
     whole!(space_control),
     module!(ipc),
-    whole!(memory),
+    module!(memory),
     module!(strings),
     whole!(compat),
     whole!(chain),
