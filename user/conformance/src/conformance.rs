@@ -23,7 +23,8 @@
 //! **Selection** (the root server's command line: `conformance [word...]`): without words,
 //! every check in registry order. A word that is an option: `reverse` (the whole list
 //! backwards), `shuffle=<seed>` (a seeded permutation), `list` (print the names, run
-//! nothing). Any other word selects the checks whose name starts with it, every check of a
+//! nothing), `repeat=<n>` (the selected list n times: a check leaves nothing behind that
+//! would change its next run). Any other word selects the checks whose name starts with it, every check of a
 //! module of that name, and the check whose lines it names (`ipc.cancel_send` runs
 //! `ipc.cancel`; for a module not yet split, its whole function).
 
@@ -177,6 +178,23 @@ impl<'a> Cx<'a> {
         t
     }
 
+    /// Like [`Cx::thread`], but the same id on every run of the check that passes the same
+    /// `cell` (fresh on the first): for a partner whose identity a server remembers across
+    /// runs, such as sigma0, which gives a page only to the thread that first got it.
+    pub fn thread_once(&mut self, cell: &'static AtomicU64) -> ThreadId {
+        let raw = cell.load(Ordering::Relaxed);
+        if raw == 0 {
+            let t = self.thread();
+            cell.store(t.raw(), Ordering::Relaxed);
+            return t;
+        }
+        assert!(self.nthreads < MAX_THREADS, "conformance: too many threads");
+        let t = ThreadId::from_raw(raw);
+        self.threads[self.nthreads] = t;
+        self.nthreads += 1;
+        t
+    }
+
     /// A free UTCB location in the root's UTCB area (for a thread of the root's space),
     /// free again when the check returns (its threads are deleted then).
     pub fn slot(&mut self) -> u64 {
@@ -307,10 +325,16 @@ pub fn run(args: &str) {
         failed: 0,
     };
     let words = args.split_whitespace().skip(1);
-    let is_option = |w: &str| w == "reverse" || w == "list" || w.starts_with("shuffle=");
+    let is_option = |w: &str| {
+        w == "reverse" || w == "list" || w.starts_with("shuffle=") || w.starts_with("repeat=")
+    };
     let filters = words.clone().filter(|w| !is_option(w));
     let reverse = words.clone().any(|w| w == "reverse");
     let list = words.clone().any(|w| w == "list");
+    let repeat = words
+        .clone()
+        .find_map(|w| w.strip_prefix("repeat="))
+        .map_or(1, |v| v.parse::<u32>().unwrap_or(1).max(1));
     let shuffle = words
         .clone()
         .find_map(|w| w.strip_prefix("shuffle="))
@@ -346,7 +370,7 @@ pub fn run(args: &str) {
         println!("conformance: no check matches");
     }
     let mut last_module = usize::MAX;
-    for &(mi, ci) in order.iter() {
+    for &(mi, ci) in order.iter().cycle().take(order.len() * repeat as usize) {
         let (m, c) = (
             &crate::tests::ALL[mi as usize],
             &crate::tests::ALL[mi as usize].checks[ci as usize],
