@@ -81,7 +81,7 @@ pub const ALL: &[Module] = &[
     module!(lifetime),
     whole!(cpu_state),
     whole!(fastpath),
-    whole!(threads),
+    module!(threads),
     whole!(sched),
     whole!(lifecycle),
     whole!(schedule),
