@@ -70,7 +70,7 @@ pub const ALL: &[Module] = &[
     whole!(kernel_interface),
     module!(utcb),
     module!(clock),
-    whole!(exregs),
+    module!(exregs),
     whole!(thread_control),
     whole!(space_control),
     module!(ipc),

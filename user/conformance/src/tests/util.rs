@@ -370,6 +370,15 @@ pub fn spawn_in_new_space(
     f: extern "C" fn() -> !,
     stack: usize,
 ) -> Result<(), (u64, u64)> {
+    spawn_in_new_space_at(t, f, stack_top(stack))
+}
+
+/// [`spawn_in_new_space`] with the initial stack pointer `sp` (a stack of a check's `Cx`).
+pub fn spawn_in_new_space_at(
+    t: ThreadId,
+    f: extern "C" fn() -> !,
+    sp: u64,
+) -> Result<(), (u64, u64)> {
     if !ensure_pager() {
         return Err((0, 0));
     }
@@ -378,7 +387,7 @@ pub fn spawn_in_new_space(
     if r != 1 {
         return Err((3, e));
     }
-    match pager_start(t, entry(f), stack_top(stack)) {
+    match pager_start(t, entry(f), sp) {
         Ok(0) => Ok(()),
         Ok(e) | Err(e) => Err((4, e)),
     }
