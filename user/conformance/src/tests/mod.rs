@@ -71,7 +71,7 @@ pub const ALL: &[Module] = &[
     module!(utcb),
     module!(clock),
     module!(exregs),
-    whole!(thread_control),
+    module!(thread_control),
     whole!(space_control),
     module!(ipc),
     module!(memory),
