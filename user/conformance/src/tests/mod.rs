@@ -72,7 +72,7 @@ pub const ALL: &[Module] = &[
     module!(clock),
     module!(exregs),
     module!(thread_control),
-    whole!(space_control),
+    module!(space_control),
     module!(ipc),
     module!(memory),
     module!(strings),
