@@ -32,7 +32,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use abi::{Fpage, Rights, ThreadId};
-use l4::syscall::{self, ExregsState};
+use l4::syscall;
 use l4::{kip, println, utcb};
 
 use crate::tests::util;
@@ -284,18 +284,6 @@ pub fn start_local(
     }
     l4::thread::start(t, sp, util::entry(f));
     true
-}
-
-/// Cancels any IPC of `t` (ExchangeRegisters with S and R).
-pub fn cancel_ipc(t: ThreadId, control: u64) -> ExregsState {
-    syscall::exchange_registers(
-        t,
-        ExregsState {
-            control,
-            ..ExregsState::default()
-        },
-    )
-    .1
 }
 
 // ---------------------------------------------------------------------------------------

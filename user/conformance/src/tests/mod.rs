@@ -84,7 +84,7 @@ pub const ALL: &[Module] = &[
     module!(threads),
     whole!(sched),
     whole!(lifecycle),
-    whole!(schedule),
+    module!(schedule),
     whole!(unmap),
     whole!(io_ports),
     whole!(io_quota),
