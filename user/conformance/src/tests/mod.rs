@@ -82,7 +82,7 @@ pub const ALL: &[Module] = &[
     whole!(cpu_state),
     whole!(fastpath),
     module!(threads),
-    whole!(sched),
+    module!(sched),
     whole!(lifecycle),
     module!(schedule),
     whole!(unmap),
