@@ -76,7 +76,7 @@ pub const ALL: &[Module] = &[
     module!(ipc),
     module!(memory),
     module!(strings),
-    whole!(compat),
+    module!(compat),
     whole!(chain),
     module!(lifetime),
     whole!(cpu_state),
