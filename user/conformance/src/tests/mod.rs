@@ -89,7 +89,7 @@ pub const ALL: &[Module] = &[
     whole!(io_ports),
     whole!(io_quota),
     whole!(sigma0),
-    whole!(privilege),
+    module!(privilege),
     whole!(churn),
     module!(security_memory),
     whole!(fuzz),
