@@ -79,7 +79,7 @@ pub const ALL: &[Module] = &[
     module!(compat),
     whole!(chain),
     module!(lifetime),
-    whole!(cpu_state),
+    module!(cpu_state),
     whole!(fastpath),
     module!(threads),
     module!(sched),
