@@ -88,6 +88,12 @@ pub struct Module {
 pub const THREADS_BASE: u64 = 0x8000;
 /// End of the allocator's thread numbers.
 pub const THREADS_END: u64 = 0x1_0000;
+/// Blocks of consecutive thread numbers handed out by [`Cx::thread_block`]:
+/// `BLOCKS_BASE..BLOCKS_END` (above UserBase; clear of the fuzzers' 0x1_0000..0x1_FFFF and
+/// 0x3_0000.., below the kernel's limit of 2^18).
+pub const BLOCKS_BASE: u64 = 0x2_0000;
+/// End of the block numbers.
+pub const BLOCKS_END: u64 = 0x3_0000;
 /// Root UTCB slots handed out by [`Cx::slot`]: `SLOTS_BASE..SLOTS_BASE + SLOTS_N` (the
 /// modules not yet converted use fixed slots from 0x40 up, the root thread slot 0).
 pub const SLOTS_BASE: u64 = 0x10;
@@ -125,6 +131,7 @@ pub struct Cx<'a> {
     nthreads: usize,
     slots_used: u64,
     stacks_used: usize,
+    block_next: u64,
     ranges: [Fpage; MAX_RANGES],
     nranges: usize,
     range_next: u64,
@@ -140,6 +147,7 @@ impl<'a> Cx<'a> {
             nthreads: 0,
             slots_used: 0,
             stacks_used: 0,
+            block_next: BLOCKS_BASE,
             ranges: [Fpage::NIL; MAX_RANGES],
             nranges: 0,
             range_next: RANGES_BASE,
@@ -193,6 +201,20 @@ impl<'a> Cx<'a> {
         self.threads[self.nthreads] = t;
         self.nthreads += 1;
         t
+    }
+
+    /// The first of `n` consecutive thread numbers (above UserBase) no other check uses now,
+    /// for checks that make thousands of threads. Unlike [`Cx::thread`] these are not deleted
+    /// for the check: it must delete what it made (the numbers are handed out again to the
+    /// next check).
+    pub fn thread_block(&mut self, n: u64) -> u64 {
+        let first = self.block_next;
+        assert!(
+            first + n <= BLOCKS_END,
+            "conformance: thread blocks exhausted"
+        );
+        self.block_next = first + n;
+        first
     }
 
     /// A free UTCB location in the root's UTCB area (for a thread of the root's space),
@@ -261,6 +283,7 @@ impl<'a> Cx<'a> {
         self.nranges = 0;
         self.slots_used = 0;
         self.stacks_used = 0;
+        self.block_next = BLOCKS_BASE;
         self.range_next = RANGES_BASE;
     }
 }

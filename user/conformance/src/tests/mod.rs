@@ -83,7 +83,7 @@ pub const ALL: &[Module] = &[
     whole!(fastpath),
     module!(threads),
     module!(sched),
-    whole!(lifecycle),
+    module!(lifecycle),
     module!(schedule),
     whole!(unmap),
     whole!(io_ports),
