@@ -90,7 +90,7 @@ pub const ALL: &[Module] = &[
     whole!(io_quota),
     whole!(sigma0),
     module!(privilege),
-    whole!(churn),
+    module!(churn),
     module!(security_memory),
     whole!(fuzz),
     whole!(security_entry),
