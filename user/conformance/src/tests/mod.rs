@@ -87,7 +87,7 @@ pub const ALL: &[Module] = &[
     module!(schedule),
     whole!(unmap),
     whole!(io_ports),
-    whole!(io_quota),
+    module!(io_quota),
     whole!(sigma0),
     module!(privilege),
     module!(churn),
