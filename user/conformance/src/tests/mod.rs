@@ -67,7 +67,7 @@ pub mod util;
 /// Every test module in run order.
 pub const ALL: &[Module] = &[
     module!(kip),
-    whole!(kernel_interface),
+    module!(kernel_interface),
     module!(utcb),
     module!(clock),
     module!(exregs),
