@@ -77,7 +77,7 @@ pub const ALL: &[Module] = &[
     module!(memory),
     module!(strings),
     module!(compat),
-    whole!(chain),
+    module!(chain),
     module!(lifetime),
     module!(cpu_state),
     whole!(fastpath),
