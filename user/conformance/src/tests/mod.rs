@@ -93,6 +93,6 @@ pub const ALL: &[Module] = &[
     module!(churn),
     module!(security_memory),
     whole!(fuzz),
-    whole!(security_entry),
+    module!(security_entry),
     whole!(found_by_fuzz),
 ];
