@@ -527,7 +527,7 @@ const ALONE_ARGS: &str = "conformance ipc.pagefault ipc.cancel_send \
 /// not all repeatable in one boot: CAVEATS.md).
 const REPEAT_ARGS: &str = "conformance repeat=2 kip utcb clock ipc memory strings lifetime threads \
     exregs thread_control space_control schedule sched compat privilege cpu_state lifecycle churn \
-    io_quota kernel_interface chain security_entry \
+    io_quota io_ports kernel_interface chain security_entry \
     security_memory";
 
 /// Root server line of `conformance-shuffled`: every check function in a seeded order.

@@ -86,7 +86,7 @@ pub const ALL: &[Module] = &[
     module!(lifecycle),
     module!(schedule),
     whole!(unmap),
-    whole!(io_ports),
+    module!(io_ports),
     module!(io_quota),
     whole!(sigma0),
     module!(privilege),
