@@ -466,7 +466,7 @@ pub fn user_tests() -> Vec<Test> {
             timeout_s: 240,
         },
         Test {
-            // The split modules twice over: a check leaves nothing behind (threads, slots,
+            // The whole suite twice over: a check leaves nothing behind (threads, slots,
             // mappings) that would change its next run.
             name: "conformance-repeat",
             boot: |i| with_root(i, "", REPEAT_ARGS),
@@ -522,13 +522,8 @@ pub fn user_tests() -> Vec<Test> {
 const ALONE_ARGS: &str = "conformance ipc.pagefault ipc.cancel_send \
     ipc.partner_deleted_while_receiving ipc.stress clock.monotonic";
 
-/// Root server line of `conformance-repeat`: the modules split into check functions that
-/// release what they allocate (the others still partition fixed resources by hand and are
-/// not all repeatable in one boot: CAVEATS.md).
-const REPEAT_ARGS: &str = "conformance repeat=2 kip utcb clock ipc memory strings lifetime threads \
-    exregs thread_control space_control schedule sched compat privilege cpu_state lifecycle churn \
-    io_quota io_ports kernel_interface chain security_entry \
-    security_memory";
+/// Root server line of `conformance-repeat`: the whole suite twice in one boot.
+const REPEAT_ARGS: &str = "conformance repeat=2";
 
 /// Root server line of `conformance-shuffled`: every check function in a seeded order.
 const SHUFFLED_ARGS: &str = "conformance shuffle=4711";
