@@ -1,11 +1,12 @@
 //! The conformance checks, one module per system call or topic. To add a module: create
 //! `tests/<topic>.rs` with `pub const CHECKS: &[Check]` (one [`Check`] per scenario, each a
-//! `fn(&mut Cx)` that allocates its threads, slots, stacks and ranges from its [`Cx`](crate::conformance::Cx): see
-//! `ipc.rs`), declare it here and append `module!(<topic>)` to [`ALL`].
+//! `fn(&mut Cx)` that allocates its threads, slots, stacks and ranges from its
+//! [`Cx`](crate::conformance::Cx): see `ipc.rs`), declare it here and append
+//! `module!(<topic>)` to [`ALL`].
 //!
 //! Modules not yet split into check functions have `pub fn run(s: &mut Suite)` and appear as
 //! `whole!(<topic>)`: one check function named like the module; they still use fixed thread
-//! numbers and UTCB slots, partitioned in their header comments, below the ranges of [`Cx`](crate::conformance::Cx)
+//! numbers and UTCB slots, partitioned in their header comments, below the ranges of `Cx`
 //! (`conformance.rs`). No check relies on one before it: `reverse`, `shuffle=<seed>` and
 //! `repeat=<n>` pass (the `conformance-*` integration tests).
 
