@@ -14,19 +14,20 @@
 //! not yet split have a single check function named like the module that runs all of them.
 //!
 //! **Resources.** A check gets a [`Cx`]: it reports through [`Cx::check`] / [`Cx::check_eq`]
-//! and allocates thread ids ([`Cx::thread`]), root UTCB slots ([`Cx::slot`]), stacks
-//! ([`Cx::stack`]) and free virtual ranges of the root's space ([`Cx::range`]) there instead
-//! of by convention. When the function returns, the runner deletes every thread it allocated
-//! (in reverse order; deleting the first thread of a space deletes the space) and unmaps its
-//! ranges, so the next check starts from a clean system whatever ran before.
+//! and allocates thread ids ([`Cx::thread`], [`Cx::thread_once`], [`Cx::thread_block`]),
+//! root UTCB slots ([`Cx::slot`]), stacks ([`Cx::stack`]) and free virtual ranges of the
+//! root's space ([`Cx::range`]) there instead of by convention. When the function returns,
+//! the runner deletes every thread it allocated (in reverse order; deleting the first thread
+//! of a space deletes the space) and unmaps its ranges, so the next check starts from a clean
+//! system whatever ran before.
 //!
 //! **Selection** (the root server's command line: `conformance [word...]`): without words,
 //! every check in registry order. A word that is an option: `reverse` (the whole list
-//! backwards), `shuffle=<seed>` (a seeded permutation), `list` (print the names, run
-//! nothing), `repeat=<n>` (the selected list n times: a check leaves nothing behind that
-//! would change its next run). Any other word selects the checks whose name starts with it, every check of a
-//! module of that name, and the check whose lines it names (`ipc.cancel_send` runs
-//! `ipc.cancel`; for a module not yet split, its whole function).
+//! backwards), `shuffle=<seed>` (a seeded permutation), `repeat=<n>` (the selected list n
+//! times: a check leaves nothing behind that would change its next run), `list` (print the
+//! names, run nothing). Any other word selects the checks whose name starts with it, every
+//! check of a module of that name, and the check whose lines it names (`ipc.cancel_send` runs
+//! `ipc.cancel`; for a module not yet split, its whole function). No match: `exit-failure`.
 
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
