@@ -197,7 +197,7 @@ fn halt_faulting(k: &mut Kernel, frame: &mut TrapFrame, why: &str) {
     crate::kprintln!("thread {:#x}: {}; halted", cur.id.raw(), why);
     trap::dump(frame);
     cur.halted = true;
-    schedule::dequeue(k, cur);
+    schedule::dequeue(&mut k.run, cur);
     crate::debug::on_user_fault(frame, why);
     schedule::schedule(k);
 }

@@ -97,11 +97,11 @@ pub fn sys_exchange_registers(k: &mut Kernel, f: &mut TrapFrame) -> Next {
         let halt = control.halt();
         if halt && !t.halted {
             t.halted = true;
-            schedule::dequeue(k, t);
+            schedule::dequeue(&mut k.run, t);
         } else if !halt && t.halted {
             t.halted = false;
             if t.state == State::Ready {
-                schedule::enqueue(k, t);
+                schedule::enqueue(&mut k.run, t);
             }
         }
     }

@@ -114,7 +114,7 @@ pub fn handle_irq(k: &mut Kernel, irq: usize, frame: &mut TrapFrame) {
             set_pending(line, false);
             h.set_mr(0, MsgTag::new(labels::INTERRUPT, 0, 0).raw());
             h.ipc_from = me;
-            schedule::wake(k, h, IpcWake::Done);
+            schedule::wake(&mut k.run, h, IpcWake::Done);
         }
     }
     if frame.is_from_user() || thread::current_ptr() == schedule::idle_tcb() {

@@ -390,12 +390,12 @@ fn deliver(k: &mut Kernel, sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), I
     match complete(k, sender, receiver) {
         Completion::PartnerGone => Err(err(IpcPhase::Send, IpcErrorCode::Aborted)),
         Completion::Done(receiver, Ok(())) => {
-            schedule::wake(k, receiver, IpcWake::Done);
+            schedule::wake(&mut k.run, receiver, IpcWake::Done);
             Ok(())
         }
         Completion::Done(receiver, Err((se, re))) => {
             report_error(receiver, re);
-            schedule::wake(k, receiver, IpcWake::Error(re));
+            schedule::wake(&mut k.run, receiver, IpcWake::Error(re));
             Err(se)
         }
     }
@@ -499,7 +499,7 @@ pub fn fast_send(
         // The usual reply: the partner waits in a closed receive from us.
         unlink_receiver(cur, dest);
     }
-    schedule::wake(k, dest, IpcWake::Done);
+    schedule::wake(&mut k.run, dest, IpcWake::Done);
     crate::profile::mark(crate::profile::Point::Transferred);
     // Receive: wait for the answer.
     cur.recv_phase_done = false;
@@ -574,7 +574,7 @@ fn finish_queued_send(k: &mut Kernel, s: &mut Tcb) {
     let spec = s.recv_after_send;
     if spec.is_nil() || spec.is_global() && spec.number() < thread::SYSTEM_BASE {
         // No receive phase, or one from an interrupt: the thread runs it itself.
-        return schedule::wake(k, s, IpcWake::Done);
+        return schedule::wake(&mut k.run, s, IpcWake::Done);
     }
     let resolved = if spec.is_any() || spec.is_any_local() {
         Some(spec)
@@ -587,7 +587,7 @@ fn finish_queued_send(k: &mut Kernel, s: &mut Tcb) {
     s.recv_phase_done = true;
     let Some(resolved) = resolved else {
         return schedule::wake(
-            k,
+            &mut k.run,
             s,
             IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::NotExist)),
         );
@@ -596,11 +596,11 @@ fn finish_queued_send(k: &mut Kernel, s: &mut Tcb) {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     if (unsafe { queued_sender(s, resolved) }).is_some() {
         s.recv_phase_done = false;
-        return schedule::wake(k, s, IpcWake::Done);
+        return schedule::wake(&mut k.run, s, IpcWake::Done);
     }
     let Some(dl) = deadline(s.recv_timeout) else {
         return schedule::wake(
-            k,
+            &mut k.run,
             s,
             IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::Timeout)),
         );
@@ -609,7 +609,7 @@ fn finish_queued_send(k: &mut Kernel, s: &mut Tcb) {
     enter_receive(s, resolved, None);
     s.wake = IpcWake::None;
     if dl != u64::MAX {
-        schedule::block_other(k, s, dl);
+        schedule::block_other(&mut k.timers, s, dl);
     }
 }
 
@@ -703,7 +703,7 @@ pub fn receive_phase(
             }
             Completion::Done(s, Err((se, re))) => {
                 report_error(s, se);
-                schedule::wake(k, s, IpcWake::Error(se));
+                schedule::wake(&mut k.run, s, IpcWake::Error(se));
                 Err(re)
             }
         };
@@ -833,7 +833,7 @@ fn apply(k: &mut Kernel, t: &mut Tcb, r: Reaction) {
                 Outcome::Error(phase, code) => IpcWake::Error(err(phase, code)),
                 Outcome::XferExpired => IpcWake::XferExpired,
             };
-            schedule::wake(k, t, how);
+            schedule::wake(&mut k.run, t, how);
         }
         Reaction::AbortTransfer { copier: None } => abort_copier(k, t),
         Reaction::AbortTransfer { copier: Some(c) } => {
@@ -858,7 +858,7 @@ fn abort_copier(k: &mut Kernel, c: &mut Tcb) {
     c.xfer_abort = true;
     if let State::XferWait { .. } = c.state {
         schedule::wake(
-            k,
+            &mut k.run,
             c,
             IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
         );
@@ -943,7 +943,7 @@ pub fn cancel_blocked(
 /// handles: they fail from now on.
 pub fn unlink_deleted(k: &mut Kernel, gone: &mut Tcb) {
     let (r, _) = state::react(gone.state, Event::Deleted);
-    schedule::timer_drop(k, gone);
+    schedule::timer_drop(&mut k.timers, gone);
     let event = Event::PartnerDeleted {
         handle: gone.handle(),
         id: gone.id,

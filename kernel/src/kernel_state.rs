@@ -17,8 +17,9 @@
 //! `fastpath_resumed`), continues the borrow of the thread that switched to it
 //! ([`continue_entry`]).
 //!
-//! TCBs are not (yet) inside the owner: they are found through `thread`'s lookups, whose
-//! "only reference in use" rule the call sites still claim (CAVEATS.md, decision 009).
+//! The TCBs are reached through `threads` (`thread::Threads`), whose accessors lend a
+//! `&mut Tcb` tied to this borrow; code not yet moved to them still uses `thread`'s `unsafe`
+//! lookups, whose "only reference in use" rule its call sites claim (decision 009).
 //!
 //! May touch: nothing itself; it owns the state that `schedule` and `thread_control` change.
 
@@ -36,18 +37,23 @@ pub struct RunQueues {
     pub bitmap: [u64; 4],
 }
 
+/// The timer heap of blocked threads' timeouts, by thread slot.
+pub type Timers = TimerHeap<{ thread::MAX_SLOTS }>;
+
 /// The kernel state owned by the running kernel entry (module header), reached through
 /// [`Kernel`].
 pub struct State {
     pub run: RunQueues,
     /// Armed timeouts of blocked threads, by thread slot: a heap (`kcore::timer`), so
     /// arming, cancelling and expiring cost O(log n) in the number of armed timeouts.
-    pub timers: TimerHeap<{ thread::MAX_SLOTS }>,
+    pub timers: Timers,
     /// The UTCB locations of activated threads, by space: whether a location is taken is
     /// found without looking at the threads (`kcore::utcb`). Capacity: every thread slot.
     pub utcbs: UtcbSet<{ 2 * thread::MAX_SLOTS }>,
     /// The interrupt lines: their owners (handler threads), pending flags and priorities.
     pub lines: [crate::interrupt::Line; crate::platform::pic::NUM_IRQS],
+    /// The TCBs (`thread::Threads`): references to threads lent with this borrow.
+    pub threads: thread::Threads,
 }
 
 static STATE: KernelCell<State> = KernelCell::new(State {
@@ -58,6 +64,7 @@ static STATE: KernelCell<State> = KernelCell::new(State {
     timers: TimerHeap::new(),
     utcbs: UtcbSet::new(),
     lines: crate::interrupt::NO_LINES,
+    threads: thread::Threads::OWNER,
 });
 
 /// The entry borrow: the right to use [`State`], of which [`with_kernel`] makes the only one
@@ -101,15 +108,10 @@ static HOLDER: crate::sync::KernelValue<&'static core::panic::Location<'static>>
     crate::sync::KernelValue::new(core::panic::Location::caller());
 
 impl Kernel {
-    /// The running thread, to read, borrowed with the entry borrow (the first of the TCB
-    /// accessors tied to it; decision 009 plans `current_mut`, `threads.get_mut`, `pair_mut`).
+    /// The running thread, to read, borrowed with the entry borrow (`thread::Threads`).
     #[inline(always)]
     pub fn current(&self) -> &crate::thread::Tcb {
-        // SAFETY: `CURRENT` points at the running thread's TCB, live while it runs. The shared
-        // borrow of `self` keeps every `&mut` from this borrow away meanwhile; the `unsafe`
-        // lookups of `thread` promise that their references are not in use across code that
-        // is handed this borrow.
-        unsafe { &*crate::thread::current_ptr() }
+        self.threads.current()
     }
 }
 

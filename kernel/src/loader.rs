@@ -365,7 +365,7 @@ pub fn start_root_servers() -> Result<(), &'static str> {
             0,
         );
         t.state = State::Ready;
-        crate::kernel_state::with_kernel(|k| schedule::enqueue(k, t));
+        crate::kernel_state::with_kernel(|k| schedule::enqueue(&mut k.run, t));
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use abi::time::{Time, TimeSpec};
 
 use crate::arch::context::{self, SwitchTo};
 use crate::interrupt;
-use crate::kernel_state::Kernel;
+use crate::kernel_state::{self, Kernel, RunQueues, Timers};
 use crate::sync::KernelValue;
 use crate::thread::{self, IpcWake, State, Tcb};
 use kcore::queue::{Link, Links};
@@ -65,11 +65,11 @@ impl Links for ReadyLinks {
 }
 
 #[inline(always)]
-pub fn enqueue(k: &mut Kernel, t: &mut Tcb) {
+pub fn enqueue(run: &mut RunQueues, t: &mut Tcb) {
     if t.ready_queued || t.halted || t.state != State::Ready {
         return;
     }
-    let q = &mut k.run;
+    let q = run;
     let prio = t.priority as usize;
     if q.queues[prio].is_empty() {
         q.bitmap[prio / 64] |= 1 << (prio % 64);
@@ -79,11 +79,11 @@ pub fn enqueue(k: &mut Kernel, t: &mut Tcb) {
 }
 
 #[inline(always)]
-pub fn dequeue(k: &mut Kernel, t: &mut Tcb) {
+pub fn dequeue(run: &mut RunQueues, t: &mut Tcb) {
     if !t.ready_queued {
         return;
     }
-    let q = &mut k.run;
+    let q = run;
     let prio = t.priority as usize;
     q.queues[prio].remove(&t.ready_link, &mut ReadyLinks);
     if q.queues[prio].is_empty() {
@@ -112,10 +112,10 @@ fn highest_ready(k: &Kernel) -> Option<usize> {
 }
 
 /// Moves a thread to the tail of its priority list (end of its turn).
-fn rotate(k: &mut Kernel, t: &mut Tcb) {
+fn rotate(run: &mut RunQueues, t: &mut Tcb) {
     if t.ready_queued {
-        dequeue(k, t);
-        enqueue(k, t);
+        dequeue(run, t);
+        enqueue(run, t);
     }
 }
 
@@ -225,7 +225,7 @@ static LAST_SPACE_USER: KernelValue<*mut crate::space::Space> =
 
 /// Makes a blocked thread runnable with the given IPC outcome.
 #[inline(always)]
-pub fn wake(k: &mut Kernel, t: &mut Tcb, how: IpcWake) {
+pub fn wake(run: &mut RunQueues, t: &mut Tcb, how: IpcWake) {
     timer_remove(t);
     if t.recvq_on != 0 {
         // A list of waiting receivers to leave: out of the common path.
@@ -233,7 +233,7 @@ pub fn wake(k: &mut Kernel, t: &mut Tcb, how: IpcWake) {
     }
     t.wake = how;
     t.state = State::Ready;
-    enqueue(k, t);
+    enqueue(run, t);
 }
 
 #[inline(never)]
@@ -250,25 +250,20 @@ pub fn block_current(k: &mut Kernel, deadline: u64) {
 /// [`block_current`] up to the switch: out of the ready queue, no outcome yet, the timeout.
 #[inline(always)]
 pub fn block_prepare(k: &mut Kernel, deadline: u64) {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let t = unsafe { thread::current() };
-    dequeue(k, t);
+    let s: &mut kernel_state::State = k;
+    let t = s.threads.current_mut();
+    dequeue(&mut s.run, t);
     t.wake = IpcWake::None;
     if deadline != u64::MAX {
         t.deadline = deadline;
-        timer_insert(k, t);
+        s.timers.arm(t.slot, t.deadline);
     }
 }
 
 /// Gives a blocked thread that is not running a timeout (µs deadline).
-pub fn block_other(k: &mut Kernel, t: &mut Tcb, deadline: u64) {
+pub fn block_other(timers: &mut Timers, t: &mut Tcb, deadline: u64) {
     t.deadline = deadline;
-    timer_insert(k, t);
-}
-
-#[inline(always)]
-fn timer_insert(k: &mut Kernel, t: &mut Tcb) {
-    k.timers.arm(t.slot, t.deadline);
+    timers.arm(t.slot, t.deadline);
 }
 
 /// Disarms a thread's timeout (if armed). Lazily: the heap entry stays until it expires (and
@@ -281,8 +276,8 @@ pub fn timer_remove(t: &mut Tcb) {
 
 /// Removes a thread's heap entry for good (the thread is being deleted: its slot may be
 /// reused, and the tick must never name a free slot).
-pub fn timer_drop(k: &mut Kernel, t: &mut Tcb) {
-    k.timers.cancel(t.slot);
+pub fn timer_drop(timers: &mut Timers, t: &mut Tcb) {
+    timers.cancel(t.slot);
     t.deadline = u64::MAX;
 }
 
@@ -305,14 +300,14 @@ pub fn tick(k: &mut Kernel, tick_us: u64) -> Next {
         crate::ipc::timeout(k, t);
         woke = true;
     }
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
+    let s: &mut kernel_state::State = k;
+    let cur = s.threads.current_mut();
     if thread::current_ptr() == IDLE.get() || cur.state != State::Ready {
         return Next::Switch;
     }
     if cur.slice_left_us <= tick_us {
         cur.slice_left_us = cur.timeslice_us;
-        rotate(k, cur);
+        rotate(&mut s.run, cur);
         Next::Switch
     } else {
         cur.slice_left_us -= tick_us;
@@ -403,34 +398,41 @@ pub fn start(boot: *mut Tcb) -> ! {
 
 /// ThreadSwitch (spec 5.5).
 pub fn sys_thread_switch(k: &mut Kernel, dest: ThreadId) -> Next {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
+    let s: &mut kernel_state::State = k;
+    let me = s.threads.current().handle();
     if !dest.is_nil()
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        && let Some(t) = (unsafe { thread::resolve(cur, dest) }).filter(|t| t.id.number() >= thread::USER_BASE)
+        && let Some(t) = s
+            .threads
+            .resolve_current_mut(dest)
+            .filter(|t| t.id.number() >= thread::USER_BASE)
     {
-        if core::ptr::eq(t, cur) {
+        if t.handle() == me {
             return Next::Stay;
         }
         if t.state == State::Ready && !t.halted {
             // Donate (spec 5.5): run the target now, whatever its priority; the caller keeps
             // its place and the scheduler decides again at the target's next scheduling point.
-            rotate(k, cur);
-            dequeue(k, t);
-            enqueue_front(k, t);
+            let to = t.handle();
+            rotate(&mut s.run, s.threads.current_mut());
+            let Some(t) = s.threads.get_mut(to) else {
+                return Next::Stay; // not reached: nothing deleted it since
+            };
+            dequeue(&mut s.run, t);
+            enqueue_front(&mut s.run, t);
             return Next::To(t as *mut Tcb);
         }
     }
+    let cur = s.threads.current_mut();
     cur.slice_left_us = cur.timeslice_us;
-    rotate(k, cur);
+    rotate(&mut s.run, cur);
     Next::Switch
 }
 
-fn enqueue_front(k: &mut Kernel, t: &mut Tcb) {
+fn enqueue_front(run: &mut RunQueues, t: &mut Tcb) {
     if t.ready_queued || t.halted || t.state != State::Ready {
         return;
     }
-    let q = &mut k.run;
+    let q = run;
     let prio = t.priority as usize;
     if q.queues[prio].is_empty() {
         q.bitmap[prio / 64] |= 1 << (prio % 64);
@@ -455,34 +457,35 @@ fn schedule_call(k: &mut Kernel, a: ScheduleArgs) -> Result<(u64, u64), SyscallE
     // Priority: 9 bits like Pistachio (spec 5.6); all ones or a value above 255 = no change
     // (`abi::syscall_args::PrioControl::priority`, the one decoder).
     let new_prio = prio.priority();
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
+    let cur = k.threads.current();
     // SAFETY: a thread's space outlives it; the only reference to it in use.
     let privileged = (unsafe { cur.space() }).privileged;
-    let t = if dest.is_global() && dest.number() < thread::SYSTEM_BASE {
+    let (cur_id, cur_priority) = (cur.id, cur.priority);
+    if dest.is_global() && dest.number() < thread::SYSTEM_BASE {
         return crate::interrupt::schedule_irq(k, dest, new_prio, privileged);
-    } else {
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        (unsafe { thread::resolve(cur, dest) })
-            .filter(|t| t.id.number() >= thread::USER_BASE || t.id.number() < thread::SYSTEM_BASE)
-    };
+    }
+    let st: &mut kernel_state::State = k;
+    let t = st
+        .threads
+        .resolve_current_mut(dest)
+        .filter(|t| t.id.number() >= thread::USER_BASE || t.id.number() < thread::SYSTEM_BASE);
     let Some(t) = t else {
         return Err(SyscallError::InvalidThread);
     };
-    let is_scheduler = t.scheduler == cur.id;
+    let is_scheduler = t.scheduler == cur_id;
     if !privileged && !is_scheduler {
         return Err(SyscallError::NoPrivilege);
     }
     let old_tc = encode_time_control(t.slice_left_us, t.total_quantum_us);
     if let Some(p) = new_prio
         && !privileged
-        && p > cur.priority
+        && p > cur_priority
     {
         return Err(SyscallError::NoPrivilege);
     }
     if !preemption.is_no_change() {
         let sensitive = preemption.sensitive_prio() as u64;
-        if !privileged && sensitive > cur.priority as u64 {
+        if !privileged && sensitive > cur_priority as u64 {
             return Err(SyscallError::NoPrivilege);
         }
     }
@@ -517,10 +520,10 @@ fn schedule_call(k: &mut Kernel, a: ScheduleArgs) -> Result<(u64, u64), SyscallE
     }
     if let Some(p) = new_prio {
         let was_queued = t.ready_queued;
-        dequeue(k, t);
+        dequeue(&mut st.run, t);
         t.priority = p;
         if was_queued {
-            enqueue(k, t);
+            enqueue(&mut st.run, t);
         }
     }
     // A changed priority takes effect on the way out (`syscall_dispatch`: `Next::Stay`).

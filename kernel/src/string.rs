@@ -381,7 +381,7 @@ fn tunnel(
     partner.tunnel_addr = va;
     partner.tunnel_receiver_side = receiver_side;
     partner.tunnel_abandon = false;
-    schedule::wake(k, partner, IpcWake::Tunnel);
+    schedule::wake(&mut k.run, partner, IpcWake::Tunnel);
     me.state = State::XferWait {
         with: partner_handle,
     };
@@ -450,7 +450,7 @@ fn serve_tunnel_loop(k: &mut Kernel, me: &mut Tcb, phase: IpcPhase) {
                 Resolve::Aborted => IpcWake::Error(aborted(0).0),
                 _ => IpcWake::TunnelFailed,
             };
-            schedule::wake(k, w, how);
+            schedule::wake(&mut k.run, w, how);
         }
         me.state = State::Transfer {
             with: copier,

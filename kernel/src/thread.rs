@@ -344,13 +344,9 @@ impl Tcb {
 /// is in use, nor after that thread can have been deleted (across a blocking string copy or
 /// a call that may delete threads): hold a `Handle` across those and look the thread up again.
 pub unsafe fn of_slot(slot: u32) -> Option<&'static mut Tcb> {
-    if slot as usize >= MAX_SLOTS {
-        return None;
-    }
-    let p = (SLOT_REGION + slot as u64 * SLOT_SIZE + TCB_OFFSET) as *mut Tcb;
     // SAFETY: a live thread's slot has its TCB page mapped (callers name only armed timers,
     // which belong to live threads); the TCB is the one the thread table points at.
-    let t = unsafe { &mut *p };
+    let t = unsafe { &mut *slot_ptr(slot)? };
     debug_assert!(t.slot == slot);
     Some(t)
 }
@@ -381,11 +377,22 @@ pub unsafe fn for_each(mut f: impl FnMut(&'static mut Tcb)) {
 /// is in use, nor after that thread can have been deleted (across a blocking string copy or
 /// a call that may delete threads): hold a `Handle` across those and look the thread up again.
 pub unsafe fn linked(no: u32) -> &'static mut Tcb {
-    // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.
-    let p = (unsafe { THREADS.get() })[no as usize & (MAX_THREADS - 1)];
-    debug_assert!(!p.is_null(), "thread {no} linked in a queue does not exist");
     // SAFETY: queue members are live threads (above); the table entry points at the TCB.
-    unsafe { &mut *p }
+    unsafe { &mut *linked_ptr(no) }
+}
+
+#[inline(always)]
+fn linked_ptr(no: u32) -> *mut Tcb {
+    let p = table_entry(no as u64 & (MAX_THREADS as u64 - 1));
+    debug_assert!(!p.is_null(), "thread {no} linked in a queue does not exist");
+    p
+}
+
+/// The thread table's entry for number `no` (< MAX_THREADS): a live TCB or null.
+#[inline(always)]
+fn table_entry(no: u64) -> *mut Tcb {
+    // SAFETY: a read of one pointer of the table; no reference to the table outlives it.
+    unsafe { (*THREADS.as_ptr())[no as usize] }
 }
 
 /// The thread a handle names, if it still exists.
@@ -394,8 +401,8 @@ pub unsafe fn linked(no: u32) -> &'static mut Tcb {
 /// is in use, nor after that thread can have been deleted (across a blocking string copy or
 /// a call that may delete threads): hold a `Handle` across those and look the thread up again.
 pub unsafe fn get(h: Handle) -> Option<&'static mut Tcb> {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    (unsafe { lookup_number(h.no as u64) }).filter(|t| t.generation == h.generation)
+    // SAFETY: table entries point at live TCBs; the caller's contract.
+    handle_ptr(h).map(|p| unsafe { &mut *p })
 }
 
 /// # Safety
@@ -411,6 +418,139 @@ pub fn current_ptr() -> *mut Tcb {
     CURRENT.get()
 }
 
+/// The TCBs, as a part of the kernel state (`kernel_state::State::threads`): the owner
+/// through which a kernel entry reaches threads with references tied to its entry borrow.
+/// Zero-sized: the TCBs live in their slots and the table `THREADS` points at them; what
+/// this value adds is that it is reachable only through the entry's `&mut Kernel`, so a
+/// `&mut Tcb` lent by it is unique for as long as it is used (two `&mut` to one TCB, or a TCB
+/// held across a call that is handed `k` and may delete it, are compile errors). Two
+/// distinct threads at once: [`Threads::pair_mut`].
+pub struct Threads {
+    _only_in_state: (),
+}
+
+impl Threads {
+    /// The one value, placed in the kernel state (`kernel_state::STATE`).
+    pub(crate) const OWNER: Threads = Threads { _only_in_state: () };
+
+    /// Lends the TCB at `p` with this borrow of the owner.
+    #[inline(always)]
+    fn lend(&mut self, p: *mut Tcb) -> &mut Tcb {
+        // SAFETY: `p` comes from the thread table, a live thread's slot or `CURRENT`, so it
+        // points at a live TCB whose memory belongs to the thread table (module header):
+        // mapped from creation until `destroy`. This owner is reached only through the entry
+        // borrow (`kernel_state::with_kernel`, one at a time), and `&mut self` is held for as
+        // long as the returned reference is, so no other reference lent by the owner is in
+        // use meanwhile, and `destroy` (which takes `k`) cannot run while it is.
+        unsafe { &mut *p }
+    }
+
+    #[inline(always)]
+    fn show(&self, p: *mut Tcb) -> &Tcb {
+        // SAFETY: as in `lend`; shared with the shared borrow of the owner.
+        unsafe { &*p }
+    }
+
+    /// The running thread.
+    #[inline(always)]
+    pub fn current_mut(&mut self) -> &mut Tcb {
+        self.lend(CURRENT.get())
+    }
+
+    /// The running thread, to read.
+    #[inline(always)]
+    pub fn current(&self) -> &Tcb {
+        self.show(CURRENT.get())
+    }
+
+    /// The thread a handle names, if it still exists.
+    #[inline(always)]
+    pub fn get_mut(&mut self, h: Handle) -> Option<&mut Tcb> {
+        handle_ptr(h).map(|p| self.lend(p))
+    }
+
+    /// The thread a handle names, to read.
+    #[inline(always)]
+    pub fn get(&self, h: Handle) -> Option<&Tcb> {
+        handle_ptr(h).map(|p| self.show(p))
+    }
+
+    /// The thread with exactly this global id, if it exists.
+    #[inline(always)]
+    pub fn global_mut(&mut self, id: ThreadId) -> Option<&mut Tcb> {
+        global_ptr(id).map(|p| self.lend(p))
+    }
+
+    /// The thread with exactly this global id, to read.
+    #[inline(always)]
+    pub fn global(&self, id: ThreadId) -> Option<&Tcb> {
+        global_ptr(id).map(|p| self.show(p))
+    }
+
+    /// The thread with this number, whatever its version.
+    #[inline(always)]
+    pub fn number_mut(&mut self, no: u64) -> Option<&mut Tcb> {
+        number_ptr(no).map(|p| self.lend(p))
+    }
+
+    /// The thread with this number, to read.
+    #[inline(always)]
+    pub fn number(&self, no: u64) -> Option<&Tcb> {
+        number_ptr(no).map(|p| self.show(p))
+    }
+
+    /// The thread a queue links to by number (it exists: see [`linked`]).
+    #[inline(always)]
+    pub fn linked_mut(&mut self, no: u32) -> &mut Tcb {
+        self.lend(linked_ptr(no))
+    }
+
+    /// The thread in `slot` (only for slots of live threads: see [`of_slot`]).
+    #[inline(always)]
+    pub fn slot_mut(&mut self, slot: u32) -> Option<&mut Tcb> {
+        let t = self.lend(slot_ptr(slot)?);
+        debug_assert!(t.slot == slot);
+        Some(t)
+    }
+
+    /// Resolves a thread id given by a thread of `by_space`, the current address space (a
+    /// local id names a thread of that space).
+    #[inline(always)]
+    pub fn resolve_mut(&mut self, by_space: *mut Space, id: ThreadId) -> Option<&mut Tcb> {
+        resolve_ptr(by_space, id).map(|p| self.lend(p))
+    }
+
+    /// Resolves a thread id given by the running thread.
+    #[inline(always)]
+    pub fn resolve_current_mut(&mut self, id: ThreadId) -> Option<&mut Tcb> {
+        let by = self.current().space;
+        self.resolve_mut(by, id)
+    }
+
+    /// Two distinct threads at once, by handle: `None` if either is gone or both name the
+    /// same thread (which the caller then handles with one reference).
+    #[inline(always)]
+    pub fn pair_mut(&mut self, a: Handle, b: Handle) -> Option<(&mut Tcb, &mut Tcb)> {
+        let (pa, pb) = (handle_ptr(a)?, handle_ptr(b)?);
+        if pa == pb {
+            return None;
+        }
+        // SAFETY: as in `lend`, for two TCBs at different addresses: the two references do
+        // not overlap, and both are tied to this one borrow of the owner.
+        Some(unsafe { (&mut *pa, &mut *pb) })
+    }
+
+    /// Creates an inactive thread with this id in `space`; `None` if out of memory or slots.
+    pub fn create(
+        &mut self,
+        id: ThreadId,
+        space: *mut Space,
+        scheduler: ThreadId,
+    ) -> Option<&mut Tcb> {
+        create_ptr(id, space, scheduler).map(|p| self.lend(p))
+    }
+}
+
 /// The thread with exactly this global id, if it exists.
 /// # Safety
 /// The caller must not use the returned reference while another reference to the same TCB
@@ -418,21 +558,38 @@ pub fn current_ptr() -> *mut Tcb {
 /// a call that may delete threads): hold a `Handle` across those and look the thread up again.
 #[inline(always)]
 pub unsafe fn lookup_global(id: ThreadId) -> Option<&'static mut Tcb> {
+    // SAFETY: table entries point at live TCBs; the caller's contract.
+    global_ptr(id).map(|p| unsafe { &mut *p })
+}
+
+#[inline(always)]
+fn global_ptr(id: ThreadId) -> Option<*mut Tcb> {
     if !id.is_global() {
         return None;
     }
-    let no = id.number() as usize;
-    if no >= MAX_THREADS {
+    let p = number_ptr(id.number())?;
+    // SAFETY: table entries point at live TCBs; a read of one field.
+    (unsafe { (*p).id } == id).then_some(p)
+}
+
+#[inline(always)]
+fn number_ptr(no: u64) -> Option<*mut Tcb> {
+    if no as usize >= MAX_THREADS {
         return None;
     }
-    // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.
-    let p = (unsafe { THREADS.get() })[no];
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: table entries point at live TCBs.
-    let t = unsafe { &mut *p };
-    (t.id == id).then_some(t)
+    let p = table_entry(no);
+    (!p.is_null()).then_some(p)
+}
+
+#[inline(always)]
+fn handle_ptr(h: Handle) -> Option<*mut Tcb> {
+    // SAFETY: table entries point at live TCBs; a read of one field.
+    number_ptr(h.no as u64).filter(|&p| unsafe { (*p).generation } == h.generation)
+}
+
+fn slot_ptr(slot: u32) -> Option<*mut Tcb> {
+    ((slot as usize) < MAX_SLOTS)
+        .then_some((SLOT_REGION + slot as u64 * SLOT_SIZE + TCB_OFFSET) as *mut Tcb)
 }
 
 /// The thread with this number, whatever its version.
@@ -441,13 +598,8 @@ pub unsafe fn lookup_global(id: ThreadId) -> Option<&'static mut Tcb> {
 /// is in use, nor after that thread can have been deleted (across a blocking string copy or
 /// a call that may delete threads): hold a `Handle` across those and look the thread up again.
 pub unsafe fn lookup_number(no: u64) -> Option<&'static mut Tcb> {
-    if no as usize >= MAX_THREADS {
-        return None;
-    }
-    // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.
-    let p = (unsafe { THREADS.get() })[no as usize];
-    // SAFETY: table entries point at live TCBs.
-    (!p.is_null()).then(|| unsafe { &mut *p })
+    // SAFETY: table entries point at live TCBs; the caller's contract.
+    number_ptr(no).map(|p| unsafe { &mut *p })
 }
 
 /// Resolves a thread id given by `by` (a local id names a thread in `by`'s space).
@@ -457,25 +609,29 @@ pub unsafe fn lookup_number(no: u64) -> Option<&'static mut Tcb> {
 /// a call that may delete threads): hold a `Handle` across those and look the thread up again.
 #[inline(always)]
 pub unsafe fn resolve(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
+    // SAFETY: table entries point at live TCBs; the caller's contract.
+    resolve_ptr(by.space, id).map(|p| unsafe { &mut *p })
+}
+
+#[inline(always)]
+fn resolve_ptr(by_space: *mut Space, id: ThreadId) -> Option<*mut Tcb> {
     if id.is_local() && !id.is_any_local() {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { resolve_local(by, id) }
+        resolve_local(by_space, id)
     } else {
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        unsafe { lookup_global(id) }
+        global_ptr(id)
     }
 }
 
-/// # Safety
-/// As [`resolve`].
+/// A local id, named by a thread of `by_space` (the current address space).
 #[inline(never)]
-unsafe fn resolve_local(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
+fn resolve_local(by_space: *mut Space, id: ThreadId) -> Option<*mut Tcb> {
     // The MyGlobalId TCR of the UTCB at that address in the caller's space; a user may
     // write anything there, so the thread found must really own that UTCB.
     let gid = crate::arch::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
-    // SAFETY: the caller's contract, passed on.
-    let t = unsafe { lookup_global(ThreadId::from_raw(gid)) }?;
-    (t.same_space(by) && t.local_id() == id).then_some(t)
+    let p = global_ptr(ThreadId::from_raw(gid))?;
+    // SAFETY: table entries point at live TCBs; reads of two fields.
+    let t = unsafe { &*p };
+    (t.space == by_space && t.local_id() == id).then_some(p)
 }
 
 /// Creates an inactive thread with this id in `space`; `None` if out of memory or slots.
@@ -488,6 +644,11 @@ pub unsafe fn create(
     space: *mut Space,
     scheduler: ThreadId,
 ) -> Option<&'static mut Tcb> {
+    // SAFETY: a fresh TCB; the caller's contract.
+    create_ptr(id, space, scheduler).map(|p| unsafe { &mut *p })
+}
+
+fn create_ptr(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<*mut Tcb> {
     let (slot, p) = alloc_slot()?;
     // SAFETY: the TCB page was just allocated (zeroed) for this thread.
     let t = unsafe { &mut *p };
@@ -552,7 +713,7 @@ pub unsafe fn create(
     (unsafe { THREADS.get() })[id.number() as usize] = p;
     // SAFETY: a thread's space outlives it; the only reference to it in use.
     (unsafe { t.space() }).threads += 1;
-    Some(t)
+    Some(p)
 }
 
 /// RFLAGS of a user thread: IF, IOPL 3 (spec 4.6, item 18 of section 1), bit 1; the IOPL a

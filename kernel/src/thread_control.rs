@@ -126,7 +126,7 @@ fn delete(k: &mut Kernel, dest: ThreadId) -> Result<(), SyscallError> {
     }
     crate::ipc::unlink_deleted(k, t);
     crate::interrupt::handler_deleted(k, t.id);
-    schedule::dequeue(k, t);
+    schedule::dequeue(&mut k.run, t);
     thread::destroy(k, t);
     Ok(())
 }
