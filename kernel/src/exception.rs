@@ -18,7 +18,6 @@ use crate::arch::{cpu, usercopy};
 use crate::kernel_state::Kernel;
 use crate::kip;
 use crate::schedule;
-use crate::thread;
 
 const VEC_UD: u64 = 6;
 const VEC_BP: u64 = 3;
@@ -50,10 +49,10 @@ pub fn handle(frame: &mut TrapFrame) {
 fn user_exception(k: &mut Kernel, frame: &mut TrapFrame) {
     match frame.vector {
         VEC_UD if is_kernel_interface(frame.rip) => {
+            // SAFETY: a thread's space outlives it; a read of one field.
+            frame.rax = (unsafe { k.current().space() }).kip_area.base();
             // SAFETY: the only reference to the KIP in use.
             let k = &(unsafe { kip::kip() });
-            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-            frame.rax = (unsafe { thread::current().space() }).kip_area.base();
             frame.rcx = k.kip.api_version;
             frame.rdx = k.kip.api_flags;
             frame.rsi = k.kernel_desc.kernel_id;
@@ -83,8 +82,7 @@ fn is_kernel_interface(rip: u64) -> bool {
 
 fn page_fault(k: &mut Kernel, frame: &mut TrapFrame) {
     let addr = cpu::read_cr2();
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
+    let cur = k.current();
     // SAFETY: a thread's space outlives it; the only reference to it in use.
     let s = unsafe { cur.space() };
     if s.sigma0 && crate::space::sigma0_fault(s, addr) {
@@ -113,7 +111,6 @@ fn page_fault(k: &mut Kernel, frame: &mut TrapFrame) {
     }
     let r = crate::ipc::kernel_call(
         k,
-        cur,
         pager,
         |t| {
             t.set_mr(0, MsgTag::new(labels::PAGE_FAULT | rwx, 2, 0).raw());
@@ -132,9 +129,7 @@ fn page_fault(k: &mut Kernel, frame: &mut TrapFrame) {
 /// Exception IPC (spec 6.3): MR1..MR18 registers, MR19 vector, MR20 error code; the reply's
 /// MR1..MR18 become the new registers (RFLAGS through the user mask).
 fn exception_ipc(k: &mut Kernel, frame: &mut TrapFrame) {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
-    let handler = ThreadId::from_raw(cur.utcb_word(utcb::EXCEPTION_HANDLER));
+    let handler = ThreadId::from_raw(k.current().utcb_word(utcb::EXCEPTION_HANDLER));
     if handler.is_nil() {
         return halt_faulting(k, frame, "exception with no exception handler");
     }
@@ -146,7 +141,6 @@ fn exception_ipc(k: &mut Kernel, frame: &mut TrapFrame) {
     let mut reply = [0u64; 18];
     let r = crate::ipc::kernel_call(
         k,
-        cur,
         handler,
         |t| {
             t.set_mr(
@@ -192,12 +186,12 @@ fn exception_ipc(k: &mut Kernel, frame: &mut TrapFrame) {
 }
 
 fn halt_faulting(k: &mut Kernel, frame: &mut TrapFrame, why: &str) {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
+    let st: &mut crate::kernel_state::State = k;
+    let cur = st.threads.current_mut();
     crate::kprintln!("thread {:#x}: {}; halted", cur.id.raw(), why);
     trap::dump(frame);
     cur.halted = true;
-    schedule::dequeue(&mut k.run, cur);
+    schedule::dequeue(&mut st.run, cur);
     crate::debug::on_user_fault(frame, why);
     schedule::schedule(k);
 }

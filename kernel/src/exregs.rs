@@ -7,46 +7,39 @@ use abi::thread_id::ThreadId;
 use abi::utcb;
 
 use crate::arch::trap::TrapFrame;
-use crate::kernel_state::Kernel;
+use crate::kernel_state::{self, Kernel};
 use crate::schedule::{self, Next};
 use crate::thread::{self, State};
 
 /// Returns the scheduling decision: a thread that halted itself leaves the processor.
 pub fn sys_exchange_registers(k: &mut Kernel, f: &mut TrapFrame) -> Next {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
+    let (cur_space, me) = {
+        let c = k.threads.current();
+        (c.space, c.handle())
+    };
     let dest = ThreadId::from_raw(f.rax);
     // Decoded once, with the `abi` type (spec 5.2 bit layout).
     let control = ExregsControl::from_raw(f.rsi);
-    let fail = |f: &mut TrapFrame| {
-        cur.set_utcb_word(utcb::ERROR_CODE, SyscallError::InvalidThread as u64);
-        f.rax = 0;
-        f.rsi = 0;
-        f.rdx = 0;
-        f.r8 = 0;
-        f.r9 = 0;
-        f.r10 = 0;
-        f.rdi = 0;
-    };
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let Some(t) = (unsafe { thread::resolve(cur, dest) }) else {
-        fail(f);
-        return Next::Stay;
+    let Some(t) = k.threads.resolve_mut(cur_space, dest) else {
+        return fail(k, f);
     };
     if !t.is_activated() || t.id.number() < thread::USER_BASE {
-        fail(f);
-        return Next::Stay;
+        return fail(k, f);
     }
+    let (th, t_space, t_pager) = (t.handle(), t.space, t.utcb_word(utcb::PAGER));
     // Same space, or the space of the thread's pager (Pistachio's "pagerexregs").
-    let pager_space =
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        (unsafe { thread::lookup_global(ThreadId::from_raw(t.utcb_word(utcb::PAGER))) }).map(|p| p.space);
-    if !t.same_space(cur) && pager_space != Some(cur.space) {
-        fail(f);
-        return Next::Stay;
+    let pager_space = k
+        .threads
+        .global(ThreadId::from_raw(t_pager))
+        .map(|p| p.space);
+    if t_space != cur_space && pager_space != Some(cur_space) {
+        return fail(k, f);
     }
+    let is_self = th == me;
+    let Some(t) = k.threads.get_mut(th) else {
+        return fail(k, f); // not reached: nothing deleted it since
+    };
     let result_id = if dest.is_local() { t.id } else { t.local_id() };
-    let is_self = core::ptr::eq(t, cur);
     let (sp, ip, flags, handle, pager) = (f.rdx, f.r8, f.r9, f.r10, f.rdi);
     let old_handle = t.utcb_word(utcb::USER_DEFINED_HANDLE);
     let old_pager = t.utcb_word(utcb::PAGER);
@@ -82,7 +75,7 @@ pub fn sys_exchange_registers(k: &mut Kernel, f: &mut TrapFrame) -> Next {
     }
     let (sending, receiving) = crate::ipc::cancel(
         k,
-        t,
+        th,
         control.has(ExregsControl::ABORT_SEND),
         control.has(ExregsControl::ABORT_RECEIVE),
         IpcErrorCode::Canceled,
@@ -93,15 +86,19 @@ pub fn sys_exchange_registers(k: &mut Kernel, f: &mut TrapFrame) -> Next {
     if receiving {
         out |= ExregsControl::OUT_RECEIVING;
     }
+    let st: &mut kernel_state::State = k;
+    let Some(t) = st.threads.get_mut(th) else {
+        return Next::Stay; // not reached: cancelling deletes no thread
+    };
     if control.has(ExregsControl::APPLY_HALT) {
         let halt = control.halt();
         if halt && !t.halted {
             t.halted = true;
-            schedule::dequeue(&mut k.run, t);
+            schedule::dequeue(&mut st.run, t);
         } else if !halt && t.halted {
             t.halted = false;
             if t.state == State::Ready {
-                schedule::enqueue(&mut k.run, t);
+                schedule::enqueue(&mut st.run, t);
             }
         }
     }
@@ -117,4 +114,18 @@ pub fn sys_exchange_registers(k: &mut Kernel, f: &mut TrapFrame) -> Next {
     } else {
         Next::Stay
     }
+}
+
+/// The answer to a thread that cannot be named or reached: InvalidThread, all results 0.
+fn fail(k: &Kernel, f: &mut TrapFrame) -> Next {
+    k.current()
+        .set_utcb_word(utcb::ERROR_CODE, SyscallError::InvalidThread as u64);
+    f.rax = 0;
+    f.rsi = 0;
+    f.rdx = 0;
+    f.r8 = 0;
+    f.r9 = 0;
+    f.r10 = 0;
+    f.rdi = 0;
+    Next::Stay
 }

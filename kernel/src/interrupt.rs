@@ -100,13 +100,13 @@ pub fn handle_irq(k: &mut Kernel, irq: usize, frame: &mut TrapFrame) {
     }
     pic::mask(irq);
     pic::eoi(irq);
-    let line = &mut k.lines[irq];
+    let st: &mut crate::kernel_state::State = k;
+    let line = &mut st.lines[irq];
     if line.handler.is_nil() {
         return;
     }
     set_pending(line, true);
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    if let Some(h) = unsafe { thread::lookup_global(line.handler) } {
+    if let Some(h) = st.threads.global_mut(line.handler) {
         let me = ThreadId::interrupt(irq as u64);
         if let State::RecvBlocked { from } = h.state
             && (from.is_any() || from == me)
@@ -114,7 +114,7 @@ pub fn handle_irq(k: &mut Kernel, irq: usize, frame: &mut TrapFrame) {
             set_pending(line, false);
             h.set_mr(0, MsgTag::new(labels::INTERRUPT, 0, 0).raw());
             h.ipc_from = me;
-            schedule::wake(&mut k.run, h, IpcWake::Done);
+            schedule::wake(&mut st.run, h, IpcWake::Done);
         }
     }
     if frame.is_from_user() || thread::current_ptr() == schedule::idle_tcb() {
@@ -139,17 +139,17 @@ pub fn associate(
     handler: ThreadId,
 ) -> Result<(), abi::error::SyscallError> {
     let irq = line_of(irq_tid).ok_or(abi::error::SyscallError::InvalidThread)?;
-    let line = &mut k.lines[irq];
+    let st: &mut crate::kernel_state::State = k;
+    let line = &mut st.lines[irq];
     if handler == irq_tid || handler.is_nil() {
         line.handler = ThreadId::NIL;
         set_pending(line, false);
         pic::mask(irq);
         return Ok(());
     }
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let h = (unsafe { thread::resolve(cur, handler) })
+    let h = st
+        .threads
+        .resolve(st.threads.current().space, handler)
         .ok_or(abi::error::SyscallError::InvalidThread)?;
     line.handler = h.id;
     set_pending(line, false);

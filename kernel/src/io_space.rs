@@ -402,8 +402,7 @@ pub fn gp_fault(k: &mut Kernel, frame: &mut TrapFrame) -> GpOutcome {
     let Some(acc) = ioport::decode(fetch, frame.rdx) else {
         return GpOutcome::NotIo;
     };
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
+    let cur = k.current();
     // SAFETY: a thread's space outlives it; the only reference to it in use.
     let s = unsafe { cur.space() };
     if s.io.serial != ioport::loaded_serial() {
@@ -429,7 +428,6 @@ pub fn gp_fault(k: &mut Kernel, frame: &mut TrapFrame) -> GpOutcome {
     }
     let r = crate::ipc::kernel_call(
         k,
-        cur,
         pager,
         |t| {
             t.set_mr(0, MsgTag::new(IO_FAULT_LABEL, 2, 0).raw());

@@ -846,7 +846,11 @@ fn apply(k: &mut Kernel, t: &mut Tcb, r: Reaction) {
 }
 
 /// A blocked thread's timeout expired.
-pub fn timeout(k: &mut Kernel, t: &mut Tcb) {
+pub fn timeout(k: &mut Kernel, h: thread::Handle) {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let Some(t) = (unsafe { thread::get(h) }) else {
+        return;
+    };
     let (r, _) = state::react(t.state, Event::Timeout);
     apply(k, t, r);
 }
@@ -876,11 +880,15 @@ fn abort_copier(k: &mut Kernel, c: &mut Tcb) {
 /// for the phase it was in. Returns whether it was sending / receiving.
 pub fn cancel(
     k: &mut Kernel,
-    t: &mut Tcb,
+    h: thread::Handle,
     abort_send: bool,
     abort_receive: bool,
     code: IpcErrorCode,
 ) -> (bool, bool) {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let Some(t) = (unsafe { thread::get(h) }) else {
+        return (false, false);
+    };
     if let Some(partner) = t.xfer_partner
         && (abort_send || abort_receive)
     {
@@ -941,7 +949,11 @@ pub fn cancel_blocked(
 /// its own senders get "non-existing partner"; the other party of its string transfer is
 /// told (`kcore::state::react` decides each of these). Links to `gone` held elsewhere are
 /// handles: they fail from now on.
-pub fn unlink_deleted(k: &mut Kernel, gone: &mut Tcb) {
+pub fn unlink_deleted(k: &mut Kernel, h: thread::Handle) {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let Some(gone) = (unsafe { thread::get(h) }) else {
+        return;
+    };
     let (r, _) = state::react(gone.state, Event::Deleted);
     schedule::timer_drop(&mut k.timers, gone);
     let event = Event::PartnerDeleted {
@@ -1067,23 +1079,23 @@ fn tell_transfer_partner(k: &mut Kernel, other: &mut Tcb, gone: &Tcb, event: Eve
 /// before the registers are restored. Returns the ErrorCode value if the IPC failed.
 pub fn kernel_call(
     k: &mut Kernel,
-    cur: &mut Tcb,
     handler: ThreadId,
     build: impl FnOnce(&Tcb),
     reply: impl FnOnce(&Tcb),
 ) -> Result<(), IpcErr> {
-    kernel_call_timeout(k, cur, handler, Time::NEVER, build, reply)
+    kernel_call_timeout(k, handler, Time::NEVER, build, reply)
 }
 
 /// `kernel_call` with a timeout for both phases.
 pub fn kernel_call_timeout(
     k: &mut Kernel,
-    cur: &mut Tcb,
     handler: ThreadId,
     timeout: Time,
     build: impl FnOnce(&Tcb),
     reply: impl FnOnce(&Tcb),
 ) -> Result<(), IpcErr> {
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     let mut saved = [0u64; 64];
     saved.copy_from_slice(cur.mrs_ref());
     let br0 = cur.utcb_word(utcb::br(0));

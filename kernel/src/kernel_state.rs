@@ -40,6 +40,9 @@ pub struct RunQueues {
 /// The timer heap of blocked threads' timeouts, by thread slot.
 pub type Timers = TimerHeap<{ thread::MAX_SLOTS }>;
 
+/// The UTCB locations in use, by space.
+pub type Utcbs = UtcbSet<{ 2 * thread::MAX_SLOTS }>;
+
 /// The kernel state owned by the running kernel entry (module header), reached through
 /// [`Kernel`].
 pub struct State {
@@ -49,7 +52,7 @@ pub struct State {
     pub timers: Timers,
     /// The UTCB locations of activated threads, by space: whether a location is taken is
     /// found without looking at the threads (`kcore::utcb`). Capacity: every thread slot.
-    pub utcbs: UtcbSet<{ 2 * thread::MAX_SLOTS }>,
+    pub utcbs: Utcbs,
     /// The interrupt lines: their owners (handler threads), pending flags and priorities.
     pub lines: [crate::interrupt::Line; crate::platform::pic::NUM_IRQS],
     /// The TCBs (`thread::Threads`): references to threads lent with this borrow.

@@ -348,24 +348,29 @@ pub fn start_root_servers() -> Result<(), &'static str> {
             .map_err(|_| "out of kernel memory")?;
         s.utcb_area = Fpage::new_log2(ROOT_UTCB_AREA, ROOT_UTCB_AREA_LOG2);
         s.initialised = true;
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        let t = (unsafe { thread::create(id, space, scheduler) }).ok_or("out of kernel memory")?;
-        t.priority = thread::ROOT_PRIORITY;
+        // Boot: no kernel entry is in progress; this is the outermost borrow of the state.
         crate::kernel_state::with_kernel(|k| {
-            crate::thread_control::activate(k, t, ROOT_UTCB_AREA, pager)
-        })
-        .map_err(|_| "out of kernel memory")?;
-        let f = t.frame();
-        f.rip = ip;
-        f.rsp = sp;
-        t.startup = false;
-        t.ksp = crate::arch::context::prepare_stack(
-            t.kstack_top() - crate::arch::trap::TRAP_FRAME_SIZE as u64,
-            crate::syscall::enter_user,
-            0,
-        );
-        t.state = State::Ready;
-        crate::kernel_state::with_kernel(|k| schedule::enqueue(&mut k.run, t));
+            let st: &mut crate::kernel_state::State = k;
+            let t = st
+                .threads
+                .create(id, space, scheduler)
+                .ok_or("out of kernel memory")?;
+            t.priority = thread::ROOT_PRIORITY;
+            crate::thread_control::activate(&mut st.utcbs, t, ROOT_UTCB_AREA, pager)
+                .map_err(|_| "out of kernel memory")?;
+            let f = t.frame();
+            f.rip = ip;
+            f.rsp = sp;
+            t.startup = false;
+            t.ksp = crate::arch::context::prepare_stack(
+                t.kstack_top() - crate::arch::trap::TRAP_FRAME_SIZE as u64,
+                crate::syscall::enter_user,
+                0,
+            );
+            t.state = State::Ready;
+            schedule::enqueue(&mut st.run, t);
+            Ok::<(), &'static str>(())
+        })?;
     }
     Ok(())
 }

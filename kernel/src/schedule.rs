@@ -289,15 +289,15 @@ pub fn tick(k: &mut Kernel, tick_us: u64) -> Next {
     // `ipc::timeout` changes the timers and the run queues (wake → enqueue) through the same
     // `k`: the compiler sees that, so nothing of the heap is kept across it (issue 11).
     while let Some(slot) = k.timers.pop_due(now) {
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        let Some(t) = (unsafe { thread::of_slot(slot) }) else {
+        let Some(t) = k.threads.slot_mut(slot) else {
             break;
         };
         if t.deadline == u64::MAX {
             continue; // disarmed since (`timer_remove`)
         }
         t.deadline = u64::MAX;
-        crate::ipc::timeout(k, t);
+        let h = t.handle();
+        crate::ipc::timeout(k, h);
         woke = true;
     }
     let s: &mut kernel_state::State = k;

@@ -29,6 +29,7 @@ use crate::arch::cpu;
 use crate::arch::paging::{
     self, ADDR_MASK, NX, P, PS, RW, US, USER_END, Walk, phys_to_virt, table,
 };
+use crate::kernel_state::Kernel;
 use crate::mm::{frame, quota};
 use crate::sync::KernelCell;
 use crate::thread::{self, Tcb};
@@ -448,11 +449,11 @@ fn map_clipped(
 // ---- system calls ----
 
 /// SpaceControl (spec 5.9): returns the old control word.
-pub fn sys_space_control(a: SpaceControlArgs) -> Result<Out, SyscallError> {
-    space_control(a).map(|old| Out::RaxRdx(1, old))
+pub fn sys_space_control(k: &Kernel, a: SpaceControlArgs) -> Result<Out, SyscallError> {
+    space_control(k, a).map(|old| Out::RaxRdx(1, old))
 }
 
-fn space_control(a: SpaceControlArgs) -> Result<u64, SyscallError> {
+fn space_control(k: &Kernel, a: SpaceControlArgs) -> Result<u64, SyscallError> {
     let SpaceControlArgs {
         space,
         control,
@@ -460,15 +461,15 @@ fn space_control(a: SpaceControlArgs) -> Result<u64, SyscallError> {
         utcb_area,
         redirector,
     } = a;
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
+    let cur = k.current();
     // SAFETY: a thread's space outlives it; the only reference to it in use.
     if !(unsafe { cur.space() }).privileged {
         return Err(SyscallError::NoPrivilege);
     }
     let _ = control;
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let t = (unsafe { thread::resolve(cur, space) })
+    let t = k
+        .threads
+        .resolve(cur.space, space)
         .filter(|t| t.id.number() >= thread::USER_BASE)
         .ok_or(SyscallError::InvalidSpace)?;
     // SAFETY: a thread's space outlives it; the only reference to it in use.
@@ -513,14 +514,13 @@ pub fn map_kip(s: &mut Space, kip_area: Fpage) -> Result<(), SyscallError> {
 /// Unmap (spec 5.8): fpages in MR0..MRk of the caller; each is revoked from the mappings
 /// derived from the caller's (and from the caller's own with flush) and replaced by itself with
 /// the status bits of what it covered.
-pub fn sys_unmap(a: UnmapArgs) -> Result<Out, SyscallError> {
-    unmap_call(a);
+pub fn sys_unmap(k: &Kernel, a: UnmapArgs) -> Result<Out, SyscallError> {
+    unmap_call(k, a);
     Ok(Out::Nothing)
 }
 
-fn unmap_call(a: UnmapArgs) {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
+fn unmap_call(kernel: &Kernel, a: UnmapArgs) {
+    let cur = kernel.current();
     let k = a.control.last_mr();
     let flush = a.control.flush();
     let s = cur.space;

@@ -339,7 +339,6 @@ pub fn pagefault_ipc(
     let rwx = if receiver_side { 2 } else { 4 };
     let r = crate::ipc::kernel_call_timeout(
         k,
-        me,
         pager,
         timeout,
         |t| {

@@ -18,15 +18,15 @@ use crate::kernel_state::{Kernel, with_kernel};
 use crate::schedule::{self, Next};
 use crate::thread;
 
-fn privileged() -> bool {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    (unsafe { thread::current().space() }).privileged
+fn privileged(k: &Kernel) -> bool {
+    // SAFETY: a thread's space outlives it; a read of one field.
+    (unsafe { k.current().space() }).privileged
 }
 
 /// ProcessorControl: processor 0 only; frequencies and voltage cannot be changed here
 /// (docs/decisions).
-fn processor_control(a: ProcessorControlArgs) -> Result<Out, SyscallError> {
-    if !privileged() {
+fn processor_control(k: &Kernel, a: ProcessorControlArgs) -> Result<Out, SyscallError> {
+    if !privileged(k) {
         Err(SyscallError::NoPrivilege)
     } else if a.processor != 0 {
         Err(SyscallError::InvalidParam)
@@ -37,7 +37,7 @@ fn processor_control(a: ProcessorControlArgs) -> Result<Out, SyscallError> {
 
 /// MemoryControl: only the default attribute (0) exists on this platform so far.
 fn memory_control(k: &Kernel, a: MemoryControlArgs) -> Result<Out, SyscallError> {
-    if !privileged() {
+    if !privileged(k) {
         return Err(SyscallError::NoPrivilege);
     }
     let cur = k.current();
@@ -115,17 +115,17 @@ fn dispatch(k: &mut Kernel, f: &mut TrapFrame) {
         }
         Syscall::Unmap => finish(
             f,
-            crate::space::sys_unmap(UnmapArgs::decode(f)),
+            crate::space::sys_unmap(k, UnmapArgs::decode(f)),
             ResultReg::Rax,
         ),
         Syscall::SpaceControl => finish(
             f,
-            crate::space::sys_space_control(SpaceControlArgs::decode(f)),
+            crate::space::sys_space_control(k, SpaceControlArgs::decode(f)),
             ResultReg::Rax,
         ),
         Syscall::ProcessorControl => finish(
             f,
-            processor_control(ProcessorControlArgs::decode(f)),
+            processor_control(k, ProcessorControlArgs::decode(f)),
             ResultReg::Rax,
         ),
         Syscall::MemoryControl => finish(

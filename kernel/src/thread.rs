@@ -19,7 +19,7 @@ use abi::thread_id::ThreadId;
 use crate::arch::paging::{self, ADDR_MASK, G, NX, P, RW, table};
 use crate::arch::trap::{TRAP_FRAME_SIZE, TrapFrame};
 use crate::arch::{cpu, gdt};
-use crate::kernel_state::Kernel;
+use crate::kernel_state::Utcbs;
 use crate::mm::frame;
 use crate::space::Space;
 use crate::sync::{KernelCell, KernelValue};
@@ -337,20 +337,6 @@ impl Tcb {
     }
 }
 
-/// The thread in slot `slot`. Only for slots of live threads: the scheduler's timer heap names
-/// threads by slot, and deleting a thread disarms its timer first.
-/// # Safety
-/// The caller must not use the returned reference while another reference to the same TCB
-/// is in use, nor after that thread can have been deleted (across a blocking string copy or
-/// a call that may delete threads): hold a `Handle` across those and look the thread up again.
-pub unsafe fn of_slot(slot: u32) -> Option<&'static mut Tcb> {
-    // SAFETY: a live thread's slot has its TCB page mapped (callers name only armed timers,
-    // which belong to live threads); the TCB is the one the thread table points at.
-    let t = unsafe { &mut *slot_ptr(slot)? };
-    debug_assert!(t.slot == slot);
-    Some(t)
-}
-
 /// Calls `f` for every thread, in thread-number order: a walk of the whole thread table, for
 /// the kernel debugger only (the kernel itself never needs to look at every thread).
 #[cfg(feature = "kdb")]
@@ -505,7 +491,8 @@ impl Threads {
         self.lend(linked_ptr(no))
     }
 
-    /// The thread in `slot` (only for slots of live threads: see [`of_slot`]).
+    /// The thread in `slot` (only for slots of live threads: the scheduler's timer heap names
+    /// threads by slot, and deleting a thread disarms its timer first).
     #[inline(always)]
     pub fn slot_mut(&mut self, slot: u32) -> Option<&mut Tcb> {
         let t = self.lend(slot_ptr(slot)?);
@@ -518,6 +505,12 @@ impl Threads {
     #[inline(always)]
     pub fn resolve_mut(&mut self, by_space: *mut Space, id: ThreadId) -> Option<&mut Tcb> {
         resolve_ptr(by_space, id).map(|p| self.lend(p))
+    }
+
+    /// [`Threads::resolve_mut`], to read.
+    #[inline(always)]
+    pub fn resolve(&self, by_space: *mut Space, id: ThreadId) -> Option<&Tcb> {
+        resolve_ptr(by_space, id).map(|p| self.show(p))
     }
 
     /// Resolves a thread id given by the running thread.
@@ -722,8 +715,8 @@ fn create_ptr(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<*m
 pub const USER_RFLAGS: u64 = 0x3202;
 
 /// Frees a thread that is no longer queued anywhere. Must not be the current thread.
-pub fn destroy(k: &mut Kernel, t: &mut Tcb) {
-    crate::thread_control::utcb_released(k, t);
+pub fn destroy(utcbs: &mut Utcbs, t: &mut Tcb) {
+    crate::thread_control::utcb_released(utcbs, t);
     // Lazy FPU: its registers must not pass to a thread whose save area lands here.
     crate::arch::fpu::forget(t.fpu.0.as_mut_ptr());
     // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.

@@ -8,14 +8,14 @@ use abi::utcb;
 
 use crate::arch::context;
 use crate::arch::trap::TRAP_FRAME_SIZE;
-use crate::kernel_state::Kernel;
+use crate::kernel_state::{self, Kernel, Utcbs};
 use crate::schedule;
 use crate::space;
 use crate::thread::{self, Tcb};
 
 /// Gives an inactive thread its UTCB and pager and puts it into the start-up wait (spec 6.1).
 pub fn activate(
-    k: &mut Kernel,
+    utcbs: &mut Utcbs,
     t: &mut Tcb,
     utcb_location: u64,
     pager: ThreadId,
@@ -26,7 +26,7 @@ pub fn activate(
         return Err(SyscallError::UtcbArea);
     }
     let kva = s.utcb_memory(utcb_location)?;
-    if k.utcbs.insert(t.space as u64, utcb_location).is_err() {
+    if utcbs.insert(t.space as u64, utcb_location).is_err() {
         return Err(SyscallError::NoMem);
     }
     t.utcb_location = utcb_location;
@@ -64,8 +64,8 @@ fn control(k: &mut Kernel, a: ThreadControlArgs) -> Result<(), SyscallError> {
         pager,
         utcb_location,
     } = a;
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
+    let cur = k.current();
+    let cur_space = cur.space;
     // SAFETY: a thread's space outlives it; the only reference to it in use.
     if !(unsafe { cur.space() }).privileged {
         return Err(SyscallError::NoPrivilege);
@@ -83,8 +83,8 @@ fn control(k: &mut Kernel, a: ThreadControlArgs) -> Result<(), SyscallError> {
     // Resolve the other ids (local ids name threads of the caller's space).
     let resolve = |id: ThreadId| {
         if id.is_local() {
-            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-            (unsafe { thread::resolve(cur, id) })
+            k.threads
+                .resolve(cur_space, id)
                 .map(|t| t.id)
                 .unwrap_or(ThreadId::from_raw(u64::MAX - 1))
         } else {
@@ -98,36 +98,37 @@ fn control(k: &mut Kernel, a: ThreadControlArgs) -> Result<(), SyscallError> {
     if space_spec.is_nil() {
         return delete(k, dest);
     }
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    match unsafe { thread::lookup_number(no) } {
-        Some(t) => modify(k, t, dest, space_spec, scheduler, pager, utcb_location),
+    match k.threads.number(no).map(|t| t.handle()) {
+        Some(h) => modify(k, h, dest, space_spec, scheduler, pager, utcb_location),
         None => create(k, dest, space_spec, scheduler, pager, utcb_location),
     }
 }
 
 fn delete(k: &mut Kernel, dest: ThreadId) -> Result<(), SyscallError> {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let Some(t) = (unsafe { thread::lookup_global(dest) }) else {
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        return if (unsafe { thread::lookup_number(dest.number()) }).is_some() {
+    let me = k.current().handle();
+    let Some(t) = k.threads.global(dest) else {
+        return if k.threads.number(dest.number()).is_some() {
             Err(SyscallError::InvalidThread)
         } else {
             Ok(())
         };
     };
-    if core::ptr::eq(t, cur) {
+    let h = t.handle();
+    if h == me {
         return Err(SyscallError::InvalidThread);
     }
     if t.id.number() == thread::SIGMA0_NO || t.id.number() == thread::ROOT_NO {
         // The root servers stay (their spaces are the privileged ones).
         return Err(SyscallError::InvalidThread);
     }
-    crate::ipc::unlink_deleted(k, t);
-    crate::interrupt::handler_deleted(k, t.id);
-    schedule::dequeue(&mut k.run, t);
-    thread::destroy(k, t);
+    crate::ipc::unlink_deleted(k, h);
+    crate::interrupt::handler_deleted(k, dest);
+    let st: &mut kernel_state::State = k;
+    let Some(t) = st.threads.get_mut(h) else {
+        return Ok(()); // not reached: unlinking deletes no thread
+    };
+    schedule::dequeue(&mut st.run, t);
+    thread::destroy(&mut st.utcbs, t);
     Ok(())
 }
 
@@ -147,8 +148,8 @@ fn create(
         None
     } else {
         Some(
-            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-            (unsafe { thread::lookup_global(space_spec) })
+            k.threads
+                .global(space_spec)
                 .filter(|t| t.id.number() >= thread::USER_BASE)
                 .ok_or(SyscallError::InvalidSpace)?
                 .space,
@@ -175,8 +176,8 @@ fn create(
         Some(s) => s,
         None => space::create().ok_or(SyscallError::NoMem)?,
     };
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let Some(t) = (unsafe { thread::create(dest, space, scheduler) }) else {
+    let st: &mut kernel_state::State = k;
+    let Some(t) = st.threads.create(dest, space, scheduler) else {
         if new_space {
             // SAFETY: the space was just created and has no threads.
             let s = unsafe { &mut *space };
@@ -189,9 +190,9 @@ fn create(
         t.utcb_location = utcb_location;
     }
     if !pager.is_nil()
-        && let Err(e) = activate(k, t, utcb_location, pager)
+        && let Err(e) = activate(&mut st.utcbs, t, utcb_location, pager)
     {
-        thread::destroy(k, t);
+        thread::destroy(&mut st.utcbs, t);
         return Err(e);
     }
     Ok(())
@@ -202,29 +203,34 @@ fn utcb_taken(k: &Kernel, space: *mut space::Space, loc: u64) -> bool {
 }
 
 /// An activated thread gives its UTCB location back (deletion).
-pub fn utcb_released(k: &mut Kernel, t: &Tcb) {
+pub fn utcb_released(utcbs: &mut Utcbs, t: &Tcb) {
     if t.is_activated() {
-        k.utcbs.remove(t.space as u64, t.utcb_location);
+        utcbs.remove(t.space as u64, t.utcb_location);
     }
 }
 
 fn modify(
     k: &mut Kernel,
-    t: &mut Tcb,
+    h: thread::Handle,
     dest: ThreadId,
     space_spec: ThreadId,
     scheduler: ThreadId,
     pager: ThreadId,
     utcb_location: u64,
 ) -> Result<(), SyscallError> {
-    if t.id.number() < thread::USER_BASE {
+    if h.no < thread::USER_BASE as u32 {
         return Err(SyscallError::InvalidThread);
     }
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let target = (unsafe { thread::lookup_global(space_spec) })
+    let target_space = k
+        .threads
+        .global(space_spec)
         .filter(|t| t.id.number() >= thread::USER_BASE)
-        .ok_or(SyscallError::InvalidSpace)?;
-    let target_space = target.space;
+        .ok_or(SyscallError::InvalidSpace)?
+        .space;
+    let st: &mut kernel_state::State = k;
+    let Some(t) = st.threads.get_mut(h) else {
+        return Err(SyscallError::InvalidThread); // not reached: looked up just now
+    };
     if utcb_location != u64::MAX {
         if t.is_activated() {
             return Err(SyscallError::UtcbArea);
@@ -232,7 +238,8 @@ fn modify(
         // SAFETY: a live thread's space.
         let s = unsafe { &*target_space };
         if s.initialised
-            && (!s.valid_utcb_location(utcb_location) || utcb_taken(k, target_space, utcb_location))
+            && (!s.valid_utcb_location(utcb_location)
+                || st.utcbs.contains(target_space as u64, utcb_location))
         {
             return Err(SyscallError::UtcbArea);
         }
@@ -258,7 +265,7 @@ fn modify(
             if !(unsafe { t.space() }).initialised {
                 return Err(SyscallError::InvalidSpace);
             }
-            activate(k, t, t.utcb_location, pager)?;
+            activate(&mut st.utcbs, t, t.utcb_location, pager)?;
         } else {
             t.set_utcb_word(utcb::PAGER, pager.raw());
         }
@@ -268,7 +275,10 @@ fn modify(
     }
     if dest != t.id {
         // Version change: the thread gets a new global id.
-        crate::ipc::cancel(k, t, true, true, IpcErrorCode::Canceled);
+        crate::ipc::cancel(k, h, true, true, IpcErrorCode::Canceled);
+        let Some(t) = k.threads.get_mut(h) else {
+            return Ok(()); // not reached: cancelling deletes no thread
+        };
         t.id = dest;
         if t.is_activated() {
             t.set_utcb_word(utcb::MY_GLOBAL_ID, dest.raw());
