@@ -282,11 +282,8 @@ fn transfer(
     src_h: thread::Handle,
     dst_h: thread::Handle,
 ) -> Result<(), (IpcErr, IpcErr)> {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let (Some(src), Some(dst)) = (
-        (unsafe { thread::get(src_h) }),
-        (unsafe { thread::get(dst_h) }),
-    ) else {
+    // Two distinct threads: the running one and the one blocked waiting for it.
+    let Some((src, dst)) = k.threads.pair_mut(src_h, dst_h) else {
         return Err(crate::string::aborted(0));
     };
     transfer_untyped(src, dst)?;
@@ -310,11 +307,7 @@ fn transfer(
             continue;
         }
         // A string copy before may have blocked: name the parties afresh.
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        let (Some(src), Some(dst)) = (
-            (unsafe { thread::get(src_h) }),
-            (unsafe { thread::get(dst_h) }),
-        ) else {
+        let Some((src, dst)) = k.threads.pair_mut(src_h, dst_h) else {
             return Err(crate::string::aborted(copied));
         };
         // Map/grant items (spec 2.4, 2.5): a receiver whose receive window is nil (it accepts

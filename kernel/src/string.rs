@@ -210,14 +210,12 @@ pub fn copy(
     d: &Segments,
     copied: &mut u64,
 ) -> Result<(), Codes> {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur_is_src = (unsafe { thread::current() }).handle() == src_h;
+    let cur_is_src = k.current().handle() == src_h;
     let (mut si, mut soff, mut di, mut doff) = (0usize, 0u64, 0usize, 0u64);
     let total = s.total();
     let mut done = 0u64;
     while done < total {
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        if (unsafe { thread::current() }).xfer_abort {
+        if k.current().xfer_abort {
             return Err(aborted(*copied));
         }
         // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
@@ -271,7 +269,7 @@ pub fn copy(
                 } else {
                     tunnel(k, dst, src, timeout, sa, false)
                 };
-                check(r, src_h, dst_h, *copied)?;
+                check(k, r, src_h, dst_h, *copied)?;
             }
             (_, None) => {
                 let timeout = effective_timeout(src, dst);
@@ -280,22 +278,26 @@ pub fn copy(
                 } else {
                     fault_self(k, dst, timeout, da, true)
                 };
-                check(r, src_h, dst_h, *copied)?;
+                check(k, r, src_h, dst_h, *copied)?;
             }
         }
     }
     Ok(())
 }
 
-fn check(r: Resolve, src: thread::Handle, dst: thread::Handle, offset: u64) -> Result<(), Codes> {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    if (unsafe { thread::current() }).xfer_abort {
+fn check(
+    k: &Kernel,
+    r: Resolve,
+    src: thread::Handle,
+    dst: thread::Handle,
+    offset: u64,
+) -> Result<(), Codes> {
+    if k.current().xfer_abort {
         return Err(aborted(offset));
     }
     match r {
         Resolve::Done => Ok(()),
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        Resolve::Timeout => match ((unsafe { thread::get(src) }), (unsafe { thread::get(dst) })) {
+        Resolve::Timeout => match (k.threads.get(src), k.threads.get(dst)) {
             (Some(src), Some(dst)) => Err(xfer_timeout(src, dst, offset)),
             _ => Err(aborted(offset)),
         },

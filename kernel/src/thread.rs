@@ -473,22 +473,10 @@ impl Threads {
         global_ptr(id).map(|p| self.show(p))
     }
 
-    /// The thread with this number, whatever its version.
-    #[inline(always)]
-    pub fn number_mut(&mut self, no: u64) -> Option<&mut Tcb> {
-        number_ptr(no).map(|p| self.lend(p))
-    }
-
     /// The thread with this number, to read.
     #[inline(always)]
     pub fn number(&self, no: u64) -> Option<&Tcb> {
         number_ptr(no).map(|p| self.show(p))
-    }
-
-    /// The thread a queue links to by number (it exists: see [`linked`]).
-    #[inline(always)]
-    pub fn linked_mut(&mut self, no: u32) -> &mut Tcb {
-        self.lend(linked_ptr(no))
     }
 
     /// The thread in `slot` (only for slots of live threads: the scheduler's timer heap names
@@ -590,6 +578,7 @@ fn slot_ptr(slot: u32) -> Option<*mut Tcb> {
 /// The caller must not use the returned reference while another reference to the same TCB
 /// is in use, nor after that thread can have been deleted (across a blocking string copy or
 /// a call that may delete threads): hold a `Handle` across those and look the thread up again.
+#[cfg(any(feature = "kdb", feature = "invariants"))]
 pub unsafe fn lookup_number(no: u64) -> Option<&'static mut Tcb> {
     // SAFETY: table entries point at live TCBs; the caller's contract.
     number_ptr(no).map(|p| unsafe { &mut *p })
