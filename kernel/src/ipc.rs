@@ -25,7 +25,7 @@ use abi::time::{Time, Timeouts};
 use abi::utcb;
 
 use crate::interrupt;
-use crate::kernel_state::Kernel;
+use crate::kernel_state::{Kernel, State as State_};
 use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};
 use kcore::queue::{Link, Links};
@@ -812,60 +812,78 @@ unsafe fn queued_sender_in(r: &Tcb, spec: ThreadId) -> Option<&'static mut Tcb> 
 }
 
 /// The reaction (decided by `kcore::state::react`) to an event, carried out: the one place
-/// where an event from outside ends or disturbs a thread's IPC.
-fn apply(k: &mut Kernel, t: &mut Tcb, r: Reaction) {
+/// where an event from outside ends or disturbs a thread's IPC. Threads are named by handle
+/// and reached through the entry borrow (`thread::Threads`), one at a time or as a pair.
+fn apply(k: &mut Kernel, h: thread::Handle, r: Reaction) {
     match r {
         Reaction::Stay | Reaction::Unlink { .. } => {}
         Reaction::Wake { leave, outcome } => {
-            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-            if let Some(q) = leave.and_then(|h| unsafe { thread::get(h) }) {
-                sendq_remove(q, t);
+            if let Some(q) = leave {
+                leave_send_queue(k, q, h);
             }
             let how = match outcome {
                 Outcome::Done => IpcWake::Done,
                 Outcome::Error(phase, code) => IpcWake::Error(err(phase, code)),
                 Outcome::XferExpired => IpcWake::XferExpired,
             };
-            schedule::wake(&mut k.run, t, how);
-        }
-        Reaction::AbortTransfer { copier: None } => abort_copier(k, t),
-        Reaction::AbortTransfer { copier: Some(c) } => {
-            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-            if let Some(c) = unsafe { thread::get(c) } {
-                abort_copier(k, c);
+            let st: &mut State_ = k;
+            if let Some(t) = st.threads.get_mut(h) {
+                schedule::wake(&mut st.run, t, how);
             }
         }
+        Reaction::AbortTransfer { copier: None } => abort_copier(k, h),
+        Reaction::AbortTransfer { copier: Some(c) } => abort_copier(k, c),
+    }
+}
+
+/// `t` leaves the send queue of `q` (if both exist). `q` may be `t` itself: a send to
+/// oneself waits in one's own queue (until its timeout or an abort).
+fn leave_send_queue(k: &mut Kernel, q: thread::Handle, t: thread::Handle) {
+    if q == t {
+        if let Some(t) = k.threads.get_mut(t) {
+            // The queue and the link are two fields of the one TCB.
+            t.sendq.remove(&t.sendq_link, &mut SendLinks);
+            if t.propagate_as.is_some() {
+                t.sendq_propagated -= 1;
+            }
+        }
+    } else if let Some((q, t)) = k.threads.pair_mut(q, t) {
+        sendq_remove(q, t);
     }
 }
 
 /// A blocked thread's timeout expired.
 pub fn timeout(k: &mut Kernel, h: thread::Handle) {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let Some(t) = (unsafe { thread::get(h) }) else {
+    let Some(t) = k.threads.get(h) else {
         return;
     };
     let (r, _) = state::react(t.state, Event::Timeout);
-    apply(k, t, r);
+    apply(k, h, r);
 }
 
 /// Aborts a string transfer at its copier `c` (spec 5.2: code 7 for both parties): the copy
 /// loop sees `xfer_abort` at its next step; a wait for a tunnelled fault or a nested fault IPC
 /// of the copier ends now. Never called for the running thread's own nested IPC.
-fn abort_copier(k: &mut Kernel, c: &mut Tcb) {
+fn abort_copier(k: &mut Kernel, ch: thread::Handle) {
+    let me = k.current().handle();
+    let st: &mut State_ = k;
+    let Some(c) = st.threads.get_mut(ch) else {
+        return;
+    };
     c.xfer_abort = true;
     if let State::XferWait { .. } = c.state {
         schedule::wake(
-            &mut k.run,
+            &mut st.run,
             c,
             IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
         );
     } else if matches!(
         c.state,
         State::SendBlocked { .. } | State::RecvBlocked { .. }
-    ) && !core::ptr::eq(c as *const Tcb, thread::current_ptr())
+    ) && ch != me
     {
         // The copier is in its own nested fault IPC: abort that.
-        cancel_blocked(k, c, true, true, IpcErrorCode::Aborted);
+        cancel_blocked(k, ch, true, true, IpcErrorCode::Aborted);
     }
 }
 
@@ -878,8 +896,7 @@ pub fn cancel(
     abort_receive: bool,
     code: IpcErrorCode,
 ) -> (bool, bool) {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let Some(t) = (unsafe { thread::get(h) }) else {
+    let Some(t) = k.threads.get(h) else {
         return (false, false);
     };
     if let Some(partner) = t.xfer_partner
@@ -887,30 +904,31 @@ pub fn cancel(
     {
         // In a string transfer (running it, waiting for it, or in a nested fault IPC inside
         // it): abort it for both parties (code 7, spec 5.2).
-        if t.xfer_copier {
-            abort_copier(k, t);
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        } else if let Some(c) = unsafe { thread::get(partner) } {
-            abort_copier(k, c);
-        }
+        abort_copier(k, if t.xfer_copier { h } else { partner });
+        let Some(t) = k.threads.get(h) else {
+            return (false, false);
+        };
         return match t.state {
             State::XferWait { .. } => (true, false),
             State::Transfer { .. } => (false, true),
-            _ => cancel_blocked(k, t, abort_send, abort_receive, IpcErrorCode::Aborted),
+            _ => cancel_blocked(k, h, abort_send, abort_receive, IpcErrorCode::Aborted),
         };
     }
-    cancel_blocked(k, t, abort_send, abort_receive, code)
+    cancel_blocked(k, h, abort_send, abort_receive, code)
 }
 
 /// Cancels a thread's blocked IPC (send queue or receive wait) with `code` (canceled, 3, for
 /// ExchangeRegisters; aborted, 7, inside a transfer).
 pub fn cancel_blocked(
     k: &mut Kernel,
-    t: &mut Tcb,
+    h: thread::Handle,
     abort_send: bool,
     abort_receive: bool,
     code: IpcErrorCode,
 ) -> (bool, bool) {
+    let Some(t) = k.threads.get(h) else {
+        return (false, false);
+    };
     if !matches!(
         t.state,
         State::SendBlocked { .. } | State::RecvBlocked { .. }
@@ -934,7 +952,7 @@ pub fn cancel_blocked(
         },
         other => other,
     };
-    apply(k, t, r);
+    apply(k, h, r);
     reported
 }
 
@@ -943,44 +961,60 @@ pub fn cancel_blocked(
 /// told (`kcore::state::react` decides each of these). Links to `gone` held elsewhere are
 /// handles: they fail from now on.
 pub fn unlink_deleted(k: &mut Kernel, h: thread::Handle) {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let Some(gone) = (unsafe { thread::get(h) }) else {
+    let st: &mut State_ = k;
+    let Some(gone) = st.threads.get_mut(h) else {
         return;
     };
     let (r, _) = state::react(gone.state, Event::Deleted);
-    schedule::timer_drop(&mut k.timers, gone);
+    schedule::timer_drop(&mut st.timers, gone);
     let event = Event::PartnerDeleted {
-        handle: gone.handle(),
+        handle: h,
         id: gone.id,
     };
+    let (xfer_partner, gone_copier) = (gone.xfer_partner, gone.xfer_copier);
     if let Reaction::Unlink { leave, partner } = r {
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        if let Some(q) = leave.and_then(|h| unsafe { thread::get(h) }) {
-            sendq_remove(q, gone);
+        if let Some(q) = leave {
+            leave_send_queue(k, q, h);
         }
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        if let Some(other) = partner
-            .or(gone.xfer_partner)
-            .and_then(|h| unsafe { thread::get(h) })
-        {
-            tell_transfer_partner(k, other, gone, event);
+        if let Some(other) = partner.or(xfer_partner) {
+            tell_transfer_partner(k, other, h, gone_copier, event);
         }
     }
-    while !gone.sendq.is_empty() {
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        let s = unsafe { queue_member(gone.sendq.head) };
+    // Its senders, one at a time (queue members exist and are not `gone`).
+    loop {
+        let Some(gone) = k.threads.get(h) else {
+            return;
+        };
+        if gone.sendq.is_empty() {
+            break;
+        }
+        let sh = k.threads.linked(gone.sendq.head).handle();
+        let Some((gone, s)) = k.threads.pair_mut(h, sh) else {
+            break; // not reached: a thread is never in its own queue here (it is not sending)
+        };
         sendq_remove(gone, s);
         let (r, _) = state::react(s.state, event);
-        apply(k, s, r);
+        apply(k, sh, r);
     }
     // Closed receives from `gone`: its list of waiting receivers (no scan of all threads).
+    let Some(gone) = k.threads.get_mut(h) else {
+        return;
+    };
     leave_receive_list(gone);
-    while !gone.recvq.is_empty() {
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        let w = unsafe { queue_member(gone.recvq.head) };
+    loop {
+        let Some(gone) = k.threads.get(h) else {
+            return;
+        };
+        if gone.recvq.is_empty() {
+            break;
+        }
+        let wh = k.threads.linked(gone.recvq.head).handle();
+        let Some((gone, w)) = k.threads.pair_mut(h, wh) else {
+            break; // not reached: a receive from oneself joins no list (`enter_receive`)
+        };
         unlink_receiver(gone, w);
         let (r, _) = state::react(w.state, event);
-        apply(k, w, r);
+        apply(k, wh, r);
     }
 }
 
@@ -1042,14 +1076,23 @@ pub fn leave_receive_list(t: &mut Tcb) {
 }
 
 /// `gone`, a party of `other`'s string transfer, is being deleted.
-fn tell_transfer_partner(k: &mut Kernel, other: &mut Tcb, gone: &Tcb, event: Event) {
-    if other.xfer_partner != Some(gone.handle()) {
+fn tell_transfer_partner(
+    k: &mut Kernel,
+    oh: thread::Handle,
+    gone: thread::Handle,
+    gone_copier: bool,
+    event: Event,
+) {
+    let Some(other) = k.threads.get_mut(oh) else {
+        return;
+    };
+    if other.xfer_partner != Some(gone) {
         return;
     }
     other.xfer_partner = None;
-    if !gone.xfer_copier {
+    if !gone_copier {
         // `other` runs the copy: it finds the handle of `gone` stale when its copy ends.
-        return abort_copier(k, other);
+        return abort_copier(k, oh);
     }
     // `other` waits for the end of the copy, or serves a tunnelled fault
     // (`string::serve_tunnel` then finds its partner gone).
@@ -1057,10 +1100,10 @@ fn tell_transfer_partner(k: &mut Kernel, other: &mut Tcb, gone: &Tcb, event: Eve
     match other.state {
         State::Transfer { .. } => {
             let (r, _) = state::react(other.state, event);
-            apply(k, other, r);
+            apply(k, oh, r);
         }
         State::SendBlocked { .. } | State::RecvBlocked { .. } if other.kernel_ipc_depth > 0 => {
-            cancel_blocked(k, other, true, true, IpcErrorCode::Aborted);
+            cancel_blocked(k, oh, true, true, IpcErrorCode::Aborted);
         }
         _ => {}
     }

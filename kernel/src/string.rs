@@ -410,10 +410,9 @@ fn abandon(k: &mut Kernel, me: &mut Tcb, partner: thread::Handle) {
     };
     partner.tunnel_abandon = true;
     if !matches!(partner.state, State::Transfer { .. }) {
-        crate::ipc::cancel_blocked(k, partner, true, true, IpcErrorCode::Aborted);
-        me.state = State::XferWait {
-            with: partner.handle(),
-        };
+        let ph = partner.handle();
+        crate::ipc::cancel_blocked(k, ph, true, true, IpcErrorCode::Aborted);
+        me.state = State::XferWait { with: ph };
         schedule::block_current(k, u64::MAX);
     }
 }

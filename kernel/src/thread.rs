@@ -479,6 +479,12 @@ impl Threads {
         number_ptr(no).map(|p| self.show(p))
     }
 
+    /// The thread a queue links to by number, to read (it exists: see [`linked`]).
+    #[inline(always)]
+    pub fn linked(&self, no: u32) -> &Tcb {
+        self.show(linked_ptr(no))
+    }
+
     /// The thread in `slot` (only for slots of live threads: the scheduler's timer heap names
     /// threads by slot, and deleting a thread disarms its timer first).
     #[inline(always)]
