@@ -15,6 +15,7 @@
 //! May touch: the scheduler (to queue and dequeue), spaces (membership, UTCB pages).
 
 use abi::thread_id::ThreadId;
+use core::ptr::NonNull;
 
 use crate::arch::paging::{self, ADDR_MASK, G, NX, P, RW, table};
 use crate::arch::trap::{TRAP_FRAME_SIZE, TrapFrame};
@@ -388,7 +389,7 @@ fn table_entry(no: u64) -> *mut Tcb {
 /// a call that may delete threads): hold a `Handle` across those and look the thread up again.
 pub unsafe fn get(h: Handle) -> Option<&'static mut Tcb> {
     // SAFETY: table entries point at live TCBs; the caller's contract.
-    handle_ptr(h).map(|p| unsafe { &mut *p })
+    handle_ptr(h).map(|p| unsafe { &mut *p.as_ptr() })
 }
 
 /// # Safety
@@ -452,44 +453,38 @@ impl Threads {
     /// The thread a handle names, if it still exists.
     #[inline(always)]
     pub fn get_mut(&mut self, h: Handle) -> Option<&mut Tcb> {
-        handle_ptr(h).map(|p| self.lend(p))
+        handle_ptr(h).map(|p| self.lend(p.as_ptr()))
     }
 
     /// The thread a handle names, to read.
     #[inline(always)]
     pub fn get(&self, h: Handle) -> Option<&Tcb> {
-        handle_ptr(h).map(|p| self.show(p))
+        handle_ptr(h).map(|p| self.show(p.as_ptr()))
     }
 
     /// The thread with exactly this global id, if it exists.
     #[inline(always)]
     pub fn global_mut(&mut self, id: ThreadId) -> Option<&mut Tcb> {
-        global_ptr(id).map(|p| self.lend(p))
+        global_ptr(id).map(|p| self.lend(p.as_ptr()))
     }
 
     /// The thread with exactly this global id, to read.
     #[inline(always)]
     pub fn global(&self, id: ThreadId) -> Option<&Tcb> {
-        global_ptr(id).map(|p| self.show(p))
+        global_ptr(id).map(|p| self.show(p.as_ptr()))
     }
 
     /// The thread with this number, to read.
     #[inline(always)]
     pub fn number(&self, no: u64) -> Option<&Tcb> {
-        number_ptr(no).map(|p| self.show(p))
-    }
-
-    /// The thread a queue links to by number, to read (it exists: see [`linked`]).
-    #[inline(always)]
-    pub fn linked(&self, no: u32) -> &Tcb {
-        self.show(linked_ptr(no))
+        number_ptr(no).map(|p| self.show(p.as_ptr()))
     }
 
     /// The thread in `slot` (only for slots of live threads: the scheduler's timer heap names
     /// threads by slot, and deleting a thread disarms its timer first).
     #[inline(always)]
     pub fn slot_mut(&mut self, slot: u32) -> Option<&mut Tcb> {
-        let t = self.lend(slot_ptr(slot)?);
+        let t = self.lend(slot_ptr(slot)?.as_ptr());
         debug_assert!(t.slot == slot);
         Some(t)
     }
@@ -498,13 +493,13 @@ impl Threads {
     /// local id names a thread of that space).
     #[inline(always)]
     pub fn resolve_mut(&mut self, by_space: *mut Space, id: ThreadId) -> Option<&mut Tcb> {
-        resolve_ptr(by_space, id).map(|p| self.lend(p))
+        resolve_ptr(by_space, id).map(|p| self.lend(p.as_ptr()))
     }
 
     /// [`Threads::resolve_mut`], to read.
     #[inline(always)]
     pub fn resolve(&self, by_space: *mut Space, id: ThreadId) -> Option<&Tcb> {
-        resolve_ptr(by_space, id).map(|p| self.show(p))
+        resolve_ptr(by_space, id).map(|p| self.show(p.as_ptr()))
     }
 
     /// Resolves a thread id given by the running thread.
@@ -518,7 +513,7 @@ impl Threads {
     /// same thread (which the caller then handles with one reference).
     #[inline(always)]
     pub fn pair_mut(&mut self, a: Handle, b: Handle) -> Option<(&mut Tcb, &mut Tcb)> {
-        let (pa, pb) = (handle_ptr(a)?, handle_ptr(b)?);
+        let (pa, pb) = (handle_ptr(a)?.as_ptr(), handle_ptr(b)?.as_ptr());
         if pa == pb {
             return None;
         }
@@ -534,7 +529,7 @@ impl Threads {
         space: *mut Space,
         scheduler: ThreadId,
     ) -> Option<&mut Tcb> {
-        create_ptr(id, space, scheduler).map(|p| self.lend(p))
+        create_ptr(id, space, scheduler).map(|p| self.lend(p.as_ptr()))
     }
 }
 
@@ -546,37 +541,45 @@ impl Threads {
 #[inline(always)]
 pub unsafe fn lookup_global(id: ThreadId) -> Option<&'static mut Tcb> {
     // SAFETY: table entries point at live TCBs; the caller's contract.
-    global_ptr(id).map(|p| unsafe { &mut *p })
+    global_ptr(id).map(|p| unsafe { &mut *p.as_ptr() })
 }
 
 #[inline(always)]
-fn global_ptr(id: ThreadId) -> Option<*mut Tcb> {
+fn global_ptr(id: ThreadId) -> Option<NonNull<Tcb>> {
     if !id.is_global() {
         return None;
     }
-    let p = number_ptr(id.number())?;
+    let no = id.number() as usize;
+    if no >= MAX_THREADS {
+        return None;
+    }
+    let p = NonNull::new(table_entry(no as u64))?;
     // SAFETY: table entries point at live TCBs; a read of one field.
-    (unsafe { (*p).id } == id).then_some(p)
+    if unsafe { p.as_ref() }.id != id {
+        return None;
+    }
+    Some(p)
 }
 
 #[inline(always)]
-fn number_ptr(no: u64) -> Option<*mut Tcb> {
+fn number_ptr(no: u64) -> Option<NonNull<Tcb>> {
     if no as usize >= MAX_THREADS {
         return None;
     }
-    let p = table_entry(no);
-    (!p.is_null()).then_some(p)
+    NonNull::new(table_entry(no))
 }
 
 #[inline(always)]
-fn handle_ptr(h: Handle) -> Option<*mut Tcb> {
+fn handle_ptr(h: Handle) -> Option<NonNull<Tcb>> {
     // SAFETY: table entries point at live TCBs; a read of one field.
-    number_ptr(h.no as u64).filter(|&p| unsafe { (*p).generation } == h.generation)
+    number_ptr(h.no as u64).filter(|p| unsafe { p.as_ref() }.generation == h.generation)
 }
 
-fn slot_ptr(slot: u32) -> Option<*mut Tcb> {
-    ((slot as usize) < MAX_SLOTS)
-        .then_some((SLOT_REGION + slot as u64 * SLOT_SIZE + TCB_OFFSET) as *mut Tcb)
+fn slot_ptr(slot: u32) -> Option<NonNull<Tcb>> {
+    if slot as usize >= MAX_SLOTS {
+        return None;
+    }
+    NonNull::new((SLOT_REGION + slot as u64 * SLOT_SIZE + TCB_OFFSET) as *mut Tcb)
 }
 
 /// The thread with this number, whatever its version.
@@ -587,7 +590,7 @@ fn slot_ptr(slot: u32) -> Option<*mut Tcb> {
 #[cfg(any(feature = "kdb", feature = "invariants"))]
 pub unsafe fn lookup_number(no: u64) -> Option<&'static mut Tcb> {
     // SAFETY: table entries point at live TCBs; the caller's contract.
-    number_ptr(no).map(|p| unsafe { &mut *p })
+    number_ptr(no).map(|p| unsafe { &mut *p.as_ptr() })
 }
 
 /// Resolves a thread id given by `by` (a local id names a thread in `by`'s space).
@@ -598,11 +601,11 @@ pub unsafe fn lookup_number(no: u64) -> Option<&'static mut Tcb> {
 #[inline(always)]
 pub unsafe fn resolve(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
     // SAFETY: table entries point at live TCBs; the caller's contract.
-    resolve_ptr(by.space, id).map(|p| unsafe { &mut *p })
+    resolve_ptr(by.space, id).map(|p| unsafe { &mut *p.as_ptr() })
 }
 
 #[inline(always)]
-fn resolve_ptr(by_space: *mut Space, id: ThreadId) -> Option<*mut Tcb> {
+fn resolve_ptr(by_space: *mut Space, id: ThreadId) -> Option<NonNull<Tcb>> {
     if id.is_local() && !id.is_any_local() {
         resolve_local(by_space, id)
     } else {
@@ -612,13 +615,13 @@ fn resolve_ptr(by_space: *mut Space, id: ThreadId) -> Option<*mut Tcb> {
 
 /// A local id, named by a thread of `by_space` (the current address space).
 #[inline(never)]
-fn resolve_local(by_space: *mut Space, id: ThreadId) -> Option<*mut Tcb> {
+fn resolve_local(by_space: *mut Space, id: ThreadId) -> Option<NonNull<Tcb>> {
     // The MyGlobalId TCR of the UTCB at that address in the caller's space; a user may
     // write anything there, so the thread found must really own that UTCB.
     let gid = crate::arch::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
     let p = global_ptr(ThreadId::from_raw(gid))?;
     // SAFETY: table entries point at live TCBs; reads of two fields.
-    let t = unsafe { &*p };
+    let t = unsafe { p.as_ref() };
     (t.space == by_space && t.local_id() == id).then_some(p)
 }
 
@@ -633,10 +636,10 @@ pub unsafe fn create(
     scheduler: ThreadId,
 ) -> Option<&'static mut Tcb> {
     // SAFETY: a fresh TCB; the caller's contract.
-    create_ptr(id, space, scheduler).map(|p| unsafe { &mut *p })
+    create_ptr(id, space, scheduler).map(|p| unsafe { &mut *p.as_ptr() })
 }
 
-fn create_ptr(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<*mut Tcb> {
+fn create_ptr(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<NonNull<Tcb>> {
     let (slot, p) = alloc_slot()?;
     // SAFETY: the TCB page was just allocated (zeroed) for this thread.
     let t = unsafe { &mut *p };
@@ -701,7 +704,7 @@ fn create_ptr(id: ThreadId, space: *mut Space, scheduler: ThreadId) -> Option<*m
     (unsafe { THREADS.get() })[id.number() as usize] = p;
     // SAFETY: a thread's space outlives it; the only reference to it in use.
     (unsafe { t.space() }).threads += 1;
-    Some(p)
+    NonNull::new(p)
 }
 
 /// RFLAGS of a user thread: IF, IOPL 3 (spec 4.6, item 18 of section 1), bit 1; the IOPL a
