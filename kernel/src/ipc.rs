@@ -980,9 +980,15 @@ pub fn enter_receive(t: &mut Tcb, from: ThreadId, sender: Option<&mut Tcb>) {
 #[inline(always)]
 fn link_receiver(s: &mut Tcb, t: &mut Tcb) {
     if t.recvq_on != 0 {
-        // Still on a list (seen from `receive_phase` of a running thread, found by the
-        // invariant checks; docs/kernel-bugs.md OPEN row): leave it first, or a second
-        // `push_front` onto the same list links `t` to itself.
+        #[cfg(feature = "invariants")]
+        crate::invariants::ready_off_lists(
+            t,
+            "entering a closed receive",
+            core::panic::Location::caller(),
+        );
+        // Cannot happen since the loader's fix (docs/kernel-bugs.md: the root thread started
+        // while on sigma0's list); kept as a guard: a second `push_front` onto the same list
+        // would link `t` to itself. The invariants build reports it.
         leave_list_cold(t);
     }
     t.recvq_on = s.no;
