@@ -91,9 +91,18 @@ pub fn check() -> u64 {
     r.n as u64
 }
 
+/// The numbers of the live threads, collected by `check_threads` (one scan of the whole
+/// table per check instead of one per rule).
+static LIVE: KernelCell<([u32; thread::MAX_SLOTS], usize)> =
+    KernelCell::new(([0; thread::MAX_SLOTS], 0));
+
 /// Calls `f` for every live thread.
 fn each_thread(mut f: impl FnMut(&'static Tcb)) {
-    for no in 0..thread::MAX_THREADS as u32 {
+    // SAFETY: a short borrow per step; only `check_threads` writes LIVE.
+    let n = (unsafe { LIVE.get() }).1;
+    for k in 0..n {
+        // SAFETY: as above.
+        let no = (unsafe { LIVE.get() }).0[k];
         if let Some(t) = thread_no(no) {
             f(t);
         }
@@ -128,8 +137,17 @@ fn check_threads(r: &mut Report) -> usize {
     // SAFETY: the only borrow of SPACES in use; it ends before any call that touches it.
     let spaces = unsafe { SPACES.get() };
     let mut nspaces = 0usize;
+    // SAFETY: the only borrow of LIVE in use; it ends before any call that touches it.
+    let live = unsafe { LIVE.get() };
+    live.1 = 0;
     for no in 0..thread::MAX_THREADS as u32 {
         let Some(t) = thread_no(no) else { continue };
+        if live.1 < live.0.len() {
+            live.0[live.1] = no;
+            live.1 += 1;
+        } else {
+            fail!(r, "more live threads than kernel-stack slots");
+        }
         if t.no != no || t.id.number() != no as u64 {
             fail!(r, "thread {:?}: in table entry {}", name(t), no);
         }

@@ -531,7 +531,8 @@ pub fn run(args: &str) {
         .fold(0u64, |a, d| a.rotate_left(7) ^ d.load(Ordering::Relaxed));
     println!(
         "fuzz: done: seed {:#x}, {} ops in {} ms ({} ops/s), {} invariant checks, 0 violations, \
-         0 hangs, {} stalls restarted, {} counter scribbles, {} starts preempted, {} deletions, {} aborts, {} priority changes, kernel \
+         0 hangs, {} stalls restarted, {} counter scribbles, {} starts preempted, {} deletions, {} aborts, {} priority changes, \
+         {} page faults ({} scratch, {} unserved), {} exceptions, kernel \
          memory {} -> {} frames, digest {:#018x}",
         c.seed,
         total,
@@ -544,6 +545,10 @@ pub fn run(args: &str) {
         deletions,
         aborts,
         reprios,
+        pager::FAULTS.load(Ordering::Relaxed),
+        pager::SCRATCH_FAULTS.load(Ordering::Relaxed),
+        pager::UNSERVED.load(Ordering::Relaxed),
+        pager::EXCEPTIONS.load(Ordering::Relaxed),
         frames_before,
         frames_after,
         digest
