@@ -108,7 +108,10 @@ pub fn run(s: &mut Suite) {
         slot(0xE3) + 0x200,
     );
     let started = thread::start(b, stack_top(1), util::entry(busy));
-    util::sleep_us(20_000);
+    // Wait for the thread's own report (bounded), not for a time window.
+    util::wait_until(|| {
+        COUNT.load(Ordering::SeqCst) > 0 && SEEN_ID.load(Ordering::SeqCst) == b.raw()
+    });
     s.check(
         "thread_control.own_space_thread_runs",
         !started.is_nil()
@@ -138,7 +141,7 @@ pub fn run(s: &mut Suite) {
             r_new.raw()
         ),
     );
-    util::sleep_us(20_000);
+    util::wait_until(|| SEEN_ID.load(Ordering::SeqCst) == b2.raw());
     s.check_eq(
         "thread_control.version_change_updates_my_global_id",
         SEEN_ID.load(Ordering::SeqCst),
@@ -154,7 +157,7 @@ pub fn run(s: &mut Suite) {
         thread::pager_of(b2),
         kip::sigma0_id(),
     );
-    util::sleep_us(20_000);
+    util::wait_until(|| SEEN_PAGER.load(Ordering::SeqCst) == kip::sigma0_id().raw());
     s.check_eq(
         "thread_control.modify_pager_tcr_view",
         SEEN_PAGER.load(Ordering::SeqCst),
