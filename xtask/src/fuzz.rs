@@ -251,8 +251,14 @@ pub fn run(args: &[String]) -> ExitCode {
                 println!("  | {l}");
             }
             println!(
-                "---- replay: cargo xtask fuzz --seed {seed:#x} --seeds 1 --ops {} ----",
-                o.ops
+                "---- replay: cargo xtask fuzz --seed {seed:#x} --seeds 1 --ops {}{}{} ----",
+                o.ops,
+                if o.icount { " --icount" } else { "" },
+                if o.icount {
+                    " (exact)"
+                } else {
+                    " (same operation streams, interleaving as the host gives it; add                      --icount for a run that repeats exactly)"
+                }
             );
         }
         seed = seed.wrapping_add(0x9E37_79B9) & 0xFFFF_FFFF_FFFF;

@@ -1000,7 +1000,11 @@ pub fn run_all(args: &[String]) -> ExitCode {
                 fuzz_total.2 += out.elapsed.as_secs_f64();
                 println!("  {line}");
             }
-            for l in out.output.lines().filter(|l| l.contains("stress: done")) {
+            for l in out
+                .output
+                .lines()
+                .filter(|l| l.contains("stress:") && l.contains("messages received"))
+            {
                 println!("  {}", l.trim());
             }
         } else {
