@@ -457,8 +457,10 @@ pub fn run(args: &str) {
                 };
                 let _ = syscall::exchange_registers(slots[i].id, st);
                 if st.control & 1 != 0 {
-                    // halted: resume it a little later (the stall logic would too)
-                    util::sleep_us(rng.below(500));
+                    // halted: resume it a little later (the stall logic would too). At least
+                    // 1 µs: a period of 0 is raw 0 = never (libl4's quirk), which stopped the
+                    // supervisor for good once in 500 halts (long runs without -icount).
+                    util::sleep_us(1 + rng.below(500));
                     let _ = syscall::exchange_registers(
                         slots[i].id,
                         syscall::ExregsState {
