@@ -402,9 +402,12 @@ pub fn spawn_worker(
     !l4::thread::start(t, stack_top(stack), entry(f)).is_nil()
 }
 
-/// Receives one report from `from` (label [`REPORT`]) within `ms` milliseconds: the words
-/// MR1..MRu, or the IPC ErrorCode.
+/// Receives one report from `from` (label [`REPORT`]) within `ms` milliseconds, but never
+/// less than a minute (a report is an event to wait for; the guest clock follows the host's,
+/// and a loaded host may stop the guest for seconds): the words MR1..MRu, or the IPC
+/// ErrorCode.
 pub fn receive_report(from: ThreadId, ms: u64) -> Result<([u64; 12], ThreadId), u64> {
+    let ms = ms.max(60_000);
     let r = syscall::ipc(
         ThreadId::NIL,
         from,
