@@ -325,9 +325,11 @@ pub fn pager_start(t: ThreadId, ip: u64, sp: u64) -> Result<u64, u64> {
     let r = syscall::ipc(
         p,
         p,
+        // Generous: the pager answers at once, but the guest clock follows the host's, and a
+        // loaded host may stop the guest for seconds, after which every due timeout fires.
         Timeouts::new(
-            Time::period_micros(1_000_000),
-            Time::period_micros(2_000_000),
+            Time::period_micros(60_000_000),
+            Time::period_micros(60_000_000),
         ),
     );
     if r.tag.error() {
