@@ -12,6 +12,8 @@
 //! `reserve` (one per table to be created, at most `MAX_SPARES` per operation), so `install`
 //! never allocates. Spares left over are returned after each operation.
 
+use core::sync::atomic::AtomicU32;
+
 use mapdb::{MapDb, MapError, Node, PageTableOps, Rights as MRights, SpaceId};
 
 use crate::arch::cpu;
@@ -21,6 +23,9 @@ use crate::space::Space;
 use crate::sync::KernelCell;
 
 static DB: KernelCell<Option<MapDb<'static>>> = KernelCell::new(None);
+/// The database's look-up hint table (decision 011): 16,384 slots of 4 bytes, in the image's
+/// zeroed data (`set_hints` fills it); a slot is a guess the database checks before use.
+static HINTS: [AtomicU32; 1 << 14] = [const { AtomicU32::new(0) }; 1 << 14];
 /// Tables one map or grant may have to create under superpages that stand in its way.
 const MAX_SPARES: usize = 128;
 
@@ -76,8 +81,10 @@ pub fn init(sigma0: *mut Space) -> bool {
         }
         core::slice::from_raw_parts_mut(p, nodes as usize)
     };
+    let mut db = MapDb::new(slab, id(sigma0));
+    db.set_hints(&HINTS);
     // SAFETY: the only borrow of DB in use; it ends before any call that touches it.
-    *(unsafe { DB.get() }) = Some(MapDb::new(slab, id(sigma0)));
+    *(unsafe { DB.get() }) = Some(db);
     true
 }
 

@@ -587,8 +587,48 @@ fn measure_unmap_chain(pager: ThreadId) -> bool {
     ok
 }
 
+/// `scale profile <k>`: only `k` map items of one 4 KiB page and `k` Unmaps of them (no
+/// figures), for an instruction profile of those paths: two boots (k and 0) under QEMU's
+/// `-d exec` log, the difference divided by k (docs/decisions/011-mapping-index.md).
+fn profile(k: u64) {
+    spaces::touch_image();
+    let pager = tid(PAGER);
+    // SAFETY: the stacks are not in use yet.
+    let sp_pager = unsafe { spaces::prepare_stack(&raw mut PAGER_STACK) };
+    let r = tid(RECEIVER);
+    // SAFETY: not in use.
+    let sp = unsafe { spaces::prepare_stack(&raw mut RECEIVER_STACK) };
+    let ok = spaces::spawn_local(pager, PAGER_SLOT, pager_main, sp_pager)
+        && new_space(r, spaces::UTCB_AREA, 14, pager)
+        && spaces::start_via_pager(pager, r, receiver, sp);
+    // SAFETY: our own statics, used by nobody else yet.
+    unsafe {
+        for j in 0..REPS {
+            core::ptr::write_volatile(one_child(j) as *mut u8, 1);
+        }
+    }
+    map_call(r, None);
+    for j in 0..k {
+        map_call(r, Some((one_child(j % REPS), MAP_MEASURE_BASE + (j << 12))));
+        utcb::set_mr(
+            0,
+            Fpage::new_log2(one_child(j % REPS), 12)
+                .with_rights(Rights::FULL)
+                .raw(),
+        );
+        syscall::unmap(0);
+    }
+    println!("scale: done");
+    l4::kdb::enter(if ok { "exit-success" } else { "exit-failure" });
+}
+
 /// Runs every measurement and ends the run.
-pub fn run() {
+pub fn run(args: &str) {
+    let mut words = args.split_whitespace().skip(1);
+    if words.next() == Some("profile") {
+        profile(words.next().and_then(|w| w.parse().ok()).unwrap_or(0));
+        return;
+    }
     println!("scale: start ({REPS} operations per figure)");
     spaces::touch_image();
     // Every background stack page is the root's before the pager hands it on.
