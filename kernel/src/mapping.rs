@@ -23,9 +23,6 @@ use crate::space::Space;
 use crate::sync::KernelCell;
 
 static DB: KernelCell<Option<MapDb<'static>>> = KernelCell::new(None);
-/// The database's look-up hint table (decision 011): 16,384 slots of 4 bytes, in the image's
-/// zeroed data (`set_hints` fills it); a slot is a guess the database checks before use.
-static HINTS: [AtomicU32; 1 << 14] = [const { AtomicU32::new(0) }; 1 << 14];
 /// Tables one map or grant may have to create under superpages that stand in its way.
 const MAX_SPARES: usize = 128;
 
@@ -81,8 +78,24 @@ pub fn init(sigma0: *mut Space) -> bool {
         }
         core::slice::from_raw_parts_mut(p, nodes as usize)
     };
+    // The look-up hint table (decision 011): one 4-byte slot per node, rounded up to a power
+    // of two (512 KiB for the default 74,898 nodes), so that hints rarely collide even with
+    // the database full; a slot is a guess the database checks before use.
+    let slots = nodes.next_power_of_two();
+    let Some(hbase) = frame::alloc_contiguous((slots * 4).div_ceil(frame::FRAME_SIZE)) else {
+        return false;
+    };
+    // SAFETY: as the slab: a run of pool frames that is ours for good, large enough for
+    // `slots` slots, reached through the direct map; every slot is written before use.
+    let hints = unsafe {
+        let p = crate::arch::paging::phys_to_virt(hbase) as *mut AtomicU32;
+        for i in 0..slots as usize {
+            p.add(i).write(AtomicU32::new(0));
+        }
+        core::slice::from_raw_parts(p, slots as usize)
+    };
     let mut db = MapDb::new(slab, id(sigma0));
-    db.set_hints(&HINTS);
+    db.set_hints(hints);
     // SAFETY: the only borrow of DB in use; it ends before any call that touches it.
     *(unsafe { DB.get() }) = Some(db);
     true
