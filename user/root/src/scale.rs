@@ -15,7 +15,8 @@
 //!   also holds the pages of its code, data and stack, and the 129 pages of the fault figure);
 //! * `space-delete-empty`: deleting a space whose one thread never ran (KIP and UTCB pages
 //!   only), ThreadControl delete included;
-//! * `pagefault-roundtrip`: a 4 KiB page fault resolved by a pager's map item, per fault;
+//! * `pagefault-roundtrip`: a 4 KiB page fault resolved by a pager's map item, per fault (the
+//!   pager answers with ReplyWait: fault IPC, one ReplyWait carrying the map item);
 //! * `map-item`, `unmap`: one 4 KiB map item (beyond the IPC carrying it) and the Unmap of one
 //!   leaf mapping, with N other pages mapped in the receiving space ([`MAP_NS`]);
 //! * `unmap-in-superpage`: Unmap (no flush) of one 4 KiB page inside a 2 MiB mapping of the
@@ -136,8 +137,15 @@ const HOUR: u64 = 3_600_000_000;
 /// [`FILL_BASE`] are the root's own (image, statics, stacks) mapped at the same address;
 /// pages at or above it get [`FILLER`]. It also sends start-up messages for the root.
 extern "C" fn pager_main() -> ! {
+    // Each answer goes out with the next wait in one ReplyWait, as pagers do (sigma0, the
+    // reference pagers): a fault costs the fault IPC and one ReplyWait.
+    let mut reply: Option<ThreadId> = None;
     loop {
-        let Ok((from, tag)) = msg::wait() else {
+        let r = match reply.take() {
+            Some(to) => msg::reply_wait(to),
+            None => msg::wait(),
+        };
+        let Ok((from, tag)) = r else {
             continue;
         };
         if tag.label() & !0xF == labels::PAGE_FAULT {
@@ -153,7 +161,7 @@ extern "C" fn pager_main() -> ! {
                 .to_words(false);
             utcb::set_mrs(1, &w);
             utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
-            let _ = msg::send_timeout(from, Time::ZERO);
+            reply = Some(from);
         } else if tag.label() == START_REQUEST && tag.untyped() == 3 {
             let (t, ip, sp) = (ThreadId::from_raw(utcb::mr(1)), utcb::mr(2), utcb::mr(3));
             utcb::set_mrs(1, &[ip, sp]);
@@ -161,7 +169,7 @@ extern "C" fn pager_main() -> ! {
             let ok = msg::send_timeout(t, Time::period_micros(5_000_000)).is_ok();
             utcb::set_mr(1, ok as u64);
             utcb::set_mr(0, MsgTag::new(0, 1, 0).raw());
-            let _ = msg::send_timeout(from, Time::ZERO);
+            reply = Some(from);
         }
     }
 }
