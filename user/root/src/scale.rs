@@ -26,6 +26,9 @@
 //!   chain of N spaces (root → link 1 → … → link N): the depth of the mapping tree
 //!   ([`CHAIN_DEPTHS`]); every level is one mapping to revoke.
 //!
+//! `scale profile <k>` runs only k map items, each followed by the Unmap of its source page,
+//! for `scripts/profile-map.sh` (instructions by kernel function).
+//!
 //! Output: `scale: <op> n=<N> instr=<x.xx>` per figure, then `scale: done` and KDB
 //! `exit-success` (or `exit-failure` when a set-up step failed). Figures only: nothing here
 //! passes or fails on timing.
@@ -597,7 +600,7 @@ fn measure_unmap_chain(pager: ThreadId) -> bool {
 
 /// `scale profile <k>`: only `k` map items of one 4 KiB page and `k` Unmaps of them (no
 /// figures), for an instruction profile of those paths: two boots (k and 0) under QEMU's
-/// `-d exec` log, the difference divided by k (docs/decisions/011-mapping-index.md).
+/// `-d exec` log, the difference divided by k (`scripts/profile-map.sh`, decision 011).
 fn profile(k: u64) {
     spaces::touch_image();
     let pager = tid(PAGER);
