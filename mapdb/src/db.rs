@@ -215,7 +215,7 @@ impl<'a> MapDb<'a> {
         if let Some(slot) = slot {
             let h = slot.load(Ordering::Relaxed);
             if let Some(n) = self.nodes.get(h as usize)
-                && n.used
+                && n.used()
                 && n.space == space.0
                 && n.vaddr <= start
                 && start <= n.last()
@@ -264,7 +264,6 @@ impl<'a> MapDb<'a> {
             paddr,
             size_log2,
             rights: rights.bits(),
-            used: true,
             ..Node::EMPTY
         };
         self.root = index::insert(self.nodes, self.root, i);
@@ -942,7 +941,7 @@ impl<'a> MapDb<'a> {
         let mut free = 0usize;
         let mut f = self.free;
         while f != NIL {
-            if free > cap || self.node(f).used {
+            if free > cap || self.node(f).used() {
                 return Err("free list corrupt");
             }
             free += 1;
@@ -953,12 +952,15 @@ impl<'a> MapDb<'a> {
         }
         let mut prev = NIL;
         let indexed = index::check(self.nodes, self.root, &mut prev)? as usize;
-        let used = self.nodes[..cap].iter().filter(|n| n.used).count();
+        if self.root != NIL && self.node(self.root).up != NIL {
+            return Err("index: root has a parent link");
+        }
+        let used = self.nodes[..cap].iter().filter(|n| n.used()).count();
         if used != indexed || used + free != cap {
             return Err("node accounting wrong");
         }
         for (i, n) in self.nodes[..cap].iter().enumerate() {
-            if !n.used {
+            if !n.used() {
                 continue;
             }
             let i = i as u32;
@@ -988,7 +990,7 @@ impl<'a> MapDb<'a> {
                 return Err("derived mapping in sigma0's space");
             }
             let p = self.node(n.parent);
-            if !p.used {
+            if !p.used() {
                 return Err("dangling parent");
             }
             if n.paddr < p.paddr || n.plast() > p.plast() {
