@@ -33,6 +33,7 @@ use core::arch::global_asm;
 use crate::arch::syscall::stubs_base;
 use crate::arch::trap::TrapFrame;
 use crate::counters::{self, Event};
+use crate::kernel_state::{Kernel, continue_entry, with_kernel};
 use crate::thread::IpcWake;
 use crate::{ipc, schedule, thread};
 
@@ -79,33 +80,46 @@ fn resume_ksp() -> u64 {
 #[unsafe(no_mangle)]
 pub extern "C" fn fastpath_dispatch(f: &mut TrapFrame) {
     counters::count(Event::SyscallEntry);
-    // The Ipc (0) and Lipc (1) stub slots.
-    if f.rcx.wrapping_sub(stubs_base()) < 512 && try_ipc(f) {
-        // The fast path does not apply. `syscall_dispatch` would try `ipc::fast_call`, whose
-        // guards are the ones that just failed on the same state: straight to the general
-        // IPC instead (what `syscall_dispatch` does after its shortcut).
-        let r = ipc::sys_ipc(
-            ThreadId::from_raw(f.rsi),
-            ThreadId::from_raw(f.rdx),
-            Timeouts(f.r8 & 0xFFFF_FFFF),
-        );
-        f.rsi = r.from.raw();
-        schedule::preempt_if_higher();
-        crate::profile::mark(crate::profile::Point::Resumed);
+    // The Ipc (0) and Lipc (1) stub slots. This borrow of the kernel state ends before the
+    // general dispatch takes its own (one borrow at a time; and `syscall::dispatch` stays
+    // inlined into its one caller).
+    if f.rcx.wrapping_sub(stubs_base()) < 512 && with_kernel(|k| general_ipc(k, f)) {
         return;
     }
     crate::syscall::syscall_dispatch(f)
 }
 
+/// The IPC of an Ipc/Lipc stub: the fast path, else the general IPC. False, having done
+/// nothing, if the thread is not activated (`syscall_dispatch` ignores the call).
+#[inline(always)]
+fn general_ipc(k: &mut Kernel, f: &mut TrapFrame) -> bool {
+    if !try_ipc(k, f) {
+        return false;
+    }
+    // The fast path does not apply. `syscall_dispatch` would try `ipc::fast_call`, whose
+    // guards are the ones that just failed on the same state: straight to the general IPC
+    // instead (what `syscall_dispatch` does after its shortcut).
+    let r = ipc::sys_ipc(
+        k,
+        ThreadId::from_raw(f.rsi),
+        ThreadId::from_raw(f.rdx),
+        Timeouts(f.r8 & 0xFFFF_FFFF),
+    );
+    f.rsi = r.from.raw();
+    schedule::finish(k, schedule::Next::Stay);
+    crate::profile::mark(crate::profile::Point::Resumed);
+    true
+}
+
 /// Returns only if the fast path does not apply (nothing changed): true if the general IPC
 /// is to run, false if the thread is not activated (`syscall_dispatch` ignores the call).
 #[inline(never)]
-fn try_ipc(f: &mut TrapFrame) -> bool {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    if !(unsafe { thread::current() }).is_activated() {
+fn try_ipc(k: &mut Kernel, f: &mut TrapFrame) -> bool {
+    if !k.current().is_activated() {
         return false;
     }
     let Some((deadline, dest)) = ipc::fast_send(
+        k,
         ThreadId::from_raw(f.rsi),
         ThreadId::from_raw(f.rdx),
         Timeouts(f.r8 & 0xFFFF_FFFF),
@@ -113,11 +127,11 @@ fn try_ipc(f: &mut TrapFrame) -> bool {
         return true;
     };
     counters::count(Event::FastPath);
-    schedule::block_prepare(deadline);
+    schedule::block_prepare(k, deadline);
     // If the partner runs next and blocked here too, all that is left of its receive is
     // what `fastpath_resumed` would do with a plain delivery: RSI = from (no tunnelled
     // fault, no error; it is the highest-priority ready thread, so no preemption).
-    schedule::leave_current(resume_ksp(), dest, |d| {
+    schedule::leave_current(k, resume_ksp(), dest, |d| {
         if d.wake != IpcWake::Done {
             return false;
         }
@@ -129,9 +143,12 @@ fn try_ipc(f: &mut TrapFrame) -> bool {
 /// A thread that blocked in the fast path runs again (on a fresh stack, below `f`).
 #[unsafe(no_mangle)]
 extern "C" fn fastpath_resumed(f: &mut TrapFrame) {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let r = ipc::fast_finish(unsafe { thread::current() });
-    f.rsi = r.from.raw();
-    schedule::preempt_if_higher();
+    // A fresh frame after a switch: the borrow of the thread that switched here goes on.
+    continue_entry(|k| {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let r = ipc::fast_finish(k, unsafe { thread::current() });
+        f.rsi = r.from.raw();
+        schedule::finish(k, schedule::Next::Stay);
+    });
     crate::profile::mark(crate::profile::Point::Resumed);
 }
