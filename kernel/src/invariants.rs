@@ -18,14 +18,18 @@
 //!   SendBlocked threads; catches "a thread in two send queues");
 //! * **closed-receiver lists**: acyclic and well linked, members name the owner in `recvq_on`;
 //! * **mapping database**: its own `check`;
+//! * **mapping database against the page tables** (every space but sigma0's, whose
+//!   idempotent mappings the kernel makes without the database): each mapping of the space
+//!   is a present user leaf of its size at its address with its physical address and write
+//!   right, and each present leaf of the user half is a mapping of the database or a KIP /
+//!   UTCB page (which the database never holds); the space's mapping counter equals its
+//!   mappings; its page-table counter equals the tables found under its PML4;
 //! * **kernel memory**: the pool's in-use count, free list and untouched rest add up to the
-//!   pool.
-//!
-//! Dropped in the port to core v2 (the fuzz branch had them on the old core): the comparison
-//! of the mapping database with every page table, and the accounting of frames in use against
-//! what threads and spaces own (a boot constant + per thread + per space). Both depended on
-//! the old layouts (TCB pages, per-space frame scans) that core v2 and the per-space frame
-//! lists replaced; they are not ported yet.
+//!   pool; and the frames in use are what owners hold plus a constant fixed at boot: per
+//!   thread its stack and TCB pages, per space its descriptor, PML4, listed frames (page
+//!   tables + UTCB pages: the list holds exactly these) and I/O bitmap. The constant (kernel
+//!   tables, mapping database slab, ...) is taken at the first check; a change later is a
+//!   leak or a double count.
 //!
 //! Everything here only reads kernel state.
 
@@ -75,34 +79,76 @@ fn name(t: &Tcb) -> (u64, u64) {
 /// Runs every check; returns the number of violations (0 = all hold).
 pub fn check(k: &mut Kernel) -> u64 {
     let mut r = Report { n: 0 };
-    check_threads(&mut r);
+    let nspaces = check_threads(&mut r);
     check_ready_queues(k, &mut r);
     check_timers(k, &mut r);
     check_send_queues(&mut r);
     check_mappings(&mut r);
-    check_memory(&mut r);
+    let owned = check_spaces(&mut r, nspaces);
+    check_memory(&mut r, owned);
     if r.n > MAX_REPORTS {
         kprintln!("invariant violated: ... {} more", r.n - MAX_REPORTS);
     }
     r.n as u64
 }
 
+/// The numbers of the live threads, collected by `check_threads` (one scan of the whole
+/// table per check instead of one per rule).
+static LIVE: KernelCell<([u32; thread::MAX_SLOTS], usize)> =
+    KernelCell::new(([0; thread::MAX_SLOTS], 0));
+
 /// Calls `f` for every live thread.
 fn each_thread(mut f: impl FnMut(&'static Tcb)) {
-    for no in 0..thread::MAX_THREADS as u32 {
+    // SAFETY: a short borrow per step; only `check_threads` writes LIVE.
+    let n = (unsafe { LIVE.get() }).1;
+    for k in 0..n {
+        // SAFETY: as above.
+        let no = (unsafe { LIVE.get() }).0[k];
         if let Some(t) = thread_no(no) {
             f(t);
         }
     }
 }
 
-/// Thread table and space thread counts.
-fn check_threads(r: &mut Report) {
+/// Called (invariants build only) where a thread runs or is made ready, and where a running
+/// thread enters a closed receive: it must not be on a closed-receiver list then (only a
+/// thread blocked in a closed receive is). Reports at once, with the place, instead of at
+/// the next full check.
+pub fn ready_off_lists(t: &Tcb, what: &str, at: &'static core::panic::Location<'static>) {
+    if t.recvq_on != 0 {
+        kprintln!(
+            "invariant violated: thread {:?} {} at {} while on the receiver list of {} \
+             (state {:?}, wake {:?}, halted {}, xfer_partner {:?}, copier {}, startup {})",
+            name(t),
+            what,
+            at,
+            t.recvq_on,
+            t.state,
+            t.wake,
+            t.halted,
+            t.xfer_partner,
+            t.xfer_copier,
+            t.startup
+        );
+    }
+}
+
+/// Thread table and space thread counts; returns the number of spaces found (in `SPACES`).
+fn check_threads(r: &mut Report) -> usize {
     // SAFETY: the only borrow of SPACES in use; it ends before any call that touches it.
     let spaces = unsafe { SPACES.get() };
     let mut nspaces = 0usize;
+    // SAFETY: the only borrow of LIVE in use; it ends before any call that touches it.
+    let live = unsafe { LIVE.get() };
+    live.1 = 0;
     for no in 0..thread::MAX_THREADS as u32 {
         let Some(t) = thread_no(no) else { continue };
+        if live.1 < live.0.len() {
+            live.0[live.1] = no;
+            live.1 += 1;
+        } else {
+            fail!(r, "more live threads than kernel-stack slots");
+        }
         if t.no != no || t.id.number() != no as u64 {
             fail!(r, "thread {:?}: in table entry {}", name(t), no);
         }
@@ -136,6 +182,7 @@ fn check_threads(r: &mut Report) {
             );
         }
     }
+    nspaces
 }
 
 /// Walks a queue by number: calls `member` for each member with its link, checks the links;
@@ -253,6 +300,7 @@ fn check_timers(k: &Kernel, r: &mut Report) {
 
 fn check_send_queues(r: &mut Report) {
     let (mut members, mut blocked) = (0usize, 0usize);
+    let (mut listed, mut on_lists) = (0usize, 0usize);
     each_thread(|owner| {
         let o = owner.no;
         members += walk(
@@ -272,7 +320,7 @@ fn check_send_queues(r: &mut Report) {
                 ),
             },
         );
-        walk(
+        listed += walk(
             r,
             "receiver list",
             o as u64,
@@ -288,10 +336,30 @@ fn check_send_queues(r: &mut Report) {
                         t.recvq_on
                     );
                 }
+                // Only a closed receive from the owner puts a thread on its list.
+                match t.state {
+                    State::RecvBlocked { from } if from.number() == o as u64 => {}
+                    s => fail!(
+                        r,
+                        "thread {:?} in receiver list of {}: state {:?} (not a receive from it)",
+                        name(t),
+                        o,
+                        s
+                    ),
+                }
             },
         );
+        on_lists += (owner.recvq_on != 0) as usize;
         blocked += matches!(owner.state, State::SendBlocked { .. }) as usize;
     });
+    if listed != on_lists {
+        fail!(
+            r,
+            "{} receiver-list members but {} threads marked on a list",
+            listed,
+            on_lists
+        );
+    }
     if members != blocked {
         fail!(
             r,
@@ -310,7 +378,178 @@ fn check_mappings(r: &mut Report) {
     }
 }
 
-fn check_memory(r: &mut Report) {
+/// The frames the kernel allocated at boot and keeps (kernel tables, slabs, kernel-stack
+/// tables): in use minus owned, taken at the first check.
+static BOOT_FRAMES: KernelCell<Option<u64>> = KernelCell::new(None);
+
+/// Page tables against the mapping database for every space in `SPACES[..nspaces]`; returns
+/// the pool frames the threads and spaces own.
+fn check_spaces(r: &mut Report, nspaces: usize) -> u64 {
+    let mut threads = 0u64;
+    each_thread(|_| threads += 1);
+    let mut owned = threads * thread::FRAMES_PER_THREAD;
+    let kernel_space = crate::space::kernel_space() as usize;
+    for k in 0..nspaces {
+        // SAFETY: a short borrow of SPACES; nothing else uses it meanwhile.
+        let sp = (unsafe { SPACES.get() })[k].0;
+        if sp == kernel_space || sp == 0 {
+            continue;
+        }
+        // SAFETY: a live thread's space is live; only read here.
+        let s = unsafe { &*(sp as *const Space) };
+        owned += 2 + s.frames_for_check() + s.io.frames_for_check();
+        check_space(r, s);
+    }
+    owned
+}
+
+/// What a walk of one space's page tables found.
+#[derive(Default)]
+struct Walked {
+    tables: u64,
+    utcb_pages: u64,
+    leaves: u64,
+}
+
+/// Scans the table `t` of `level` (3 = PDPT .. 1 = PT) that maps from `base`, and the tables
+/// below it (recursion depth at most 3).
+fn scan(r: &mut Report, s: &Space, t: u64, level: u32, base: u64, w: &mut Walked) {
+    use crate::arch::x86_64::paging::{ADDR_MASK, P, PS, RW, US, table};
+    w.tables += 1;
+    let shift = 12 + 9 * (level - 1);
+    let id = crate::mapping::id(s);
+    for i in 0..512u64 {
+        // SAFETY: a kernel-owned page table; only read.
+        let e = (unsafe { table(t) })[i as usize];
+        if e & P == 0 {
+            continue;
+        }
+        let va = base + (i << shift);
+        if level > 1 && e & PS == 0 {
+            scan(r, s, e & ADDR_MASK, level - 1, va, w);
+            continue;
+        }
+        // A leaf of 2^size bytes.
+        let size = shift as u8;
+        let pa = e & ADDR_MASK & !((1u64 << size) - 1);
+        if e & US == 0 {
+            fail!(r, "space {:#x}: user leaf at {:#x} without US", id.0, va);
+        }
+        if s.sigma0 {
+            // Its idempotent mappings are not in the database; only its UTCB pages count.
+            w.utcb_pages += fpage_has(s.utcb_area, va) as u64;
+            continue;
+        }
+        let m = crate::mapping::database().and_then(|d| d.lookup(id, va));
+        if s.is_kip_or_utcb(va) {
+            if fpage_has(s.utcb_area, va) {
+                w.utcb_pages += 1;
+            }
+            if let Some(m) = m {
+                fail!(
+                    r,
+                    "space {:#x}: KIP/UTCB page {:#x} also a mapping of {:#x}",
+                    id.0,
+                    va,
+                    m.vaddr
+                );
+            }
+            continue;
+        }
+        w.leaves += 1;
+        match m {
+            Some(m)
+                if m.vaddr == va
+                    && m.size_log2 == size
+                    && m.paddr == pa
+                    && (e & RW != 0) == m.rights.contains(mapdb::Rights::W) => {}
+            Some(m) => fail!(
+                r,
+                "space {:#x}: leaf {:#x} (2^{} -> {:#x}, rw {}) but mapping {:#x} 2^{} -> {:#x} {:?}",
+                id.0,
+                va,
+                size,
+                pa,
+                e & RW != 0,
+                m.vaddr,
+                m.size_log2,
+                m.paddr,
+                m.rights
+            ),
+            None => fail!(
+                r,
+                "space {:#x}: leaf {:#x} (2^{} -> {:#x}) not in the mapping database",
+                id.0,
+                va,
+                size,
+                pa
+            ),
+        }
+    }
+}
+
+/// One space's page tables against the database and its counters.
+fn check_space(r: &mut Report, s: &Space) {
+    use crate::arch::x86_64::paging::{ADDR_MASK, P, table};
+    let id = crate::mapping::id(s);
+    let mut w = Walked::default();
+    // The user half: PML4 entries 0..256.
+    for i4 in 0..256u64 {
+        // SAFETY: a kernel-owned page table; only read.
+        let e4 = (unsafe { table(s.pml4) })[i4 as usize];
+        if e4 & P != 0 {
+            scan(r, s, e4 & ADDR_MASK, 3, i4 << 39, &mut w);
+        }
+    }
+    if w.tables != s.table_frames.get() {
+        fail!(
+            r,
+            "space {:#x}: {} page tables under its PML4, counter {}",
+            id.0,
+            w.tables,
+            s.table_frames.get()
+        );
+    }
+    if w.tables + w.utcb_pages != s.frames_for_check() {
+        fail!(
+            r,
+            "space {:#x}: frame list {} != {} page tables + {} UTCB pages",
+            id.0,
+            s.frames_for_check(),
+            w.tables,
+            w.utcb_pages
+        );
+    }
+    if s.sigma0 {
+        return;
+    }
+    let held = crate::mapping::database().map_or(0, |d| d.mappings(id).count() as u64);
+    if held != w.leaves {
+        fail!(
+            r,
+            "space {:#x}: {} mappings in the database, {} leaves in its page tables",
+            id.0,
+            held,
+            w.leaves
+        );
+    }
+    if held != s.mappings.get() {
+        fail!(
+            r,
+            "space {:#x}: {} mappings in the database, counter {}",
+            id.0,
+            held,
+            s.mappings.get()
+        );
+    }
+}
+
+fn fpage_has(f: abi::Fpage, va: u64) -> bool {
+    let size = f.size();
+    size != 0 && va >= f.base() && va - f.base() < size
+}
+
+fn check_memory(r: &mut Report, owned: u64) {
     let (start, end, fresh, free_head, in_use) = frame::pool_for_check();
     let total = (end - start) / frame::FRAME_SIZE;
     let untouched = (end.saturating_sub(fresh)) / frame::FRAME_SIZE;
@@ -338,5 +577,20 @@ fn check_memory(r: &mut Report) {
             untouched,
             total
         );
+    }
+    // SAFETY: the only borrow of BOOT_FRAMES in use.
+    let boot = unsafe { BOOT_FRAMES.get() };
+    let fixed = in_use.wrapping_sub(owned);
+    match *boot {
+        None => *boot = Some(fixed),
+        Some(b) if b != fixed => fail!(
+            r,
+            "kernel memory: {} frames in use, {} owned by threads and spaces: {} unowned, {} at the first check",
+            in_use,
+            owned,
+            fixed as i64,
+            b
+        ),
+        Some(_) => {}
     }
 }

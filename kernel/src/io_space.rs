@@ -78,6 +78,12 @@ pub struct SpaceIo {
 }
 
 impl SpaceIo {
+    /// Pool frames of the I/O bitmap (invariant checks only): 2 or 0.
+    #[cfg(feature = "invariants")]
+    pub fn frames_for_check(&self) -> u64 {
+        if self.halves[0] != 0 { 2 } else { 0 }
+    }
+
     /// No ports.
     pub const NONE: SpaceIo = SpaceIo {
         halves: [0, 0],

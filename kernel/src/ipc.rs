@@ -294,9 +294,28 @@ fn transfer(
         return Ok(());
     }
     // Typed items: work on a copy, since nested fault IPCs during string copies save and
-    // restore the MRs.
-    let mut s = [0u64; 64];
-    s[..=u + t].copy_from_slice(&src.mrs_ref()[..=u + t]);
+    // restore the MRs. A pager's reply (a map item and a few words) fits in 8 words, copied
+    // whole: no 512-byte buffer to clear first (issue 17: ~60 instructions per map item).
+    if u + t < 8 {
+        let mut s = [0u64; 8];
+        s.copy_from_slice(&src.mrs_ref()[..8]);
+        typed_items(k, src_h, dst_h, &s, u, t)
+    } else {
+        let mut s = [0u64; 64];
+        s[..=u + t].copy_from_slice(&src.mrs_ref()[..=u + t]);
+        typed_items(k, src_h, dst_h, &s, u, t)
+    }
+}
+
+/// `transfer`'s typed items, MR[u+1..=u+t] of the copy `s` of the sender's MRs.
+fn typed_items(
+    k: &mut Kernel,
+    src_h: thread::Handle,
+    dst_h: thread::Handle,
+    s: &[u64],
+    u: usize,
+    t: usize,
+) -> Result<(), (IpcErr, IpcErr)> {
     let mut i = u + 1;
     let end = u + t + 1;
     let mut buffers: Option<crate::string::Buffers> = None;
@@ -1025,9 +1044,15 @@ pub fn enter_receive(t: &mut Tcb, from: ThreadId, sender: Option<&mut Tcb>) {
 #[inline(always)]
 fn link_receiver(s: &mut Tcb, t: &mut Tcb) {
     if t.recvq_on != 0 {
-        // Still on a list (seen from `receive_phase` of a running thread, found by the
-        // invariant checks; docs/kernel-bugs.md OPEN row): leave it first, or a second
-        // `push_front` onto the same list links `t` to itself.
+        #[cfg(feature = "invariants")]
+        crate::invariants::ready_off_lists(
+            t,
+            "entering a closed receive",
+            core::panic::Location::caller(),
+        );
+        // Cannot happen since the loader's fix (docs/kernel-bugs.md: the root thread started
+        // while on sigma0's list); kept as a guard: a second `push_front` onto the same list
+        // would link `t` to itself. The invariants build reports it.
         leave_list_cold(t);
     }
     t.recvq_on = s.no;

@@ -367,6 +367,11 @@ pub fn start_root_servers() -> Result<(), &'static str> {
                 crate::syscall::enter_user,
                 0,
             );
+            // `activate` put the thread into its start-up receive from its pager, which links
+            // it onto the pager's list of closed receivers; it starts without that message, so
+            // it leaves the list too (docs/kernel-bugs.md: the root thread ran while still on
+            // sigma0's list, and its next closed receive from sigma0 linked it to itself).
+            crate::ipc::leave_receive_list(t);
             t.state = State::Ready;
             schedule::enqueue(&mut st.run, t);
             Ok::<(), &'static str>(())

@@ -65,10 +65,13 @@ impl Links for ReadyLinks {
 }
 
 #[inline(always)]
+#[cfg_attr(feature = "invariants", track_caller)]
 pub fn enqueue(run: &mut RunQueues, t: &mut Tcb) {
     if t.ready_queued || t.halted || t.state != State::Ready {
         return;
     }
+    #[cfg(feature = "invariants")]
+    crate::invariants::ready_off_lists(t, "enqueued", core::panic::Location::caller());
     let q = run;
     let prio = t.priority as usize;
     if q.queues[prio].is_empty() {
@@ -157,6 +160,8 @@ fn switch_to(_k: &mut Kernel, cur: *mut Tcb, next: *mut Tcb) {
 fn prepare_switch(cur: *mut Tcb, next: *mut Tcb) -> SwitchTo {
     // SAFETY: both are live TCBs; `cur` is the running thread.
     let (c, n) = unsafe { (&mut *cur, &mut *next) };
+    #[cfg(feature = "invariants")]
+    crate::invariants::ready_off_lists(n, "switched to", core::panic::Location::caller());
     let cr3 = if n.space.is_null() || c.space == n.space {
         None
     } else {

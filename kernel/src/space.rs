@@ -160,6 +160,12 @@ impl Space {
         self.table_frames.set(self.table_frames.get() - 1);
     }
 
+    /// Pool frames on this space's list (invariant checks only).
+    #[cfg(feature = "invariants")]
+    pub fn frames_for_check(&self) -> u64 {
+        self.frames.len_for_check()
+    }
+
     /// May this space hold `more` mappings beyond its current ones?
     pub fn may_add_mappings(&self, more: u64) -> bool {
         self.privileged || self.mappings.get() + more <= quota::limits().mappings

@@ -41,6 +41,9 @@ const STACK_OFFSET: u64 = 4 << 10;
 /// Room for a system call whose string copy takes a nested page-fault IPC.
 const STACK_SIZE: u64 = 16 << 10;
 const STACK_PAGES: usize = (STACK_SIZE / 4096) as usize;
+/// Pool frames each thread owns while it exists: its kernel stack pages and its TCB page.
+#[cfg(feature = "invariants")]
+pub const FRAMES_PER_THREAD: u64 = STACK_PAGES as u64 + 1;
 const TCB_OFFSET: u64 = STACK_OFFSET + STACK_SIZE;
 /// Threads that can exist at once (each needs a slot).
 pub const MAX_SLOTS: usize = 16384;

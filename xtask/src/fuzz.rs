@@ -208,13 +208,10 @@ pub fn run(args: &[String]) -> ExitCode {
             root_args.push_str(" trace");
         }
         let boot = fuzz_boot(&images, &root_args, o.icount);
-        let out = qemu::run(
-            &boot,
-            Duration::from_secs(left * 3 + 120),
-            None,
-            &[],
-            o.echo,
-        );
+        // A hang (no `fuzz: done`) ends the boot: after the time left, or after what the
+        // operations take at 500 per second (the rate is ~15,000 on an idle host).
+        let bound = (120 + o.ops / 500).min(left * 3 + 120);
+        let out = qemu::run(&boot, Duration::from_secs(bound), None, &[], o.echo);
         runs += 1;
         let (ok, why) = verdict(&out, "fuzz: done");
         let done = line_with(&out.output, "fuzz: done");
@@ -251,8 +248,14 @@ pub fn run(args: &[String]) -> ExitCode {
                 println!("  | {l}");
             }
             println!(
-                "---- replay: cargo xtask fuzz --seed {seed:#x} --seeds 1 --ops {} ----",
-                o.ops
+                "---- replay: cargo xtask fuzz --seed {seed:#x} --seeds 1 --ops {}{}{} ----",
+                o.ops,
+                if o.icount { " --icount" } else { "" },
+                if o.icount {
+                    " (exact)"
+                } else {
+                    " (same operation streams, interleaving as the host gives it; add                      --icount for a run that repeats exactly)"
+                }
             );
         }
         seed = seed.wrapping_add(0x9E37_79B9) & 0xFFFF_FFFF_FFFF;

@@ -362,7 +362,7 @@ pub fn tests() -> Vec<Test> {
             exit: Some(EXIT_SUCCESS),
             stop_at: None,
             input: || commands(&["regs", "threads", "mem", "c"]),
-            timeout_s: 60,
+            timeout_s: 240,
         },
         Test {
             name: "kdb-panic-reboot",
@@ -380,7 +380,7 @@ pub fn tests() -> Vec<Test> {
             exit: Some(0),
             stop_at: None,
             input: || commands(&["regs", "reboot"]),
-            timeout_s: 60,
+            timeout_s: 240,
         },
         Test {
             name: "kdb-user-fault",

@@ -312,7 +312,7 @@ pub fn run(
         None
     } else {
         // Drain what is left and collect the exit status.
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while let Ok(Some(line)) =
             rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
@@ -363,21 +363,22 @@ mod qmp {
     }
 
     impl Client {
-        /// Connects (retrying for up to 5 s while QEMU creates the socket), reads the
+        /// Connects (retrying for up to 60 s while QEMU creates the socket), reads the
         /// greeting and enters command mode (`qmp_capabilities`).
         pub fn connect(path: &Path) -> Result<Client, String> {
             let start = Instant::now();
             let stream = loop {
                 match UnixStream::connect(path) {
                     Ok(s) => break s,
-                    Err(e) if start.elapsed() > Duration::from_secs(5) => {
+                    // Generous: QEMU creates the socket at start-up, which a loaded host delays.
+                    Err(e) if start.elapsed() > Duration::from_secs(60) => {
                         return Err(format!("{}: {e}", path.display()));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(50)),
                 }
             };
             stream
-                .set_read_timeout(Some(Duration::from_secs(5)))
+                .set_read_timeout(Some(Duration::from_secs(60)))
                 .map_err(|e| e.to_string())?;
             let writer = stream.try_clone().map_err(|e| e.to_string())?;
             let mut c = Client {

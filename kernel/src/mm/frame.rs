@@ -205,6 +205,17 @@ impl FrameList {
         }
     }
 
+    /// The number of frames on the list (invariant checks only: a walk of the list).
+    #[cfg(feature = "invariants")]
+    pub fn len_for_check(&self) -> u64 {
+        let (mut n, mut f) = (0u64, self.head.get());
+        while f != NIL {
+            n += 1;
+            f = links(address(f))[0];
+        }
+        n
+    }
+
     /// Takes any frame off the list.
     pub fn pop(&self) -> Option<u64> {
         let h = self.head.get();

@@ -137,7 +137,10 @@ fn active(s: &mut Cx) {
         loc3 + 0x200,
     );
     let started = thread::start(b, sp, util::entry(busy));
-    util::wait_until(|| SEEN_ID.load(Ordering::SeqCst) == b.raw());
+    // Wait for the thread's own report (bounded), not for a time window.
+    util::wait_until(|| {
+        COUNT.load(Ordering::SeqCst) > 0 && SEEN_ID.load(Ordering::SeqCst) == b.raw()
+    });
     s.check(
         "thread_control.own_space_thread_runs",
         !started.is_nil()

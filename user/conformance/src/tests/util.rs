@@ -325,9 +325,11 @@ pub fn pager_start(t: ThreadId, ip: u64, sp: u64) -> Result<u64, u64> {
     let r = syscall::ipc(
         p,
         p,
+        // Generous: the pager answers at once, but the guest clock follows the host's, and a
+        // loaded host may stop the guest for seconds, after which every due timeout fires.
         Timeouts::new(
-            Time::period_micros(1_000_000),
-            Time::period_micros(2_000_000),
+            Time::period_micros(60_000_000),
+            Time::period_micros(60_000_000),
         ),
     );
     if r.tag.error() {
@@ -411,9 +413,12 @@ pub fn spawn_worker(
     !l4::thread::start(t, stack_top(stack), entry(f)).is_nil()
 }
 
-/// Receives one report from `from` (label [`REPORT`]) within `ms` milliseconds: the words
-/// MR1..MRu, or the IPC ErrorCode.
+/// Receives one report from `from` (label [`REPORT`]) within `ms` milliseconds, but never
+/// less than a minute (a report is an event to wait for; the guest clock follows the host's,
+/// and a loaded host may stop the guest for seconds): the words MR1..MRu, or the IPC
+/// ErrorCode.
 pub fn receive_report(from: ThreadId, ms: u64) -> Result<([u64; 12], ThreadId), u64> {
+    let ms = ms.max(60_000);
     let r = syscall::ipc(
         ThreadId::NIL,
         from,

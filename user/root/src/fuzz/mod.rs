@@ -457,8 +457,10 @@ pub fn run(args: &str) {
                 };
                 let _ = syscall::exchange_registers(slots[i].id, st);
                 if st.control & 1 != 0 {
-                    // halted: resume it a little later (the stall logic would too)
-                    util::sleep_us(rng.below(500));
+                    // halted: resume it a little later (the stall logic would too). At least
+                    // 1 µs: a period of 0 is raw 0 = never (libl4's quirk), which stopped the
+                    // supervisor for good once in 500 halts (long runs without -icount).
+                    util::sleep_us(1 + rng.below(500));
                     let _ = syscall::exchange_registers(
                         slots[i].id,
                         syscall::ExregsState {
@@ -531,7 +533,8 @@ pub fn run(args: &str) {
         .fold(0u64, |a, d| a.rotate_left(7) ^ d.load(Ordering::Relaxed));
     println!(
         "fuzz: done: seed {:#x}, {} ops in {} ms ({} ops/s), {} invariant checks, 0 violations, \
-         0 hangs, {} stalls restarted, {} counter scribbles, {} starts preempted, {} deletions, {} aborts, {} priority changes, kernel \
+         0 hangs, {} stalls restarted, {} counter scribbles, {} starts preempted, {} deletions, {} aborts, {} priority changes, \
+         {} page faults ({} scratch, {} unserved), {} exceptions, kernel \
          memory {} -> {} frames, digest {:#018x}",
         c.seed,
         total,
@@ -544,6 +547,10 @@ pub fn run(args: &str) {
         deletions,
         aborts,
         reprios,
+        pager::FAULTS.load(Ordering::Relaxed),
+        pager::SCRATCH_FAULTS.load(Ordering::Relaxed),
+        pager::UNSERVED.load(Ordering::Relaxed),
+        pager::EXCEPTIONS.load(Ordering::Relaxed),
         frames_before,
         frames_after,
         digest

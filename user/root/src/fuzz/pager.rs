@@ -154,9 +154,10 @@ pub fn start(t: ThreadId, ip: u64, sp: u64) -> Result<u64, u64> {
     let r = syscall::ipc(
         p,
         p,
+        // Generous (the pager answers at once; a loaded host may stop the guest for seconds).
         Timeouts::new(
-            Time::period_micros(2_000_000),
-            Time::period_micros(2_000_000),
+            Time::period_micros(60_000_000),
+            Time::period_micros(60_000_000),
         ),
     );
     if r.tag.error() {
