@@ -871,12 +871,29 @@ fn leave_send_queue(k: &mut Kernel, q: thread::Handle, t: thread::Handle) {
     }
 }
 
-/// A blocked thread's timeout expired.
-pub fn timeout(k: &mut Kernel, h: thread::Handle) {
-    let Some(t) = k.threads.get(h) else {
+/// A blocked thread's timeout expired (the thread in timer slot `slot`, whose deadline the
+/// tick has just cleared).
+pub fn timeout(k: &mut Kernel, slot: u32) {
+    let st: &mut State_ = k;
+    let Some(t) = st.threads.slot_mut(slot) else {
         return;
     };
     let (r, _) = state::react(t.state, Event::Timeout);
+    if let Reaction::Wake {
+        leave: None,
+        outcome,
+    } = r
+    {
+        // The common case (a receive, or a transfer wait): no other thread is involved, so
+        // no lookup by handle (`apply` would look the thread up again).
+        let how = match outcome {
+            Outcome::Done => IpcWake::Done,
+            Outcome::Error(phase, code) => IpcWake::Error(err(phase, code)),
+            Outcome::XferExpired => IpcWake::XferExpired,
+        };
+        return schedule::wake(&mut st.run, t, how);
+    }
+    let h = t.handle();
     apply(k, h, r);
 }
 

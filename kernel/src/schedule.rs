@@ -301,8 +301,7 @@ pub fn tick(k: &mut Kernel, tick_us: u64) -> Next {
             continue; // disarmed since (`timer_remove`)
         }
         t.deadline = u64::MAX;
-        let h = t.handle();
-        crate::ipc::timeout(k, h);
+        crate::ipc::timeout(k, slot);
         woke = true;
     }
     let s: &mut kernel_state::State = k;

@@ -391,8 +391,8 @@ fn table_entry(no: u64) -> *mut Tcb {
 /// is in use, nor after that thread can have been deleted (across a blocking string copy or
 /// a call that may delete threads): hold a `Handle` across those and look the thread up again.
 pub unsafe fn get(h: Handle) -> Option<&'static mut Tcb> {
-    // SAFETY: table entries point at live TCBs; the caller's contract.
-    handle_ptr(h).map(|p| unsafe { &mut *p.as_ptr() })
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    (unsafe { lookup_number(h.no as u64) }).filter(|t| t.generation == h.generation)
 }
 
 /// # Safety
@@ -543,8 +543,21 @@ impl Threads {
 /// a call that may delete threads): hold a `Handle` across those and look the thread up again.
 #[inline(always)]
 pub unsafe fn lookup_global(id: ThreadId) -> Option<&'static mut Tcb> {
-    // SAFETY: table entries point at live TCBs; the caller's contract.
-    global_ptr(id).map(|p| unsafe { &mut *p.as_ptr() })
+    if !id.is_global() {
+        return None;
+    }
+    let no = id.number() as usize;
+    if no >= MAX_THREADS {
+        return None;
+    }
+    // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.
+    let p = (unsafe { THREADS.get() })[no];
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: table entries point at live TCBs.
+    let t = unsafe { &mut *p };
+    (t.id == id).then_some(t)
 }
 
 #[inline(always)]
@@ -556,12 +569,14 @@ fn global_ptr(id: ThreadId) -> Option<NonNull<Tcb>> {
     if no >= MAX_THREADS {
         return None;
     }
-    let p = NonNull::new(table_entry(no as u64))?;
-    // SAFETY: table entries point at live TCBs; a read of one field.
-    if unsafe { p.as_ref() }.id != id {
+    // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.
+    let p = (unsafe { THREADS.get() })[no];
+    if p.is_null() {
         return None;
     }
-    Some(p)
+    // SAFETY: table entries point at live TCBs; a shared view of one TCB, dropped here.
+    let t = unsafe { &*p };
+    (t.id == id).then(|| NonNull::from(t))
 }
 
 #[inline(always)]
@@ -603,14 +618,31 @@ pub unsafe fn lookup_number(no: u64) -> Option<&'static mut Tcb> {
 /// a call that may delete threads): hold a `Handle` across those and look the thread up again.
 #[inline(always)]
 pub unsafe fn resolve(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
-    // SAFETY: table entries point at live TCBs; the caller's contract.
-    resolve_ptr(by.space, id).map(|p| unsafe { &mut *p.as_ptr() })
+    if id.is_local() && !id.is_any_local() {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { resolve_local(by, id) }
+    } else {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        unsafe { lookup_global(id) }
+    }
+}
+
+/// # Safety
+/// As [`resolve`].
+#[inline(never)]
+unsafe fn resolve_local(by: &Tcb, id: ThreadId) -> Option<&'static mut Tcb> {
+    // The MyGlobalId TCR of the UTCB at that address in the caller's space; a user may
+    // write anything there, so the thread found must really own that UTCB.
+    let gid = crate::arch::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
+    // SAFETY: the caller's contract, passed on.
+    let t = unsafe { lookup_global(ThreadId::from_raw(gid)) }?;
+    (t.same_space(by) && t.local_id() == id).then_some(t)
 }
 
 #[inline(always)]
 fn resolve_ptr(by_space: *mut Space, id: ThreadId) -> Option<NonNull<Tcb>> {
     if id.is_local() && !id.is_any_local() {
-        resolve_local(by_space, id)
+        resolve_local_space(by_space, id)
     } else {
         global_ptr(id)
     }
@@ -618,7 +650,12 @@ fn resolve_ptr(by_space: *mut Space, id: ThreadId) -> Option<NonNull<Tcb>> {
 
 /// A local id, named by a thread of `by_space` (the current address space).
 #[inline(never)]
-fn resolve_local(by_space: *mut Space, id: ThreadId) -> Option<NonNull<Tcb>> {
+fn resolve_local_space(by_space: *mut Space, id: ThreadId) -> Option<NonNull<Tcb>> {
+    resolve_local_ptr(by_space, id)
+}
+
+#[inline(always)]
+fn resolve_local_ptr(by_space: *mut Space, id: ThreadId) -> Option<NonNull<Tcb>> {
     // The MyGlobalId TCR of the UTCB at that address in the caller's space; a user may
     // write anything there, so the thread found must really own that UTCB.
     let gid = crate::arch::usercopy::read_u64(id.raw().wrapping_sub(0x78))?;
