@@ -605,10 +605,14 @@ fn slot_ptr(slot: u32) -> Option<NonNull<Tcb>> {
 /// The caller must not use the returned reference while another reference to the same TCB
 /// is in use, nor after that thread can have been deleted (across a blocking string copy or
 /// a call that may delete threads): hold a `Handle` across those and look the thread up again.
-#[cfg(any(feature = "kdb", feature = "invariants"))]
 pub unsafe fn lookup_number(no: u64) -> Option<&'static mut Tcb> {
-    // SAFETY: table entries point at live TCBs; the caller's contract.
-    number_ptr(no).map(|p| unsafe { &mut *p.as_ptr() })
+    if no as usize >= MAX_THREADS {
+        return None;
+    }
+    // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.
+    let p = (unsafe { THREADS.get() })[no as usize];
+    // SAFETY: table entries point at live TCBs.
+    (!p.is_null()).then(|| unsafe { &mut *p })
 }
 
 /// Resolves a thread id given by `by` (a local id names a thread in `by`'s space).
