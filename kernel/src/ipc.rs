@@ -487,7 +487,7 @@ pub fn fast_send(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
         // The usual reply: the partner waits in a closed receive from us.
         unlink_receiver(cur, dest);
     }
-    schedule::wake(dest, IpcWake::Done);
+    schedule::wake_handing_over(cur, dest);
     crate::profile::mark(crate::profile::Point::Transferred);
     // Receive: wait for the answer.
     cur.recv_phase_done = false;

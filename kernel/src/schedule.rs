@@ -223,6 +223,37 @@ pub fn wake(t: &mut Tcb, how: IpcWake) {
     enqueue(t);
 }
 
+/// [`wake`] for the partner `t` of the running thread `cur`, which blocks right after
+/// ([`block_prepare`]): the IPC fast paths (`ipc::fast_send`). When `cur` is the only ready
+/// thread of `t`'s priority, `t` takes its place in that queue (one store of the queue ends,
+/// the bitmap unchanged) instead of `enqueue(t)` then `dequeue(cur)`: the queues and the
+/// bitmap end exactly as they would, so does the next choice of [`schedule`]. Otherwise the
+/// plain [`wake`], and `block_prepare` dequeues `cur`.
+#[inline(always)]
+pub fn wake_handing_over(cur: &mut Tcb, t: &mut Tcb) {
+    timer_remove(t);
+    if t.recvq_on != 0 {
+        leave_list(t);
+    }
+    t.wake = IpcWake::Done;
+    t.state = State::Ready;
+    if t.priority == cur.priority && cur.ready_queued && !t.ready_queued && !t.halted {
+        // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
+        let q = &mut (unsafe { QUEUES.get() }).queues[t.priority as usize];
+        if q.head == cur.no && q.tail == cur.no {
+            *q = Queue {
+                head: t.no,
+                tail: t.no,
+            };
+            t.ready_link = Link { prev: 0, next: 0 };
+            t.ready_queued = true;
+            cur.ready_queued = false;
+            return;
+        }
+    }
+    enqueue(t);
+}
+
 #[inline(never)]
 fn leave_list(t: &mut Tcb) {
     crate::ipc::leave_receive_list(t);
