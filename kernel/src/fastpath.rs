@@ -135,3 +135,388 @@ extern "C" fn fastpath_resumed(f: &mut TrapFrame) {
     schedule::preempt_if_higher();
     crate::profile::mark(crate::profile::Point::Resumed);
 }
+
+// ---- the assembly fast path (issue 12, decision 004) ----
+//
+// `syscall_entry` jumps to `fastpath_ipc` for the `syscall` of the Ipc and Lipc stubs once the
+// caller's complete `TrapFrame` is on its kernel stack (while the debugger's event trace is
+// off). It takes the common case of `ipc::fast_send` whose outcome is a direct return to the
+// partner, and does exactly what `try_ipc` below (`fast_send`, `wake_handing_over`,
+// `block_prepare`, `leave_current`, `prepare_switch`, `load_cpu`) does for it, in far fewer
+// instructions. Every guard falls back to `fastpath_dispatch` (the Rust path) having changed
+// nothing but scratch registers (the user's values are in the frame):
+// * the caller is activated; receive timeout never (finite and zero: Rust path); `to` a
+//   global id (local ids: Rust path) of an existing user thread, exact version; FromSpecifier
+//   = `to` (closed) or anythread (open);
+// * the tag in MR0 has no typed words and no flags;
+// * the partner is not halted, `RecvBlocked` accepting us (from anythread, our global id
+//   with no propagation pending, or anylocalthread from our space);
+// * open: nobody in our send queue and no interrupt pending; closed: we are on no list of
+//   closed receivers; no propagated message queued for us;
+// * the partner blocked in the fast path (its saved stack pointer is `fast_resume_frame`),
+//   on no list of closed receivers but ours (the reply to its Call);
+// * the ready-queue hand-over applies (same priority, we are the only ready thread of it)
+//   and no higher priority is ready, so the scheduler's choice is the partner;
+// * the FPU's TS bit stays as it is, and a change of space keeps the TSS I/O bitmap in effect.
+// The switch then needs no decision the general path would make differently: CR3 only if the
+// space changes, the GS base MSR only if it changes (`GS_LOADED`), RSP0 and
+// `CURRENT_KSTACK_TOP`, and the partner leaves through `trap_return` (the canonical-RIP check
+// for `sysretq` stays there).
+
+use crate::arch::trap::TRAP_FRAME_SIZE;
+use crate::thread::{State, Tcb};
+use core::mem::offset_of;
+use kcore::queue::{Link, Queue};
+use kcore::state::Handle;
+
+const fn first_u8<T>(v: &T) -> u8 {
+    // SAFETY: const evaluation only; reading an uninitialised byte is a compile error.
+    unsafe { *(v as *const T as *const u8) }
+}
+const fn first_u32<T>(v: &T) -> u32 {
+    // SAFETY: as `first_u8`.
+    unsafe { *(v as *const T as *const u32) }
+}
+const fn u64_at<T>(v: &T, i: usize) -> u64 {
+    // SAFETY: as `first_u8`.
+    unsafe { *(v as *const T as *const u64).add(i) }
+}
+
+const ST_READY: u8 = first_u8(&State::Ready);
+const ST_RECV_BLOCKED: u8 = first_u8(&State::RecvBlocked {
+    from: ThreadId::NIL,
+});
+/// Offset of `RecvBlocked::from` in `State` (repr(u8): the tag, then the fields).
+const ST_FROM: usize = 8;
+const _: () = {
+    assert!(size_of::<State>() == 16);
+    assert!(ST_READY != ST_RECV_BLOCKED);
+    let probe = State::RecvBlocked {
+        from: ThreadId(0x1234_5678_9ABC_DEF0),
+    };
+    assert!(u64_at(&probe, 1) == 0x1234_5678_9ABC_DEF0);
+    assert!(first_u8(&probe) == ST_RECV_BLOCKED);
+};
+const WAKE_NONE: u8 = first_u8(&IpcWake::None);
+const WAKE_DONE: u8 = first_u8(&IpcWake::Done);
+const _: () = assert!(WAKE_NONE != WAKE_DONE);
+/// `Option<Handle>::None` as its first 32-bit word (the discriminant: checked below).
+const PROP_NONE: u32 = first_u32(&None::<Handle>);
+const _: () = assert!(
+    first_u32(&Some(Handle {
+        no: PROP_NONE,
+        generation: PROP_NONE,
+    })) != PROP_NONE
+);
+const _: () = {
+    assert!(size_of::<Queue>() == 8);
+    assert!(offset_of!(crate::schedule::RunQueues, queues) == 0);
+    assert!(size_of::<crate::sync::KernelValue<u64>>() == 8);
+    assert!(size_of::<crate::sync::KernelValue<*mut Tcb>>() == 8);
+    assert!(size_of::<crate::sync::KernelValue<u32>>() == 4);
+    assert!(size_of::<ThreadId>() == 8);
+    assert!(size_of::<bool>() == 1);
+    assert!(thread::MAX_THREADS.is_power_of_two());
+};
+
+#[cfg(feature = "counters")]
+use crate::counters::COUNTS as FAST_COUNTS;
+/// Never written: the counting instructions are assembled only in `counters` builds.
+#[cfg(not(feature = "counters"))]
+static FAST_COUNTS: u64 = 0;
+
+global_asm!(
+    r#"
+    .macro FAST_COUNT ev
+    .if {counting}
+    incq {counts}+8*\ev(%rip)
+    .endif
+    .endm
+
+    .text
+    .global fastpath_ipc
+fastpath_ipc:
+    /* RSP = RDI = the caller's complete TrapFrame; interrupts off; every register scratch. */
+    .if {off}
+    jmp 90f
+    .endif
+    movq {current}(%rip), %r15
+    movq {t_utcb}(%r15), %rbp
+    testq %rbp, %rbp
+    jz 90f
+    testw %r8w, %r8w                    /* receive timeout: never */
+    jnz 90f
+    testb $0x3f, %sil                   /* to: nil or a local id */
+    jz 90f
+    cmpq $-1, %rsi                      /* to: anythread */
+    je 90f
+    cmpq %rsi, %rdx
+    je 1f
+    cmpq $-1, %rdx
+    jne 90f
+1:  movq 0x200(%rbp), %r13              /* MR0 (the stub stored it) */
+    testl $0xffc0, %r13d                /* typed words, flags */
+    jnz 90f
+    movq %rsi, %rcx
+    shrq $32, %rcx                      /* thread number */
+    cmpq ${max_threads}, %rcx
+    jae 90f
+    cmpq ${user_base}, %rcx
+    jb 90f
+    movq {threads}(,%rcx,8), %r14       /* the partner */
+    testq %r14, %r14
+    jz 90f
+    cmpq %rsi, {t_id}(%r14)
+    jne 90f
+    cmpb $0, {t_halted}(%r14)
+    jne 90f
+    cmpb ${st_recv_blocked}, {t_state}(%r14)
+    jne 90f
+    movq {t_state_from}(%r14), %rax     /* does it accept us? */
+    cmpq $-1, %rax
+    je 2f
+    cmpl ${prop_none}, {t_prop}(%r15)
+    jne 90f
+    cmpq {t_id}(%r15), %rax
+    je 2f
+    cmpq $-64, %rax                     /* anylocalthread */
+    jne 90f
+    movq {t_space}(%r15), %rbx
+    cmpq %rbx, {t_space}(%r14)
+    jne 90f
+2:  cmpq $-1, %rdx
+    jne 3f
+    cmpl $0, {t_sendq_head}(%r15)       /* open: nobody queued for us */
+    jne 90f
+    cmpl $0, {pending}(%rip)            /* no interrupt pending */
+    jne 90f
+    jmp 4f
+3:  cmpl $0, {t_recvq_on}(%r15)         /* closed: on no list yet */
+    jne 90f
+4:  cmpl $0, {t_sendq_prop}(%r15)
+    jne 90f
+    leaq fast_resume_frame(%rip), %rax  /* the partner resumes straight to user mode */
+    cmpq %rax, {t_ksp}(%r14)
+    jne 90f
+    movl {t_recvq_on}(%r14), %eax       /* on no list but ours */
+    testl %eax, %eax
+    jz 5f
+    cmpl {t_no}(%r15), %eax
+    jne 90f
+5:  movzbl {t_prio}(%r15), %ecx         /* hand-over */
+    cmpb %cl, {t_prio}(%r14)
+    jne 90f
+    cmpb $0, {t_readyq}(%r15)
+    je 90f
+    cmpb $0, {t_readyq}(%r14)
+    jne 90f
+    movl {t_no}(%r15), %eax
+    cmpl %eax, {queues}+{q_head}(,%rcx,8)
+    jne 90f
+    cmpl %eax, {queues}+{q_tail}(,%rcx,8)
+    jne 90f
+    movl $192, %ebx                     /* highest ready priority: ours */
+    movq {queues}+{rq_bitmap}+24(%rip), %rax
+    testq %rax, %rax
+    jnz 6f
+    movl $128, %ebx
+    movq {queues}+{rq_bitmap}+16(%rip), %rax
+    testq %rax, %rax
+    jnz 6f
+    movl $64, %ebx
+    movq {queues}+{rq_bitmap}+8(%rip), %rax
+    testq %rax, %rax
+    jnz 6f
+    xorl %ebx, %ebx
+    movq {queues}+{rq_bitmap}(%rip), %rax
+    testq %rax, %rax
+    jz 90f
+6:  bsrq %rax, %rax
+    addl %ebx, %eax
+    cmpl %ecx, %eax
+    jne 90f
+    leaq {t_fpu}(%r14), %rax            /* TS stays as it is */
+    cmpq %rax, {lazy}+{lazy_owner}(%rip)
+    setne %al
+    cmpb %al, {lazy}+{lazy_ts}(%rip)
+    jne 90f
+    movq {t_space}(%r14), %rbx
+    cmpq %rbx, {t_space}(%r15)
+    je 7f
+    movq {space_io_serial}(%rbx), %rax  /* the I/O bitmap in effect stays */
+    cmpq %rax, {ioloaded}+{loaded_serial}(%rip)
+    jne 90f
+7:
+    /* Taken. RBX = partner's space, RCX = priority, RDX = FromSpecifier, R13 = tag,
+       RBP = our UTCB, R14 = partner, R15 = us. The message: MR0..MRu. */
+    movq {t_utcb}(%r14), %rdi
+    movq %r13, 0x200(%rdi)
+    movl %r13d, %eax
+    andl $0x3f, %eax
+    jz 8f
+    movq %rcx, %r12
+    movl %eax, %ecx
+    leaq 0x208(%rdi), %rdi
+    leaq 0x208(%rbp), %rsi
+    rep movsq
+    movq %r12, %rcx
+8:  movq {t_id}(%r15), %rax             /* from: our local id in the same space */
+    cmpq %rbx, {t_space}(%r15)
+    jne 9f
+    movq {t_utcb_loc}(%r15), %rax
+    addq $0x200, %rax
+9:  movq %rax, {t_ipc_from}(%r14)
+    movq %rax, {frame_rsi}(%r14)
+    cmpl $0, {t_recvq_on}(%r14)         /* off our list of closed receivers */
+    je 12f
+    movl {t_recvq_prev}(%r14), %eax
+    movl {t_recvq_next}(%r14), %r8d
+    testl %eax, %eax
+    jnz 10f
+    movl %r8d, {t_recvq_head}(%r15)
+    jmp 11f
+10: movl %eax, %r9d
+    andl ${mask}, %r9d
+    movq {threads}(,%r9,8), %r9
+    movl %r8d, {t_recvq_next}(%r9)
+11: testl %r8d, %r8d
+    jnz 13f
+    movl %eax, {t_recvq_tail}(%r15)
+    jmp 14f
+13: andl ${mask}, %r8d
+    movq {threads}(,%r8,8), %r8
+    movl %eax, {t_recvq_prev}(%r8)
+14: movl $0, {t_recvq_on}(%r14)
+12: movq $-1, {t_deadline}(%r14)        /* wake: timer off, Done, Ready, our place */
+    movb ${wake_done}, {t_wake}(%r14)
+    movb ${st_ready}, {t_state}(%r14)
+    movl {t_no}(%r14), %eax
+    movl %eax, {queues}+{q_head}(,%rcx,8)
+    movl %eax, {queues}+{q_tail}(,%rcx,8)
+    movl $0, {t_ready_prev}(%r14)
+    movl $0, {t_ready_next}(%r14)
+    movb $1, {t_readyq}(%r14)
+    movb $0, {t_readyq}(%r15)
+    movb $0, {t_recv_phase_done}(%r15)  /* our receive */
+    movq $0, {t_recv_after_send}(%r15)
+    movb ${st_recv_blocked}, {t_state}(%r15)
+    cmpq $-1, %rdx
+    jne 15f
+    movq %rdx, {t_state_from}(%r15)
+    jmp 17f
+15: movq {t_id}(%r14), %rax
+    movq %rax, {t_state_from}(%r15)
+    movl {t_no}(%r14), %eax             /* first on the partner's list */
+    movl %eax, {t_recvq_on}(%r15)
+    movl {t_recvq_head}(%r14), %r8d
+    movl $0, {t_recvq_prev}(%r15)
+    movl %r8d, {t_recvq_next}(%r15)
+    movl {t_no}(%r15), %eax
+    testl %r8d, %r8d
+    jnz 16f
+    movl %eax, {t_recvq_tail}(%r14)
+    jmp 18f
+16: andl ${mask}, %r8d
+    movq {threads}(,%r8,8), %r8
+    movl %eax, {t_recvq_prev}(%r8)
+18: movl %eax, {t_recvq_head}(%r14)
+17: movb ${wake_none}, {t_wake}(%r15)
+    leaq fast_resume_frame(%rip), %rax
+    movq %rax, {t_ksp}(%r15)
+    /* The switch. */
+    movq %rbx, {last_space}(%rip)
+    cmpq %rbx, {t_space}(%r15)
+    je 19f
+    movq {space_pml4}(%rbx), %rax
+    movq %rax, %cr3
+    FAST_COUNT {ev_cr3}
+19: movq %r14, {current}(%rip)
+    movq %r14, CURRENT_KSTACK_TOP(%rip)
+    movq %r14, {tss}+{tss_rsp0}(%rip)
+    movq {t_utcb_loc}(%r14), %rax
+    cmpq $-1, %rax
+    jne 20f
+    xorl %eax, %eax
+20: cmpq %rax, {gs_loaded}(%rip)
+    je 21f
+    movq %rax, {gs_loaded}(%rip)
+    movq %rax, %rdx
+    shrq $32, %rdx
+    movl $0xc0000101, %ecx
+    wrmsr
+    FAST_COUNT {ev_msr}
+21: FAST_COUNT {ev_syscall}
+    FAST_COUNT {ev_fast}
+    leaq -{frame_size}(%r14), %rsp
+    jmp trap_return
+
+90: movq %rsp, %rdi
+    call fastpath_dispatch
+    jmp trap_return
+    "#,
+    off = const cfg!(feature = "ipc-profile") as u8,
+    counting = const cfg!(feature = "counters") as u8,
+    counts = sym FAST_COUNTS,
+    ev_cr3 = const Event::Cr3Write as u8,
+    ev_msr = const Event::MsrWrite as u8,
+    ev_syscall = const Event::SyscallEntry as u8,
+    ev_fast = const Event::FastPath as u8,
+    current = sym thread::CURRENT,
+    threads = sym thread::THREADS,
+    queues = sym crate::schedule::QUEUES,
+    last_space = sym crate::schedule::LAST_SPACE_USER,
+    pending = sym crate::interrupt::PENDING,
+    lazy = sym crate::arch::fpu::LAZY,
+    ioloaded = sym crate::arch::ioport::LOADED,
+    gs_loaded = sym crate::arch::context::GS_LOADED,
+    tss = sym crate::arch::gdt::TSS,
+    max_threads = const thread::MAX_THREADS,
+    mask = const thread::MAX_THREADS - 1,
+    user_base = const thread::USER_BASE,
+    st_ready = const ST_READY,
+    st_recv_blocked = const ST_RECV_BLOCKED,
+    wake_none = const WAKE_NONE,
+    wake_done = const WAKE_DONE,
+    prop_none = const PROP_NONE,
+    t_ksp = const offset_of!(Tcb, ksp),
+    t_id = const offset_of!(Tcb, id),
+    t_state = const offset_of!(Tcb, state),
+    t_state_from = const offset_of!(Tcb, state) + ST_FROM,
+    t_halted = const offset_of!(Tcb, halted),
+    t_space = const offset_of!(Tcb, space),
+    t_utcb_loc = const offset_of!(Tcb, utcb_location),
+    t_utcb = const offset_of!(Tcb, utcb),
+    t_prio = const offset_of!(Tcb, priority),
+    t_readyq = const offset_of!(Tcb, ready_queued),
+    t_ready_prev = const offset_of!(Tcb, ready_link) + offset_of!(Link, prev),
+    t_ready_next = const offset_of!(Tcb, ready_link) + offset_of!(Link, next),
+    t_sendq_head = const offset_of!(Tcb, sendq) + offset_of!(Queue, head),
+    t_sendq_prop = const offset_of!(Tcb, sendq_propagated),
+    t_recvq_head = const offset_of!(Tcb, recvq) + offset_of!(Queue, head),
+    t_recvq_tail = const offset_of!(Tcb, recvq) + offset_of!(Queue, tail),
+    t_recvq_on = const offset_of!(Tcb, recvq_on),
+    t_no = const offset_of!(Tcb, no),
+    t_recvq_prev = const offset_of!(Tcb, recvq_link) + offset_of!(Link, prev),
+    t_recvq_next = const offset_of!(Tcb, recvq_link) + offset_of!(Link, next),
+    t_wake = const offset_of!(Tcb, wake),
+    t_ipc_from = const offset_of!(Tcb, ipc_from),
+    t_recv_after_send = const offset_of!(Tcb, recv_after_send),
+    t_recv_phase_done = const offset_of!(Tcb, recv_phase_done),
+    t_prop = const offset_of!(Tcb, propagate_as),
+    t_deadline = const offset_of!(Tcb, deadline),
+    t_fpu = const offset_of!(Tcb, fpu),
+    q_head = const offset_of!(Queue, head),
+    q_tail = const offset_of!(Queue, tail),
+    rq_bitmap = const offset_of!(crate::schedule::RunQueues, bitmap),
+    space_pml4 = const offset_of!(crate::space::Space, pml4),
+    space_io_serial = const offset_of!(crate::space::Space, io)
+        + offset_of!(crate::io_space::SpaceIo, serial),
+    loaded_serial = const offset_of!(crate::arch::ioport::Loaded, serial),
+    lazy_owner = const offset_of!(crate::arch::fpu::Lazy, owner),
+    lazy_ts = const offset_of!(crate::arch::fpu::Lazy, ts),
+    tss_rsp0 = const offset_of!(crate::arch::gdt::TssArea, tss)
+        + offset_of!(crate::arch::gdt::Tss, rsp0),
+    frame_rsi = const offset_of!(TrapFrame, rsi) as isize - TRAP_FRAME_SIZE as isize,
+    frame_size = const TRAP_FRAME_SIZE,
+    options(att_syntax)
+);

@@ -22,13 +22,14 @@ use crate::thread::{self, IpcWake, State, Tcb};
 use kcore::queue::{Link, Links, Queue};
 use kcore::timer::TimerHeap;
 
-struct RunQueues {
+/// (Fields and statics visible to the assembly fast path, `fastpath.rs`.)
+pub(crate) struct RunQueues {
     /// Per priority, by thread number (`kcore::queue`): the running thread stays at its head.
-    queues: [Queue; 256],
-    bitmap: [u64; 4],
+    pub(crate) queues: [Queue; 256],
+    pub(crate) bitmap: [u64; 4],
 }
 
-static QUEUES: KernelCell<RunQueues> = KernelCell::new(RunQueues {
+pub(crate) static QUEUES: KernelCell<RunQueues> = KernelCell::new(RunQueues {
     queues: [Queue::EMPTY; 256],
     bitmap: [0; 4],
 });
@@ -207,7 +208,7 @@ pub fn leave_current(
 }
 
 /// The space whose page tables are loaded (idle keeps the last user space's tables).
-static LAST_SPACE_USER: KernelValue<*mut crate::space::Space> =
+pub(crate) static LAST_SPACE_USER: KernelValue<*mut crate::space::Space> =
     KernelValue::new(core::ptr::null_mut());
 
 /// Makes a blocked thread runnable with the given IPC outcome.

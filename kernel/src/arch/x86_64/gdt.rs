@@ -59,7 +59,7 @@ pub const IOMAP_DENY_ALL: u16 = 0xFFFF;
 /// `iomap_base` value that selects the bitmap in [`TssArea::iomap`].
 pub const IOMAP_OFFSET: u16 = size_of::<Tss>() as u16;
 
-static TSS: KernelCell<TssArea> = KernelCell::new(TssArea {
+pub(crate) static TSS: KernelCell<TssArea> = KernelCell::new(TssArea {
     tss: Tss {
         _r0: 0,
         rsp0: 0,

@@ -91,12 +91,14 @@ user_stubs_base:
     /* 0: Ipc */
     STORE_MRS
     syscall
+ipc_stub_return:
     LOAD_MRS
     ret
     .balign 256
     /* 1: Lipc */
     STORE_MRS
     syscall
+lipc_stub_return:
     LOAD_MRS
     ret
     .balign 256
@@ -197,7 +199,16 @@ syscall_entry:
     pushq %r14
     pushq %r15
     movq %rsp, %rdi
-    call *syscall_dispatch_vector(%rip)
+    /* The Ipc and Lipc stubs: the assembly fast path (kernel/src/fastpath.rs), unless the
+       debugger's event trace has redirected the dispatch vector. */
+    cmpq $ipc_stub_return, %rcx
+    je 2f
+    cmpq $lipc_stub_return, %rcx
+    jne 3f
+2:  leaq fastpath_dispatch(%rip), %rax
+    cmpq %rax, syscall_dispatch_vector(%rip)
+    je fastpath_ipc
+3:  call *syscall_dispatch_vector(%rip)
     jmp trap_return
 
     /* `syscall` from compatibility mode (MSR CSTAR): unreachable from user mode (no 32-bit
