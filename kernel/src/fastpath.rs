@@ -246,18 +246,36 @@ fastpath_ipc:
     jz 90f
     testw %r8w, %r8w                    /* receive timeout: never */
     jnz 90f
-    testb $0x3f, %sil                   /* to: nil or a local id */
-    jz 90f
-    cmpq $-1, %rsi                      /* to: anythread */
-    je 90f
-    cmpq %rsi, %rdx
+    cmpq %rsi, %rdx                     /* FromSpecifier: to, anythread, anylocalthread */
     je 1f
     cmpq $-1, %rdx
+    je 1f
+    cmpq $-64, %rdx
     jne 90f
 1:  movq 0x200(%rbp), %r13              /* MR0 (the stub stored it) */
     testl $0xffc0, %r13d                /* typed words, flags */
     jnz 90f
-    movq %rsi, %rcx
+    movq %rsi, %rax                     /* the global id of `to` */
+    testb $0x3f, %sil
+    jnz 22f
+    /* A local id (not nil, not anylocalthread): the MyGlobalId TCR of the UTCB it names
+       in our space, read as user memory (as `thread::resolve_local`); the thread found
+       must be in our space and have that local id. */
+    testq %rsi, %rsi
+    jz 90f
+    cmpq $-64, %rsi
+    je 90f
+    leaq -0x78(%rsi), %rdi
+    movabsq ${user_end_8}, %rax
+    cmpq %rax, %rdi
+    ja 90f
+    call user_load_u64
+    testq %rdx, %rdx
+    jnz 90f
+    movq {frame_rdx}(%rsp), %rdx
+    testb $0x3f, %al
+    jz 90f
+22: movq %rax, %rcx
     shrq $32, %rcx                      /* thread number */
     cmpq ${max_threads}, %rcx
     jae 90f
@@ -266,9 +284,21 @@ fastpath_ipc:
     movq {threads}(,%rcx,8), %r14       /* the partner */
     testq %r14, %r14
     jz 90f
-    cmpq %rsi, {t_id}(%r14)
+    cmpq %rax, {t_id}(%r14)
     jne 90f
-    cmpb $0, {t_halted}(%r14)
+    leaq fast_resume_frame(%rip), %rdi  /* the partner resumes straight to user mode */
+    cmpq %rdi, {t_ksp}(%r14)
+    jne 90f
+    cmpq %rax, %rsi
+    je 23f
+    movq {t_space}(%r15), %rbx          /* (local id) our space, that local id */
+    cmpq %rbx, {t_space}(%r14)
+    jne 90f
+    movq {t_utcb_loc}(%r14), %rbx
+    addq $0x200, %rbx
+    cmpq %rbx, %rsi
+    jne 90f
+23: cmpb $0, {t_halted}(%r14)
     jne 90f
     cmpb ${st_recv_blocked}, {t_state}(%r14)
     jne 90f
@@ -284,8 +314,8 @@ fastpath_ipc:
     movq {t_space}(%r15), %rbx
     cmpq %rbx, {t_space}(%r14)
     jne 90f
-2:  cmpq $-1, %rdx
-    jne 3f
+2:  cmpq %rsi, %rdx
+    je 3f
     cmpl $0, {t_sendq_head}(%r15)       /* open: nobody queued for us */
     jne 90f
     cmpl $0, {pending}(%rip)            /* no interrupt pending */
@@ -294,9 +324,6 @@ fastpath_ipc:
 3:  cmpl $0, {t_recvq_on}(%r15)         /* closed: on no list yet */
     jne 90f
 4:  cmpl $0, {t_sendq_prop}(%r15)
-    jne 90f
-    leaq fast_resume_frame(%rip), %rax  /* the partner resumes straight to user mode */
-    cmpq %rax, {t_ksp}(%r14)
     jne 90f
     movl {t_recvq_on}(%r14), %eax       /* on no list but ours */
     testl %eax, %eax
@@ -400,8 +427,8 @@ fastpath_ipc:
     movb $0, {t_recv_phase_done}(%r15)  /* our receive */
     movq $0, {t_recv_after_send}(%r15)
     movb ${st_recv_blocked}, {t_state}(%r15)
-    cmpq $-1, %rdx
-    jne 15f
+    cmpq {frame_rsi_own}(%rsp), %rdx    /* closed: FromSpecifier = to */
+    je 15f
     movq %rdx, {t_state_from}(%r15)
     jmp 17f
 15: movq {t_id}(%r14), %rax
@@ -518,5 +545,8 @@ fastpath_ipc:
         + offset_of!(crate::arch::gdt::Tss, rsp0),
     frame_rsi = const offset_of!(TrapFrame, rsi) as isize - TRAP_FRAME_SIZE as isize,
     frame_size = const TRAP_FRAME_SIZE,
+    frame_rdx = const offset_of!(TrapFrame, rdx),
+    frame_rsi_own = const offset_of!(TrapFrame, rsi),
+    user_end_8 = const crate::arch::paging::USER_END - 8,
     options(att_syntax)
 );
