@@ -80,7 +80,14 @@ fn resume_ksp() -> u64 {
 pub extern "C" fn fastpath_dispatch(f: &mut TrapFrame) {
     counters::count(Event::SyscallEntry);
     // The Ipc (0) and Lipc (1) stub slots.
-    if f.rcx.wrapping_sub(stubs_base()) < 512 && try_ipc(f) {
+    if f.rcx.wrapping_sub(stubs_base()) < 512 {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let cur = unsafe { thread::current() };
+        if !cur.is_activated() {
+            return; // as `syscall_dispatch`: ignored
+        }
+        mrs_in(cur, f);
+        try_ipc(f);
         // The fast path does not apply. `syscall_dispatch` would try `ipc::fast_call`, whose
         // guards are the ones that just failed on the same state: straight to the general
         // IPC instead (what `syscall_dispatch` does after its shortcut).
@@ -92,25 +99,74 @@ pub extern "C" fn fastpath_dispatch(f: &mut TrapFrame) {
         f.rsi = r.from.raw();
         schedule::preempt_if_higher();
         crate::profile::mark(crate::profile::Point::Resumed);
+        // SAFETY: as above (the current thread again, after the IPC).
+        mrs_out(unsafe { thread::current() }, f);
         return;
     }
     crate::syscall::syscall_dispatch(f)
 }
 
-/// Returns only if the fast path does not apply (nothing changed): true if the general IPC
-/// is to run, false if the thread is not activated (`syscall_dispatch` ignores the call).
-#[inline(never)]
-fn try_ipc(f: &mut TrapFrame) -> bool {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    if !(unsafe { thread::current() }).is_activated() {
-        return false;
+unsafe extern "C" {
+    static ipc_stub_return: u8;
+    static lipc_stub_return: u8;
+}
+
+/// Whether a user RIP is the return address of the Ipc or Lipc stub's `syscall`.
+fn is_ipc_return(rip: u64) -> bool {
+    // SAFETY: only the addresses of the stub labels are taken.
+    let (ipc, lipc) = unsafe {
+        (
+            &ipc_stub_return as *const u8 as u64,
+            &lipc_stub_return as *const u8 as u64,
+        )
+    };
+    rip == ipc || rip == lipc
+}
+
+/// An Ipc or Lipc enters the general path: MR0..MR7, which the stubs leave in R9, RAX, RBX,
+/// R10, R12..R15, into the caller's UTCB (what the stubs did before the `syscall` when they
+/// still went through memory), for the rest of the kernel.
+pub fn mrs_in(t: &Tcb, f: &TrapFrame) {
+    if !t.is_activated() {
+        return;
     }
+    // SAFETY: the kernel view of an activated thread's UTCB; MR0..MR7 at 0x200; the thread
+    // is in the kernel, nobody else uses these words now.
+    let m = unsafe { &mut *((t.utcb + 0x200) as *mut [u64; 8]) };
+    (m[0], m[1], m[2], m[3]) = (f.r9, f.rax, f.rbx, f.r10);
+    (m[4], m[5], m[6], m[7]) = (f.r12, f.r13, f.r14, f.r15);
+}
+
+/// An Ipc or Lipc returns through the general path: MR0..MR7 from the UTCB into the
+/// registers (what the stubs did after the `syscall`), if the thread returns to the stub at
+/// all (an ExchangeRegisters may have sent it elsewhere: then its registers stay as they were,
+/// as they did when the stub reloaded them).
+pub fn mrs_out(t: &Tcb, f: &mut TrapFrame) {
+    mrs_out_of(t.utcb, f)
+}
+
+/// [`mrs_out`] for the thread whose UTCB (kernel address, 0: not activated) is `utcb`.
+fn mrs_out_of(utcb: u64, f: &mut TrapFrame) {
+    if utcb == 0 || !is_ipc_return(f.rip) {
+        return;
+    }
+    // SAFETY: the kernel view of an activated thread's UTCB; MR0..MR7 at 0x200; the thread is
+    // not running, nobody else uses these words now.
+    let m = unsafe { &*((utcb + 0x200) as *const [u64; 8]) };
+    (f.r9, f.rax, f.rbx, f.r10) = (m[0], m[1], m[2], m[3]);
+    (f.r12, f.r13, f.r14, f.r15) = (m[4], m[5], m[6], m[7]);
+}
+
+/// Returns only if the fast path does not apply (nothing changed): the general IPC is to
+/// run. The caller is activated and its MR0..MR7 are in its UTCB.
+#[inline(never)]
+fn try_ipc(f: &mut TrapFrame) {
     let Some((deadline, dest)) = ipc::fast_send(
         ThreadId::from_raw(f.rsi),
         ThreadId::from_raw(f.rdx),
         Timeouts(f.r8 & 0xFFFF_FFFF),
     ) else {
-        return true;
+        return;
     };
     counters::count(Event::FastPath);
     schedule::block_prepare(deadline);
@@ -121,7 +177,10 @@ fn try_ipc(f: &mut TrapFrame) -> bool {
         if d.wake != IpcWake::Done {
             return false;
         }
-        d.frame().rsi = d.ipc_from.raw();
+        let (from, utcb) = (d.ipc_from.raw(), d.utcb);
+        let f = d.frame();
+        f.rsi = from;
+        mrs_out_of(utcb, f);
         true
     })
 }
@@ -134,6 +193,8 @@ extern "C" fn fastpath_resumed(f: &mut TrapFrame) {
     f.rsi = r.from.raw();
     schedule::preempt_if_higher();
     crate::profile::mark(crate::profile::Point::Resumed);
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    mrs_out(unsafe { thread::current() }, f);
 }
 
 // ---- the assembly fast path (issue 12, decision 004) ----
@@ -252,7 +313,7 @@ fastpath_ipc:
     je 1f
     cmpq $-64, %rdx
     jne 90f
-1:  movq 0x200(%rbp), %r13              /* MR0 (the stub stored it) */
+1:  movq %r9, %r13                      /* MR0 */
     testl $0xffc0, %r13d                /* typed words, flags */
     jnz 90f
     movq %rsi, %rax                     /* the global id of `to` */
@@ -286,9 +347,15 @@ fastpath_ipc:
     jz 90f
     cmpq %rax, {t_id}(%r14)
     jne 90f
-    leaq fast_resume_frame(%rip), %rdi  /* the partner resumes straight to user mode */
+    leaq fast_resume_frame(%rip), %rdi  /* the partner resumes straight to user mode, */
     cmpq %rdi, {t_ksp}(%r14)
     jne 90f
+    movq {frame_rip}(%r14), %rdi        /* in its Ipc or Lipc stub (so RIP is canonical) */
+    cmpq $ipc_stub_return, %rdi
+    je 24f
+    cmpq $lipc_stub_return, %rdi
+    jne 90f
+24:
     cmpq %rax, %rsi
     je 23f
     movq {t_space}(%r15), %rbx          /* (local id) our space, that local id */
@@ -375,16 +442,17 @@ fastpath_ipc:
     jne 90f
 7:
     /* Taken. RBX = partner's space, RCX = priority, RDX = FromSpecifier, R13 = tag,
-       RBP = our UTCB, R14 = partner, R15 = us. The message: MR0..MRu. */
-    movq {t_utcb}(%r14), %rdi
-    movq %r13, 0x200(%rdi)
+       RBP = our UTCB, R14 = partner, R15 = us. The message: MR0..MR7 go in registers (from
+       our frame at the exit); MR8..MRu from our UTCB to the partner's. */
     movl %r13d, %eax
     andl $0x3f, %eax
-    jz 8f
+    subl $7, %eax
+    jbe 8f
     movq %rcx, %r12
     movl %eax, %ecx
-    leaq 0x208(%rdi), %rdi
-    leaq 0x208(%rbp), %rsi
+    movq {t_utcb}(%r14), %rdi
+    leaq 0x240(%rdi), %rdi
+    leaq 0x240(%rbp), %rsi
     rep movsq
     movq %r12, %rcx
 8:  movq {t_id}(%r15), %rax             /* from: our local id in the same space */
@@ -474,8 +542,26 @@ fastpath_ipc:
     FAST_COUNT {ev_msr}
 21: FAST_COUNT {ev_syscall}
     FAST_COUNT {ev_fast}
-    leaq -{frame_size}(%r14), %rsp
-    jmp trap_return
+    /* Into the partner's stub with `sysretq`: MR0..MR7 from our frame, RSI = from and the
+       rest from its frame (RIP: its stub, checked above; RFLAGS as it entered). */
+    leaq -{frame_size}(%r14), %r11
+    movq {f_r9}(%rsp), %r9
+    movq {f_rax}(%rsp), %rax
+    movq {f_rbx}(%rsp), %rbx
+    movq {f_r10}(%rsp), %r10
+    movq {f_r12}(%rsp), %r12
+    movq {f_r13}(%rsp), %r13
+    movq {f_r14}(%rsp), %r14
+    movq {f_r15}(%rsp), %r15
+    movq {f_rdi}(%r11), %rdi
+    movq {f_rsi}(%r11), %rsi
+    movq {f_rdx}(%r11), %rdx
+    movq {f_r8}(%r11), %r8
+    movq {f_rbp}(%r11), %rbp
+    movq {f_rip}(%r11), %rcx
+    movq {f_rsp}(%r11), %rsp
+    movq {f_rflags}(%r11), %r11
+    sysretq
 
 90: movq %rsp, %rdi
     call fastpath_dispatch
@@ -546,6 +632,23 @@ fastpath_ipc:
     frame_rsi = const offset_of!(TrapFrame, rsi) as isize - TRAP_FRAME_SIZE as isize,
     frame_size = const TRAP_FRAME_SIZE,
     frame_rdx = const offset_of!(TrapFrame, rdx),
+    frame_rip = const offset_of!(TrapFrame, rip) as isize - TRAP_FRAME_SIZE as isize,
+    f_r9 = const offset_of!(TrapFrame, r9),
+    f_rax = const offset_of!(TrapFrame, rax),
+    f_rbx = const offset_of!(TrapFrame, rbx),
+    f_r10 = const offset_of!(TrapFrame, r10),
+    f_r12 = const offset_of!(TrapFrame, r12),
+    f_r13 = const offset_of!(TrapFrame, r13),
+    f_r14 = const offset_of!(TrapFrame, r14),
+    f_r15 = const offset_of!(TrapFrame, r15),
+    f_rdi = const offset_of!(TrapFrame, rdi),
+    f_rsi = const offset_of!(TrapFrame, rsi),
+    f_rdx = const offset_of!(TrapFrame, rdx),
+    f_r8 = const offset_of!(TrapFrame, r8),
+    f_rbp = const offset_of!(TrapFrame, rbp),
+    f_rip = const offset_of!(TrapFrame, rip),
+    f_rsp = const offset_of!(TrapFrame, rsp),
+    f_rflags = const offset_of!(TrapFrame, rflags),
     frame_rsi_own = const offset_of!(TrapFrame, rsi),
     user_end_8 = const crate::arch::paging::USER_END - 8,
     options(att_syntax)

@@ -63,6 +63,8 @@ pub extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
     match call {
         Syscall::Ipc | Syscall::Lipc => {
             crate::profile::mark(crate::profile::Point::Dispatch);
+            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+            crate::fastpath::mrs_in(unsafe { thread::current() }, f);
             let (to, from, timeouts) = (
                 ThreadId::from_raw(f.rsi),
                 ThreadId::from_raw(f.rdx),
@@ -72,6 +74,8 @@ pub extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
                 f.rsi = r.from.raw();
                 schedule::preempt_if_higher();
                 crate::profile::mark(crate::profile::Point::Resumed);
+                // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+                crate::fastpath::mrs_out(unsafe { thread::current() }, f);
                 return;
             }
             let r = crate::ipc::sys_ipc(
@@ -80,6 +84,11 @@ pub extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
                 Timeouts(f.r8 & 0xFFFF_FFFF),
             );
             f.rsi = r.from.raw();
+            schedule::preempt_if_higher();
+            crate::profile::mark(crate::profile::Point::Resumed);
+            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+            crate::fastpath::mrs_out(unsafe { thread::current() }, f);
+            return;
         }
         Syscall::ExchangeRegisters => crate::exregs::sys_exchange_registers(f),
         Syscall::ThreadControl => finish(

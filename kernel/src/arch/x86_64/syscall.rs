@@ -6,9 +6,13 @@
 //! in (RCX after `syscall` is the return address inside the stub), so no register is spent on
 //! a call number and every register contract of spec 4.4 is kept.
 //!
-//! Ipc, Lipc and Unmap stubs store MR0..MR7 from their registers into the UTCB before entering
-//! and reload them afterwards, so the kernel only ever reads and writes message registers in
-//! UTCB memory. Entry builds a `TrapFrame` on the thread's kernel stack; return is `iretq`
+//! The Ipc and Lipc stubs are `syscall; ret`: MR0..MR7 travel in their registers (R9, RAX, RBX,
+//! R10, R12..R15, spec table 4.4) through the kernel. The assembly fast path hands them from
+//! the sender's registers to the receiver's; the general path stores them into the caller's
+//! UTCB on entry and loads the UTCB's MR0..MR7 into them on the return to the stub
+//! (`fastpath::mrs_in`/`mrs_out`), so the rest of the kernel reads and writes message
+//! registers in UTCB memory only. The Unmap stub stores MR0..MR7 into the UTCB before entering
+//! and reloads them afterwards. Entry builds a `TrapFrame` on the thread's kernel stack; return is `iretq`
 //! through `trap_return`, so every register the call does not define keeps its value.
 //!
 //! Other ways into the kernel that look like system calls (issue 10, docs/security.md):
@@ -88,18 +92,16 @@ global_asm!(
     .balign 4096
     .global user_stubs_base
 user_stubs_base:
-    /* 0: Ipc */
-    STORE_MRS
+    /* 0: Ipc. MR0..MR7 stay in their registers (the kernel moves them: fastpath.rs). */
     syscall
+    .global ipc_stub_return
 ipc_stub_return:
-    LOAD_MRS
     ret
     .balign 256
     /* 1: Lipc */
-    STORE_MRS
     syscall
+    .global lipc_stub_return
 lipc_stub_return:
-    LOAD_MRS
     ret
     .balign 256
     /* 2: ExchangeRegisters */
