@@ -280,6 +280,23 @@ const _: () = {
     assert!(thread::MAX_THREADS.is_power_of_two());
 };
 
+/// (asm fast path) The receive deadline (µs) for the Timeouts word of a call whose receive
+/// timeout is finite and not zero, as `ipc::fast_send` computes it. Reads the clock only.
+#[unsafe(no_mangle)]
+extern "C" fn fastpath_deadline(timeouts: u64) -> u64 {
+    ipc::deadline(Timeouts(timeouts & 0xFFFF_FFFF).receive()).unwrap_or(u64::MAX)
+}
+
+/// (asm fast path) Arms the receive timeout of the current thread, which has just blocked
+/// (as `schedule::block_prepare` does).
+#[unsafe(no_mangle)]
+extern "C" fn fastpath_arm(deadline: u64) {
+    if deadline != u64::MAX {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        schedule::block_other(unsafe { thread::current() }, deadline);
+    }
+}
+
 #[cfg(feature = "counters")]
 use crate::counters::COUNTS as FAST_COUNTS;
 /// Never written: the counting instructions are assembled only in `counters` builds.
@@ -294,6 +311,30 @@ global_asm!(
     .endif
     .endm
 
+    /* EAX = the highest ready priority (ZF set: none); clobbers RBX. */
+    .macro HIGHEST
+    movl $192, %ebx
+    movq {queues}+{rq_bitmap}+24(%rip), %rax
+    testq %rax, %rax
+    jnz 1f
+    movl $128, %ebx
+    movq {queues}+{rq_bitmap}+16(%rip), %rax
+    testq %rax, %rax
+    jnz 1f
+    movl $64, %ebx
+    movq {queues}+{rq_bitmap}+8(%rip), %rax
+    testq %rax, %rax
+    jnz 1f
+    xorl %ebx, %ebx
+    movq {queues}+{rq_bitmap}(%rip), %rax
+    testq %rax, %rax
+    jz 2f
+1:  bsrq %rax, %rax
+    addl %ebx, %eax                     /* ZF clear: EAX + EBX > 0 or RAX had a bit */
+    testq %rsp, %rsp
+2:
+    .endm
+
     .text
     .global fastpath_ipc
 fastpath_ipc:
@@ -305,8 +346,8 @@ fastpath_ipc:
     movq {t_utcb}(%r15), %rbp
     testq %rbp, %rbp
     jz 90f
-    testw %r8w, %r8w                    /* receive timeout: never */
-    jnz 90f
+    cmpw ${time_zero}, %r8w             /* a zero receive timeout: general path */
+    je 90f
     cmpq %rsi, %rdx                     /* FromSpecifier: to, anythread, anylocalthread */
     je 1f
     cmpq $-1, %rdx
@@ -397,9 +438,7 @@ fastpath_ipc:
     jz 5f
     cmpl {t_no}(%r15), %eax
     jne 90f
-5:  movzbl {t_prio}(%r15), %ecx         /* hand-over */
-    cmpb %cl, {t_prio}(%r14)
-    jne 90f
+5:  movzbl {t_prio}(%r15), %ecx         /* hand-over: we are alone in our ready queue, */
     cmpb $0, {t_readyq}(%r15)
     je 90f
     cmpb $0, {t_readyq}(%r14)
@@ -409,38 +448,41 @@ fastpath_ipc:
     jne 90f
     cmpl %eax, {queues}+{q_tail}(,%rcx,8)
     jne 90f
-    movl $192, %ebx                     /* highest ready priority: ours */
-    movq {queues}+{rq_bitmap}+24(%rip), %rax
-    testq %rax, %rax
-    jnz 6f
-    movl $128, %ebx
-    movq {queues}+{rq_bitmap}+16(%rip), %rax
-    testq %rax, %rax
-    jnz 6f
-    movl $64, %ebx
-    movq {queues}+{rq_bitmap}+8(%rip), %rax
-    testq %rax, %rax
-    jnz 6f
-    xorl %ebx, %ebx
-    movq {queues}+{rq_bitmap}(%rip), %rax
-    testq %rax, %rax
+    movzbl {t_prio}(%r14), %r10d        /* the partner's priority is ours and */
+    cmpl %ecx, %r10d
+    jne 31f
+    HIGHEST                             /* nothing higher is ready; */
     jz 90f
-6:  bsrq %rax, %rax
-    addl %ebx, %eax
     cmpl %ecx, %eax
     jne 90f
+    jmp 32f
+31: cmpl $0, {queues}+{q_head}(,%r10,8) /* or its queue is empty and */
+    jne 90f
+    btrq %rcx, {queues}+{rq_bitmap}(%rip)
+    HIGHEST                             /* nothing but us is ready above it */
+    jz 28f
+    cmpl %r10d, %eax
+    jbe 28f
+    btsq %rcx, {queues}+{rq_bitmap}(%rip)
+    jmp 90f
+28: btsq %rcx, {queues}+{rq_bitmap}(%rip)
+32:
     leaq {t_fpu}(%r14), %rax            /* TS stays as it is */
     cmpq %rax, {lazy}+{lazy_owner}(%rip)
     setne %al
     cmpb %al, {lazy}+{lazy_ts}(%rip)
     jne 90f
     movq {t_space}(%r14), %rbx
-    cmpq %rbx, {t_space}(%r15)
-    je 7f
-    movq {space_io_serial}(%rbx), %rax  /* the I/O bitmap in effect stays */
-    cmpq %rax, {ioloaded}+{loaded_serial}(%rip)
-    jne 90f
-7:
+7:  movq $-1, %r12                      /* the receive deadline: none (never), */
+    testw %r8w, %r8w
+    jz 25f
+    movq %r8, %rdi                      /* or finite (reads the clock only) */
+    call fastpath_deadline
+    movq %rax, %r12
+    movq {f_rdx}(%rsp), %rdx
+    movzbl {t_prio}(%r15), %ecx
+    movzbl {t_prio}(%r14), %r10d
+25:
     /* Taken. RBX = partner's space, RCX = priority, RDX = FromSpecifier, R13 = tag,
        RBP = our UTCB, R14 = partner, R15 = us. The message: MR0..MR7 go in registers (from
        our frame at the exit); MR8..MRu from our UTCB to the partner's. */
@@ -448,13 +490,13 @@ fastpath_ipc:
     andl $0x3f, %eax
     subl $7, %eax
     jbe 8f
-    movq %rcx, %r12
+    movq %rcx, %r11
     movl %eax, %ecx
     movq {t_utcb}(%r14), %rdi
     leaq 0x240(%rdi), %rdi
     leaq 0x240(%rbp), %rsi
     rep movsq
-    movq %r12, %rcx
+    movq %r11, %rcx
 8:  movq {t_id}(%r15), %rax             /* from: our local id in the same space */
     cmpq %rbx, {t_space}(%r15)
     jne 9f
@@ -485,10 +527,16 @@ fastpath_ipc:
 12: movq $-1, {t_deadline}(%r14)        /* wake: timer off, Done, Ready, our place */
     movb ${wake_done}, {t_wake}(%r14)
     movb ${st_ready}, {t_state}(%r14)
-    movl {t_no}(%r14), %eax
-    movl %eax, {queues}+{q_head}(,%rcx,8)
-    movl %eax, {queues}+{q_tail}(,%rcx,8)
-    movl $0, {t_ready_prev}(%r14)
+    movl {t_no}(%r14), %eax             /* the partner's queue: only it; ours: empty */
+    movl %eax, {queues}+{q_head}(,%r10,8)
+    movl %eax, {queues}+{q_tail}(,%r10,8)
+    cmpl %ecx, %r10d
+    je 30f
+    movl $0, {queues}+{q_head}(,%rcx,8)
+    movl $0, {queues}+{q_tail}(,%rcx,8)
+    btrq %rcx, {queues}+{rq_bitmap}(%rip)
+    btsq %r10, {queues}+{rq_bitmap}(%rip)
+30: movl $0, {t_ready_prev}(%r14)
     movl $0, {t_ready_next}(%r14)
     movb $1, {t_readyq}(%r14)
     movb $0, {t_readyq}(%r15)
@@ -518,6 +566,11 @@ fastpath_ipc:
 17: movb ${wake_none}, {t_wake}(%r15)
     leaq fast_resume_frame(%rip), %rax
     movq %rax, {t_ksp}(%r15)
+    cmpq $-1, %r12                      /* a finite receive timeout: arm it */
+    je 26f
+    movq %r12, %rdi
+    call fastpath_arm
+26:
     /* The switch. */
     movq %rbx, {last_space}(%rip)
     cmpq %rbx, {t_space}(%r15)
@@ -525,6 +578,22 @@ fastpath_ipc:
     movq {space_pml4}(%rbx), %rax
     movq %rax, %cr3
     FAST_COUNT {ev_cr3}
+    /* The I/O bitmap follows the space (`ioport::switch_to`): in effect if the TSS holds
+       its copy, else every port denied until the first access copies it. */
+    movq {space_io_serial}(%rbx), %rax
+    cmpq %rax, {ioloaded}+{loaded_serial}(%rip)
+    je 19f
+    testq %rax, %rax
+    jz 33f
+    cmpq %rax, {ioloaded}+{loaded_content}(%rip)
+    jne 33f
+    movq %rax, {ioloaded}+{loaded_serial}(%rip)
+    movw ${iomap_offset}, {tss}+{tss_iomap_base}(%rip)
+    jmp 19f
+33: cmpq $0, {ioloaded}+{loaded_serial}(%rip)
+    je 19f
+    movq $0, {ioloaded}+{loaded_serial}(%rip)
+    movw ${iomap_deny_all}, {tss}+{tss_iomap_base}(%rip)
 19: movq %r14, {current}(%rip)
     movq %r14, CURRENT_KSTACK_TOP(%rip)
     movq %r14, {tss}+{tss_rsp0}(%rip)
@@ -568,6 +637,7 @@ fastpath_ipc:
     jmp trap_return
     "#,
     off = const cfg!(feature = "ipc-profile") as u8,
+    time_zero = const abi::time::Time::ZERO.0,
     counting = const cfg!(feature = "counters") as u8,
     counts = sym FAST_COUNTS,
     ev_cr3 = const Event::Cr3Write as u8,
@@ -625,6 +695,11 @@ fastpath_ipc:
     space_io_serial = const offset_of!(crate::space::Space, io)
         + offset_of!(crate::io_space::SpaceIo, serial),
     loaded_serial = const offset_of!(crate::arch::ioport::Loaded, serial),
+    loaded_content = const offset_of!(crate::arch::ioport::Loaded, content),
+    tss_iomap_base = const offset_of!(crate::arch::gdt::TssArea, tss)
+        + offset_of!(crate::arch::gdt::Tss, iomap_base),
+    iomap_offset = const crate::arch::gdt::IOMAP_OFFSET,
+    iomap_deny_all = const crate::arch::gdt::IOMAP_DENY_ALL,
     lazy_owner = const offset_of!(crate::arch::fpu::Lazy, owner),
     lazy_ts = const offset_of!(crate::arch::fpu::Lazy, ts),
     tss_rsp0 = const offset_of!(crate::arch::gdt::TssArea, tss)

@@ -69,7 +69,7 @@ pub fn report_error(t: &Tcb, e: IpcErr) {
 }
 
 /// Absolute deadline (µs) of a timeout, `None` = zero timeout, `Some(MAX)` = never.
-fn deadline(t: Time) -> Option<u64> {
+pub(crate) fn deadline(t: Time) -> Option<u64> {
     if t == Time::NEVER {
         return Some(u64::MAX);
     }

@@ -39,7 +39,7 @@ pub struct Tss {
     pub ist: [u64; 7],
     _r2: u64,
     _r3: u16,
-    iomap_base: u16,
+    pub(crate) iomap_base: u16,
 }
 
 /// Bytes of the I/O permission bitmap (one bit per port, 65,536 ports).

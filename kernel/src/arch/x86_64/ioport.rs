@@ -26,7 +26,7 @@ pub(crate) struct Loaded {
     /// Serial of the bitmap in effect (0: every port denied).
     pub(crate) serial: u64,
     /// Serial of the bitmap whose copy is in the TSS area, in effect or not (0: none).
-    content: u64,
+    pub(crate) content: u64,
     /// How many leading bytes of the TSS copy may hold a 0 bit.
     span: usize,
 }
