@@ -10,6 +10,7 @@ mod clock;
 mod compat;
 mod cpu_state;
 mod exregs;
+mod fastasm;
 mod fastpath;
 mod found_by_fuzz;
 mod fuzz;
@@ -55,6 +56,7 @@ pub const ALL: &[(&str, TestFn)] = &[
     ("lifetime", lifetime::run),
     ("cpu_state", cpu_state::run),
     ("fastpath", fastpath::run),
+    ("fastasm", fastasm::run),
     ("threads", threads::run),
     ("sched", sched::run),
     ("lifecycle", lifecycle::run),
