@@ -335,6 +335,15 @@ global_asm!(
 2:
     .endm
 
+    /* One message register from our frame (RSP) into the partner's (R11); done after word
+       u (R13D). */
+    .macro MR_WORD slot, i
+    movq \slot(%rsp), %rax
+    movq %rax, \slot(%r11)
+    cmpl $\i, %r13d
+    je 40f
+    .endm
+
     .text
     .global fastpath_ipc
 fastpath_ipc:
@@ -609,19 +618,31 @@ fastpath_ipc:
     movl $0xc0000101, %ecx
     wrmsr
     FAST_COUNT {ev_msr}
-21: FAST_COUNT {ev_syscall}
-    FAST_COUNT {ev_fast}
-    /* Into the partner's stub with `sysretq`: MR0..MR7 from our frame, RSI = from and the
-       rest from its frame (RIP: its stub, checked above; RFLAGS as it entered). */
+21: FAST_COUNT {ev_fast}               /* (no `SyscallEntry`: left by sysretq, not iretq) */
+    /* Into the partner's stub with `sysretq`. MR0..MRu (u <= 7) from our frame into its
+       frame (the MR registers beyond u keep its own values: nothing of ours it was not
+       sent), then every register from its frame: RSI = from, RIP its stub (checked above),
+       RFLAGS as it entered. */
     leaq -{frame_size}(%r14), %r11
-    movq {f_r9}(%rsp), %r9
-    movq {f_rax}(%rsp), %rax
-    movq {f_rbx}(%rsp), %rbx
-    movq {f_r10}(%rsp), %r10
-    movq {f_r12}(%rsp), %r12
-    movq {f_r13}(%rsp), %r13
-    movq {f_r14}(%rsp), %r14
-    movq {f_r15}(%rsp), %r15
+    movq %r13, {f_r9}(%r11)
+    andl $0x3f, %r13d
+    jz 40f
+    MR_WORD {f_rax}, 1
+    MR_WORD {f_rbx}, 2
+    MR_WORD {f_r10}, 3
+    MR_WORD {f_r12}, 4
+    MR_WORD {f_r13}, 5
+    MR_WORD {f_r14}, 6
+    movq {f_r15}(%rsp), %rax
+    movq %rax, {f_r15}(%r11)
+40: movq {f_r9}(%r11), %r9
+    movq {f_rax}(%r11), %rax
+    movq {f_rbx}(%r11), %rbx
+    movq {f_r10}(%r11), %r10
+    movq {f_r12}(%r11), %r12
+    movq {f_r13}(%r11), %r13
+    movq {f_r14}(%r11), %r14
+    movq {f_r15}(%r11), %r15
     movq {f_rdi}(%r11), %rdi
     movq {f_rsi}(%r11), %rsi
     movq {f_rdx}(%r11), %rdx
@@ -642,7 +663,6 @@ fastpath_ipc:
     counts = sym FAST_COUNTS,
     ev_cr3 = const Event::Cr3Write as u8,
     ev_msr = const Event::MsrWrite as u8,
-    ev_syscall = const Event::SyscallEntry as u8,
     ev_fast = const Event::FastPath as u8,
     current = sym thread::CURRENT,
     threads = sym thread::THREADS,

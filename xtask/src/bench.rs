@@ -685,8 +685,8 @@ fn print_counters(rows: &CounterRows) {
         );
     }
     println!(
-        "(exception: per round trip; iretq = kernel entries, each left by one iretq; the null \
-         system call (SystemClock) is answered at the entry with sysretq: no counted event; \
-         serialising per IPC = CR3 + MSR + CR0 + iretq)"
+        "(exception: per round trip; iretq = kernel entries left by iretq; the assembly IPC \
+         fast path (`fast`) and the null system call (SystemClock) leave with sysretq, which is \
+         not counted (not serialising); serialising per IPC = CR3 + MSR + CR0 + iretq)"
     );
 }
