@@ -20,6 +20,8 @@ static mut STACKS: Stacks = Stacks([[0; STACK]; 1]);
 
 /// Messages the echo answered.
 static ANSWERED: AtomicU64 = AtomicU64::new(0);
+/// MR1 and MR7 as the echo found them (after its stub returned) with the last message.
+static SEEN: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
 /// Answers every message with MR1 + 1 and MR2 + 2 (2 words), by ReplyWait.
 extern "C" fn echo() -> ! {
@@ -30,6 +32,8 @@ extern "C" fn echo() -> ! {
             continue;
         };
         let (a, b) = (utcb::mr(1), utcb::mr(2));
+        SEEN[0].store(a, Ordering::SeqCst);
+        SEEN[1].store(utcb::mr(7), Ordering::SeqCst);
         ANSWERED.fetch_add(1, Ordering::SeqCst);
         utcb::set_mrs(1, &[a + 1, b + 2]);
         utcb::set_mr(0, MsgTag::new(0xA5, 2, 0).raw());
@@ -39,14 +43,14 @@ extern "C" fn echo() -> ! {
 
 /// A Call through the Ipc stub with MR0..MR2 in registers only (the UTCB's MR0..MR7 hold
 /// other values): returns (R9, RAX, RBX) after the call, i.e. MR0..MR2 as received.
-fn raw_call(to: ThreadId, mr1: u64, mr2: u64) -> (u64, u64, u64) {
+fn raw_call(to: ThreadId, u: u64, mr1: u64, mr2: u64) -> (u64, u64, u64) {
     let p = utcb::utcb_pointer();
     for i in 0..8 {
         // SAFETY: our own UTCB's MR0..MR7.
         unsafe { p.add(i).write_volatile(0xDEAD_0000 + i as u64) };
     }
     let stub = syscall::link_address(l4::syscall::link::IPC);
-    let tag = MsgTag::new(0x11, 2, 0).raw();
+    let tag = MsgTag::new(0x11, u, 0).raw();
     let (r9, rax, rbx): (u64, u64, u64);
     // SAFETY: table 4.4 (Ipc): in RSI/RDX/R8, MR0..MR2 in R9/RAX/RBX, RDI = UTCB pointer
     // (preserved); out RSI and the MR registers; RCX/RDX/R8/R11 clobbered; RBX/RBP saved
@@ -72,7 +76,7 @@ fn raw_call(to: ThreadId, mr1: u64, mr2: u64) -> (u64, u64, u64) {
             inout("r12") mr2 => rbx,
             out("r13") _,
             out("r14") _,
-            out("r15") _,
+            inout("r15") mr2 => _,
         );
     }
     (r9, rax, rbx)
@@ -101,7 +105,7 @@ pub fn run(s: &mut Suite) {
     // our registers, and we get its answer in registers, whatever the UTCBs held.
     let mut got = [(0, 0, 0); 3];
     for (i, g) in got.iter_mut().enumerate() {
-        *g = raw_call(e, 0x100 + i as u64, 0x200 + i as u64);
+        *g = raw_call(e, 2, 0x100 + i as u64, 0x200 + i as u64);
     }
     let want = |i: u64| (MsgTag::new(0xA5, 2, 0).raw(), 0x100 + i + 1, 0x200 + i + 2);
     let good = got.iter().enumerate().all(|(i, g)| {
@@ -114,6 +118,20 @@ pub fn run(s: &mut Suite) {
         "fastasm.mrs_travel_in_registers_general_and_fast_path",
         good,
         format_args!("got {got:x?}"),
+    );
+
+    // A message of no words (u = 0) with our MR1 and MR7 registers holding values we do not
+    // send: the echo (taking it by the fast path) must not find them in its MR1 and MR7.
+    const SECRET: u64 = 0x5EC7_E700_0000_0001;
+    let _ = raw_call(e, 0, SECRET, SECRET + 6);
+    let seen = [
+        SEEN[0].load(Ordering::SeqCst),
+        SEEN[1].load(Ordering::SeqCst),
+    ];
+    s.check(
+        "fastasm.unsent_mr_registers_do_not_reach_the_receiver",
+        seen[0] != SECRET && seen[1] != SECRET + 6,
+        format_args!("the echo's MR1, MR7: {seen:#x?}"),
     );
 
     // Local ids that name no UTCB: unmapped user memory (the MyGlobalId read faults inside
