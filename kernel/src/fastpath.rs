@@ -23,8 +23,14 @@
 //! blocked that way therefore costs no unwinding of `fast_call` → `block_current` →
 //! `schedule` → `switch_to` → `context::switch` frames.
 //!
+//! In front of all this, the assembly fast path (`fastpath_ipc`, below) takes the case where
+//! the partner blocked here too and the ready-queue hand-over applies, without any Rust frame.
+//!
 //! May touch: the current thread's trap frame and saved stack pointer; everything else through
-//! `ipc` and `schedule`.
+//! `ipc` and `schedule` — except the assembly path, which writes, exactly as those modules
+//! would, the two TCBs' IPC and queue fields, the ready queues and bitmap
+//! (`schedule::QUEUES`, `LAST_SPACE_USER`), `thread::CURRENT`, the TSS (RSP0, I/O-map base),
+//! `ioport::LOADED` and `context::GS_LOADED`.
 
 use abi::thread_id::ThreadId;
 use abi::time::Timeouts;
