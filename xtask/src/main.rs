@@ -5,6 +5,9 @@
 //!   `--stage2` boots it through the second-stage loader (the reference boot chain).
 //! * `test`: host unit tests, then every integration test (one QEMU boot each), one line per
 //!   test, ending with `N passed, N failed`.
+//! * `conformance [--cpu MODEL] [--stage2] [WORD...]`: one boot of the conformance suite,
+//!   only the checks the words name (`ipc.cancel`, `ipc`), or `reverse`, `shuffle=<seed>`,
+//!   `list`; serial output on this terminal.
 //! * `bench`: figures measured under `-icount shift=0` (instruction counts) and plain TCG.
 //! * `iso`: a bootable GRUB ISO image of the demo, `target/l4rs.iso`.
 //! * `debug`: like `run`, but QEMU starts halted with its GDB stub on :1234 (`-s -S`); attach
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         "run" => run(rest),
         "debug" => debug(rest),
         "test" => tests::run_all(rest),
+        "conformance" => tests::run_conformance(rest),
         "bench" => bench::run(rest),
         "iso" => iso::run(rest),
         "borrow-facts" => borrows::run(rest),
@@ -46,7 +50,7 @@ fn main() -> ExitCode {
         "stress" => fuzz::run_stress(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask build | run [--cpu MODEL] [--append ARGS] [--stage2] | debug [...] | test [FILTER] | bench | iso | borrow-facts [DIR] | fuzz [..] | stress [..]"
+                "usage: cargo xtask build | run [--cpu MODEL] [--append ARGS] [--stage2] | debug [...] | test [FILTER] | conformance [--cpu MODEL] [--stage2] [WORD...] | bench | iso | borrow-facts [DIR] | fuzz [..] | stress [..]"
             );
             ExitCode::FAILURE
         }

@@ -427,6 +427,76 @@ pub fn user_tests() -> Vec<Test> {
             timeout_s: 240,
         },
         Test {
+            // A few check functions alone, by name (`conformance <name>...`): each allocates
+            // its own threads, slots and ranges, so it passes without the checks before it.
+            name: "conformance-checks-alone",
+            boot: |i| with_root(i, "", ALONE_ARGS),
+            expect: &[
+                "conformance: clock",
+                "check clock.monotonic ... ok",
+                "conformance: ipc",
+                "check ipc.cancel_send ... ok",
+                "check ipc.partner_deleted_while_receiving ... ok",
+                "check ipc.pagefault_keeps_64_mrs ... ok",
+                "check ipc.stress_cancel_delete_no_hang ... ok",
+                "conformance: done",
+            ],
+            // Nothing else ran: not the checks of ipc before them, nor another module.
+            forbid: &[
+                PANIC,
+                "FAILED",
+                "check ipc.untyped_words",
+                "check ipc.sigma0",
+                "conformance: kip",
+            ],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 120,
+        },
+        Test {
+            // The whole registry backwards: no check relies on one that ran before it.
+            name: "conformance-reverse",
+            boot: |i| with_root(i, "", "conformance reverse"),
+            expect: &["sigma0: ready", "conformance: done"],
+            forbid: &[PANIC, "FAILED"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 240,
+        },
+        Test {
+            // The whole suite twice over: a check leaves nothing behind (threads, slots,
+            // mappings) that would change its next run.
+            name: "conformance-repeat",
+            boot: |i| with_root(i, "", REPEAT_ARGS),
+            expect: &[
+                "check ipc.stress_cancel_delete_no_hang ... ok",
+                "check ipc.stress_cancel_delete_no_hang ... ok",
+                "conformance: done",
+            ],
+            forbid: &[PANIC, "FAILED"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 240,
+        },
+        Test {
+            // Every check function in a seeded random order.
+            name: "conformance-shuffled",
+            boot: |i| with_root(i, "", SHUFFLED_ARGS),
+            expect: &[
+                "conformance: shuffled with seed 4711",
+                "check ipc.stress_cancel_delete_no_hang ... ok",
+                "conformance: done",
+            ],
+            forbid: &[PANIC, "FAILED"],
+            exit: Some(EXIT_SUCCESS),
+            stop_at: None,
+            input: NO_INPUT,
+            timeout_s: 240,
+        },
+        Test {
             name: "conformance-cpu-max",
             boot: |i| {
                 let mut b = with_root(i, "", "conformance");
@@ -445,6 +515,75 @@ pub fn user_tests() -> Vec<Test> {
             timeout_s: 240,
         },
     ]
+}
+
+/// Root server line of `conformance-checks-alone`: check functions picked by name (a
+/// check line's name selects the function that prints it), in registry order.
+const ALONE_ARGS: &str = "conformance ipc.pagefault ipc.cancel_send \
+    ipc.partner_deleted_while_receiving ipc.stress clock.monotonic";
+
+/// Root server line of `conformance-repeat`: the whole suite twice in one boot.
+const REPEAT_ARGS: &str = "conformance repeat=2";
+
+/// Root server line of `conformance-shuffled`: every check function in a seeded order.
+const SHUFFLED_ARGS: &str = "conformance shuffle=4711";
+
+/// `cargo xtask conformance [--cpu MODEL] [--stage2] [WORD...]`: one boot of the conformance
+/// suite with the words on the root server's line (check or module names, `reverse`,
+/// `shuffle=<seed>`, `list`), the serial output on this terminal; success if the suite
+/// reports no failure and at least one check ran (or `list` was asked).
+pub fn run_conformance(args: &[String]) -> ExitCode {
+    let mut cpu = None;
+    let mut stage2 = false;
+    let mut words = vec!["conformance".to_string()];
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--cpu" if i + 1 < args.len() => {
+                cpu = Some(args[i + 1].clone());
+                i += 1;
+            }
+            "--stage2" => stage2 = true,
+            w => words.push(w.to_string()),
+        }
+        i += 1;
+    }
+    let images = match build::build_all() {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("build failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let line = words.join(" ");
+    let mut boot = if stage2 {
+        via_stage2(&images, "kmem=64M", "", &line)
+    } else {
+        with_root(&images, "", &line)
+    };
+    if let Some(c) = cpu {
+        boot.cpu = c;
+    }
+    let out = qemu::run(&boot, Duration::from_secs(240), None, &[], true);
+    let done = out.output.contains("conformance: done");
+    let ok = done && !out.timed_out && out.status == Some(EXIT_SUCCESS);
+    let lines = out
+        .output
+        .lines()
+        .filter(|l| l.trim().starts_with("check "))
+        .count();
+    println!(
+        "conformance {}: {} check lines, {} ({:.1} s)",
+        line,
+        lines,
+        if ok { "ok" } else { "FAILED" },
+        out.elapsed.as_secs_f64()
+    );
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// Integration tests of the reference boot chain (through `stage2`), and the KIP compared
@@ -786,7 +925,8 @@ fn lint() -> (usize, usize) {
     for p in build::PACKAGES {
         bare.extend(["-p", p]);
     }
-    bare.extend(["--", "-D", "warnings"]);
+    // The conformance suite is a library of the root server; linted on its own as well.
+    bare.extend(["-p", "conformance", "--", "-D", "warnings"]);
     // The kernel without its debugger (feature `kdb` off) must build clean as well.
     let no_kdb = vec![
         "clippy",

@@ -12,7 +12,8 @@
 //! * `kdbtest`: a fixed system state for the kernel debugger's tests ([`kdbtest`]);
 //! * `scale`: how single operations cost with growing unrelated state ([`scale`]), then
 //!   `kdb::enter("exit-success")`;
-//! * `conformance` runs the conformance suite ([`conformance`], checks in [`tests`]) and ends
+//! * `conformance [filter...]` runs the conformance suite (the `conformance` crate,
+//!   `user/conformance`) and ends
 //!   the run with `kdb::enter("exit-success")` or `("exit-failure")`;
 //! * `fuzz [seed=S] [ops=N] [secs=T] [check=N] [far] [trace]`: the system-call fuzzer
 //!   ([`fuzz`]), ending the same way;
@@ -25,7 +26,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod bench;
-mod conformance;
 mod demo;
 mod drivers;
 mod fuzz;
@@ -33,7 +33,11 @@ mod kdbtest;
 mod kipdump;
 mod scale;
 mod stress;
-mod tests;
+
+/// The test helpers the fuzzer and the stress mode share with the conformance suite.
+mod tests {
+    pub use conformance::util;
+}
 
 use l4::println;
 

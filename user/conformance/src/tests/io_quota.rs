@@ -9,14 +9,21 @@
 //! an eighth of that); a second sink then gets exactly as many, and after the first sink's
 //! space is deleted a third gets as many again (its nodes came back).
 //!
-//! Threads: UserBase + 0x2F0..0x2F2; stacks 22 and 23 (sinks only block in receive).
+//! One check function (the three sinks are steps of one scenario); their ids and stacks come
+//! from its [`Cx`].
 
 use abi::items::MapItem;
 use abi::{Acceptor, Fpage, IoFpage, MsgTag, ThreadId, Time, Timeouts};
 use l4::{msg, syscall, utcb};
 
-use super::util::{self, kill, tid};
-use crate::conformance::Suite;
+use super::util::{self, kill};
+use crate::conformance::{Check, Cx};
+
+/// The check functions.
+pub const CHECKS: &[Check] = &[Check {
+    name: "io_quota",
+    run: quota,
+}];
 
 const PORTS: u64 = 0x1000;
 const PORTS_LOG2: u64 = 12;
@@ -50,11 +57,12 @@ fn fill(t: ThreadId) -> (u64, u64) {
     (1 << PORTS_LOG2, 0)
 }
 
-fn spawn(t: ThreadId, stack: usize) -> bool {
-    util::spawn_in_new_space(t, sink, stack).is_ok()
+fn spawn(t: ThreadId, sp: u64) -> bool {
+    util::spawn_in_new_space_at(t, sink, sp).is_ok()
 }
 
-pub fn run(s: &mut Suite) {
+/// A's share refused at the quota; B gets as many; after A's deletion C gets as many again.
+fn quota(s: &mut Cx) {
     let got = l4::sigma0::get_io(PORTS, PORTS_LOG2);
     if !s.check(
         "io_quota.setup",
@@ -63,8 +71,9 @@ pub fn run(s: &mut Suite) {
     ) {
         return;
     }
-    let (a, b, c) = (tid(0x2F0), tid(0x2F1), tid(0x2F2));
-    if !s.check("io_quota.setup", spawn(a, 22), format_args!("sink A")) {
+    let (a, b, c) = (s.thread(), s.thread(), s.thread());
+    let (sp_a, sp_b) = (s.stack(), s.stack());
+    if !s.check("io_quota.setup", spawn(a, sp_a), format_args!("sink A")) {
         kill(a);
         return;
     }
@@ -77,7 +86,7 @@ pub fn run(s: &mut Suite) {
             1 << PORTS_LOG2
         ),
     );
-    if !s.check("io_quota.setup", spawn(b, 23), format_args!("sink B")) {
+    if !s.check("io_quota.setup", spawn(b, sp_b), format_args!("sink B")) {
         kill(a);
         kill(b);
         return;
@@ -89,7 +98,7 @@ pub fn run(s: &mut Suite) {
         format_args!("B mapped {nb} (A {na}), error code {code_b:#x}"),
     );
     kill(a);
-    let ok = spawn(c, 22);
+    let ok = spawn(c, sp_a);
     let (nc, code_c) = if ok { fill(c) } else { (0, 0) };
     s.check(
         "io_quota.returns_after_deletion",

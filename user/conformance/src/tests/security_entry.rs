@@ -27,9 +27,8 @@
 //! resumes the attacker at `RESUME_IP`/`RESUME_SP` (set by each attack just before it), or,
 //! for #DB (single-step), lets it continue.
 //!
-//! Threads: UserBase + 0x1C0 (attacker), 0x1C1 (handler), 0x1C2 (second thread of the
-//! attacker's space), 0x1C3 (privileged blocking reader), 0x1C4 (KDB child); root UTCB slots
-//! 0xFA, 0xFB; stacks 20..22.
+//! Threads (attacker, handler, the second thread of the attacker's space, a privileged
+//! blocking reader, a KDB child), root UTCB slots and stacks come from each check's `Cx`.
 
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
@@ -38,15 +37,31 @@ use abi::{MsgTag, ThreadId, Time, Timeouts};
 use l4::syscall::{self, link};
 use l4::{kdb, utcb};
 
-use super::util::{self, kill_r, root, tid};
-use crate::conformance::Suite;
+use super::util::{self, kill_r, root};
+use crate::conformance::{Check, Cx, start_local};
 
-const BASE: u64 = 0x1C0;
-const HANDLER_SLOT: u64 = 0xFA;
-const READER_SLOT: u64 = 0xFB;
-const ATTACKER_STACK: usize = 20;
-const HANDLER_STACK: usize = 21;
-const READER_STACK: usize = 22;
+/// The check functions; threads, slots and stacks come from their [`Cx`].
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "security.attacks",
+        run: attacks,
+    },
+    Check {
+        name: "security.kdb_unprivileged",
+        run: kdb_unprivileged,
+    },
+    Check {
+        name: "security.kdb_blocked_read",
+        run: kdb_blocked_read,
+    },
+];
+
+/// The attack's threads (raw ids) and the attacker's initial stack pointer, set by the root
+/// before the attacker starts: the exception handler (root's space), the attacker's second
+/// thread.
+static HANDLER: AtomicU64 = AtomicU64::new(0);
+static SECOND: AtomicU64 = AtomicU64::new(0);
+static ATTACKER_SP: AtomicU64 = AtomicU64::new(0);
 
 /// A non-canonical address just above the lower half, and one just below the upper half.
 const BAD_IP: u64 = 0x0000_8000_0000_0000;
@@ -367,7 +382,7 @@ fn exregs_self(ctl: u64, sp: u64, ip: u64, flags: u64) {
 }
 
 extern "C" fn attacker() -> ! {
-    utcb::set_exception_handler(tid(BASE + 1));
+    utcb::set_exception_handler(ThreadId::from_raw(HANDLER.load(SeqCst)));
 
     // 1. Far return to the old 32-bit user code segment, then `syscall` (compat mode, CSTAR).
     let (n, v, _) = far_transfer(0x1B, 0, 0);
@@ -511,8 +526,8 @@ extern "C" fn attacker() -> ! {
     R.tf_db.store(DB_COUNT.load(SeqCst) - db0, SeqCst);
 
     // 9. Start-up message with a non-canonical IP to our second thread (we are its pager).
-    let second = tid(BASE + 2);
-    utcb::set_mrs(1, &[BAD_IP, util::stack_top(ATTACKER_STACK) - 0x2000]);
+    let second = ThreadId::from_raw(SECOND.load(SeqCst));
+    utcb::set_mrs(1, &[BAD_IP, ATTACKER_SP.load(SeqCst) - 0x2000]);
     utcb::set_mr(0, MsgTag::new(0, 2, 0).raw());
     let sent = !syscall::ipc(
         second,
@@ -590,7 +605,9 @@ extern "C" fn reader() -> ! {
 // ---------------------------------------------------------------------------------------
 // The checks (root).
 
-fn spawn_attacker(a: ThreadId, second: ThreadId) -> Result<(), (u64, u64)> {
+fn spawn_attacker(a: ThreadId, second: ThreadId, sp: u64) -> Result<(), (u64, u64)> {
+    SECOND.store(second.raw(), SeqCst);
+    ATTACKER_SP.store(sp, SeqCst);
     util::new_space(a)?;
     let (r, e) = util::activate_in(a, a, 0);
     if r != 1 {
@@ -601,20 +618,23 @@ fn spawn_attacker(a: ThreadId, second: ThreadId) -> Result<(), (u64, u64)> {
     if r != 1 {
         return Err((5, e));
     }
-    match util::pager_start(a, util::entry(attacker), util::stack_top(ATTACKER_STACK)) {
+    match util::pager_start(a, util::entry(attacker), sp) {
         Ok(0) => Ok(()),
         Ok(e) | Err(e) => Err((4, e)),
     }
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
+/// The attacker in an unprivileged space tries every way into the kernel; its exception
+/// handler (a thread of the root's space) records what arrives.
+fn attacks(s: &mut Cx) {
     if !util::ensure_pager() {
         s.check("security.pager_thread_up", false, format_args!(""));
         return;
     }
-    let h = tid(BASE + 1);
-    if !util::spawn_worker(h, HANDLER_SLOT, 200, handler, HANDLER_STACK) {
+    let h = s.thread();
+    HANDLER.store(h.raw(), SeqCst);
+    let (hloc, hsp, asp) = (s.slot(), s.stack(), s.stack());
+    if !start_local(h, hloc, hsp, Some(200), handler) {
         s.check(
             "security.handler_thread_up",
             false,
@@ -622,8 +642,8 @@ pub fn run(s: &mut Suite) {
         );
         return;
     }
-    let (a, second) = (tid(BASE), tid(BASE + 2));
-    let st = spawn_attacker(a, second);
+    let (a, second) = (s.thread(), s.thread());
+    let st = spawn_attacker(a, second, asp);
     let rep = util::receive_report(a, 60_000);
     s.check(
         "security.attacker_survived_all_attacks",
@@ -738,10 +758,17 @@ pub fn run(s: &mut Suite) {
     );
     kill_r(second);
     kill_r(a);
+    kill_r(h);
+}
 
-    // KDB from an unprivileged space.
-    let k = tid(BASE + 4);
-    let st = util::spawn_in_new_space(k, kdb_child, ATTACKER_STACK);
+/// KDB from an unprivileged space: no exit, no console reads.
+fn kdb_unprivileged(s: &mut Cx) {
+    for r in KDB_RESULTS.iter() {
+        r.store(0, SeqCst);
+    }
+    let k = s.thread();
+    let sp = s.stack();
+    let st = util::spawn_in_new_space_at(k, kdb_child, sp);
     let rep = util::receive_report(k, 10_000);
     s.check(
         "security.kdb_unprivileged_exit_request_ignored",
@@ -754,10 +781,14 @@ pub fn run(s: &mut Suite) {
         [u64::MAX, u64::MAX],
     );
     kill_r(k);
+}
 
-    // A privileged thread blocked in ReadChar_Blocked does not stop the kernel.
-    let rd = tid(BASE + 3);
-    let up = util::spawn_worker(rd, READER_SLOT, 20, reader, READER_STACK);
+/// A privileged thread blocked in ReadChar_Blocked does not stop the kernel.
+fn kdb_blocked_read(s: &mut Cx) {
+    READER_STARTED.store(0, SeqCst);
+    let rd = s.thread();
+    let (loc, sp) = (s.slot(), s.stack());
+    let up = start_local(rd, loc, sp, Some(20), reader);
     let started = up && util::wait_until(|| READER_STARTED.load(SeqCst) != 0);
     let t0 = syscall::system_clock();
     util::sleep_us(20_000);
@@ -772,5 +803,4 @@ pub fn run(s: &mut Suite) {
         ),
     );
     s.check_eq("security.kdb_blocked_reader_deletable", kill_r(rd), 1);
-    kill_r(h);
 }

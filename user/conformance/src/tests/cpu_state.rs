@@ -1,18 +1,26 @@
 //! Per-thread CPU state (spec 1 items 18, 19; 4.2; 8): SSE registers survive switches to
 //! another thread that uses them too, `%gs:0` is each thread's own UTCB pointer, and the kernel
-//! debugger interface prints, reads and enters.
+//! debugger interface prints, reads and enters. The helper's id, slot and stack come from
+//! the check's [`Cx`].
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use abi::ThreadId;
-use l4::{kdb, kip, msg, syscall, utcb};
+use l4::{kdb, msg, syscall, utcb};
 
-use crate::conformance::Suite;
+use crate::conformance::{Check, Cx};
 
-const STACK: usize = 16 * 1024;
-#[repr(C, align(4096))]
-struct Stack([u8; STACK]);
-static mut STACK_MEM: Stack = Stack([0; STACK]);
+/// The check functions.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "cpu.sse_and_gs",
+        run: sse_and_gs,
+    },
+    Check {
+        name: "kdb",
+        run: kdb_interface,
+    },
+];
 
 static OTHER_GS: AtomicU64 = AtomicU64::new(0);
 static OTHER_DONE: AtomicU64 = AtomicU64::new(0);
@@ -39,12 +47,14 @@ extern "C" fn sse_clobberer() -> ! {
     }
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
+/// SSE registers survive switches to a thread that uses them too; `%gs:0` is each thread's
+/// own UTCB.
+fn sse_and_gs(s: &mut Cx) {
+    OTHER_GS.store(0, Ordering::SeqCst);
+    OTHER_DONE.store(0, Ordering::SeqCst);
     let me = utcb::my_global_id();
-    let t = ThreadId::global(kip::thread_info().user_base() + 0x90, 1);
-    let loc = super::util::utcb_slot(0x90);
-    let top = super::util::prefault_stack(&raw mut STACK_MEM as *mut u8, STACK);
+    let t = s.thread();
+    let (loc, top) = (s.slot(), s.stack());
     if syscall::thread_control(t, me, me, me, loc) != 1 {
         s.check(
             "cpu.helper",
@@ -109,8 +119,10 @@ pub fn run(s: &mut Suite) {
     );
     syscall::schedule(me, u64::MAX, u64::MAX, 255, u64::MAX);
     syscall::thread_control(t, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
+}
 
-    // Kernel debugger interface: non-blocking read with nothing typed, enter-with-message.
+/// Kernel debugger interface: non-blocking read with nothing typed, enter-with-message.
+fn kdb_interface(s: &mut Cx) {
     let c = kdb::read_char();
     s.check(
         "kdb.read_char_nonblocking",

@@ -5,18 +5,41 @@
 //! → ErrNoPrivilege, Schedule only on threads it is the scheduler of and not above its own
 //! priority, ExchangeRegisters only in its own space.
 //!
-//! Threads: UserBase + 0x190..0x19F; root UTCB slot 0xEC; stacks 16..17.
+//! Thread ids, root UTCB slots and stacks come from each check's [`Cx`]; the ids the helpers
+//! need are passed in [`IDS`].
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use abi::{Fpage, ThreadId};
 use l4::syscall::{self, ExregsState};
-use l4::{kip, utcb};
+use l4::utcb;
 
-use super::util::{self, NEW_UTCB_AREA, kill, root, set_prio, state_of, tc, tid};
-use crate::conformance::Suite;
+use super::util::{self, NEW_UTCB_AREA, kill, root, set_prio, state_of, tc};
+use crate::conformance::{Check, Cx, start_local};
 
-const BASE: u64 = 0x190;
+/// The check functions.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "privilege.root",
+        run: privileged_root,
+    },
+    Check {
+        name: "privilege.root_space_thread_privileged",
+        run: root_space_thread,
+    },
+    Check {
+        name: "privilege.unprivileged",
+        run: unprivileged,
+    },
+];
+
+/// Ids for the helpers of the running check: [0] the child's victim `z`, [1] a probe id that
+/// never exists (child), [2] a probe id that never exists (worker).
+static IDS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+
+fn id(i: usize) -> ThreadId {
+    ThreadId::from_raw(IDS[i].load(Ordering::SeqCst))
+}
 
 fn pack(r: u64, e: u64) -> u64 {
     (r << 32) | (e & 0xFFFF_FFFF)
@@ -29,8 +52,8 @@ fn clear_error() {
 /// The unprivileged child (thread BASE, new space; scheduler of thread BASE + 1).
 extern "C" fn child() -> ! {
     let me = utcb::my_global_id();
-    let z = tid(BASE + 1);
-    let probe = tid(BASE + 0xF);
+    let z = id(0);
+    let probe = id(1);
     let mut w = [0u64; 12];
     clear_error();
     let r = syscall::thread_control(probe, probe, me, ThreadId::NIL, u64::MAX);
@@ -91,7 +114,7 @@ static W_TC: AtomicU64 = AtomicU64::new(0);
 extern "C" fn worker() -> ! {
     let r = syscall::processor_control(0, u64::MAX, u64::MAX, u64::MAX);
     W_PC.store(r + 1, Ordering::SeqCst);
-    let probe = tid(BASE + 0xE);
+    let probe = id(2);
     let me = utcb::my_global_id();
     let a = syscall::thread_control(probe, me, me, ThreadId::NIL, u64::MAX);
     let b = syscall::thread_control(probe, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
@@ -99,11 +122,8 @@ extern "C" fn worker() -> ! {
     util::park()
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
-    util::prepare();
-    let me = root();
-    // --- The privileged root.
+/// The privileged root: ProcessorControl and MemoryControl.
+fn privileged_root(s: &mut Cx) {
     clear_error();
     s.check_eq(
         "privilege.processor_control_cpu0",
@@ -139,10 +159,17 @@ pub fn run(s: &mut Suite) {
         (r, utcb::error_code()),
         (0, 5),
     );
+}
 
-    // A second thread of the root's space is privileged too.
-    let wk = tid(BASE + 2);
-    let ok = util::spawn_worker(wk, 0xEC, 100, worker, 17);
+/// A second thread of the root's space is privileged too.
+fn root_space_thread(s: &mut Cx) {
+    W_PC.store(0, Ordering::SeqCst);
+    W_TC.store(0, Ordering::SeqCst);
+    let probe = s.thread();
+    IDS[2].store(probe.raw(), Ordering::SeqCst);
+    let wk = s.thread();
+    let (loc, sp) = (s.slot(), s.stack());
+    let ok = start_local(wk, loc, sp, Some(100), worker);
     util::wait_until(|| W_PC.load(Ordering::SeqCst) == 2 && W_TC.load(Ordering::SeqCst) == 4);
     s.check(
         "privilege.root_space_thread_privileged",
@@ -154,10 +181,17 @@ pub fn run(s: &mut Suite) {
         ),
     );
     kill(wk);
+}
 
-    // --- An unprivileged thread in a new space.
-    let c = tid(BASE);
-    let z = tid(BASE + 1);
+/// An unprivileged thread in a new space: every privileged call refused.
+fn unprivileged(s: &mut Cx) {
+    let me = root();
+    let c = s.thread();
+    let z = s.thread();
+    let probe = s.thread();
+    let sp = s.stack();
+    IDS[0].store(z.raw(), Ordering::SeqCst);
+    IDS[1].store(probe.raw(), Ordering::SeqCst);
     if !util::ensure_pager() {
         s.check("privilege.pager_thread_up", false, format_args!(""));
         return;
@@ -166,7 +200,7 @@ pub fn run(s: &mut Suite) {
         && util::activate_in(c, c, 0) == (1, 0)
         && tc(z, me, c, ThreadId::NIL, u64::MAX) == (1, 0);
     set_prio(c, 100);
-    let st = util::pager_start(c, util::entry(child), util::stack_top(16));
+    let st = util::pager_start(c, util::entry(child), sp);
     let rep = util::receive_report(c, 3000);
     s.check(
         "privilege.unprivileged_child_reports",
@@ -214,5 +248,4 @@ pub fn run(s: &mut Suite) {
     s.check_eq("privilege.unprivileged_clock_and_thread_switch", w[11], 1);
     kill(z);
     kill(c);
-    let _ = kip::sigma0_id();
 }

@@ -370,6 +370,15 @@ pub fn spawn_in_new_space(
     f: extern "C" fn() -> !,
     stack: usize,
 ) -> Result<(), (u64, u64)> {
+    spawn_in_new_space_at(t, f, stack_top(stack))
+}
+
+/// [`spawn_in_new_space`] with the initial stack pointer `sp` (a stack of a check's `Cx`).
+pub fn spawn_in_new_space_at(
+    t: ThreadId,
+    f: extern "C" fn() -> !,
+    sp: u64,
+) -> Result<(), (u64, u64)> {
     if !ensure_pager() {
         return Err((0, 0));
     }
@@ -378,7 +387,7 @@ pub fn spawn_in_new_space(
     if r != 1 {
         return Err((3, e));
     }
-    match pager_start(t, entry(f), stack_top(stack)) {
+    match pager_start(t, entry(f), sp) {
         Ok(0) => Ok(()),
         Ok(e) | Err(e) => Err((4, e)),
     }
@@ -457,7 +466,7 @@ pub extern "C" fn child_hello() -> ! {
 
 /// Touches every page of a stack (so its thread never faults on it) and returns the initial
 /// stack pointer (top − 8, as after a call).
-pub fn prefault_stack(stack: *mut u8, len: usize) -> u64 {
+pub(crate) fn prefault_stack(stack: *mut u8, len: usize) -> u64 {
     for p in (0..len).step_by(4096) {
         // SAFETY: callers pass a static stack array that no running thread uses yet.
         unsafe { core::ptr::write_volatile(stack.add(p), 0) };

@@ -4,7 +4,7 @@
 //! thread waiting for its start-up message), permissions (same space, or the space of the
 //! thread's pager) and the failure form (nil result, ErrorCode 2, all outputs 0).
 //!
-//! Threads: UserBase + 0x150..0x15F; root UTCB slots 0xE8..0xEB; stacks 6..9.
+//! Threads, root UTCB slots and stacks come from each check's [`Cx`].
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,8 +12,32 @@ use abi::{ThreadId, Time, Timeouts};
 use l4::syscall::{self, ExregsState};
 use l4::{kip, thread, utcb};
 
-use super::util::{self, NEW_UTCB_AREA, kill, pager, query, root, slot, stack_top, tc, tid};
-use crate::conformance::Suite;
+use super::util::{self, NEW_UTCB_AREA, pager, query, root, tc};
+use crate::conformance::{Check, Cx, start_local};
+
+/// The check functions.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "exregs.self",
+        run: of_self,
+    },
+    Check {
+        name: "exregs.startup_wait",
+        run: startup_wait,
+    },
+    Check {
+        name: "exregs.running",
+        run: running,
+    },
+    Check {
+        name: "exregs.other_spaces",
+        run: other_spaces,
+    },
+    Check {
+        name: "exregs.refusals",
+        run: refusals,
+    },
+];
 
 const USER_FLAGS: u64 = 0x8D5; // CF PF AF ZF SF OF
 
@@ -86,7 +110,7 @@ fn exr(
 
 /// The failure form: result nil, ErrorCode 2, every other output 0. A pure query with
 /// non-zero (ignored) inputs, so that a wrongly accepted call cannot hurt anybody.
-fn check_refused(s: &mut Suite, name: &str, t: ThreadId) {
+fn check_refused(s: &mut Cx, name: &str, t: ThreadId) {
     utcb::write(abi::utcb::ERROR_CODE, 0);
     let (r, o) = exr(t, 1 << 9, 0x1000, 0x2000, !0, 0x77, root());
     let e = utcb::error_code();
@@ -98,8 +122,8 @@ fn check_refused(s: &mut Suite, name: &str, t: ThreadId) {
     );
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
+/// Id conversion and the pager of the root itself.
+fn of_self(s: &mut Cx) {
     let me = utcb::my_global_id();
     s.check_eq(
         "exregs.local_id_of_self",
@@ -112,30 +136,26 @@ pub fn run(s: &mut Suite) {
         me,
     );
     s.check_eq("exregs.pager_of_self", thread::pager_of(me), utcb::pager());
-    if !util::ensure_pager() {
-        s.check("exregs.pager_thread_up", false, format_args!(""));
-        return;
-    }
-    let nil = ThreadId::NIL;
-    let ti = kip::thread_info();
-    let w = tid(0x150); // created inactive, then activated, never started
-    let r = tid(0x151); // running busy thread
-    let o = tid(0x152); // new space, paged by our pager thread
-    let f = tid(0x153); // new space, paged by sigma0 (not our space)
+}
 
-    // --- A thread in its start-up wait (created inactive, then activated).
-    let ok = tc(w, me, me, nil, slot(0xE8)) == (1, 0) && tc(w, me, nil, me, u64::MAX) == (1, 0);
+/// A thread in its start-up wait (created inactive, then activated, never started): queries,
+/// setting every register, abort of the start-up wait and of an ordinary receive.
+fn startup_wait(s: &mut Cx) {
+    let me = utcb::my_global_id();
+    let nil = ThreadId::NIL;
+    for a in [&W_MARK, &W_SP, &W_WAKES, &W_ERR] {
+        a.store(0, Ordering::SeqCst);
+    }
+    let w = s.thread();
+    let (loc, sp6) = (s.slot(), s.stack());
+    let ok = tc(w, me, me, nil, loc) == (1, 0) && tc(w, me, nil, me, u64::MAX) == (1, 0);
     s.check(
         "exregs.target_in_startup_wait_created",
         ok,
         format_args!("error {}", utcb::error_code()),
     );
     let (rid, q0) = query(w);
-    s.check_eq(
-        "exregs.query_result_local_id",
-        rid.raw(),
-        slot(0xE8) + 0x200,
-    );
+    s.check_eq("exregs.query_result_local_id", rid.raw(), loc + 0x200);
     s.check(
         "exregs.startup_wait_reports_receiving",
         q0.control & 7 == 2,
@@ -167,7 +187,7 @@ pub fn run(s: &mut Suite) {
         format_args!("{q0c:x?} then {q0d:x?}"),
     );
 
-    let (sp6, ip_w) = (stack_top(6), util::entry(waiter));
+    let ip_w = util::entry(waiter);
     let (_, old) = exr(w, 0xF8, sp6, ip_w, !0, 0xABCD_1234, kip::sigma0_id());
     s.check_eq("exregs.set_returns_old_values", old, q0);
     let (_, q1) = query(w);
@@ -237,9 +257,18 @@ pub fn run(s: &mut Suite) {
             W_WAKES.load(Ordering::SeqCst)
         ),
     );
+}
 
-    // --- A running thread.
-    let ok = util::spawn_worker(r, 0xE9, 100, busy, 7);
+/// A running thread: control bits, TCRs, halt and resume, redirection, id conversion.
+fn running(s: &mut Cx) {
+    let me = utcb::my_global_id();
+    let nil = ThreadId::NIL;
+    for a in [&E_COUNT, &E_HANDLE, &E_PAGER, &E_REDIRECT] {
+        a.store(0, Ordering::SeqCst);
+    }
+    let r = s.thread();
+    let (loc, sp, sp8) = (s.slot(), s.stack(), s.stack());
+    let ok = start_local(r, loc, sp, Some(100), busy);
     util::wait_until(|| E_COUNT.load(Ordering::SeqCst) > 0);
     s.check(
         "exregs.running_target_runs",
@@ -295,7 +324,7 @@ pub fn run(s: &mut Suite) {
     let (_, old) = exr(
         r,
         (1 << 3) | (1 << 4),
-        stack_top(8),
+        sp8,
         util::entry(redirected),
         0,
         0,
@@ -315,16 +344,23 @@ pub fn run(s: &mut Suite) {
 
     // --- Id conversion.
     let (lr, _) = exr(r, 0, 0, 0, 0, 0, nil);
-    s.check_eq(
-        "exregs.id_global_in_local_out",
-        lr.raw(),
-        slot(0xE9) + 0x200,
-    );
+    s.check_eq("exregs.id_global_in_local_out", lr.raw(), loc + 0x200);
     let (gr, _) = exr(lr, 0, 0, 0, 0, 0, nil);
     s.check_eq("exregs.id_local_in_global_out", gr, r);
+}
 
-    // --- Other spaces: allowed from the pager's space, refused otherwise.
-    let sp = util::spawn_in_new_space(o, util::child_hello, 9);
+/// Other spaces: allowed from the pager's space, refused otherwise.
+fn other_spaces(s: &mut Cx) {
+    let me = utcb::my_global_id();
+    let nil = ThreadId::NIL;
+    if !util::ensure_pager() {
+        s.check("exregs.pager_thread_up", false, format_args!(""));
+        return;
+    }
+    let o = s.thread(); // new space, paged by our pager thread
+    let f = s.thread(); // new space, paged by sigma0 (not our space)
+    let osp = s.stack();
+    let sp = util::spawn_in_new_space_at(o, util::child_hello, osp);
     let rep = util::receive_report(o, 2000);
     s.check(
         "exregs.other_space_target_runs",
@@ -369,9 +405,19 @@ pub fn run(s: &mut Suite) {
         lf.raw(),
         NEW_UTCB_AREA + 0x200,
     );
+}
 
-    // --- Refusals.
-    check_refused(s, "exregs.err_nonexistent", tid(0x15F));
+/// The failure form for every kind of id that names no thread ExchangeRegisters may reach.
+fn refusals(s: &mut Cx) {
+    let me = utcb::my_global_id();
+    let nil = ThreadId::NIL;
+    let ti = kip::thread_info();
+    // A live thread (for its stale version), an id never created, a slot never used.
+    let (r, never) = (s.thread(), s.thread());
+    let (loc, unused) = (s.slot(), s.slot());
+    // (If it could not be made, its stale id is refused all the same.)
+    let _ = tc(r, me, me, nil, loc);
+    check_refused(s, "exregs.err_nonexistent", never);
     check_refused(
         s,
         "exregs.err_stale_version",
@@ -391,11 +437,6 @@ pub fn run(s: &mut Suite) {
     check_refused(
         s,
         "exregs.err_unused_local_id",
-        ThreadId::from_raw(slot(0xEF) + 0x200),
+        ThreadId::from_raw(unused + 0x200),
     );
-
-    kill(o);
-    kill(f);
-    kill(r);
-    kill(w);
 }

@@ -14,12 +14,20 @@ use abi::msgtag::labels;
 use abi::{Fpage, MsgTag, Rights, ThreadId, Time, Timeouts};
 use l4::{kip, msg, syscall, utcb};
 
-use crate::conformance::Suite;
+use crate::conformance::{Check, Cx};
 
-const STACK: usize = 16 * 1024;
-#[repr(C, align(4096))]
-struct Stacks([[u8; STACK]; 3]);
-static mut STACKS: Stacks = Stacks([[0; STACK]; 3]);
+/// The check functions: the chain is one scenario, step by step (its threads, slot and
+/// stacks come from its [`Cx`]); the sigma0 protocol another.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "chain.spaces",
+        run: chain,
+    },
+    Check {
+        name: "chain.sigma0",
+        run: sigma0_protocol,
+    },
+];
 
 #[repr(C, align(4096))]
 struct Page([u64; 512]);
@@ -37,15 +45,8 @@ static A_DATA_FAULTS_OF_B: AtomicU64 = AtomicU64::new(0);
 static A_WRITE_FAULTS_OF_B: AtomicU64 = AtomicU64::new(0);
 static B_RIGHTS: AtomicU64 = AtomicU64::new(7);
 
-fn n(k: u64) -> ThreadId {
-    ThreadId::global(kip::thread_info().user_base() + 0x80 + k, 1)
-}
 fn root() -> ThreadId {
     ThreadId::global(kip::thread_info().user_base() + 2, 1)
-}
-fn stack_top(i: usize) -> u64 {
-    // SAFETY: only the address is taken; the root prefaults the stacks in `run`.
-    unsafe { &raw const STACKS.0[i] as u64 + STACK as u64 - 8 }
 }
 
 fn reply_map(to: ThreadId, src: u64, dst: u64, rights: Rights) {
@@ -185,7 +186,7 @@ fn command(t: ThreadId, words: &[u64]) -> Option<u64> {
 }
 
 /// A new space with one thread `t`, paged by `pager`, not yet started.
-fn new_space(s: &mut Suite, t: ThreadId, pager: ThreadId) -> bool {
+fn new_space(s: &mut Cx, t: ThreadId, pager: ThreadId) -> bool {
     let me = root();
     let ok = syscall::thread_control(t, t, me, ThreadId::NIL, u64::MAX) == 1
         && syscall::space_control(
@@ -205,16 +206,18 @@ fn new_space(s: &mut Suite, t: ThreadId, pager: ThreadId) -> bool {
     ok
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
-    for i in 0..3 {
-        // SAFETY: only the address of stack i is taken; no thread uses it yet.
-        super::util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
+/// sigma0 → root → A → B, Unmap through the chain, read-only maps, sigma0 refusals.
+fn chain(s: &mut Cx) {
+    for c in [&PG_DATA_FAULTS, &A_DATA_FAULTS_OF_B, &A_WRITE_FAULTS_OF_B] {
+        c.store(0, Ordering::SeqCst);
     }
+    B_RIGHTS.store(7, Ordering::SeqCst);
+    let stack_top = [s.stack(), s.stack(), s.stack()];
+    let slot = s.slot();
     // SAFETY: our own data page, before A and B exist.
     unsafe { (&raw mut DATA_PAGE.0[0]).write_volatile(0xC4A1_0001) };
-    let (pgt, a, b) = (n(0), n(1), n(2));
-    if syscall::thread_control(pgt, root(), root(), root(), super::util::utcb_slot(0x80)) != 1 {
+    let (pgt, a, b) = (s.thread(), s.thread(), s.thread());
+    if syscall::thread_control(pgt, root(), root(), root(), slot) != 1 {
         s.check(
             "chain.pager",
             false,
@@ -224,7 +227,7 @@ pub fn run(s: &mut Suite) {
     }
     l4::thread::start(
         pgt,
-        stack_top(0),
+        stack_top[0],
         pg as extern "C" fn() -> ! as usize as u64,
     );
     if !new_space(s, a, pgt) || !new_space(s, b, a) {
@@ -233,7 +236,7 @@ pub fn run(s: &mut Suite) {
     // a's pager (PG) is in our space: ExchangeRegisters may start it (pagerexregs).
     let r = l4::thread::start(
         a,
-        stack_top(1),
+        stack_top[1],
         a_main as extern "C" fn() -> ! as usize as u64,
     );
     s.check(
@@ -259,7 +262,7 @@ pub fn run(s: &mut Suite) {
         &[
             2,
             b_main as extern "C" fn() -> ! as usize as u64,
-            stack_top(2),
+            stack_top[2],
             b.raw(),
         ],
     );
@@ -356,12 +359,10 @@ pub fn run(s: &mut Suite) {
     syscall::thread_control(a, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
     syscall::thread_control(b, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
     syscall::thread_control(pgt, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
-
-    sigma0_protocol(s);
 }
 
 /// The sigma0 protocol (spec 6.7): a specific page, any page, and refusals.
-fn sigma0_protocol(s: &mut Suite) {
+fn sigma0_protocol(s: &mut Cx) {
     let s0 = kip::sigma0_id();
     // A request that is not the protocol (u must be 2 or 3) gets no answer at all.
     utcb::set_mrs(1, &[abi::sigma0::any_page(12).raw(), 0, 0, 0, 0]);

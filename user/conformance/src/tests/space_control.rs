@@ -4,29 +4,42 @@
 //! area → ErrUtcbArea, KIP area overlapping the UTCB area / too small / beyond the user area →
 //! ErrKipArea, and an initialised space ignores both fpages.
 //!
-//! Threads: UserBase + 0x130..0x13F; stack 5.
+//! Thread ids and stacks come from each check's [`Cx`].
 
 use abi::{Fpage, ThreadId};
 use l4::{kip, utcb};
 
-use super::util::{self, NEW_UTCB_AREA, kill, kip_fpage, new_utcb_fpage, pager, root, sc, tc, tid};
-use crate::conformance::Suite;
+use super::util::{self, NEW_UTCB_AREA, kill, kip_fpage, new_utcb_fpage, pager, root, sc, tc};
+use crate::conformance::{Check, Cx};
+
+/// The check functions.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "space_control.new_space",
+        run: new_space,
+    },
+    Check {
+        name: "space_control.edge",
+        run: edge,
+    },
+];
 
 /// First address beyond the user area (decision 003).
 const USER_END: u64 = 0x0000_7FFF_FFFF_F000;
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
+/// A new space, tried with bad areas first (each refused, the space left uninitialised),
+/// then initialised; its areas hold, its thread runs with the KIP at the KIP area.
+fn new_space(s: &mut Cx) {
     if !util::ensure_pager() {
         s.check("space_control.pager_thread_up", false, format_args!(""));
         return;
     }
     let me = root();
     let nil = ThreadId::NIL;
-    let sp = tid(0x130); // a new space, tried with bad areas first, then initialised
-    let t2 = tid(0x131); // its second thread
-    let edge = tid(0x132); // a space whose areas end exactly at the end of the user area
-    let ghost = tid(0x13F); // never exists
+    let sp = s.thread(); // a new space, tried with bad areas first, then initialised
+    let t2 = s.thread(); // its second thread
+    let ghost = s.thread(); // never exists
+    let stack = s.stack();
     let utcb16k = new_utcb_fpage();
 
     let created = tc(sp, sp, me, nil, u64::MAX);
@@ -166,7 +179,7 @@ pub fn run(s: &mut Suite) {
         util::activate_in(sp, sp, 0),
         (1, 0),
     );
-    let st = util::pager_start(sp, util::entry(util::child_hello), util::stack_top(5));
+    let st = util::pager_start(sp, util::entry(util::child_hello), stack);
     let rep = util::receive_report(sp, 2000);
     s.check(
         "space_control.kip_mapped_at_kip_area",
@@ -175,8 +188,17 @@ pub fn run(s: &mut Suite) {
     );
     kill(t2);
     kill(sp);
+}
 
-    // Areas that end exactly at the end of the user area are valid.
+/// Areas that end exactly at the end of the user area are valid.
+fn edge(s: &mut Cx) {
+    let me = root();
+    let nil = ThreadId::NIL;
+    if !util::ensure_pager() {
+        s.check("space_control.pager_thread_up", false, format_args!(""));
+        return;
+    }
+    let edge = s.thread(); // a space whose areas end exactly at the end of the user area
     s.check_eq(
         "space_control.edge_space_thread_created",
         tc(edge, edge, me, nil, u64::MAX),

@@ -3,7 +3,7 @@
 //! pager, scheduler, version, space), delete, and every error path with result 0 and the
 //! ErrorCode TCR.
 //!
-//! Threads: UserBase + 0x110..0x11F; root UTCB slots 0xE1..0xE6; stacks 1..4.
+//! Threads, root UTCB slots and stacks come from each check's [`Cx`].
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,9 +12,39 @@ use l4::{kip, thread, utcb};
 
 use super::util::{
     self, NEW_UTCB_AREA, activate_in, kill, kill_r, kip_fpage, new_utcb_fpage, pager, pager_start,
-    query, root, sc, slot, stack_top, state_of, tc, tid,
+    query, root, sc, slot, state_of, tc,
 };
-use crate::conformance::Suite;
+use crate::conformance::{Check, Cx};
+
+/// The check functions.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "thread_control.inactive",
+        run: inactive,
+    },
+    Check {
+        name: "thread_control.active",
+        run: active,
+    },
+    Check {
+        name: "thread_control.new_space",
+        run: new_space,
+    },
+    Check {
+        name: "thread_control.errors",
+        run: errors,
+    },
+];
+
+/// The test pager thread runs (reports `thread_control.pager_thread_up` if not).
+fn pager_up(s: &mut Cx) -> bool {
+    util::ensure_pager()
+        || !s.check(
+            "thread_control.pager_thread_up",
+            false,
+            format_args!("error {}", utcb::error_code()),
+        )
+}
 
 static COUNT: AtomicU64 = AtomicU64::new(0);
 static SEEN_ID: AtomicU64 = AtomicU64::new(0);
@@ -29,33 +59,17 @@ extern "C" fn busy() -> ! {
     }
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
-    if !util::ensure_pager() {
-        s.check(
-            "thread_control.pager_thread_up",
-            false,
-            format_args!("error {}", utcb::error_code()),
-        );
-        return;
-    }
+/// Create inactive, relocate its UTCB, activate.
+fn inactive(s: &mut Cx) {
     let me = root();
     let nil = ThreadId::NIL;
-    let ti = kip::thread_info();
-    let (sys, ub) = (ti.system_base(), ti.user_base());
-    let a = tid(0x110); // created inactive, relocated, activated, never started
-    let b = tid(0x111); // created active in our space, runs `busy`
-    let b2 = ThreadId::global(b.number(), 2); // b after a version change
-    let c = tid(0x112); // first thread of a new space
-    let c2 = tid(0x113); // second thread of c's space
-    let x = tid(0x114); // scratch: error paths
-    let u = tid(0x115); // an uninitialised space
-    let m = tid(0x116); // an inactive thread moved into c's space
+    let a = s.thread(); // created inactive, relocated, activated, never started
+    let (loc1, loc2) = (s.slot(), s.slot());
 
     // --- Create inactive, relocate its UTCB, activate.
     s.check_eq(
         "thread_control.create_inactive_own_space",
-        tc(a, me, me, nil, slot(0xE1)),
+        tc(a, me, me, nil, loc1),
         (1, 0),
     );
     s.check_eq(
@@ -71,7 +85,7 @@ pub fn run(s: &mut Suite) {
     );
     s.check_eq(
         "thread_control.inactive_utcb_relocatable",
-        tc(a, me, nil, nil, slot(0xE2)),
+        tc(a, me, nil, nil, loc2),
         (1, 0),
     );
     s.check_eq(
@@ -83,18 +97,33 @@ pub fn run(s: &mut Suite) {
     s.check_eq(
         "thread_control.activated_at_relocated_utcb",
         thread::local_id_of(a).raw(),
-        slot(0xE2) + 0x200,
+        loc2 + 0x200,
     );
     s.check_eq(
         "thread_control.activated_pager_tcr",
         thread::pager_of(a),
         me,
     );
+}
 
-    // --- Create active and run.
+/// Create active in the root's space and run; modify version, pager, scheduler, UTCB.
+fn active(s: &mut Cx) {
+    if !pager_up(s) {
+        return;
+    }
+    let me = root();
+    let nil = ThreadId::NIL;
+    let ub = kip::thread_info().user_base();
+    for a in [&COUNT, &SEEN_ID, &SEEN_PAGER] {
+        a.store(0, Ordering::SeqCst);
+    }
+    let b = s.thread(); // created active in our space, runs `busy`
+    let b2 = ThreadId::global(b.number(), 2); // b after a version change
+    let x = s.thread(); // scratch
+    let (loc3, loc4, sp) = (s.slot(), s.slot(), s.stack());
     s.check_eq(
         "thread_control.create_active_own_space",
-        tc(b, me, me, me, slot(0xE3)),
+        tc(b, me, me, me, loc3),
         (1, 0),
     );
     s.check_eq(
@@ -105,10 +134,10 @@ pub fn run(s: &mut Suite) {
     s.check_eq(
         "thread_control.created_active_local_id",
         thread::local_id_of(b).raw(),
-        slot(0xE3) + 0x200,
+        loc3 + 0x200,
     );
-    let started = thread::start(b, stack_top(1), util::entry(busy));
-    util::sleep_us(20_000);
+    let started = thread::start(b, sp, util::entry(busy));
+    util::wait_until(|| SEEN_ID.load(Ordering::SeqCst) == b.raw());
     s.check(
         "thread_control.own_space_thread_runs",
         !started.is_nil()
@@ -131,14 +160,14 @@ pub fn run(s: &mut Suite) {
     let (r_new, _) = query(b2);
     s.check(
         "thread_control.version_change_new_global_id",
-        r_old.is_nil() && r_new.raw() == slot(0xE3) + 0x200,
+        r_old.is_nil() && r_new.raw() == loc3 + 0x200,
         format_args!(
             "old version -> {:#x}, new version -> {:#x}",
             r_old.raw(),
             r_new.raw()
         ),
     );
-    util::sleep_us(20_000);
+    util::wait_until(|| SEEN_ID.load(Ordering::SeqCst) == b2.raw());
     s.check_eq(
         "thread_control.version_change_updates_my_global_id",
         SEEN_ID.load(Ordering::SeqCst),
@@ -154,7 +183,7 @@ pub fn run(s: &mut Suite) {
         thread::pager_of(b2),
         kip::sigma0_id(),
     );
-    util::sleep_us(20_000);
+    util::wait_until(|| SEEN_PAGER.load(Ordering::SeqCst) == kip::sigma0_id().raw());
     s.check_eq(
         "thread_control.modify_pager_tcr_view",
         SEEN_PAGER.load(Ordering::SeqCst),
@@ -167,7 +196,7 @@ pub fn run(s: &mut Suite) {
     );
     s.check_eq(
         "thread_control.modify_utcb_of_active_refused",
-        tc(b2, me, nil, nil, slot(0xE4)),
+        tc(b2, me, nil, nil, loc4),
         (0, 6),
     );
     s.check_eq(
@@ -176,7 +205,29 @@ pub fn run(s: &mut Suite) {
         (0, 3),
     );
 
-    // --- A new space: create, SpaceControl, activate, start-up message from the pager, run.
+    kill(b2);
+    s.check_eq(
+        "thread_control.utcb_reusable_after_delete",
+        tc(x, me, me, me, loc3),
+        (1, 0),
+    );
+    kill(x);
+}
+
+/// A new space: create, SpaceControl, activate, start-up message from the pager, run; a
+/// second thread; moving threads between spaces; deletion.
+fn new_space(s: &mut Cx) {
+    if !pager_up(s) {
+        return;
+    }
+    let me = root();
+    let nil = ThreadId::NIL;
+    let c = s.thread(); // first thread of a new space
+    let c2 = s.thread(); // second thread of c's space
+    let x = s.thread(); // scratch
+    let m = s.thread(); // an inactive thread moved into c's space
+    let y = s.thread(); // an active thread of the root's space (never started)
+    let (sp2, sp3, sp4, yloc) = (s.stack(), s.stack(), s.stack(), s.slot());
     s.check_eq(
         "thread_control.create_new_space",
         tc(c, c, me, nil, u64::MAX),
@@ -194,7 +245,7 @@ pub fn run(s: &mut Suite) {
         (1, 0),
     );
     s.check_eq("thread_control.new_space_waits_for_startup", state_of(c), 6);
-    let st = pager_start(c, util::entry(util::child_hello), stack_top(2));
+    let st = pager_start(c, util::entry(util::child_hello), sp2);
     s.check_eq(
         "thread_control.new_space_startup_message_delivered",
         st,
@@ -221,7 +272,7 @@ pub fn run(s: &mut Suite) {
         activate_in(x, c, 0),
         (0, 6),
     );
-    let r = thread::start(c2, stack_top(3), util::entry(util::child_hello));
+    let r = thread::start(c2, sp3, util::entry(util::child_hello));
     let rep = util::receive_report(c2, 2000);
     s.check(
         "thread_control.second_thread_of_new_space_runs",
@@ -231,9 +282,10 @@ pub fn run(s: &mut Suite) {
 
     // Moving threads between spaces: an active thread cannot (decision: ErrUtcbArea), an
     // inactive one can, and then runs in its new space.
+    let _ = tc(y, me, me, me, yloc);
     s.check_eq(
         "thread_control.move_active_to_other_space_refused",
-        tc(b2, c, nil, nil, u64::MAX),
+        tc(y, c, nil, nil, u64::MAX),
         (0, 6),
     );
     s.check_eq(
@@ -251,7 +303,7 @@ pub fn run(s: &mut Suite) {
         activate_in(m, c, 2),
         (1, 0),
     );
-    let st = pager_start(m, util::entry(util::child_hello), stack_top(4));
+    let st = pager_start(m, util::entry(util::child_hello), sp4);
     let rep = util::receive_report(m, 2000);
     s.check(
         "thread_control.moved_thread_runs_in_target_space",
@@ -280,17 +332,21 @@ pub fn run(s: &mut Suite) {
         tc(x, m, me, pager(), NEW_UTCB_AREA + 0xC00),
         (1, 0),
     );
-    kill(x);
-    kill(m);
-    kill(b2);
-    s.check_eq(
-        "thread_control.utcb_reusable_after_delete",
-        tc(x, me, me, me, slot(0xE3)),
-        (1, 0),
-    );
-    kill(x);
+}
 
-    // --- Error paths: result 0, ErrorCode as spec 5.3 / 2.9.
+/// Error paths: result 0, ErrorCode as spec 5.3 / 2.9.
+fn errors(s: &mut Cx) {
+    if !pager_up(s) {
+        return;
+    }
+    let me = root();
+    let nil = ThreadId::NIL;
+    let ti = kip::thread_info();
+    let (sys, ub) = (ti.system_base(), ti.user_base());
+    let x = s.thread(); // never created: every attempt fails
+    let u = s.thread(); // an uninitialised space
+    let never = s.thread(); // never exists
+    let loc5 = s.slot();
     s.check_eq(
         "thread_control.err_dest_local_id",
         tc(utcb::my_local_id(), me, me, nil, u64::MAX),
@@ -334,7 +390,7 @@ pub fn run(s: &mut Suite) {
     );
     s.check_eq(
         "thread_control.err_space_nonexistent",
-        tc(x, tid(0x11F), me, nil, u64::MAX),
+        tc(x, never, me, nil, u64::MAX),
         (0, 3),
     );
     s.check_eq(
@@ -375,12 +431,12 @@ pub fn run(s: &mut Suite) {
     );
     s.check_eq(
         "thread_control.err_utcb_misaligned_512",
-        tc(x, me, me, me, slot(0xE5) + 0x200),
+        tc(x, me, me, me, loc5 + 0x200),
         (0, 6),
     );
     s.check_eq(
         "thread_control.err_utcb_misaligned_64",
-        tc(x, me, me, me, slot(0xE5) + 0x40),
+        tc(x, me, me, me, loc5 + 0x40),
         (0, 6),
     );
     s.check_eq(
@@ -404,5 +460,4 @@ pub fn run(s: &mut Suite) {
         r == 0 && e == 2,
         format_args!("schedule result {r} error {e}"),
     );
-    kill(a);
 }

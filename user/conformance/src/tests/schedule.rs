@@ -4,24 +4,65 @@
 //! The root runs at 255 and sleeps while its workers (below it) run; no timing threshold is
 //! tighter than 10x.
 //!
-//! Threads: UserBase + 0x170..0x17F; root UTCB slots 0xF0..0xF7; stacks 10..15.
+//! Threads, root UTCB slots and stacks come from each check's [`Cx`]; worker `i` of a check
+//! finds its index in [`WORKERS`].
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use abi::time::TimeSpec;
 use abi::{ThreadId, Time};
-use l4::{kip, syscall, thread, utcb};
+use l4::{syscall, thread, utcb};
 
-use super::util::{self, kill, period, root, sched, set_prio, slot, state_of, tc, tid};
-use crate::conformance::Suite;
+use super::util::{self, kill, period, root, sched, set_prio, state_of, tc};
+use crate::conformance::{Check, Cx, start_local};
 
-const BASE: u64 = 0x170;
+/// The check functions.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "schedule.system_clock",
+        run: system_clock,
+    },
+    Check {
+        name: "schedule.time_control",
+        run: time_control,
+    },
+    Check {
+        name: "schedule.errors",
+        run: errors,
+    },
+    Check {
+        name: "schedule.result_words",
+        run: result_words,
+    },
+    Check {
+        name: "schedule.priority_200",
+        run: priority_200,
+    },
+    Check {
+        name: "schedule.higher_priority",
+        run: higher_priority,
+    },
+    Check {
+        name: "schedule.equal_priority",
+        run: equal_priority,
+    },
+    Check {
+        name: "schedule.thread_switch",
+        run: thread_switch,
+    },
+];
+
+/// The workers of the running check by index (raw ids).
+static WORKERS: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 static CNT: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 static ORDER: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn index() -> usize {
-    ((utcb::my_global_id().number() - kip::thread_info().user_base() - BASE) & 7) as usize
+    let me = utcb::my_global_id().raw();
+    (0..8)
+        .find(|&i| WORKERS[i].load(Ordering::SeqCst) == me)
+        .unwrap_or(7)
 }
 
 extern "C" fn busy() -> ! {
@@ -56,10 +97,12 @@ fn cnt(i: usize) -> u64 {
     CNT[i].load(Ordering::SeqCst)
 }
 
-/// Worker `i` (thread UserBase + 0x170 + i, slot 0xF0 + i, stack 10 + i) at `prio`.
-fn worker(i: usize, prio: u64, f: extern "C" fn() -> !) -> ThreadId {
-    let t = tid(BASE + i as u64);
-    if !util::spawn_worker(t, 0xF0 + i as u64, prio, f, 10 + i) {
+/// Worker `i` of the check (a fresh thread, slot and stack from `cx`) at `prio`.
+fn worker(cx: &mut Cx, i: usize, prio: u64, f: extern "C" fn() -> !) -> ThreadId {
+    let t = cx.thread();
+    WORKERS[i].store(t.raw(), Ordering::SeqCst);
+    let (loc, sp) = (cx.slot(), cx.stack());
+    if !start_local(t, loc, sp, Some(prio), f) {
         l4::println!(
             "schedule: worker {i} not created: error {}",
             utcb::error_code()
@@ -75,14 +118,8 @@ fn slice_us(tc: u64) -> Option<u64> {
     }
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
-    util::prepare();
-    let me = root();
-    let nil = ThreadId::NIL;
-    set_prio(me, 255);
-
-    // --- SystemClock.
+/// SystemClock: monotonic, advancing over a sleep.
+fn system_clock(s: &mut Cx) {
     let mut prev = syscall::system_clock();
     let mut mono = true;
     for _ in 0..1000 {
@@ -99,13 +136,18 @@ pub fn run(s: &mut Suite) {
         (10_000..1_000_000).contains(&dt),
         format_args!("{dt} us"),
     );
+}
 
-    // --- Result words.
+/// Result words of the root and of an inactive thread; its TimeControl set and read back.
+fn time_control(s: &mut Cx) {
+    let me = root();
+    let nil = ThreadId::NIL;
     s.check_eq("schedule.result_running_for_self", state_of(me), 3);
-    let d = tid(BASE + 7);
+    let d = s.thread();
+    let loc = s.slot();
     s.check_eq(
         "schedule.dead_target_created",
-        tc(d, me, me, nil, slot(0xF7)),
+        tc(d, me, me, nil, loc),
         (1, 0),
     );
     s.check_eq("schedule.result_dead_for_inactive", state_of(d), 1);
@@ -175,9 +217,14 @@ pub fn run(s: &mut Suite) {
     );
     s.check_eq("schedule.result_waiting_for_startup_wait", state_of(d), 6);
     kill(d);
+}
 
-    // Errors.
-    let (r, _, e) = sched(tid(BASE + 0xF), u64::MAX, u64::MAX, 10, u64::MAX);
+/// Errors: no such thread, a stale version, nil.
+fn errors(s: &mut Cx) {
+    let me = root();
+    let nil = ThreadId::NIL;
+    let never = s.thread();
+    let (r, _, e) = sched(never, u64::MAX, u64::MAX, 10, u64::MAX);
     s.check_eq("schedule.err_nonexistent", (r, e), (0, 2));
     let (r, _, e) = sched(
         ThreadId::global(me.number(), 3),
@@ -194,16 +241,19 @@ pub fn run(s: &mut Suite) {
         state_of(me),
         3,
     );
+}
 
-    // Running, halted (inactive), pending send, waiting.
+/// Running, halted (inactive), pending send, waiting.
+fn result_words(s: &mut Cx) {
+    set_prio(root(), 255);
     reset();
-    let b = worker(0, 100, busy);
+    let b = worker(s, 0, 100, busy);
     s.check_eq("schedule.result_running_for_ready", state_of(b), 3);
     util::sleep_us(10_000);
     thread::stop(b);
     s.check_eq("schedule.result_inactive_for_halted", state_of(b), 2);
     kill(b);
-    let p = worker(1, 100, sender);
+    let p = worker(s, 1, 100, sender);
     util::wait_until(|| state_of(p) == 4);
     s.check_eq("schedule.result_pending_send", state_of(p), 4);
     let rep = util::receive_report(p, 1000);
@@ -215,11 +265,15 @@ pub fn run(s: &mut Suite) {
     util::sleep_us(5_000);
     s.check_eq("schedule.result_waiting_for_receiver", state_of(p), 6);
     kill(p);
+}
 
-    // --- Priorities: 200 sticks (0x1C8 is 200 whether bit 8 is masked or the value ignored).
+/// Priorities: 200 sticks (0x1C8 is 200 whether bit 8 is masked or the value ignored); a
+/// lowered priority gives way.
+fn priority_200(s: &mut Cx) {
+    set_prio(root(), 255);
     reset();
-    let lo = worker(1, 150, busy);
-    let hi = worker(0, 100, busy);
+    let lo = worker(s, 1, 150, busy);
+    let hi = worker(s, 0, 100, busy);
     let r1 = set_prio(hi, 200);
     let r2 = set_prio(hi, 0x1C8);
     util::wait_until(|| cnt(0) > 0);
@@ -244,11 +298,14 @@ pub fn run(s: &mut Suite) {
     );
     kill(hi);
     kill(lo);
+}
 
-    // A higher priority runs first and starves a lower busy one.
+/// A higher priority runs first and starves a lower busy one.
+fn higher_priority(s: &mut Cx) {
+    set_prio(root(), 255);
     reset();
-    let lo = worker(0, 20, busy);
-    let hi = worker(1, 30, busy);
+    let lo = worker(s, 0, 20, busy);
+    let hi = worker(s, 1, 30, busy);
     util::wait_until(|| ORDER[1].load(Ordering::SeqCst) != 0);
     let (ol, oh) = (
         ORDER[0].load(Ordering::SeqCst),
@@ -266,12 +323,14 @@ pub fn run(s: &mut Suite) {
     );
     kill(hi);
     kill(lo);
+}
 
-    // Equal priorities share the processor: 2 ms slices within 50 ms, default slices
-    // (10 ms) within 200 ms.
+/// Equal priorities share the processor, with 2 ms slices and with the default ones.
+fn equal_priority(s: &mut Cx) {
+    set_prio(root(), 255);
     reset();
-    let a = worker(0, 100, busy);
-    let b = worker(1, 100, busy);
+    let a = worker(s, 0, 100, busy);
+    let b = worker(s, 1, 100, busy);
     for t in [a, b] {
         sched(
             t,
@@ -290,8 +349,8 @@ pub fn run(s: &mut Suite) {
     kill(a);
     kill(b);
     reset();
-    let a = worker(0, 100, busy);
-    let b = worker(1, 100, busy);
+    let a = worker(s, 0, 100, busy);
+    let b = worker(s, 1, 100, busy);
     util::wait_until(|| cnt(0) > 0 && cnt(1) > 0);
     s.check(
         "schedule.equal_priority_default_slices_both_progress",
@@ -300,16 +359,22 @@ pub fn run(s: &mut Suite) {
     );
     kill(a);
     kill(b);
+}
 
-    // --- ThreadSwitch.
+/// ThreadSwitch to nil, self, nobody, an equal and a lower priority thread.
+fn thread_switch(s: &mut Cx) {
+    let me = root();
+    let nil = ThreadId::NIL;
+    set_prio(me, 255);
+    let never = s.thread();
     syscall::thread_switch(nil);
     s.check("thread_switch.nil_returns", true, format_args!(""));
     syscall::thread_switch(me);
     s.check("thread_switch.self_returns", true, format_args!(""));
-    syscall::thread_switch(tid(BASE + 0xE));
+    syscall::thread_switch(never);
     s.check("thread_switch.nonexistent_returns", true, format_args!(""));
     reset();
-    let y = worker(0, 255, yielder);
+    let y = worker(s, 0, 255, yielder);
     let c0 = cnt(0);
     syscall::thread_switch(y);
     let c1 = cnt(0);
@@ -326,7 +391,7 @@ pub fn run(s: &mut Suite) {
         format_args!("{c1} -> {c2}"),
     );
     kill(y);
-    let l = worker(1, 50, busy);
+    let l = worker(s, 1, 50, busy);
     let c0 = cnt(1);
     syscall::thread_switch(l);
     let c1 = cnt(1);

@@ -1,16 +1,38 @@
 //! ThreadControl, SpaceControl and ExchangeRegisters (spec 5.2, 5.3, 5.9, 2.9): successful
 //! forms and every error path: invalid or stale ids, kernel threads, UTCB outside the area or
 //! misaligned or taken, KIP/UTCB area conflicts, deleting oneself, nil scheduler, ids of
-//! threads that do not exist.
+//! threads that do not exist. Thread ids and UTCB slots come from the check's [`Cx`] (an id
+//! it never creates is one that does not exist).
 
 use abi::{Fpage, ThreadId};
 use l4::syscall::{self, ExregsState};
 use l4::{kip, thread, utcb};
 
-use crate::conformance::Suite;
+use crate::conformance::{Check, Cx};
 
-fn t(k: u64) -> ThreadId {
-    ThreadId::global(kip::thread_info().user_base() + 0x200 + k, 1)
+/// The check functions.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "threads.thread_control_lifecycle",
+        run: thread_control_lifecycle,
+    },
+    Check {
+        name: "threads.thread_control_errors",
+        run: thread_control_errors,
+    },
+    Check {
+        name: "threads.space_control",
+        run: space_control,
+    },
+    Check {
+        name: "threads.exregs",
+        run: exregs,
+    },
+];
+
+/// Fresh ids for the check: `t(k)` of the former fixed numbering.
+fn ids(cx: &mut Cx) -> [ThreadId; 10] {
+    core::array::from_fn(|_| cx.thread())
 }
 
 fn kill(id: ThreadId) -> u64 {
@@ -29,18 +51,15 @@ fn sc(space: ThreadId, kip_area: Fpage, utcb_area: Fpage) -> (u64, u64) {
     (r, if r == 1 { 0 } else { utcb::error_code() })
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
+/// ThreadControl: create inactive, create active, modify, version change, delete.
+fn thread_control_lifecycle(s: &mut Cx) {
     let me = utcb::my_global_id();
-    let base = utcb::my_local_id().raw() & !0xFFF;
-    let loc = |k: u64| base + 0x400 * (0xA0 + k);
-    let kipf = Fpage::new_log2(kip::kip_address(), 12);
-    let sys = kip::thread_info().system_base();
-
-    // ThreadControl: create inactive, create active, modify, version change, delete.
+    let ids = ids(s);
+    let t = |k: usize| ids[k];
+    let loc0 = s.slot();
     s.check_eq(
         "thread_control.create_inactive_in_own_space",
-        tc(t(0), me, me, ThreadId::NIL, loc(0)),
+        tc(t(0), me, me, ThreadId::NIL, loc0),
         (1, 0),
     );
     let (r, _) = syscall::schedule(t(0), u64::MAX, u64::MAX, u64::MAX, u64::MAX);
@@ -80,8 +99,15 @@ pub fn run(s: &mut Suite) {
     );
     s.check_eq("thread_control.delete", kill(v2), 1);
     s.check_eq("thread_control.delete_nonexistent_is_ok", kill(t(0)), 1);
+}
 
-    // Error paths.
+/// ThreadControl's error paths.
+fn thread_control_errors(s: &mut Cx) {
+    let me = utcb::my_global_id();
+    let sys = kip::thread_info().system_base();
+    let ids = ids(s);
+    let t = |k: usize| ids[k];
+    let loc1 = s.slot();
     s.check_eq(
         "thread_control.local_dest_invalid_space",
         tc(utcb::my_local_id(), me, me, ThreadId::NIL, u64::MAX),
@@ -125,7 +151,7 @@ pub fn run(s: &mut Suite) {
     );
     s.check_eq(
         "thread_control.active_in_uninitialised_new_space",
-        tc(t(1), t(1), me, me, loc(1)),
+        tc(t(1), t(1), me, me, loc1),
         (0, 3),
     );
     s.check_eq(
@@ -135,7 +161,7 @@ pub fn run(s: &mut Suite) {
     );
     s.check_eq(
         "thread_control.utcb_misaligned",
-        tc(t(1), me, me, me, loc(1) + 0x200),
+        tc(t(1), me, me, me, loc1 + 0x200),
         (0, 6),
     );
     s.check_eq(
@@ -164,8 +190,14 @@ pub fn run(s: &mut Suite) {
         thread::local_id_of(t(1)).is_nil(),
         format_args!(""),
     );
+}
 
-    // SpaceControl.
+/// SpaceControl: the area errors, success, threads in the new space.
+fn space_control(s: &mut Cx) {
+    let me = utcb::my_global_id();
+    let kipf = Fpage::new_log2(kip::kip_address(), 12);
+    let ids = ids(s);
+    let t = |k: usize| ids[k];
     let (r, _) = tc(t(2), t(2), me, ThreadId::NIL, u64::MAX);
     s.check_eq("space_control.new_space_thread", r, 1);
     s.check_eq(
@@ -232,9 +264,16 @@ pub fn run(s: &mut Suite) {
     );
     kill(t(3));
     kill(t(2));
+}
 
-    // ExchangeRegisters.
-    let (r, _) = tc(t(5), me, me, me, loc(5));
+/// ExchangeRegisters: set and read every field; ids that name no thread.
+fn exregs(s: &mut Cx) {
+    let me = utcb::my_global_id();
+    let sys = kip::thread_info().system_base();
+    let ids = ids(s);
+    let t = |k: usize| ids[k];
+    let (loc5, loc6) = (s.slot(), s.slot());
+    let (r, _) = tc(t(5), me, me, me, loc5);
     s.check_eq("exregs.target_created", r, 1);
     let set = ExregsState {
         control: (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7),
@@ -277,7 +316,7 @@ pub fn run(s: &mut Suite) {
         },
     );
     s.check_eq("exregs.local_in_global_out", res, t(5));
-    let check_nil = |s: &mut Suite, name: &str, id: ThreadId| {
+    let check_nil = |s: &mut Cx, name: &str, id: ThreadId| {
         let (res, old) = syscall::exchange_registers(
             id,
             ExregsState {
@@ -304,7 +343,7 @@ pub fn run(s: &mut Suite) {
     );
     check_nil(s, "exregs.kernel_thread", ThreadId::global(sys, 1));
     check_nil(s, "exregs.interrupt_thread", ThreadId::global(1, 1));
-    let (_, inactive) = tc(t(6), me, me, ThreadId::NIL, loc(6));
+    let (_, inactive) = tc(t(6), me, me, ThreadId::NIL, loc6);
     let _ = inactive;
     check_nil(s, "exregs.inactive_thread", t(6));
     kill(t(6));

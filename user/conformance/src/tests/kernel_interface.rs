@@ -7,7 +7,34 @@ use core::sync::atomic::AtomicU64;
 
 use l4::{kip, syscall};
 
-use crate::conformance::Suite;
+use crate::conformance::{Check, Cx};
+
+/// The check functions (nothing to allocate).
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "kernel_interface.results",
+        run: results,
+    },
+    Check {
+        name: "kernel_interface.stable_1000",
+        run: stable,
+    },
+    Check {
+        name: "kernel_interface.preserves_registers",
+        run: preserves_registers,
+    },
+];
+
+/// What KernelInterface must return: KIP address, API version, API flags, kernel id.
+fn want() -> [u64; 4] {
+    let k = kip::kip();
+    [
+        kip::kip_address(),
+        k.api_version,
+        k.api_flags,
+        kip::kernel_desc().map_or(0, |d| d.kernel_id),
+    ]
+}
 
 /// Register patterns loaded before `lock; nop`, in the order of the mismatch mask bits:
 /// RBX, RBP, RDI, R8, R9, R10, R11, R12, R13, R14, R15 (bit 11 = RSP).
@@ -139,15 +166,9 @@ fn names(mask: u32) -> impl core::fmt::Display {
     Names(mask)
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
-    let k = kip::kip();
-    let want = [
-        kip::kip_address(),
-        k.api_version,
-        k.api_flags,
-        kip::kernel_desc().map_or(0, |d| d.kernel_id),
-    ];
+/// The four results of one call.
+fn results(s: &mut Cx) {
+    let want = want();
     let first = syscall::kernel_interface();
     s.check_eq(
         "kernel_interface.results",
@@ -159,7 +180,11 @@ pub fn run(s: &mut Suite) {
         ],
         want,
     );
+}
 
+/// The same results in 1000 calls.
+fn stable(s: &mut Cx) {
+    let want = want();
     let mut differing = 0;
     for _ in 0..1000 {
         let r = syscall::kernel_interface();
@@ -172,7 +197,11 @@ pub fn run(s: &mut Suite) {
         differing == 0,
         format_args!("{differing} of 1000 calls differed"),
     );
+}
 
+/// No register but the four results changes, at several stack depths.
+fn preserves_registers(s: &mut Cx) {
+    let want = want();
     for depth in [0u32, 1, 3, 8, 17] {
         let mut changed = 0u32;
         let mut bad_results = 0;

@@ -14,15 +14,22 @@
 //! 0x3E8..0x3EF (COM4 and COM3, absent under QEMU: reads return 0xFF), and 0x21 (the master PIC's mask, which a puppet tries to
 //! change and must not reach; the root reads it before and after).
 //!
-//! Threads: UserBase + 0x1E0 (A), 0x1E1 (B); stacks 20 and 21.
+//! One check function (the port states of A and B carry from step to step); A's and B's ids
+//! and stacks come from its [`Cx`].
 
 use abi::items::{GrantItem, MapItem};
 use abi::msgtag::labels;
 use abi::{Acceptor, Fpage, IoFpage, MsgTag, Rights, ThreadId, Time, Timeouts};
 use l4::{syscall, utcb};
 
-use super::util::{self, REPORT, kill, new_space, root, stack_top, tc, tid};
-use crate::conformance::Suite;
+use super::util::{self, REPORT, kill, new_space, root, tc};
+use crate::conformance::{Check, Cx};
+
+/// The check functions.
+pub const CHECKS: &[Check] = &[Check {
+    name: "io.ports",
+    run: ports,
+}];
 
 const OP_OUT80: u64 = 1; // out 0x80, al (al = a)
 const OP_OUTDX: u64 = 2; // out dx, al (dx = a, al = b)
@@ -244,8 +251,8 @@ fn inb(port: u16) -> u8 {
 }
 
 /// Creates puppet `t` in a new space (pager and exception handler: the root thread), starts
-/// it on stack `stack`, and waits for its first report.
-fn spawn(t: ThreadId, stack: usize) -> bool {
+/// it with stack pointer `sp`, and waits for its first report.
+fn spawn(t: ThreadId, sp: u64) -> bool {
     if new_space(t).is_err() {
         return false;
     }
@@ -253,7 +260,7 @@ fn spawn(t: ThreadId, stack: usize) -> bool {
     if r != 1 {
         return false;
     }
-    utcb::set_mrs(1, &[util::entry(puppet), stack_top(stack)]);
+    utcb::set_mrs(1, &[util::entry(puppet), sp]);
     utcb::set_mr(0, MsgTag::new(0, 2, 0).raw());
     send_now(t) && matches!(next_event(), Ev::Report(f, _, _) if f == t)
 }
@@ -271,12 +278,14 @@ fn two_reports(x: ThreadId, y: ThreadId) -> [Ev; 2] {
     [ex, ey]
 }
 
-pub fn run(s: &mut Suite) {
+/// IO page faults, IO-fpage map/grant/unmap between spaces, receive windows, deletion.
+fn ports(s: &mut Cx) {
     if !util::ensure_pager() {
         s.check("io.setup", false, format_args!("pager thread"));
         return;
     }
-    let (a, b) = (tid(0x1E0), tid(0x1E1));
+    let (a, b) = (s.thread(), s.thread());
+    let (sp_a, sp_b) = (s.stack(), s.stack());
     let p80 = IoFpage::new_log2(0x80, 0);
     let com4 = IoFpage::new_log2(0x2E8, 2);
     let pic = IoFpage::new_log2(0x21, 0);
@@ -290,7 +299,7 @@ pub fn run(s: &mut Suite) {
     let (img_lo, img_hi) = util::image();
     let in_image = |ip: u64| ip >= img_lo && ip < img_hi;
 
-    if !s.check("io.setup", spawn(a, 20), format_args!("puppet A")) {
+    if !s.check("io.setup", spawn(a, sp_a), format_args!("puppet A")) {
         kill(a);
         return;
     }
@@ -399,7 +408,7 @@ pub fn run(s: &mut Suite) {
     );
 
     // A -> B chain: B gets 0x80 from A; the root's Unmap revokes it from both.
-    if !s.check("io.setup_b", spawn(b, 21), format_args!("puppet B")) {
+    if !s.check("io.setup_b", spawn(b, sp_b), format_args!("puppet B")) {
         kill(a);
         kill(b);
         return;

@@ -28,23 +28,30 @@ use abi::kip::MemType;
 use abi::{Acceptor, Fpage, MsgTag, Rights, ThreadId, Time, Timeouts};
 use l4::{kip, msg, sigma0, syscall, utcb};
 
-use super::util::{self, REPORT, kill, tid};
-use crate::conformance::Suite;
+use super::util::{self, REPORT, kill};
+use crate::conformance::{Check, Cx};
 
-const STACK: usize = 16 * 1024;
-#[repr(C, align(4096))]
-struct Stacks([[u8; STACK]; 4]);
-static mut STACKS: Stacks = Stacks([[0; STACK]; 4]);
-
-fn stack_top(i: usize) -> u64 {
-    // SAFETY: only the address is taken.
-    unsafe { &raw const STACKS.0[i] as u64 + STACK as u64 - 8 }
-}
-
-/// Thread numbers (above UserBase) of this module: 0x200...
-const CHILD_NO: u64 = 0x200;
-const VICTIM_NO: u64 = 0x201;
-const ATTACKER_NO: u64 = 0x210;
+/// The check functions; threads and stacks come from their [`Cx`].
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "security_memory.strings",
+        run: strings,
+    },
+    Check {
+        name: "security_memory.superpage_over_tables_frees_them",
+        run: superpage_churn,
+    },
+    Check {
+        // 2 MiB strides: a page table per mapping.
+        name: "security_memory.exhaustion_2m_strides",
+        run: |cx| exhaustion(cx, "2m_strides", 21, 0x1000_0000_0000, 40_000),
+    },
+    Check {
+        // 4 KiB strides: a mapping node per mapping.
+        name: "security_memory.exhaustion_4k_strides",
+        run: |cx| exhaustion(cx, "4k_strides", 12, 0x2000_0000_0000, 200_000),
+    },
+];
 
 /// Length of each string.
 const LEN: u64 = 64;
@@ -145,7 +152,7 @@ struct CaseResult {
     rbuf_clean: bool,
 }
 
-fn string_cases(s: &mut Suite, cases: &[(&str, u64)]) {
+fn string_cases(s: &mut Cx, cases: &[(&str, u64)]) {
     // The KIP as we see it before.
     let kip_before = kip_copy();
     for (i, &(_, pa)) in cases.iter().enumerate() {
@@ -177,8 +184,11 @@ fn string_cases(s: &mut Suite, cases: &[(&str, u64)]) {
             (*sp)[i] = PWNED[i % PWNED.len()];
         }
     }
-    let c = tid(CHILD_NO);
-    let started = spawn(c, 0, child);
+    // The same child on every run: sigma0 gives each page only to its first owner.
+    static CHILD: AtomicU64 = AtomicU64::new(0);
+    let c = s.thread_once(&CHILD);
+    let sp = s.stack();
+    let started = spawn(c, sp, child);
     s.check(
         "security_memory.child_started",
         started.is_ok(),
@@ -297,28 +307,30 @@ fn kip_copy() -> [u64; 512] {
     k
 }
 
-/// Creates `t` as the first thread of a new space and starts it at `f` on our stack `i`.
-fn spawn(t: ThreadId, i: usize, f: extern "C" fn() -> !) -> Result<(), (u64, u64)> {
+/// Creates `t` as the first thread of a new space and starts it at `f` with stack pointer
+/// `sp` (a stack of the check's [`Cx`]).
+fn spawn(t: ThreadId, sp: u64, f: extern "C" fn() -> !) -> Result<(), (u64, u64)> {
     if !util::ensure_pager() {
         return Err((0, 0));
     }
     util::new_space(t)?;
-    start_in(t, t, 0, i, f)
+    start_in(t, t, 0, sp, f)
 }
 
-/// Activates `t` in `space`'s space (UTCB slot `k`) and starts it at `f` on our stack `i`.
+/// Activates `t` in `space`'s space (UTCB slot `k` of the new space's area) and starts it at
+/// `f` with stack pointer `sp`.
 fn start_in(
     t: ThreadId,
     space: ThreadId,
     k: u64,
-    i: usize,
+    sp: u64,
     f: extern "C" fn() -> !,
 ) -> Result<(), (u64, u64)> {
     let (r, e) = util::activate_in(t, space, k);
     if r != 1 {
         return Err((3, e));
     }
-    match util::pager_start(t, util::entry(f), stack_top(i)) {
+    match util::pager_start(t, util::entry(f), sp) {
         Ok(0) => Ok(()),
         Ok(e) | Err(e) => Err((4, e)),
     }
@@ -400,15 +412,39 @@ extern "C" fn attacker() -> ! {
 /// The attacker's first report.
 const READY: u64 = 0x4_EAD1;
 
-/// One attack by a fresh space (threads `no`, `no + 1`); returns (mappings, error code, error
-/// code of re-mapping the first page with more rights at the quota), the attacker still alive.
-fn attack(no: u64, stride_log2: u64, base: u64, bound: u64) -> Result<(u64, u64, u64), (u64, u64)> {
+/// The threads and stacks of one attacking space (fresh ids from the check's [`Cx`]; the
+/// stacks are reused by the next attacker once this one is deleted).
+#[derive(Clone, Copy)]
+struct Attacker {
+    a: ThreadId,
+    b: ThreadId,
+    sps: [u64; 2],
+}
+
+impl Attacker {
+    fn new(cx: &mut Cx, sps: [u64; 2]) -> Self {
+        Attacker {
+            a: cx.thread(),
+            b: cx.thread(),
+            sps,
+        }
+    }
+}
+
+/// One attack by a fresh space; returns (mappings, error code, error code of re-mapping the
+/// first page with more rights at the quota), the attacker still alive.
+fn attack(
+    at: Attacker,
+    stride_log2: u64,
+    base: u64,
+    bound: u64,
+) -> Result<(u64, u64, u64), (u64, u64)> {
     STRIDE_LOG2.store(stride_log2, Ordering::SeqCst);
     ATTACK_BASE.store(base, Ordering::SeqCst);
     ATTACK_BOUND.store(bound, Ordering::SeqCst);
-    let (a, b) = (tid(no), tid(no + 1));
-    spawn(a, 1, attacker)?;
-    start_in(b, a, 1, 2, sink)?;
+    let (a, b) = (at.a, at.b);
+    spawn(a, at.sps[0], attacker)?;
+    start_in(b, a, 1, at.sps[1], sink)?;
     match util::receive_report(a, 5000) {
         Ok((w, _)) if w[0] == READY => {}
         Ok((w, _)) => return Err((6, w[0])),
@@ -428,22 +464,25 @@ fn attack(no: u64, stride_log2: u64, base: u64, bound: u64) -> Result<(u64, u64,
     }
 }
 
-fn delete_attacker(no: u64) {
-    kill(tid(no + 1));
-    kill(tid(no));
+fn delete_attacker(at: Attacker) {
+    kill(at.b);
+    kill(at.a);
 }
 
-/// A new space faults its pages in (the pager maps them) and reports: true if it ran.
-fn victim_runs(no: u64) -> bool {
-    let v = tid(no);
-    let ok = spawn(v, 3, util::child_hello).is_ok()
+/// A new space (thread `v`, stack pointer `sp`) faults its pages in (the pager maps them) and
+/// reports: true if it ran.
+fn victim_runs(v: ThreadId, sp: u64) -> bool {
+    let ok = spawn(v, sp, util::child_hello).is_ok()
         && matches!(util::receive_report(v, 5000), Ok((w, _)) if w[0] == v.raw());
     kill(v);
     ok
 }
 
-fn exhaustion(s: &mut Suite, name: &str, stride_log2: u64, base: u64, bound: u64) {
-    let first = attack(ATTACKER_NO, stride_log2, base, bound);
+fn exhaustion(s: &mut Cx, name: &str, stride_log2: u64, base: u64, bound: u64) {
+    let sps = [s.stack(), s.stack()];
+    let victim_sp = s.stack();
+    let at = Attacker::new(s, sps);
+    let first = attack(at, stride_log2, base, bound);
     let refused = matches!(first, Ok((n, code, _)) if n < bound && code == 8);
     s.check(
         &name_of("security_memory.exhaustion_refused_to_attacker", name),
@@ -455,31 +494,33 @@ fn exhaustion(s: &mut Suite, name: &str, stride_log2: u64, base: u64, bound: u64
         matches!(first, Ok((_, _, 0))),
         format_args!("(mappings, error code, re-map error code) {first:x?}"),
     );
-    let ran = victim_runs(VICTIM_NO);
+    let v = s.thread();
+    let ran = victim_runs(v, victim_sp);
     s.check(
         &name_of("security_memory.other_space_maps_faults_runs", name),
         ran,
         format_args!("a new space did not run while the attacker held its memory"),
     );
-    delete_attacker(ATTACKER_NO);
+    delete_attacker(at);
     let Ok((n1, _, _)) = first else {
         return;
     };
     // Ten more attackers in a row: together far more than the pool; each gets as far.
     let mut counts = [0u64; 10];
-    for (k, c) in counts.iter_mut().enumerate() {
-        let no = ATTACKER_NO + 2 + 2 * k as u64;
-        *c = attack(no, stride_log2, base, bound).map_or(u64::MAX, |r| r.0);
-        delete_attacker(no);
+    for c in counts.iter_mut() {
+        let at = Attacker::new(s, sps);
+        *c = attack(at, stride_log2, base, bound).map_or(u64::MAX, |r| r.0);
+        delete_attacker(at);
     }
     s.check(
         &name_of("security_memory.kernel_memory_returns_after_deletion", name),
         counts.iter().all(|&c| c == n1),
         format_args!("first attacker {n1}, then {counts:?}"),
     );
+    let v2 = s.thread();
     s.check(
         &name_of("security_memory.other_space_runs_after_attacks", name),
-        victim_runs(VICTIM_NO),
+        victim_runs(v2, victim_sp),
         format_args!("a new space did not run after the attacks"),
     );
 }
@@ -549,7 +590,7 @@ extern "C" fn churn_sink() -> ! {
 /// A 1 GiB page mapped over a page directory with page tables below it frees all of them:
 /// a non-privileged space doing so again and again (more often than the pool has frames)
 /// never runs out. Needs 1 GiB pages (`-cpu max`); without them the check is trivially met.
-fn superpage_churn(s: &mut Suite) {
+fn superpage_churn(s: &mut Cx) {
     if !has_1g_pages() {
         s.check(
             "security_memory.superpage_over_tables_frees_them",
@@ -558,10 +599,11 @@ fn superpage_churn(s: &mut Suite) {
         );
         return;
     }
-    let (a, b) = (tid(CHILD_NO + 2), tid(CHILD_NO + 3));
+    let (a, b) = (s.thread(), s.thread());
+    let sps = [s.stack(), s.stack()];
     let got = (|| {
-        spawn(a, 1, churn_mapper)?;
-        start_in(b, a, 1, 2, churn_sink)?;
+        spawn(a, sps[0], churn_mapper)?;
+        start_in(b, a, 1, sps[1], churn_sink)?;
         match util::receive_report(a, 5000) {
             Ok((w, _)) if w[0] == READY => {}
             other => return Err((6, other.map_or_else(|e| e, |(w, _)| w[0]))),
@@ -584,9 +626,8 @@ fn superpage_churn(s: &mut Suite) {
     kill(a);
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
-    util::prepare();
+/// String copies through odd physical memory, and sigma0 refusing kernel memory.
+fn strings(s: &mut Cx) {
     let [image, _] = reserved();
     const PAST_DIRECT_MAP: u64 = 510 << 30;
     let img = image.0 & !0xFFF;
@@ -605,8 +646,4 @@ pub fn run(s: &mut Suite) {
         ("beyond_600g", 600 << 30),
     ];
     string_cases(s, &cases);
-    superpage_churn(s);
-    // 2 MiB strides: a page table per mapping; 4 KiB strides: a node per mapping.
-    exhaustion(s, "2m_strides", 21, 0x1000_0000_0000, 40_000);
-    exhaustion(s, "4k_strides", 12, 0x2000_0000_0000, 200_000);
 }

@@ -14,8 +14,8 @@
 //!   pager for the sender's copy, and one of the two is deleted meanwhile: the other returns
 //!   with an error (the kernel once wrote the freed receiver or read the freed sender).
 //!
-//! All threads run in the root's space. Threads: UserBase + 0x500..0x553; root UTCB slots
-//! 0xA0..0xA3; this module's own stacks.
+//! All threads run in the root's space; each check function takes its threads, UTCB slots,
+//! stacks and fault windows from its [`Cx`].
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,15 +26,50 @@ use abi::{Fpage, MsgTag, Rights, ThreadId, Time, Timeouts, XferTimeouts};
 use l4::syscall::{self, ExregsState};
 use l4::{msg, utcb};
 
-use super::util::{self, kill, root, sleep_us, state_of, tid, wait_until};
-use crate::conformance::Suite;
+use super::util::{self, kill, root, sleep_us, state_of, wait_until};
+use crate::conformance::{Check, Cx, start_local};
 
-const STACK: usize = 16 * 1024;
 const ROLES: usize = 4;
 
-#[repr(C, align(4096))]
-struct Stacks([[u8; STACK]; ROLES]);
-static mut STACKS: Stacks = Stacks([[0; STACK]; ROLES]);
+/// The check functions; each starts from [`setup`] (the pattern pages).
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "lifetime.taken_sender_timeout",
+        run: |cx| taken_sender(cx, 0),
+    },
+    Check {
+        name: "lifetime.taken_sender_abort",
+        run: |cx| taken_sender(cx, 1),
+    },
+    Check {
+        name: "lifetime.taken_sender_delete",
+        run: |cx| taken_sender(cx, 2),
+    },
+    Check {
+        name: "lifetime.double_wakeup",
+        run: double_wakeup,
+    },
+    Check {
+        name: "lifetime.tunnel_receiver_deleted",
+        run: |cx| deleted_in_tunnel(cx, true),
+    },
+    Check {
+        name: "lifetime.tunnel_sender_deleted",
+        run: |cx| deleted_in_tunnel(cx, false),
+    },
+    Check {
+        name: "lifetime.timeouts_in_one_tick",
+        run: timeouts_in_one_tick,
+    },
+    Check {
+        name: "lifetime.closed_receivers_of_deleted_thread",
+        run: closed_receivers_of_deleted_thread,
+    },
+    Check {
+        name: "lifetime.timeouts_expire_in_deadline_order",
+        run: timeouts_expire_in_order,
+    },
+];
 
 #[repr(C, align(4096))]
 struct Page([u8; 4096]);
@@ -45,10 +80,8 @@ static mut DST: Page = Page([0; 4096]);
 /// The page the pagers map at a fault address (same pattern as `SRC`).
 static mut POOL: Page = Page([0; 4096]);
 
-/// Never mapped in the root's space: receive buffers here fault.
-const HOLE: u64 = 0x6600_0000;
-/// Source strings here fault and are served by the slow pager (which maps `POOL`).
-const WINDOW: u64 = 0x6700_0000;
+/// Receive buffers in a fresh range of the check ([`Cx::range`]) fault; source strings there
+/// fault and are served by the holding pager (which maps `POOL`).
 const LEN: u64 = 64;
 
 /// Results of a role: ErrorCode (0 = success) and how many IPCs returned.
@@ -201,19 +234,24 @@ fn release(pager: ThreadId) -> Result<(), msg::IpcFailure> {
     msg::send_timeout(pager, Time::period_micros(1_000_000))
 }
 
-/// The threads of one scenario: sender, receiver, a holding pager (numbers `base`..`base+3`).
+/// The threads of one scenario: sender, receiver, a holding pager, with their UTCB
+/// locations and stacks (from the check's [`Cx`]).
 struct Cast {
     sender: ThreadId,
     receiver: ThreadId,
     pager: ThreadId,
+    locs: [u64; 3],
+    sps: [u64; 3],
 }
 
 impl Cast {
-    fn new(base: u64) -> Self {
+    fn new(cx: &mut Cx) -> Self {
         Cast {
-            sender: tid(base),
-            receiver: tid(base + 1),
-            pager: tid(base + 2),
+            sender: cx.thread(),
+            receiver: cx.thread(),
+            pager: cx.thread(),
+            locs: [cx.slot(), cx.slot(), cx.slot()],
+            sps: [cx.stack(), cx.stack(), cx.stack()],
         }
     }
 
@@ -232,9 +270,7 @@ impl Cast {
         .into_iter()
         .enumerate()
         {
-            // SAFETY: stack `i` belongs to this role alone; only its address is taken.
-            let sp = util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
-            ok &= util::spawn_local(t, 0xA0 + i as u64, sp, f, pager);
+            ok &= spawn_local(t, self.locs[i], self.sps[i], f, pager);
         }
         ok
     }
@@ -265,6 +301,29 @@ impl Cast {
     }
 }
 
+/// Creates `id` in the root's space with `pager`, its UTCB at `loc`, and starts it at `f`.
+fn spawn_local(id: ThreadId, loc: u64, sp: u64, f: extern "C" fn() -> !, pager: ThreadId) -> bool {
+    let me = root();
+    if syscall::thread_control(id, me, me, pager, loc) != 1 {
+        return false;
+    }
+    l4::thread::start(id, sp, util::entry(f));
+    true
+}
+
+/// Writes the pattern pages (every check starts with it; idempotent).
+fn setup() {
+    for i in 0..4096u64 {
+        // SAFETY: our pages, written before any thread of the check runs.
+        unsafe {
+            (&raw mut SRC as *mut u8).add(i as usize).write(pattern(i));
+            (&raw mut POOL as *mut u8).add(i as usize).write(pattern(i));
+        }
+    }
+    // SAFETY: as above.
+    unsafe { (&raw mut DST as *mut u8).write(0) };
+}
+
 /// Is `code` an IPC error of `phase` (0 send, 1 receive) with one of `codes`?
 fn is_error(code: u64, phase: u64, codes: &[u64]) -> bool {
     code & 1 == phase && codes.contains(&((code >> 1) & 7))
@@ -273,9 +332,11 @@ fn is_error(code: u64, phase: u64, codes: &[u64]) -> bool {
 /// The receiver's pager is the sender; the sender's message is taken from the queue and the
 /// receiver faults. `how`: 0 = the sender's send timeout passes, 1 = ExchangeRegisters aborts
 /// the sender, 2 = the sender is deleted.
-fn taken_sender(s: &mut Suite, how: u64) {
+fn taken_sender(s: &mut Cx, how: u64) {
+    setup();
     let name = ["timeout", "abort", "delete"][how as usize];
-    let cast = Cast::new(0x500 + 4 * how);
+    let cast = Cast::new(s);
+    let hole = s.range(12);
     let src = &raw const SRC as u64;
     let ok = cast.spawn(root(), cast.sender);
     // The sender queues first (the receiver still waits for the root)...
@@ -289,8 +350,7 @@ fn taken_sender(s: &mut Suite, how: u64) {
         && wait_until(|| state_of(cast.sender) & 7 == ScheduleResult::PendingSend as u64);
     // ...then the receiver takes its message and faults in its buffer: a fault IPC to its
     // pager, the sender.
-    let faulting =
-        queued && cast.start_receiver(0, HOLE + 0x1000 * how, xfer, ScheduleResult::PendingSend);
+    let faulting = queued && cast.start_receiver(0, hole, xfer, ScheduleResult::PendingSend);
     s.check(
         &alloc_name("lifetime.taken_sender_", name, ".setup"),
         faulting,
@@ -372,12 +432,14 @@ impl core::ops::Deref for NameBuf {
 
 /// The sender faults on its own source and waits for its (holding) pager while the receiver's
 /// receive timeout passes: the transfer has started, so the receiver gets the message, once.
-fn double_wakeup(s: &mut Suite) {
-    let cast = Cast::new(0x510);
+fn double_wakeup(s: &mut Cx) {
+    setup();
+    let cast = Cast::new(s);
+    let window = s.range(12);
     let dst = &raw const DST as u64;
     let ok = cast.spawn(cast.pager, root())
         && cast.start_receiver(50_000, dst, 0, ScheduleResult::Waiting)
-        && cast.start_sender(0, WINDOW + 0x10)
+        && cast.start_sender(0, window + 0x10)
         && wait_until(|| PAGER_FAULT.load(Ordering::SeqCst) != 0);
     s.check(
         "lifetime.double_wakeup.setup",
@@ -431,10 +493,11 @@ fn double_wakeup(s: &mut Suite) {
 
 /// The receiver's buffer faults during the sender's copy (tunnelled to the receiver's holding
 /// pager); meanwhile one of the two is deleted. `receiver_deleted` chooses which.
-fn deleted_in_tunnel(s: &mut Suite, receiver_deleted: bool) {
-    let cast = Cast::new(if receiver_deleted { 0x520 } else { 0x530 });
+fn deleted_in_tunnel(s: &mut Cx, receiver_deleted: bool) {
+    setup();
+    let cast = Cast::new(s);
     let src = &raw const SRC as u64;
-    let buf = WINDOW + if receiver_deleted { 0x2000 } else { 0x3000 };
+    let buf = s.range(12);
     let ok = cast.spawn(root(), cast.pager)
         && cast.start_receiver(0, buf, 0, ScheduleResult::Waiting)
         && cast.start_sender(0, src)
@@ -511,16 +574,14 @@ extern "C" fn sleeper() -> ! {
 /// Several timeouts expire in one timer tick; each expiry wakes (and queues) a thread while the
 /// tick walks the timers. Every one of them must wake (the tick once held a borrow of the run
 /// queues across these wake-ups).
-fn timeouts_in_one_tick(s: &mut Suite) {
+fn timeouts_in_one_tick(s: &mut Cx) {
+    let ts: [ThreadId; ROLES] = core::array::from_fn(|_| s.thread());
+    let places: [(u64, u64); ROLES] = core::array::from_fn(|_| (s.slot(), s.stack()));
     SLEEPERS_WOKEN.store(0, Ordering::SeqCst);
     SLEEP_UNTIL.store(syscall::system_clock() + 20_000, Ordering::SeqCst);
-    util::prepare();
     let mut started = 0;
     for i in 0..ROLES {
-        let t = tid(0x540 + i as u64);
-        // SAFETY: stack `i` is free (the scenarios before deleted their threads).
-        let sp = util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
-        started += util::spawn_local(t, 0xA0 + i as u64, sp, sleeper, root()) as usize;
+        started += start_local(ts[i], places[i].0, places[i].1, None, sleeper) as usize;
     }
     let all = wait_until(|| SLEEPERS_WOKEN.load(Ordering::SeqCst) == ROLES as u64);
     s.check(
@@ -531,9 +592,6 @@ fn timeouts_in_one_tick(s: &mut Suite) {
             SLEEPERS_WOKEN.load(Ordering::SeqCst)
         ),
     );
-    for i in 0..ROLES {
-        kill(tid(0x540 + i as u64));
-    }
 }
 
 static TARGET: AtomicU64 = AtomicU64::new(0);
@@ -541,17 +599,29 @@ static WAIT_TIMEOUT_US: [AtomicU64; ROLES] = [const { AtomicU64::new(0) }; ROLES
 static WAIT_ERR: [AtomicU64; ROLES] = [const { AtomicU64::new(u64::MAX) }; ROLES];
 static WAKE_ORDER: [AtomicU64; ROLES] = [const { AtomicU64::new(0) }; ROLES];
 static WAKE_SEQ: AtomicU64 = AtomicU64::new(0);
-const LIST_BASE: u64 = 0x548;
-const ORDER_BASE: u64 = 0x550;
+/// The helpers of the running check, so that each finds its index.
+static HELPERS: [AtomicU64; ROLES] = [const { AtomicU64::new(0) }; ROLES];
 
-/// Index of the calling helper among `base`..`base + ROLES`.
-fn my_index(base: u64) -> usize {
-    (utcb::my_global_id().number() - tid(base).number()) as usize
+/// Index of the calling helper in [`HELPERS`].
+fn my_index() -> usize {
+    let me = utcb::my_global_id().raw();
+    (0..ROLES)
+        .find(|&i| HELPERS[i].load(Ordering::SeqCst) == me)
+        .unwrap_or(0)
+}
+
+/// `ROLES` fresh helper ids of the check, recorded in [`HELPERS`], with UTCB slots and stacks.
+fn helpers(cx: &mut Cx) -> [(ThreadId, u64, u64); ROLES] {
+    core::array::from_fn(|i| {
+        let t = cx.thread();
+        HELPERS[i].store(t.raw(), Ordering::SeqCst);
+        (t, cx.slot(), cx.stack())
+    })
 }
 
 /// A closed receive from `TARGET` with its own timeout (0: never); records the ErrorCode.
 extern "C" fn closed_waiter() -> ! {
-    let i = my_index(LIST_BASE);
+    let i = my_index();
     let us = WAIT_TIMEOUT_US[i].load(Ordering::SeqCst);
     let timeout = if us == 0 {
         Time::NEVER
@@ -573,28 +643,25 @@ extern "C" fn closed_waiter() -> ! {
 /// Several closed receivers wait for one thread (the kernel keeps them in that thread's list);
 /// one of them times out first (it leaves the list); deleting the thread ends the others'
 /// receives with "non-existing partner".
-fn closed_receivers_of_deleted_thread(s: &mut Suite) {
-    util::prepare();
-    let x = tid(LIST_BASE);
+fn closed_receivers_of_deleted_thread(s: &mut Cx) {
+    let hs = helpers(s);
+    let x = hs[0].0;
     TARGET.store(x.raw(), Ordering::SeqCst);
     for (i, us) in [0u64, 0, 20_000, 0].iter().enumerate() {
         WAIT_TIMEOUT_US[i].store(*us, Ordering::SeqCst);
         WAIT_ERR[i].store(u64::MAX, Ordering::SeqCst);
     }
     let mut ok = true;
-    for i in 0..ROLES {
-        let t = tid(LIST_BASE + i as u64);
+    for (i, &(t, loc, sp)) in hs.iter().enumerate() {
         let f: extern "C" fn() -> ! = if i == 0 { util_park } else { closed_waiter };
-        // SAFETY: stack `i` is free (the scenarios before deleted their threads).
-        let sp = util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
-        ok &= util::spawn_local(t, 0xA0 + i as u64, sp, f, root());
+        ok &= start_local(t, loc, sp, None, f);
     }
     // Two wait for ever, one times out (and leaves the list), then the target goes.
     let waiting = ok
         && wait_until(|| {
             [1, 3]
                 .iter()
-                .all(|&i| state_of(tid(LIST_BASE + i)) & 7 == ScheduleResult::Waiting as u64)
+                .all(|&i: &usize| state_of(hs[i].0) & 7 == ScheduleResult::Waiting as u64)
                 && WAIT_ERR[2].load(Ordering::SeqCst) != u64::MAX
         });
     kill(x);
@@ -610,9 +677,6 @@ fn closed_receivers_of_deleted_thread(s: &mut Suite) {
         ended && errs[0] == 5 && errs[2] == 5 && errs[1] == 3,
         format_args!("spawned {ok} waiting {waiting} errors {errs:x?}"),
     );
-    for i in 1..ROLES {
-        kill(tid(LIST_BASE + i as u64));
-    }
 }
 
 extern "C" fn util_park() -> ! {
@@ -621,7 +685,7 @@ extern "C" fn util_park() -> ! {
 
 /// Sleeps until `SLEEP_UNTIL` + 10 ms × (a per-helper rank), then records its wake-up rank.
 extern "C" fn ordered_sleeper() -> ! {
-    let i = my_index(ORDER_BASE);
+    let i = my_index();
     let rank = [3u64, 0, 2, 1][i];
     let until = SLEEP_UNTIL.load(Ordering::SeqCst) + 10_000 * rank;
     let now = syscall::system_clock();
@@ -634,24 +698,16 @@ extern "C" fn ordered_sleeper() -> ! {
 }
 
 /// Timeouts armed out of order expire in deadline order (the timer heap).
-fn timeouts_expire_in_order(s: &mut Suite) {
-    util::prepare();
+fn timeouts_expire_in_order(s: &mut Cx) {
+    let hs = helpers(s);
     WAKE_SEQ.store(0, Ordering::SeqCst);
     for w in &WAKE_ORDER {
         w.store(0, Ordering::SeqCst);
     }
     SLEEP_UNTIL.store(syscall::system_clock() + 30_000, Ordering::SeqCst);
     let mut ok = true;
-    for i in 0..ROLES {
-        // SAFETY: stack `i` is free.
-        let sp = util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
-        ok &= util::spawn_local(
-            tid(ORDER_BASE + i as u64),
-            0xA0 + i as u64,
-            sp,
-            ordered_sleeper,
-            root(),
-        );
+    for &(t, loc, sp) in hs.iter() {
+        ok &= start_local(t, loc, sp, None, ordered_sleeper);
     }
     let all = ok && wait_until(|| WAKE_SEQ.load(Ordering::SeqCst) == ROLES as u64);
     let order: [u64; ROLES] = core::array::from_fn(|i| WAKE_ORDER[i].load(Ordering::SeqCst));
@@ -661,29 +717,4 @@ fn timeouts_expire_in_order(s: &mut Suite) {
         all && order == [4, 1, 3, 2],
         format_args!("spawned {ok} all {all} wake order {order:?}"),
     );
-    for i in 0..ROLES {
-        kill(tid(ORDER_BASE + i as u64));
-    }
-}
-
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
-    for i in 0..4096u64 {
-        // SAFETY: our pages, written before any thread of this module runs.
-        unsafe {
-            (&raw mut SRC as *mut u8).add(i as usize).write(pattern(i));
-            (&raw mut POOL as *mut u8).add(i as usize).write(pattern(i));
-        }
-    }
-    // SAFETY: as above.
-    unsafe { (&raw mut DST as *mut u8).write(0) };
-    for how in 0..3 {
-        taken_sender(s, how);
-    }
-    double_wakeup(s);
-    deleted_in_tunnel(s, true);
-    deleted_in_tunnel(s, false);
-    timeouts_in_one_tick(s);
-    closed_receivers_of_deleted_thread(s);
-    timeouts_expire_in_order(s);
 }

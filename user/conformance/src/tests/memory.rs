@@ -3,7 +3,8 @@
 //!
 //! A helper thread in the root's space (pager = root) receives mappings from the root at other
 //! addresses and touches them; each fault it takes arrives at the root as page-fault IPC, which
-//! is how the checks observe what is mapped.
+//! is how the checks observe what is mapped. Each check function starts its own helper
+//! ([`setup`]) with a thread, slot, stack and two windows from its [`Cx`].
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,21 +13,39 @@ use abi::msgtag::labels;
 use abi::{Acceptor, Fpage, MsgTag, Rights, ThreadId, Time};
 use l4::{kip, msg, syscall, utcb};
 
-use crate::conformance::Suite;
+use crate::conformance::{Check, Cx, start_local};
 
-const STACK: usize = 16 * 1024;
-
-#[repr(C, align(4096))]
-struct Stack([u8; STACK]);
-static mut HELPER_STACK: Stack = Stack([0; STACK]);
+/// The check functions.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "memory.map_and_rights",
+        run: map_and_rights,
+    },
+    Check {
+        name: "memory.grant_delivers_page",
+        run: grant,
+    },
+    Check {
+        name: "memory.map_item_malformed",
+        run: malformed,
+    },
+    Check {
+        name: "memory.map_into_utcb_area_ignored",
+        run: into_utcb_area,
+    },
+    Check {
+        name: "memory.kip_readable",
+        run: kip_readable,
+    },
+];
 
 #[repr(C, align(4096))]
 struct Pages([[u64; 512]; 2]);
 static mut PAGES: Pages = Pages([[0; 512]; 2]);
 
-/// Windows (in the root's space) where the helper receives mappings.
-const WIN: u64 = 0x6000_0000;
-const WIN2: u64 = 0x6010_0000;
+/// The second window (in the root's space) of the running check, where the helper accepts
+/// a map or grant (the first is only named in the root's commands).
+static WIN2: AtomicU64 = AtomicU64::new(0);
 
 /// Commands from the root to the helper: MR1 = 1 read / 2 write at MR2; reply MR1 = value.
 static LAST: AtomicU64 = AtomicU64::new(0);
@@ -47,13 +66,14 @@ extern "C" fn helper() -> ! {
             }
             3 => {
                 // Accept a map/grant from the root into WIN2 and report the first word.
-                msg::accept(Acceptor::map_grant(Fpage::new_log2(WIN2, 20)));
+                let win2 = WIN2.load(Ordering::SeqCst);
+                msg::accept(Acceptor::map_grant(Fpage::new_log2(win2, 20)));
                 utcb::set_mr(0, 0);
                 let _ = msg::send(root);
                 let _ = msg::receive(root);
                 msg::accept(Acceptor::UNTYPED_WORDS);
                 // SAFETY: the root just mapped or granted a page at WIN2.
-                unsafe { core::ptr::read_volatile(WIN2 as *const u64) }
+                unsafe { core::ptr::read_volatile(win2 as *const u64) }
             }
             _ => 0,
         };
@@ -107,12 +127,20 @@ fn unmap(fpage: Fpage, flush: bool) -> u64 {
     utcb::mr(0) & 7
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
-    let me = utcb::my_global_id();
-    let h = ThreadId::global(kip::thread_info().user_base() + 0x60, 1);
-    let loc = super::util::utcb_slot(0x60);
-    let top = super::util::prefault_stack(&raw mut HELPER_STACK as *mut u8, STACK);
+/// The helper of one check, the two test pages and the first window.
+struct Setup {
+    h: ThreadId,
+    p0: u64,
+    p1: u64,
+    win: u64,
+}
+
+/// Starts the helper (reports `memory.helper` if it cannot) with fresh windows.
+fn setup(s: &mut Cx) -> Option<Setup> {
+    let h = s.thread();
+    let (loc, top) = (s.slot(), s.stack());
+    let win = s.range(20);
+    WIN2.store(s.range(20), Ordering::SeqCst);
     // SAFETY: the test pages are written before anything else touches them.
     let (p0, p1) = unsafe {
         let pages = &raw mut PAGES;
@@ -123,18 +151,25 @@ pub fn run(s: &mut Suite) {
             &raw const (*pages).0[1] as u64,
         )
     };
-    if syscall::thread_control(h, me, me, me, loc) != 1 {
+    if !start_local(h, loc, top, None, helper) {
         s.check(
             "memory.helper",
             false,
             format_args!("ThreadControl error {}", utcb::error_code()),
         );
-        return;
+        return None;
     }
-    l4::thread::start(h, top, helper as extern "C" fn() -> ! as usize as u64);
+    Some(Setup { h, p0, p1, win })
+}
+
+/// Map items with rights reduction, status bits, Unmap of derived mappings and of rights.
+fn map_and_rights(s: &mut Cx) {
+    let Some(Setup { h, p0, win, .. }) = setup(s) else {
+        return;
+    };
 
     // An unmapped window faults to the pager (us) with the right access bits.
-    let r = access(h, 1, WIN, Some((p0, Rights::R)));
+    let r = access(h, 1, win, Some((p0, Rights::R)));
     s.check(
         "memory.read_fault_to_pager",
         r == Err(4),
@@ -147,14 +182,14 @@ pub fn run(s: &mut Suite) {
         format_args!("read {v:#x}"),
     );
     // Mapped read-only: a write faults (rights reduction).
-    let r = access(h, 2, WIN, None);
+    let r = access(h, 2, win, None);
     s.check(
         "memory.read_only_map_write_faults",
         r == Err(2),
         format_args!("{r:?}"),
     );
     // Resolve that write fault with a read-write map of the same page: the helper's write lands.
-    reply_map(h, p0, WIN, Rights::RW, false);
+    reply_map(h, p0, win, Rights::RW, false);
     let _ = msg::receive_timeout(h, Time::period_micros(500_000));
     // SAFETY: our own page, written by the helper through its derived mapping.
     let seen = unsafe { core::ptr::read_volatile(p0 as *const u64) };
@@ -174,7 +209,7 @@ pub fn run(s: &mut Suite) {
     // Unmap without flush revokes the derived mapping, not ours.
     let st2 = unmap(Fpage::new_log2(p0, 12).with_rights(Rights::FULL), false);
     let _ = st2;
-    let r = access(h, 1, WIN, Some((p0, Rights::RW)));
+    let r = access(h, 1, win, Some((p0, Rights::RW)));
     s.check(
         "memory.unmap_revokes_derived",
         r == Err(4),
@@ -189,14 +224,20 @@ pub fn run(s: &mut Suite) {
     );
     // Reducing rights to read-only (revoke W) on the derived mapping: writes fault again.
     unmap(Fpage::new_log2(p0, 12).with_rights(Rights::W), false);
-    let r = access(h, 2, WIN, Some((p0, Rights::RW)));
+    let r = access(h, 2, win, Some((p0, Rights::RW)));
     s.check(
         "memory.unmap_write_right_only",
         r == Err(2),
         format_args!("{r:?}"),
     );
+}
 
-    // Grant: the helper accepts into WIN2; the page moves (our mapping of p1 disappears).
+/// Grant: the helper accepts into its second window; the page moves (our mapping of p1
+/// disappears; sigma0 maps it again when the root next touches it).
+fn grant(s: &mut Cx) {
+    let Some(Setup { h, p1, .. }) = setup(s) else {
+        return;
+    };
     utcb::set_mr(1, 3);
     utcb::set_mr(0, MsgTag::new(0, 2, 0).raw());
     let _ = msg::send(h);
@@ -208,23 +249,29 @@ pub fn run(s: &mut Suite) {
         got == Ok(0xBBBB_0000),
         format_args!("{got:?}"),
     );
-    // Malformed map items are ignored: the helper's access faults again each time.
+}
+
+/// Malformed map items are ignored: the helper's access faults again each time.
+fn malformed(s: &mut Cx) {
+    let Some(Setup { h, p0, win, .. }) = setup(s) else {
+        return;
+    };
     let bad: [(u64, u64, &str); 3] = [
         (
             Fpage::new_log2(p0, 10).with_rights(Rights::FULL).raw(),
-            WIN + 0x3000,
+            win + 0x3000,
             "memory.map_item_below_4k_ignored",
         ),
         (
             Fpage::new_log2(0xFFFF_FFFF_8010_0000, 12)
                 .with_rights(Rights::FULL)
                 .raw(),
-            WIN + 0x6000,
+            win + 0x6000,
             "memory.map_item_kernel_source_ignored",
         ),
         (
             Fpage::new_log2(p0, 12).with_rights(Rights::NONE).raw(),
-            WIN + 0x7000,
+            win + 0x7000,
             "memory.map_item_no_rights_ignored",
         ),
     ];
@@ -248,9 +295,16 @@ pub fn run(s: &mut Suite) {
         reply_map(h, p0, at, Rights::R, false);
         let _ = msg::receive_timeout(h, Time::period_micros(500_000));
     }
-    // A map item aimed at our own UTCB area is ignored: our UTCB keeps working.
+}
+
+/// A map item aimed at our own UTCB area is ignored: our UTCB keeps working.
+fn into_utcb_area(s: &mut Cx) {
+    let Some(Setup { h, p0, win, .. }) = setup(s) else {
+        return;
+    };
+    let me = utcb::my_global_id();
     let utcb_page = utcb::my_local_id().raw() & !0xFFF;
-    let r = access(h, 1, WIN + 0x5000, None);
+    let r = access(h, 1, win + 0x5000, None);
     if r == Err(4) {
         let w = MapItem::new(Fpage::new_log2(p0, 12).with_rights(Rights::FULL), utcb_page)
             .to_words(false);
@@ -265,14 +319,17 @@ pub fn run(s: &mut Suite) {
             again.is_ok() && utcb::my_global_id() == me,
             format_args!("{:?}", again.map(|t| t.raw())),
         );
-        reply_map(h, p0, WIN + 0x5000, Rights::R, false);
+        reply_map(h, p0, win + 0x5000, Rights::R, false);
         let _ = msg::receive_timeout(h, Time::period_micros(500_000));
     }
+}
 
-    // Map items aimed at the KIP area or beyond user space are ignored (no fault resolved).
+/// The KIP area is readable by the helper without a fault.
+fn kip_readable(s: &mut Cx) {
+    let Some(Setup { h, .. }) = setup(s) else {
+        return;
+    };
     let kip_area = kip::kip_address();
     let r = access(h, 1, kip_area, None);
     s.check("memory.kip_readable", r.is_ok(), format_args!("{r:?}"));
-
-    syscall::thread_control(h, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
 }

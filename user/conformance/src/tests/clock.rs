@@ -2,10 +2,21 @@
 
 use l4::syscall;
 
-use crate::conformance::Suite;
+use crate::conformance::{Check, Cx};
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
+/// The check functions (nothing to allocate).
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "clock.advances",
+        run: advances,
+    },
+    Check {
+        name: "clock.monotonic",
+        run: monotonic,
+    },
+];
+
+fn advances(s: &mut Cx) {
     let t0 = syscall::system_clock();
     let mut t1 = t0;
     let mut spins = 0u64;
@@ -18,6 +29,9 @@ pub fn run(s: &mut Suite) {
         t1 > t0,
         format_args!("t0 {t0}, t1 {t1} after {spins} reads"),
     );
+}
+
+fn monotonic(s: &mut Cx) {
     let mut prev = syscall::system_clock();
     let mut backwards = 0;
     for _ in 0..1000 {

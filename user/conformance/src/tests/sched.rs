@@ -1,30 +1,64 @@
 //! Schedule, ThreadSwitch and the scheduler itself (spec 5.5, 5.6): priorities, time slices,
 //! result words and errors; equal-priority busy threads all progress, a higher priority runs
 //! first, ThreadSwitch yields; and every system call entered with random registers leaves the
-//! kernel standing.
+//! kernel standing. Workers (ids, slots, stacks) come from each check's [`Cx`] and find their
+//! index in [`WORKERS`].
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use abi::{ThreadId, Time};
 use l4::{kip, msg, syscall, utcb};
 
-use crate::conformance::Suite;
+use crate::conformance::{Check, Cx, start_local};
 
-const STACK: usize = 16 * 1024;
-#[repr(C, align(4096))]
-struct Stacks([[u8; STACK]; 3]);
-static mut STACKS: Stacks = Stacks([[0; STACK]; 3]);
+/// The check functions.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "sched.results",
+        run: results,
+    },
+    Check {
+        name: "sched.equal_priority",
+        run: equal_priority,
+    },
+    Check {
+        name: "sched.short_timeslices",
+        run: short_timeslices,
+    },
+    Check {
+        name: "sched.higher_priority",
+        run: higher_priority,
+    },
+    Check {
+        name: "sched.halt_resume",
+        run: halt_resume,
+    },
+    Check {
+        name: "sched.thread_switch",
+        run: thread_switch,
+    },
+    Check {
+        name: "sched.processor_memory_control",
+        run: processor_memory_control,
+    },
+    Check {
+        name: "sched.fuzz",
+        run: fuzz,
+    },
+];
+
+/// The workers of the running check by index (raw ids).
+static WORKERS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 
 static COUNTERS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 static SEQ: AtomicU64 = AtomicU64::new(0);
 static ORDER: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 
-fn t(k: u64) -> ThreadId {
-    ThreadId::global(kip::thread_info().user_base() + 0x300 + k, 1)
-}
-
 fn index() -> usize {
-    (utcb::my_global_id().number() - kip::thread_info().user_base() - 0x300) as usize
+    let me = utcb::my_global_id().raw();
+    (0..3)
+        .find(|&i| WORKERS[i].load(Ordering::SeqCst) == me)
+        .unwrap_or(2)
 }
 
 extern "C" fn busy() -> ! {
@@ -43,16 +77,13 @@ extern "C" fn yielder() -> ! {
     }
 }
 
-fn spawn(k: usize, prio: u64, entry: extern "C" fn() -> !) -> ThreadId {
-    let id = t(k as u64);
-    // SAFETY: only the address of stack k is taken; no thread uses it yet.
-    let sp = super::util::prefault_stack(unsafe { &raw mut STACKS.0[k] } as *mut u8, STACK);
-    let me = utcb::my_global_id();
-    // Priority before start, so the new thread cannot run ahead of its configuration.
-    if syscall::thread_control(id, me, me, me, super::util::utcb_slot(0xC0 + k as u64)) == 1 {
-        syscall::schedule(id, u64::MAX, u64::MAX, prio, u64::MAX);
-        l4::thread::start(id, sp, entry as extern "C" fn() -> ! as usize as u64);
-    }
+/// Worker `k` of the check (fresh id, slot and stack from `cx`), priority set before it
+/// starts, so it cannot run ahead of its configuration.
+fn spawn(cx: &mut Cx, k: usize, prio: u64, entry: extern "C" fn() -> !) -> ThreadId {
+    let id = cx.thread();
+    WORKERS[k].store(id.raw(), Ordering::SeqCst);
+    let (loc, sp) = (cx.slot(), cx.stack());
+    start_local(id, loc, sp, Some(prio), entry);
     id
 }
 
@@ -65,10 +96,9 @@ fn reset() {
     SEQ.store(0, Ordering::SeqCst);
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
+/// Schedule: results, priority, time control, errors.
+fn results(s: &mut Cx) {
     let me = utcb::my_global_id();
-    // Schedule: results, priority, time control, errors.
     let (r, _) = syscall::schedule(me, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
     s.check_eq("schedule.self_running", r, 3);
     let (r, _) = syscall::schedule(
@@ -85,7 +115,7 @@ pub fn run(s: &mut Suite) {
     );
     let (r, _) = syscall::schedule(ThreadId::NIL, u64::MAX, u64::MAX, u64::MAX, u64::MAX);
     s.check_eq("schedule.nil_dest", r, 0);
-    let a = spawn(0, 10, yielder);
+    let a = spawn(s, 0, 10, yielder);
     let five_ms = Time::period_micros(5000).raw() as u64;
     let (r, _) = syscall::schedule(a, five_ms << 16 | 0xFFFF, u64::MAX, 200, u64::MAX);
     s.check(
@@ -113,12 +143,15 @@ pub fn run(s: &mut Suite) {
         format_args!("result {r} error {}", utcb::error_code()),
     );
     kill(a);
+}
 
-    // Equal-priority busy threads all progress (time slices) while we sleep.
+/// Equal-priority busy threads all progress (time slices) while we sleep.
+fn equal_priority(s: &mut Cx) {
+    syscall::schedule(utcb::my_global_id(), u64::MAX, u64::MAX, 255, u64::MAX);
     reset();
-    let b0 = spawn(0, 50, busy);
-    let b1 = spawn(1, 50, busy);
-    let b2 = spawn(2, 50, busy);
+    let b0 = spawn(s, 0, 50, busy);
+    let b1 = spawn(s, 1, 50, busy);
+    let b2 = spawn(s, 2, 50, busy);
     super::util::wait_until(|| (0..3).all(|i| COUNTERS[i].load(Ordering::SeqCst) > 0));
     let c: [u64; 3] = core::array::from_fn(|i| COUNTERS[i].load(Ordering::SeqCst));
     s.check(
@@ -129,12 +162,15 @@ pub fn run(s: &mut Suite) {
     for id in [b0, b1, b2] {
         kill(id);
     }
+}
 
-    // Shorter time slices: still all progress, with 1 ms slices.
+/// Shorter time slices: still all progress, with 1 ms slices.
+fn short_timeslices(s: &mut Cx) {
+    syscall::schedule(utcb::my_global_id(), u64::MAX, u64::MAX, 255, u64::MAX);
     reset();
     let one_ms = Time::period_micros(1000).raw() as u64;
-    let x0 = spawn(0, 50, busy);
-    let x1 = spawn(1, 50, busy);
+    let x0 = spawn(s, 0, 50, busy);
+    let x1 = spawn(s, 1, 50, busy);
     for id in [x0, x1] {
         syscall::schedule(id, one_ms << 16 | 0xFFFF, u64::MAX, u64::MAX, u64::MAX);
     }
@@ -147,12 +183,15 @@ pub fn run(s: &mut Suite) {
     );
     kill(x0);
     kill(x1);
+}
 
-    // A higher priority runs first: create low, then high; both become ready while we sleep.
+/// A higher priority runs first: create low, then high; both become ready while we sleep.
+fn higher_priority(s: &mut Cx) {
+    let me = utcb::my_global_id();
     reset();
     syscall::schedule(me, u64::MAX, u64::MAX, 255, u64::MAX);
-    let lo = spawn(0, 20, busy);
-    let hi = spawn(1, 30, busy);
+    let lo = spawn(s, 0, 20, busy);
+    let hi = spawn(s, 1, 30, busy);
     super::util::wait_until(|| ORDER[1].load(Ordering::SeqCst) != 0);
     let (ol, oh) = (
         ORDER[0].load(Ordering::SeqCst),
@@ -170,10 +209,13 @@ pub fn run(s: &mut Suite) {
     );
     kill(hi);
     kill(lo);
+}
 
-    // ExchangeRegisters halt (H|h) stops a busy thread; resume (H) lets it continue.
+/// ExchangeRegisters halt (H|h) stops a busy thread; resume (H) lets it continue.
+fn halt_resume(s: &mut Cx) {
+    syscall::schedule(utcb::my_global_id(), u64::MAX, u64::MAX, 255, u64::MAX);
     reset();
-    let hb = spawn(0, 50, busy);
+    let hb = spawn(s, 0, 50, busy);
     super::util::wait_until(|| COUNTERS[0].load(Ordering::SeqCst) > 0);
     let (_, old) = syscall::exchange_registers(
         hb,
@@ -212,11 +254,14 @@ pub fn run(s: &mut Suite) {
         format_args!("{c2} -> {c3}"),
     );
     kill(hb);
+}
 
-    // ThreadSwitch(nil) yields to an equal-priority thread.
+/// ThreadSwitch(nil) yields to an equal-priority thread; to a thread runs it; to self returns.
+fn thread_switch(s: &mut Cx) {
+    let me = utcb::my_global_id();
     reset();
     syscall::schedule(me, u64::MAX, u64::MAX, 60, u64::MAX);
-    let y = spawn(0, 60, yielder);
+    let y = spawn(s, 0, 60, yielder);
     let before = COUNTERS[0].load(Ordering::SeqCst);
     for _ in 0..5 {
         syscall::thread_switch(ThreadId::NIL);
@@ -239,7 +284,10 @@ pub fn run(s: &mut Suite) {
     s.check("thread_switch.to_self_returns", true, format_args!(""));
     syscall::schedule(me, u64::MAX, u64::MAX, 255, u64::MAX);
     kill(y);
+}
 
+/// ProcessorControl and MemoryControl.
+fn processor_memory_control(s: &mut Cx) {
     // An unprivileged, non-scheduler caller is refused (the root is privileged: use a priority
     // above our own through a thread whose scheduler we are not — covered in chain.*); here:
     // ProcessorControl and MemoryControl answers of the platform.
@@ -267,13 +315,11 @@ pub fn run(s: &mut Suite) {
         r == 0 && utcb::error_code() == 5,
         format_args!("result {r} error {}", utcb::error_code()),
     );
-
-    fuzz(s);
 }
 
 /// Every system call stub entered with random registers (xorshift, fixed seed). Destination
 /// ids are kept out of the range of existing threads so the suite does not delete itself.
-fn fuzz(s: &mut Suite) {
+fn fuzz(s: &mut Cx) {
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     let mut next = || {
         x ^= x << 13;
@@ -286,7 +332,7 @@ fn fuzz(s: &mut Suite) {
     for _ in 0..3000 {
         let link = (next() % 11) as usize;
         let mut r: [u64; 9] = core::array::from_fn(|_| next());
-        // Keep thread ids away from the suite's own threads (numbers below 0x400 above UserBase),
+        // Keep thread ids away from the suite's own threads (numbers below 0x1_0000 above UserBase),
         // and Ipc away from blocking for ever.
         let dest = (r[0] & 0xFFFF_FFFF) | ((user_base + 0x1_0000 + (r[0] >> 48)) << 32);
         r[0] = if r[0] & 1 == 0 {

@@ -4,7 +4,8 @@
 //!
 //! The receiver `R` runs in the root's space with a pager thread `PG` (also in the root's
 //! space): PG maps pages of a root-owned pool at fault addresses in a window, and ignores
-//! faults in a "black hole" region, so that transfer timeouts can expire.
+//! faults in a "black hole" region, so that transfer timeouts can expire. Each check function
+//! starts both with [`helpers`] (threads, slots, stacks, window and hole from its [`Cx`]).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,13 +14,57 @@ use abi::msgtag::labels;
 use abi::{Fpage, MsgTag, Rights, ThreadId, Time, Timeouts, XferTimeouts};
 use l4::{kip, msg, syscall, utcb};
 
-use crate::conformance::Suite;
+use crate::conformance::{Check, Cx, start_local};
 
-const STACK: usize = 16 * 1024;
-
-#[repr(C, align(4096))]
-struct Stacks([[u8; STACK]; 3]);
-static mut STACKS: Stacks = Stacks([[0; STACK]; 3]);
+/// The check functions.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "strings.helpers",
+        run: |cx| {
+            helpers(cx);
+        },
+    },
+    Check {
+        name: "strings.simple",
+        run: simple,
+    },
+    Check {
+        name: "strings.gather_substrings",
+        run: gather,
+    },
+    Check {
+        name: "strings.scatter_substrings",
+        run: scatter,
+    },
+    Check {
+        name: "strings.overflow",
+        run: overflow,
+    },
+    Check {
+        name: "strings.not_accepted_overflow",
+        run: not_accepted,
+    },
+    Check {
+        name: "strings.kernel_address_refused",
+        run: kernel_address,
+    },
+    Check {
+        name: "strings.receiver_fault",
+        run: receiver_fault,
+    },
+    Check {
+        name: "strings.xfer_timeout",
+        run: xfer_timeouts,
+    },
+    Check {
+        name: "strings.abort_during_nested_fault",
+        run: abort_during_nested_fault,
+    },
+    Check {
+        name: "strings.sender_fault_resolved",
+        run: sender_fault,
+    },
+];
 
 #[repr(C, align(4096))]
 struct Pool([[u8; 4096]; 8]);
@@ -30,9 +75,12 @@ struct Buf([u8; 8192]);
 static mut SRC: Buf = Buf([0; 8192]);
 static mut DST: Buf = Buf([0; 8192]);
 
-/// Fault window served by the pager, and the black hole it never answers.
-const WINDOW: u64 = 0x6200_0000;
-const HOLE: u64 = 0x6300_0000;
+/// Fault window served by the pager, and the black hole above it that it never answers
+/// (ranges of the running check).
+static WINDOW: AtomicU64 = AtomicU64::new(0);
+static HOLE: AtomicU64 = AtomicU64::new(0);
+/// The receiver of the running check (for the aborter).
+static RECEIVER: AtomicU64 = AtomicU64::new(0);
 
 static PG_FAULTS: AtomicU64 = AtomicU64::new(0);
 static R_ERROR: AtomicU64 = AtomicU64::new(0);
@@ -41,10 +89,6 @@ static R_MR: AtomicU64 = AtomicU64::new(0);
 
 fn root() -> ThreadId {
     ThreadId::global(kip::thread_info().user_base() + 2, 1)
-}
-fn ids() -> (ThreadId, ThreadId) {
-    let b = kip::thread_info().user_base();
-    (ThreadId::global(b + 0x70, 1), ThreadId::global(b + 0x71, 1))
 }
 
 extern "C" fn pager() -> ! {
@@ -57,10 +101,10 @@ extern "C" fn pager() -> ! {
         }
         let addr = utcb::mr(1) & !0xFFF;
         PG_FAULTS.fetch_add(1, Ordering::SeqCst);
-        if addr >= HOLE {
+        if addr >= HOLE.load(Ordering::SeqCst) {
             continue; // never answered: the transfer timeout decides
         }
-        let idx = ((addr - WINDOW) / 4096 % 8) as usize;
+        let idx = ((addr - WINDOW.load(Ordering::SeqCst)) / 4096 % 8) as usize;
         // SAFETY: only the address of the pool page is taken.
         let src = unsafe { &raw const POOL.0[idx] } as u64;
         let w =
@@ -117,7 +161,7 @@ extern "C" fn receiver() -> ! {
 /// Waits 30 ms, then aborts the receiver's IPC with ExchangeRegisters (R and S).
 extern "C" fn aborter() -> ! {
     msg::sleep(Time::period_micros(30_000));
-    let (_, r) = ids();
+    let r = ThreadId::from_raw(RECEIVER.load(Ordering::SeqCst));
     syscall::exchange_registers(
         r,
         syscall::ExregsState {
@@ -176,15 +220,22 @@ fn transfer(
     )
 }
 
-fn spawn(t: ThreadId, i: usize, entry: extern "C" fn() -> !, pager: ThreadId) -> bool {
-    // SAFETY: only the address of stack `i` is taken; no thread uses it yet.
-    let sp = super::util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
-    super::util::spawn_local(t, 0x70 + i as u64, sp, entry, pager)
+/// The receiver and its pager of one check, and the source and destination buffers.
+struct Setup {
+    r: ThreadId,
+    src: u64,
+    dst: u64,
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
-    let (pg, r) = ids();
+/// Starts the pager thread and the receiver (prints `strings.helpers` when called as that
+/// check, or on failure), fills the source buffer; None if the helpers did not start.
+fn helpers(cx: &mut Cx) -> Option<Setup> {
+    let (pg, r) = (cx.thread(), cx.thread());
+    RECEIVER.store(r.raw(), Ordering::SeqCst);
+    let window = cx.range(16);
+    let hole = cx.range(16);
+    WINDOW.store(window, Ordering::SeqCst);
+    HOLE.store(hole, Ordering::SeqCst);
     // SAFETY: our buffers, written before any helper runs.
     let (src, dst) = unsafe {
         let sp = &raw mut SRC.0;
@@ -196,18 +247,41 @@ pub fn run(s: &mut Suite) {
         (*dp)[4096] = 0;
         (sp as u64, dp as u64)
     };
-    let ok = spawn(pg, 0, pager, root()) && spawn(r, 1, receiver, pg);
-    s.check(
-        "strings.helpers",
-        ok,
-        format_args!("error {}", utcb::error_code()),
-    );
-    if !ok {
-        return;
-    }
+    let (l0, s0, l1, s1) = (cx.slot(), cx.stack(), cx.slot(), cx.stack());
+    let ok =
+        spawn_with_pager(pg, l0, s0, pager, root()) && spawn_with_pager(r, l1, s1, receiver, pg);
     msg::sleep(Time::period_micros(2000));
+    if !ok || cx.name() == "strings.helpers" {
+        cx.check(
+            "strings.helpers",
+            ok,
+            format_args!("error {}", utcb::error_code()),
+        );
+    }
+    ok.then_some(Setup { r, src, dst })
+}
 
-    // A simple string into a mapped buffer.
+/// Creates `t` in the root's space with `pager`, its UTCB at `loc`, started at `f`.
+fn spawn_with_pager(
+    t: ThreadId,
+    loc: u64,
+    sp: u64,
+    f: extern "C" fn() -> !,
+    pager: ThreadId,
+) -> bool {
+    let me = root();
+    if syscall::thread_control(t, me, me, pager, loc) != 1 {
+        return false;
+    }
+    l4::thread::start(t, sp, f as usize as u64);
+    true
+}
+
+/// A simple string into a mapped buffer.
+fn simple(s: &mut Cx) {
+    let Some(Setup { r, src, dst }) = helpers(s) else {
+        return;
+    };
     let (se, re, sum, mr1) = transfer(r, (dst, 256, 1), (0, 0), &simple_string(256, src));
     s.check(
         "strings.simple",
@@ -219,7 +293,13 @@ pub fn run(s: &mut Suite) {
         mr1,
         simple_string(256, src)[0],
     );
+}
 
+/// Gather: a compound send string (3 substrings of 64 bytes) into one buffer of 192.
+fn gather(s: &mut Cx) {
+    let Some(Setup { r, src, dst }) = helpers(s) else {
+        return;
+    };
     // Gather: a compound send string (3 substrings of 64 bytes) into one buffer of 192.
     let mut words = [0u64; 8];
     let n = match abi::items::StringItemWriter::new(&mut words, 64, src) {
@@ -236,6 +316,13 @@ pub fn run(s: &mut Suite) {
         se == 0 && re == 0 && sum == expected_sum(192),
         format_args!("errors {se:#x}/{re:#x} sum {sum} words {n}"),
     );
+}
+
+/// Scatter: one send string of 200 into a buffer of 4 substrings of 50.
+fn scatter(s: &mut Cx) {
+    let Some(Setup { r, src, dst }) = helpers(s) else {
+        return;
+    };
     // Scatter: one send string of 200 into a buffer of 4 substrings of 50.
     let (se, re, sum, _) = transfer(r, (dst, 200, 4), (0, 0), &simple_string(200, src));
     s.check(
@@ -243,7 +330,13 @@ pub fn run(s: &mut Suite) {
         se == 0 && re == 0 && sum == expected_sum(200),
         format_args!("errors {se:#x}/{re:#x} sum {sum}"),
     );
+}
 
+/// Message cut: overflow with the byte offset for both parties.
+fn overflow(s: &mut Cx) {
+    let Some(Setup { r, src, dst }) = helpers(s) else {
+        return;
+    };
     // Message cut: 256 bytes into a 100-byte buffer: overflow (4) at offset 100 for both.
     let (se, re, _, _) = transfer(r, (dst, 100, 1), (0, 0), &simple_string(256, src));
     s.check_eq("strings.overflow_sender_code", se, (100 << 4) | (4 << 1));
@@ -252,6 +345,13 @@ pub fn run(s: &mut Suite) {
         re,
         (100 << 4) | (4 << 1) | 1,
     );
+}
+
+/// No string acceptance at all: overflow at offset 0.
+fn not_accepted(s: &mut Cx) {
+    let Some(Setup { r, src, dst }) = helpers(s) else {
+        return;
+    };
     // No string acceptance at all: overflow at offset 0.
     let (se, re, _, _) = transfer(r, (dst, 0, 1), (0, 0), &simple_string(16, src));
     s.check(
@@ -259,6 +359,13 @@ pub fn run(s: &mut Suite) {
         se == 8 && re == 9,
         format_args!("errors {se:#x}/{re:#x}"),
     );
+}
+
+/// A string item whose address is in kernel memory is never read.
+fn kernel_address(s: &mut Cx) {
+    let Some(Setup { r, src: _, dst }) = helpers(s) else {
+        return;
+    };
     // A string item whose address is in kernel memory never reads it: the sender's fault IPC
     // goes nowhere (the root's pager, sigma0, refuses) — use a zero transfer timeout instead.
     let (se, re, _, _) = transfer(
@@ -272,12 +379,18 @@ pub fn run(s: &mut Suite) {
         se & 0xE != 0 && re & 0xE != 0,
         format_args!("errors {se:#x}/{re:#x}"),
     );
+}
 
+/// Receiver buffer not mapped: its pager resolves the faults during the copy.
+fn receiver_fault(s: &mut Cx) {
+    let Some(Setup { r, src, dst: _ }) = helpers(s) else {
+        return;
+    };
     // Receiver buffer not mapped: its pager resolves the faults during the copy (tunnelled).
     let before = PG_FAULTS.load(Ordering::SeqCst);
     let (se, re, sum, _) = transfer(
         r,
-        (WINDOW + 0x800, 6000, 1),
+        (WINDOW.load(Ordering::SeqCst) + 0x800, 6000, 1),
         (0, 0),
         &simple_string(6000, src),
     );
@@ -292,13 +405,19 @@ pub fn run(s: &mut Suite) {
         faults >= 2,
         format_args!("{faults} faults"),
     );
+}
 
+/// Faults that are never resolved: the smaller transfer timeout decides who gets 5 and 6.
+fn xfer_timeouts(s: &mut Cx) {
+    let Some(Setup { r, src, dst: _ }) = helpers(s) else {
+        return;
+    };
     // Faults that are never resolved: the smaller transfer timeout decides who gets 5 and 6.
     let ten_ms = Time::period_micros(10_000).raw() as u64;
     let never = 0u64;
     let (se, re, _, _) = transfer(
         r,
-        (HOLE, 64, 1),
+        (HOLE.load(Ordering::SeqCst), 64, 1),
         (ten_ms << 16, never),
         &simple_string(64, src),
     );
@@ -309,7 +428,7 @@ pub fn run(s: &mut Suite) {
     );
     let (se, re, _, _) = transfer(
         r,
-        (HOLE + 0x1000, 64, 1),
+        (HOLE.load(Ordering::SeqCst) + 0x1000, 64, 1),
         (never, ten_ms),
         &simple_string(64, src),
     );
@@ -318,13 +437,21 @@ pub fn run(s: &mut Suite) {
         se & 0xF == 12 && re & 0xF == 11,
         format_args!("errors {se:#x}/{re:#x}"),
     );
+}
 
+/// ExchangeRegisters aborts the receiver while its tunnelled fault is pending: both get 7.
+fn abort_during_nested_fault(s: &mut Cx) {
+    let Some(Setup { r, src, dst: _ }) = helpers(s) else {
+        return;
+    };
     // ExchangeRegisters aborts the receiver while its tunnelled fault is pending: both get 7.
-    let ab = ThreadId::global(kip::thread_info().user_base() + 0x72, 1);
-    let started = spawn(ab, 2, aborter, root());
+    let never = 0u64;
+    let ab = s.thread();
+    let (loc, sp) = (s.slot(), s.stack());
+    let started = start_local(ab, loc, sp, None, aborter);
     let (se, re, _, _) = transfer(
         r,
-        (HOLE + 0x2000, 64, 1),
+        (HOLE.load(Ordering::SeqCst) + 0x2000, 64, 1),
         (never, never),
         &simple_string(64, src),
     );
@@ -333,8 +460,13 @@ pub fn run(s: &mut Suite) {
         started && se & 0xF == 14 && re & 0xF == 15,
         format_args!("errors {se:#x}/{re:#x}"),
     );
-    syscall::thread_control(ab, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
+}
 
+/// A fault on the sender's side (the root's unmapped source, resolved by its pager sigma0).
+fn sender_fault(s: &mut Cx) {
+    let Some(Setup { r, src: _, dst }) = helpers(s) else {
+        return;
+    };
     // A fault on the sender's side (the root's unmapped source, resolved by its pager sigma0).
     let far = 0x0900_0000u64;
     let (se, re, sum, _) = transfer(r, (dst, 128, 1), (0, 0), &simple_string(128, far));
@@ -350,8 +482,4 @@ pub fn run(s: &mut Suite) {
         se == 0 && re == 0 && sum == want,
         format_args!("errors {se:#x}/{re:#x} sum {sum} want {want}"),
     );
-
-    for t in [r, pg] {
-        syscall::thread_control(t, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
-    }
 }

@@ -6,23 +6,37 @@
 //! memory in use (KDB extension `kernel_frames_in_use`) must return exactly to its starting
 //! figure after every round.
 //!
-//! Threads: UserBase + 0x2000 + 16·space + k; stacks 18..22.
+//! Threads: a block of the check's [`Cx`], number 16·space + k in it; stacks from the `Cx`.
 
 use abi::ThreadId;
-use l4::{kdb, syscall, utcb};
+use l4::{kdb, kip, syscall, utcb};
 
-use super::util::{self, activate_in, kill_r, new_space, tid};
-use crate::conformance::Suite;
+use super::util::{self, activate_in, kill_r, new_space};
+use crate::conformance::{Check, Cx};
+
+/// The check functions.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "churn.active_threads",
+        run: active_threads,
+    },
+    Check {
+        name: "churn.running_spaces",
+        run: running_spaces,
+    },
+];
 
 const SPACES: u64 = 100;
 const PER_SPACE: u64 = 10;
 
-fn id(space: u64, k: u64) -> ThreadId {
-    tid(0x2000 + space * 16 + k)
+/// Thread `k` of space `space` in the block starting at number `base`.
+fn id(base: u64, space: u64, k: u64) -> ThreadId {
+    ThreadId::global(kip::thread_info().user_base() + base + space * 16 + k, 1)
 }
 
 /// One round; `order` 0..=2 picks the deletion order. Err = (space, step, error).
-fn round(order: u32) -> Result<(), (u64, u64, u64)> {
+fn round(base: u64, order: u32) -> Result<(), (u64, u64, u64)> {
+    let id = |space, k| id(base, space, k);
     for sp in 0..SPACES {
         let first = id(sp, 0);
         new_space(first).map_err(|(step, e)| (sp, step, e))?;
@@ -68,11 +82,13 @@ fn round(order: u32) -> Result<(), (u64, u64, u64)> {
     Ok(())
 }
 
-/// Five spaces whose first thread runs `child_hello` (faults served by the pager thread).
-fn running_round() -> Result<(), (u64, u64)> {
+/// Five spaces whose first thread runs `child_hello` (faults served by the pager thread) on
+/// stacks `sps`.
+fn running_round(base: u64, sps: &[u64; 5]) -> Result<(), (u64, u64)> {
+    let id = |space, k| id(base, space, k);
     for sp in 0..5u64 {
         let t = id(sp, 0);
-        util::spawn_in_new_space(t, util::child_hello, 18 + sp as usize)
+        util::spawn_in_new_space_at(t, util::child_hello, sps[sp as usize])
             .map_err(|(st, e)| (sp, st * 1000 + e))?;
         util::receive_report(t, 2000).map_err(|e| (sp, 9000 + e))?;
         let (r, _) = activate_in(id(sp, 1), t, 1);
@@ -87,8 +103,9 @@ fn running_round() -> Result<(), (u64, u64)> {
     Ok(())
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
+/// 1,000 active threads in 100 spaces, three deletion orders; memory returns each time.
+fn active_threads(s: &mut Cx) {
+    let base = s.thread_block(SPACES * 16);
     if !util::ensure_pager() {
         s.check("churn.pager_thread_up", false, format_args!(""));
         return;
@@ -98,7 +115,7 @@ pub fn run(s: &mut Suite) {
     let mut ms = [0u64; 3];
     for (i, f) in after.iter_mut().enumerate() {
         let t0 = syscall::system_clock();
-        let r = round(i as u32);
+        let r = round(base, i as u32);
         ms[i] = (syscall::system_clock() - t0) / 1000;
         *f = kdb::kernel_frames_in_use();
         if let Err((sp, step, e)) = r {
@@ -143,11 +160,20 @@ pub fn run(s: &mut Suite) {
         after[2],
         start,
     );
+}
 
+/// Three rounds of five spaces whose threads really ran; memory returns.
+fn running_spaces(s: &mut Cx) {
+    let base = s.thread_block(5 * 16);
+    let sps: [u64; 5] = core::array::from_fn(|_| s.stack());
+    if !util::ensure_pager() {
+        s.check("churn.pager_thread_up", false, format_args!(""));
+        return;
+    }
     let start = kdb::kernel_frames_in_use();
     let mut after = [0u64; 3];
     for (i, f) in after.iter_mut().enumerate() {
-        let r = running_round();
+        let r = running_round(base, &sps);
         *f = kdb::kernel_frames_in_use();
         if let Err((sp, e)) = r {
             s.check(

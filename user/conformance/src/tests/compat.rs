@@ -17,14 +17,20 @@ use abi::items::{GrantItem, MapItem, StringHeader, simple_string};
 use abi::{Fpage, MsgTag, Rights, ThreadId, Time, Timeouts};
 use l4::{msg, syscall, utcb};
 
-use super::util::{prefault_stack, root, spawn_local, tid};
-use crate::conformance::Suite;
+use super::util::root;
+use crate::conformance::{Check, Cx, start_local};
 
-const STACK: usize = 16 * 1024;
-
-#[repr(C, align(4096))]
-struct Stack([u8; STACK]);
-static mut STACK_R: Stack = Stack([0; STACK]);
+/// The check functions.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "compat.items",
+        run: items,
+    },
+    Check {
+        name: "compat.sigma0",
+        run: sigma0,
+    },
+];
 
 #[repr(C, align(4096))]
 struct Buf([u8; 4096]);
@@ -35,10 +41,6 @@ static mut PAGE: Buf = Buf([0; 4096]);
 
 /// The receiver's ErrorCode (0 = success) of its last receive.
 static R_ERROR: AtomicU64 = AtomicU64::new(u64::MAX);
-
-/// Thread number offset (above UserBase) of the receiver; its root UTCB slot.
-const R_NO: u64 = 0x7A;
-const R_SLOT: u64 = 0x7A;
 
 extern "C" fn receiver() -> ! {
     loop {
@@ -91,12 +93,12 @@ const fn overflow(offset: u64, receive: bool) -> u64 {
     (offset << 4) | (4 << 1) | receive as u64
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
-    super::util::prepare();
-    let r = tid(R_NO);
-    // SAFETY: only the address of the stack is taken; no thread uses it yet.
-    let sp = prefault_stack(unsafe { &raw mut STACK_R.0 } as *mut u8, STACK);
+/// Compound receive strings and map/grant items against nil and real receive windows, with
+/// a receiver thread (id, slot, stack and window from the check's [`Cx`]).
+fn items(s: &mut Cx) {
+    let r = s.thread();
+    let (loc, sp) = (s.slot(), s.stack());
+    let win = s.range(12);
     // SAFETY: our own buffers, touched before any other thread uses them.
     let (src, dst, page) = unsafe {
         let sp = &raw mut SRC.0;
@@ -109,7 +111,7 @@ pub fn run(s: &mut Suite) {
         (*pp)[0] = 1;
         (sp as u64, dp as u64, pp as u64)
     };
-    let ok = spawn_local(r, R_SLOT, sp, receiver, root());
+    let ok = start_local(r, loc, sp, None, receiver);
     s.check(
         "compat.helpers",
         ok,
@@ -183,19 +185,19 @@ pub fn run(s: &mut Suite) {
         overflow(64, true),
     );
     // With a receive window the same map item is delivered (success).
-    let window = abi::Acceptor::map_grant(Fpage::new_log2(0x6400_0000, 12)).raw();
+    let window = abi::Acceptor::map_grant(Fpage::new_log2(win, 12)).raw();
     let (se, re) = transfer(r, &[window], &map);
     s.check(
         "compat.map_to_window_ok",
         se == 0 && re == 0,
         format_args!("errors {se:#x}/{re:#x}"),
     );
+}
 
-    syscall::thread_control(r, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
-
-    // The example: a sigma0 reply (one map item) to a client that accepts untyped
-    // words only fails for the client with message overflow (receive phase); sigma0 shrugs it
-    // off and serves the next request (the page stays the client's).
+/// The example: a sigma0 reply (one map item) to a client that accepts untyped
+/// words only fails for the client with message overflow (receive phase); sigma0 shrugs it
+/// off and serves the next request (the page stays the client's).
+fn sigma0(s: &mut Cx) {
     let Ok(page) = l4::sigma0::get_any(12) else {
         s.check(
             "compat.sigma0_page_for_test",
