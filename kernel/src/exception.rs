@@ -15,6 +15,7 @@ use abi::utcb;
 use crate::arch::paging::USER_END;
 use crate::arch::trap::{self, TrapFrame};
 use crate::arch::{cpu, usercopy};
+use crate::kernel_state::Kernel;
 use crate::kip;
 use crate::schedule;
 use crate::thread;
@@ -24,6 +25,9 @@ const VEC_BP: u64 = 3;
 const VEC_PF: u64 = 14;
 const VEC_GP: u64 = 13;
 
+/// An exception. One in kernel mode (a user-memory access that faulted, a kernel defect) is
+/// not a kernel entry of its own: it runs inside the entry that was interrupted, without a
+/// borrow of the kernel state. One from user mode is an entry: it takes the borrow.
 pub fn handle(frame: &mut TrapFrame) {
     if !frame.is_from_user() {
         if frame.vector == VEC_PF
@@ -40,6 +44,10 @@ pub fn handle(frame: &mut TrapFrame) {
         }
         panic!("unexpected exception {} in kernel mode", frame.vector);
     }
+    crate::kernel_state::with_kernel(|k| user_exception(k, frame));
+}
+
+fn user_exception(k: &mut Kernel, frame: &mut TrapFrame) {
     match frame.vector {
         VEC_UD if is_kernel_interface(frame.rip) => {
             // SAFETY: the only reference to the KIP in use.
@@ -52,20 +60,20 @@ pub fn handle(frame: &mut TrapFrame) {
             frame.rip += 2;
         }
         VEC_BP => {
-            if !crate::kdb::handle(frame) {
-                exception_ipc(frame);
+            if !crate::kdb::handle(k, frame) {
+                exception_ipc(k, frame);
             } else {
                 crate::debug::after_kdb_call(frame);
             }
         }
-        VEC_PF => page_fault(frame),
+        VEC_PF => page_fault(k, frame),
         // IO-fpages: a port access to ports the space lacks is an IO page fault (io_space.rs).
-        VEC_GP => match crate::io_space::gp_fault(frame) {
-            crate::io_space::GpOutcome::NotIo => exception_ipc(frame),
+        VEC_GP => match crate::io_space::gp_fault(k, frame) {
+            crate::io_space::GpOutcome::NotIo => exception_ipc(k, frame),
             crate::io_space::GpOutcome::Retry => {}
-            crate::io_space::GpOutcome::Undeliverable(why) => halt_faulting(frame, why),
+            crate::io_space::GpOutcome::Undeliverable(why) => halt_faulting(k, frame, why),
         },
-        _ => exception_ipc(frame),
+        _ => exception_ipc(k, frame),
     }
 }
 
@@ -73,7 +81,7 @@ fn is_kernel_interface(rip: u64) -> bool {
     usercopy::read_u8(rip) == Some(0xF0) && usercopy::read_u8(rip + 1) == Some(0x90)
 }
 
-fn page_fault(frame: &mut TrapFrame) {
+fn page_fault(k: &mut Kernel, frame: &mut TrapFrame) {
     let addr = cpu::read_cr2();
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
@@ -88,7 +96,7 @@ fn page_fault(frame: &mut TrapFrame) {
         // supervisor-mode access made on the thread's behalf (error code U/S = 0: descriptor
         // tables, or QEMU's far return/`iretq` stack reads under SMAP), which mapping cannot
         // cure: as a pager fault it would repeat for ever.
-        return exception_ipc(frame);
+        return exception_ipc(k, frame);
     }
     let err = frame.error;
     let rwx = if err & (1 << 4) != 0 {
@@ -101,9 +109,10 @@ fn page_fault(frame: &mut TrapFrame) {
     let pager = ThreadId::from_raw(cur.utcb_word(utcb::PAGER));
     let ip = frame.rip;
     if pager.is_nil() {
-        return halt_faulting(frame, "page fault and no pager");
+        return halt_faulting(k, frame, "page fault and no pager");
     }
     let r = crate::ipc::kernel_call(
+        k,
         cur,
         pager,
         |t| {
@@ -116,18 +125,18 @@ fn page_fault(frame: &mut TrapFrame) {
     match r {
         Ok(()) => {}
         Err(code) if crate::ipc::was_aborted(code) => {} // retry the instruction
-        Err(_) => halt_faulting(frame, "page-fault IPC to the pager failed"),
+        Err(_) => halt_faulting(k, frame, "page-fault IPC to the pager failed"),
     }
 }
 
 /// Exception IPC (spec 6.3): MR1..MR18 registers, MR19 vector, MR20 error code; the reply's
 /// MR1..MR18 become the new registers (RFLAGS through the user mask).
-fn exception_ipc(frame: &mut TrapFrame) {
+fn exception_ipc(k: &mut Kernel, frame: &mut TrapFrame) {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
     let handler = ThreadId::from_raw(cur.utcb_word(utcb::EXCEPTION_HANDLER));
     if handler.is_nil() {
-        return halt_faulting(frame, "exception with no exception handler");
+        return halt_faulting(k, frame, "exception with no exception handler");
     }
     let f = *frame;
     let regs = [
@@ -136,6 +145,7 @@ fn exception_ipc(frame: &mut TrapFrame) {
     ];
     let mut reply = [0u64; 18];
     let r = crate::ipc::kernel_call(
+        k,
         cur,
         handler,
         |t| {
@@ -158,7 +168,7 @@ fn exception_ipc(frame: &mut TrapFrame) {
     match r {
         Ok(()) => {}
         Err(code) if crate::ipc::was_aborted(code) => return, // re-execute, fault again
-        Err(_) => return halt_faulting(frame, "exception IPC failed"),
+        Err(_) => return halt_faulting(k, frame, "exception IPC failed"),
     }
     let fr = &mut *frame;
     fr.rip = reply[0]; // non-canonical: #GP for the thread in `trap_return`
@@ -181,13 +191,13 @@ fn exception_ipc(frame: &mut TrapFrame) {
     fr.rflags = trap::merge_user_rflags(fr.rflags, reply[17]);
 }
 
-fn halt_faulting(frame: &mut TrapFrame, why: &str) {
+fn halt_faulting(k: &mut Kernel, frame: &mut TrapFrame, why: &str) {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
     crate::kprintln!("thread {:#x}: {}; halted", cur.id.raw(), why);
     trap::dump(frame);
     cur.halted = true;
-    schedule::dequeue(cur);
+    schedule::dequeue(k, cur);
     crate::debug::on_user_fault(frame, why);
-    schedule::schedule();
+    schedule::schedule(k);
 }

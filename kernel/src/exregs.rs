@@ -7,10 +7,12 @@ use abi::thread_id::ThreadId;
 use abi::utcb;
 
 use crate::arch::trap::TrapFrame;
-use crate::schedule;
+use crate::kernel_state::Kernel;
+use crate::schedule::{self, Next};
 use crate::thread::{self, State};
 
-pub fn sys_exchange_registers(f: &mut TrapFrame) {
+/// Returns the scheduling decision: a thread that halted itself leaves the processor.
+pub fn sys_exchange_registers(k: &mut Kernel, f: &mut TrapFrame) -> Next {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
     let dest = ThreadId::from_raw(f.rax);
@@ -28,17 +30,20 @@ pub fn sys_exchange_registers(f: &mut TrapFrame) {
     };
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let Some(t) = (unsafe { thread::resolve(cur, dest) }) else {
-        return fail(f);
+        fail(f);
+        return Next::Stay;
     };
     if !t.is_activated() || t.id.number() < thread::USER_BASE {
-        return fail(f);
+        fail(f);
+        return Next::Stay;
     }
     // Same space, or the space of the thread's pager (Pistachio's "pagerexregs").
     let pager_space =
         // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
         (unsafe { thread::lookup_global(ThreadId::from_raw(t.utcb_word(utcb::PAGER))) }).map(|p| p.space);
     if !t.same_space(cur) && pager_space != Some(cur.space) {
-        return fail(f);
+        fail(f);
+        return Next::Stay;
     }
     let result_id = if dest.is_local() { t.id } else { t.local_id() };
     let is_self = core::ptr::eq(t, cur);
@@ -76,6 +81,7 @@ pub fn sys_exchange_registers(f: &mut TrapFrame) {
         out |= ExregsControl::OUT_HALTED;
     }
     let (sending, receiving) = crate::ipc::cancel(
+        k,
         t,
         control.has(ExregsControl::ABORT_SEND),
         control.has(ExregsControl::ABORT_RECEIVE),
@@ -91,11 +97,11 @@ pub fn sys_exchange_registers(f: &mut TrapFrame) {
         let halt = control.halt();
         if halt && !t.halted {
             t.halted = true;
-            schedule::dequeue(t);
+            schedule::dequeue(k, t);
         } else if !halt && t.halted {
             t.halted = false;
             if t.state == State::Ready {
-                schedule::enqueue(t);
+                schedule::enqueue(k, t);
             }
         }
     }
@@ -107,6 +113,8 @@ pub fn sys_exchange_registers(f: &mut TrapFrame) {
     f.r10 = old_handle;
     f.rdi = old_pager;
     if is_self && t.halted {
-        schedule::schedule();
+        Next::Switch
+    } else {
+        Next::Stay
     }
 }

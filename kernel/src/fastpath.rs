@@ -29,7 +29,7 @@
 //! May touch: the current thread's trap frame and saved stack pointer; everything else through
 //! `ipc` and `schedule` — except the assembly path, which writes, exactly as those modules
 //! would, the two TCBs' IPC and queue fields, the ready queues and bitmap
-//! (`schedule::QUEUES`, `LAST_SPACE_USER`), `thread::CURRENT`, the TSS (RSP0, I/O-map base),
+//! (`kernel_state::STATE.run`, `LAST_SPACE_USER`), `thread::CURRENT`, the TSS (RSP0, I/O-map base),
 //! `ioport::LOADED` and `context::GS_LOADED`.
 
 use abi::thread_id::ThreadId;
@@ -39,6 +39,7 @@ use core::arch::global_asm;
 use crate::arch::syscall::stubs_base;
 use crate::arch::trap::TrapFrame;
 use crate::counters::{self, Event};
+use crate::kernel_state::{Kernel, continue_entry, with_kernel};
 use crate::thread::IpcWake;
 use crate::{ipc, schedule, thread};
 
@@ -85,31 +86,40 @@ fn resume_ksp() -> u64 {
 #[unsafe(no_mangle)]
 pub extern "C" fn fastpath_dispatch(f: &mut TrapFrame) {
     counters::count(Event::SyscallEntry);
-    // The Ipc (0) and Lipc (1) stub slots.
-    if f.rcx.wrapping_sub(stubs_base()) < 512 {
-        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        let cur = unsafe { thread::current() };
-        if !cur.is_activated() {
-            return; // as `syscall_dispatch`: ignored
-        }
-        mrs_in(cur, f);
-        try_ipc(f);
-        // The fast path does not apply. `syscall_dispatch` would try `ipc::fast_call`, whose
-        // guards are the ones that just failed on the same state: straight to the general
-        // IPC instead (what `syscall_dispatch` does after its shortcut).
-        let r = ipc::sys_ipc(
-            ThreadId::from_raw(f.rsi),
-            ThreadId::from_raw(f.rdx),
-            Timeouts(f.r8 & 0xFFFF_FFFF),
-        );
-        f.rsi = r.from.raw();
-        schedule::preempt_if_higher();
-        crate::profile::mark(crate::profile::Point::Resumed);
-        // SAFETY: as above (the current thread again, after the IPC).
-        mrs_out(unsafe { thread::current() }, f);
+    // The Ipc (0) and Lipc (1) stub slots. This borrow of the kernel state ends before the
+    // general dispatch takes its own (one borrow at a time; and `syscall::dispatch` stays
+    // inlined into its one caller).
+    if f.rcx.wrapping_sub(stubs_base()) < 512 && with_kernel(|k| general_ipc(k, f)) {
         return;
     }
     crate::syscall::syscall_dispatch(f)
+}
+
+/// The IPC of an Ipc/Lipc stub: the fast path, else the general IPC. False, having done
+/// nothing, if the thread is not activated (`syscall_dispatch` ignores the call).
+#[inline(always)]
+fn general_ipc(k: &mut Kernel, f: &mut TrapFrame) -> bool {
+    if !k.current().is_activated() {
+        return false;
+    }
+    mrs_in(k.current(), f);
+    if !try_ipc(k, f) {
+        return false;
+    }
+    // The fast path does not apply. `syscall_dispatch` would try `ipc::fast_call`, whose
+    // guards are the ones that just failed on the same state: straight to the general IPC
+    // instead (what `syscall_dispatch` does after its shortcut).
+    let r = ipc::sys_ipc(
+        k,
+        ThreadId::from_raw(f.rsi),
+        ThreadId::from_raw(f.rdx),
+        Timeouts(f.r8 & 0xFFFF_FFFF),
+    );
+    f.rsi = r.from.raw();
+    schedule::finish(k, schedule::Next::Stay);
+    crate::profile::mark(crate::profile::Point::Resumed);
+    mrs_out(k.current(), f);
+    true
 }
 
 unsafe extern "C" {
@@ -163,23 +173,27 @@ fn mrs_out_of(utcb: u64, f: &mut TrapFrame) {
     (f.r12, f.r13, f.r14, f.r15) = (m[4], m[5], m[6], m[7]);
 }
 
-/// Returns only if the fast path does not apply (nothing changed): the general IPC is to
-/// run. The caller is activated and its MR0..MR7 are in its UTCB.
+/// Returns only if the fast path does not apply (nothing changed): true if the general IPC
+/// is to run, false if the thread is not activated (`syscall_dispatch` ignores the call).
 #[inline(never)]
-fn try_ipc(f: &mut TrapFrame) {
+fn try_ipc(k: &mut Kernel, f: &mut TrapFrame) -> bool {
+    if !k.current().is_activated() {
+        return false;
+    }
     let Some((deadline, dest)) = ipc::fast_send(
+        k,
         ThreadId::from_raw(f.rsi),
         ThreadId::from_raw(f.rdx),
         Timeouts(f.r8 & 0xFFFF_FFFF),
     ) else {
-        return;
+        return true;
     };
     counters::count(Event::FastPath);
-    schedule::block_prepare(deadline);
+    schedule::block_prepare(k, deadline);
     // If the partner runs next and blocked here too, all that is left of its receive is
     // what `fastpath_resumed` would do with a plain delivery: RSI = from (no tunnelled
     // fault, no error; it is the highest-priority ready thread, so no preemption).
-    schedule::leave_current(resume_ksp(), dest, |d| {
+    schedule::leave_current(k, resume_ksp(), dest, |d| {
         if d.wake != IpcWake::Done {
             return false;
         }
@@ -194,15 +208,16 @@ fn try_ipc(f: &mut TrapFrame) {
 /// A thread that blocked in the fast path runs again (on a fresh stack, below `f`).
 #[unsafe(no_mangle)]
 extern "C" fn fastpath_resumed(f: &mut TrapFrame) {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let r = ipc::fast_finish(unsafe { thread::current() });
-    f.rsi = r.from.raw();
-    schedule::preempt_if_higher();
+    // A fresh frame after a switch: the borrow of the thread that switched here goes on.
+    continue_entry(|k| {
+        // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+        let r = ipc::fast_finish(k, unsafe { thread::current() });
+        f.rsi = r.from.raw();
+        schedule::finish(k, schedule::Next::Stay);
+        mrs_out(k.current(), f);
+    });
     crate::profile::mark(crate::profile::Point::Resumed);
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    mrs_out(unsafe { thread::current() }, f);
 }
-
 // ---- the assembly fast path (issue 12, decision 004) ----
 //
 // `syscall_entry` jumps to `fastpath_ipc` for the `syscall` of the Ipc and Lipc stubs once the
@@ -277,7 +292,7 @@ const _: () = assert!(
 );
 const _: () = {
     assert!(size_of::<Queue>() == 8);
-    assert!(offset_of!(crate::schedule::RunQueues, queues) == 0);
+    assert!(size_of::<[Queue; 256]>() == 256 * 8);
     assert!(size_of::<crate::sync::KernelValue<u64>>() == 8);
     assert!(size_of::<crate::sync::KernelValue<*mut Tcb>>() == 8);
     assert!(size_of::<crate::sync::KernelValue<u32>>() == 4);
@@ -299,7 +314,7 @@ extern "C" fn fastpath_deadline(timeouts: u64) -> u64 {
 extern "C" fn fastpath_arm(deadline: u64) {
     if deadline != u64::MAX {
         // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-        schedule::block_other(unsafe { thread::current() }, deadline);
+        with_kernel(|k| schedule::block_other(k, unsafe { thread::current() }, deadline));
     }
 }
 
@@ -672,7 +687,7 @@ fastpath_ipc:
     ev_fast = const Event::FastPath as u8,
     current = sym thread::CURRENT,
     threads = sym thread::THREADS,
-    queues = sym crate::schedule::QUEUES,
+    queues = sym crate::kernel_state::STATE,
     last_space = sym crate::schedule::LAST_SPACE_USER,
     pending = sym crate::interrupt::PENDING,
     lazy = sym crate::arch::fpu::LAZY,
@@ -714,9 +729,14 @@ fastpath_ipc:
     t_prop = const offset_of!(Tcb, propagate_as),
     t_deadline = const offset_of!(Tcb, deadline),
     t_fpu = const offset_of!(Tcb, fpu),
-    q_head = const offset_of!(Queue, head),
-    q_tail = const offset_of!(Queue, tail),
-    rq_bitmap = const offset_of!(crate::schedule::RunQueues, bitmap),
+    q_head = const offset_of!(crate::kernel_state::State, run)
+        + offset_of!(crate::kernel_state::RunQueues, queues)
+        + offset_of!(Queue, head),
+    q_tail = const offset_of!(crate::kernel_state::State, run)
+        + offset_of!(crate::kernel_state::RunQueues, queues)
+        + offset_of!(Queue, tail),
+    rq_bitmap = const offset_of!(crate::kernel_state::State, run)
+        + offset_of!(crate::kernel_state::RunQueues, bitmap),
     space_pml4 = const offset_of!(crate::space::Space, pml4),
     space_io_serial = const offset_of!(crate::space::Space, io)
         + offset_of!(crate::io_space::SpaceIo, serial),

@@ -11,18 +11,20 @@ use abi::thread_id::ThreadId;
 
 use crate::arch::trap::TrapFrame;
 use crate::ipc::IpcErr;
+use crate::kernel_state::Kernel;
 use crate::platform::pic;
 use crate::schedule;
-use crate::sync::{KernelCell, KernelValue};
+use crate::sync::KernelValue;
 use crate::thread::{self, IpcWake, State, Tcb};
 
+#[derive(Clone, Copy)]
 pub struct Clock {
     pub tsc_khz: u64,
     pub tick_ns: u64,
     pub ticks: u64,
 }
 
-pub static CLOCK: KernelCell<Clock> = KernelCell::new(Clock {
+pub static CLOCK: KernelValue<Clock> = KernelValue::new(Clock {
     tsc_khz: 1,
     tick_ns: 1_000_000,
     ticks: 0,
@@ -36,60 +38,57 @@ pub(crate) struct Line {
     pub(crate) priority: u8,
 }
 
-pub(crate) static LINES: KernelCell<[Line; pic::NUM_IRQS]> = KernelCell::new(
-    [Line {
-        handler: ThreadId::NIL,
-        pending: false,
-        priority: 255,
-    }; pic::NUM_IRQS],
-);
+/// The interrupt lines and their owners (`kernel_state::State::lines`): none at first.
+pub(crate) const NO_LINES: [Line; pic::NUM_IRQS] = [Line {
+    handler: ThreadId::NIL,
+    pending: false,
+    priority: 255,
+}; pic::NUM_IRQS];
 
 /// Microseconds per TSC count as a 0.64 fixed-point fraction (2^64 · 1000 / TSC kHz): the
 /// clock is the high half of TSC × scale, a multiplication instead of a 128-bit division.
 /// 0 if the TSC is slower than 1 MHz (then the division is used). Read by the `syscall`
 /// entry's SystemClock shortcut (`arch/x86_64/syscall.rs`), which so gives the same clock.
 #[unsafe(no_mangle)]
-pub static CLOCK_SCALE: KernelCell<u64> = KernelCell::new(0);
+pub static CLOCK_SCALE: KernelValue<u64> = KernelValue::new(0);
 
 pub fn init(tsc_khz: u64, tick_ns: u64) {
-    // SAFETY: the only borrow of CLOCK_SCALE in use; it ends before any call that touches it.
-    *(unsafe { CLOCK_SCALE.get() }) = if tsc_khz > 1000 {
+    CLOCK_SCALE.set(if tsc_khz > 1000 {
         ((1000u128 << 64) / tsc_khz as u128) as u64
     } else {
         0
-    };
-    // SAFETY: the only borrow of CLOCK in use; it ends before any call that touches it.
-    *(unsafe { CLOCK.get() }) = Clock {
+    });
+    CLOCK.set(Clock {
         tsc_khz,
         tick_ns,
         ticks: 0,
-    };
+    });
 }
 
 /// Microseconds since boot (SystemClock).
 pub fn now_us() -> u64 {
-    // SAFETY: the only borrow of CLOCK_SCALE in use; it ends before any call that touches it.
-    let scale = *(unsafe { CLOCK_SCALE.get() });
+    let scale = CLOCK_SCALE.get();
     if scale != 0 {
         let t = crate::arch::cpu::rdtsc() as u128;
         return ((t * scale as u128) >> 64) as u64;
     }
-    // SAFETY: the only borrow of CLOCK in use; it ends before any call that touches it.
-    let c = unsafe { CLOCK.get() };
-    let khz = c.tsc_khz.max(1);
+    let khz = CLOCK.get().tsc_khz.max(1);
     let t = crate::arch::cpu::rdtsc() as u128;
     (t * 1000 / khz as u128) as u64
 }
 
-pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
+pub fn handle_irq(k: &mut Kernel, irq: usize, frame: &mut TrapFrame) {
     crate::debug::on_irq(irq, frame);
     if irq == 0 {
-        // SAFETY: the only borrow of CLOCK in use; it ends before any call that touches it.
-        let c = unsafe { CLOCK.get() };
-        c.ticks += 1;
+        let c = CLOCK.get();
+        CLOCK.set(Clock {
+            ticks: c.ticks + 1,
+            ..c
+        });
         pic::eoi(0);
         if frame.is_from_user() || thread::current_ptr() == schedule::idle_tcb() {
-            schedule::tick(c.tick_ns / 1000);
+            let next = schedule::tick(k, c.tick_ns / 1000);
+            schedule::finish(k, next);
         }
         return;
     }
@@ -101,8 +100,7 @@ pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
     }
     pic::mask(irq);
     pic::eoi(irq);
-    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
-    let line = &mut (unsafe { LINES.get() })[irq];
+    let line = &mut k.lines[irq];
     if line.handler.is_nil() {
         return;
     }
@@ -116,11 +114,11 @@ pub fn handle_irq(irq: usize, frame: &mut TrapFrame) {
             set_pending(line, false);
             h.set_mr(0, MsgTag::new(labels::INTERRUPT, 0, 0).raw());
             h.ipc_from = me;
-            schedule::wake(h, IpcWake::Done);
+            schedule::wake(k, h, IpcWake::Done);
         }
     }
     if frame.is_from_user() || thread::current_ptr() == schedule::idle_tcb() {
-        schedule::preempt_if_higher();
+        schedule::finish(k, schedule::Next::Stay);
     }
 }
 
@@ -135,10 +133,13 @@ fn line_of(id: ThreadId) -> Option<usize> {
 
 /// ThreadControl on an interrupt thread id (spec 5.3.1): `handler` = the irq id itself
 /// deassociates; an existing thread associates.
-pub fn associate(irq_tid: ThreadId, handler: ThreadId) -> Result<(), abi::error::SyscallError> {
+pub fn associate(
+    k: &mut Kernel,
+    irq_tid: ThreadId,
+    handler: ThreadId,
+) -> Result<(), abi::error::SyscallError> {
     let irq = line_of(irq_tid).ok_or(abi::error::SyscallError::InvalidThread)?;
-    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
-    let line = &mut (unsafe { LINES.get() })[irq];
+    let line = &mut k.lines[irq];
     if handler == irq_tid || handler.is_nil() {
         line.handler = ThreadId::NIL;
         set_pending(line, false);
@@ -157,10 +158,9 @@ pub fn associate(irq_tid: ThreadId, handler: ThreadId) -> Result<(), abi::error:
 }
 
 /// The handler's send to the interrupt thread: acknowledge and unmask.
-pub fn acknowledge(cur: &Tcb, irq_tid: ThreadId) -> Result<(), ()> {
+pub fn acknowledge(k: &Kernel, cur: &Tcb, irq_tid: ThreadId) -> Result<(), ()> {
     let irq = line_of(irq_tid).ok_or(())?;
-    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
-    if (unsafe { LINES.get() })[irq].handler != cur.id {
+    if k.lines[irq].handler != cur.id {
         return Err(());
     }
     pic::unmask(irq);
@@ -168,18 +168,20 @@ pub fn acknowledge(cur: &Tcb, irq_tid: ThreadId) -> Result<(), ()> {
 }
 
 /// Closed receive from an interrupt thread id: error if it is not ours.
-pub fn try_receive(cur: &mut Tcb, irq_tid: ThreadId) -> Option<Result<ThreadId, IpcErr>> {
+pub fn try_receive(
+    k: &Kernel,
+    cur: &mut Tcb,
+    irq_tid: ThreadId,
+) -> Option<Result<ThreadId, IpcErr>> {
     match line_of(irq_tid) {
-        // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
-        Some(irq) if (unsafe { LINES.get() })[irq].handler == cur.id => None,
+        Some(irq) if k.lines[irq].handler == cur.id => None,
         _ => Some(Err(IpcErr::new(IpcPhase::Receive, IpcErrorCode::NotExist))),
     }
 }
 
-fn pending_line(cur: &Tcb, spec: ThreadId) -> Option<usize> {
+fn pending_line(k: &Kernel, cur: &Tcb, spec: ThreadId) -> Option<usize> {
     (0..pic::NUM_IRQS).find(|&i| {
-        // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
-        let l = &(unsafe { LINES.get() })[i];
+        let l = &k.lines[i];
         l.pending && l.handler == cur.id && (spec.is_any() || spec == ThreadId::interrupt(i as u64))
     })
 }
@@ -198,14 +200,13 @@ fn set_pending(line: &mut Line, on: bool) {
     }
 }
 
-pub fn pending_for(cur: &Tcb, spec: ThreadId) -> bool {
-    PENDING.get() != 0 && pending_line(cur, spec).is_some()
+pub fn pending_for(k: &Kernel, cur: &Tcb, spec: ThreadId) -> bool {
+    PENDING.get() != 0 && pending_line(k, cur, spec).is_some()
 }
 
-pub fn deliver_pending(cur: &mut Tcb, spec: ThreadId) -> Result<ThreadId, IpcErr> {
-    let i = pending_line(cur, spec).unwrap_or(0);
-    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
-    set_pending(&mut (unsafe { LINES.get() })[i], false);
+pub fn deliver_pending(k: &mut Kernel, cur: &mut Tcb, spec: ThreadId) -> Result<ThreadId, IpcErr> {
+    let i = pending_line(k, cur, spec).unwrap_or(0);
+    set_pending(&mut k.lines[i], false);
     cur.set_mr(0, MsgTag::new(labels::INTERRUPT, 0, 0).raw());
     let id = ThreadId::interrupt(i as u64);
     cur.ipc_from = id;
@@ -214,29 +215,28 @@ pub fn deliver_pending(cur: &mut Tcb, spec: ThreadId) -> Result<ThreadId, IpcErr
 
 /// Schedule on an interrupt thread id: valid once associated (spec 6.5).
 pub fn schedule_irq(
+    k: &mut Kernel,
     id: ThreadId,
-    prio: u64,
+    prio: Option<u8>,
     privileged: bool,
 ) -> Result<(u64, u64), abi::error::SyscallError> {
     let irq = line_of(id).ok_or(abi::error::SyscallError::InvalidThread)?;
-    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
-    let line = &mut (unsafe { LINES.get() })[irq];
+    let line = &mut k.lines[irq];
     if line.handler.is_nil() {
         return Err(abi::error::SyscallError::InvalidThread);
     }
     if !privileged {
         return Err(abi::error::SyscallError::NoPrivilege);
     }
-    if prio != u64::MAX {
-        line.priority = prio as u8;
+    if let Some(p) = prio {
+        line.priority = p;
     }
     Ok((abi::syscall_args::ScheduleResult::Waiting as u64, 0))
 }
 
 /// Drops associations of a deleted handler.
-pub fn handler_deleted(id: ThreadId) {
-    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
-    for (i, l) in (unsafe { LINES.get() }).iter_mut().enumerate() {
+pub fn handler_deleted(k: &mut Kernel, id: ThreadId) {
+    for (i, l) in k.lines.iter_mut().enumerate() {
         if l.handler == id {
             l.handler = ThreadId::NIL;
             set_pending(l, false);

@@ -30,6 +30,7 @@
 //! Everything here only reads kernel state.
 
 use crate::arch::x86_64::paging::phys_to_virt;
+use crate::kernel_state::Kernel;
 use crate::kprintln;
 use crate::mm::frame;
 use crate::space::Space;
@@ -72,11 +73,11 @@ fn name(t: &Tcb) -> (u64, u64) {
 }
 
 /// Runs every check; returns the number of violations (0 = all hold).
-pub fn check() -> u64 {
+pub fn check(k: &mut Kernel) -> u64 {
     let mut r = Report { n: 0 };
     check_threads(&mut r);
-    check_ready_queues(&mut r);
-    check_timers(&mut r);
+    check_ready_queues(k, &mut r);
+    check_timers(k, &mut r);
     check_send_queues(&mut r);
     check_mappings(&mut r);
     check_memory(&mut r);
@@ -187,8 +188,8 @@ fn walk(
     n
 }
 
-fn check_ready_queues(r: &mut Report) {
-    let (queues, bitmap) = crate::schedule::queues_for_check();
+fn check_ready_queues(k: &Kernel, r: &mut Report) {
+    let (queues, bitmap) = crate::schedule::queues_for_check(k);
     let mut members = 0usize;
     for (prio, q) in queues.iter().enumerate() {
         let bit = bitmap[prio / 64] & (1 << (prio % 64)) != 0;
@@ -233,12 +234,13 @@ fn check_ready_queues(r: &mut Report) {
     }
 }
 
-fn check_timers(r: &mut Report) {
-    if let Err(e) = crate::schedule::timers_for_check(None) {
+fn check_timers(k: &Kernel, r: &mut Report) {
+    if let Err(e) = crate::schedule::timers_for_check(k, None) {
         fail!(r, "timer heap: {}", e);
     }
     each_thread(|t| {
-        if t.deadline != u64::MAX && crate::schedule::timers_for_check(Some(t.slot)) != Ok(true) {
+        if t.deadline != u64::MAX && crate::schedule::timers_for_check(k, Some(t.slot)) != Ok(true)
+        {
             fail!(
                 r,
                 "thread {:?}: deadline {} but no timer",

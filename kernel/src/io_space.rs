@@ -45,6 +45,7 @@ use mapdb::{MapDb, MapError, Node, PageTableOps, Rights, SpaceId};
 use crate::arch::paging::phys_to_virt;
 use crate::arch::trap::TrapFrame;
 use crate::arch::{gdt, ioport, usercopy};
+use crate::kernel_state::Kernel;
 use crate::mm::frame;
 use crate::space::Space;
 use crate::sync::{KernelCell, KernelValue};
@@ -392,7 +393,7 @@ pub enum GpOutcome {
 
 /// A #GP from user mode: if it is a port access the space does not hold, sends the IO page
 /// fault to the pager (spec 6.6) and returns when the thread may retry.
-pub fn gp_fault(frame: &mut TrapFrame) -> GpOutcome {
+pub fn gp_fault(k: &mut Kernel, frame: &mut TrapFrame) -> GpOutcome {
     if frame.error != 0 {
         return GpOutcome::NotIo;
     }
@@ -427,6 +428,7 @@ pub fn gp_fault(frame: &mut TrapFrame) -> GpOutcome {
         return GpOutcome::Undeliverable("IO page fault and no pager");
     }
     let r = crate::ipc::kernel_call(
+        k,
         cur,
         pager,
         |t| {

@@ -25,6 +25,7 @@ use abi::time::{Time, Timeouts};
 use abi::utcb;
 
 use crate::interrupt;
+use crate::kernel_state::Kernel;
 use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};
 use kcore::queue::{Link, Links};
@@ -64,8 +65,7 @@ impl IpcErr {
 /// the thread's MR0 (spec 5.7).
 pub fn report_error(t: &Tcb, e: IpcErr) {
     t.set_utcb_word(utcb::ERROR_CODE, e.word());
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    (unsafe { t.mrs() })[0] = MsgTag::from_raw(t.mr(0)).with_error(true).raw();
+    t.set_mr(0, MsgTag::from_raw(t.mr(0)).with_error(true).raw());
 }
 
 /// Absolute deadline (µs) of a timeout, `None` = zero timeout, `Some(MAX)` = never.
@@ -140,8 +140,7 @@ fn setup_propagation(cur: &mut Tcb, dest: &Tcb) {
         {
             cur.propagate_as = Some(v.handle());
         }
-        // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-        _ => (unsafe { cur.mrs() })[0] = tag.with_propagated(false).raw(),
+        _ => cur.set_mr(0, tag.with_propagated(false).raw()),
     }
 }
 
@@ -163,7 +162,7 @@ enum Completion<'a> {
 ///
 /// The parties are named by handles, not references: a string copy may block (nested page
 /// faults), and either party other than the running one may be deleted meanwhile.
-fn complete<'a>(sender: &'a mut Tcb, receiver: &'a mut Tcb) -> Completion<'a> {
+fn complete<'a>(k: &mut Kernel, sender: &'a mut Tcb, receiver: &'a mut Tcb) -> Completion<'a> {
     let sender_runs = core::ptr::eq(&*sender, thread::current_ptr());
     if MsgTag::from_raw(sender.mr(0)).typed() == 0 {
         // Untyped: nothing can block, both stay as they are.
@@ -172,12 +171,16 @@ fn complete<'a>(sender: &'a mut Tcb, receiver: &'a mut Tcb) -> Completion<'a> {
         return Completion::Done(if sender_runs { receiver } else { sender }, r);
     }
     // May block: from here on the parties are named by handles only.
-    complete_typed(sender.handle(), receiver.handle())
+    complete_typed(k, sender.handle(), receiver.handle())
 }
 
 /// `complete` for a message with typed items (map, grant, string items: may block).
 #[inline(never)]
-fn complete_typed(sender_h: thread::Handle, receiver_h: thread::Handle) -> Completion<'static> {
+fn complete_typed(
+    k: &mut Kernel,
+    sender_h: thread::Handle,
+    receiver_h: thread::Handle,
+) -> Completion<'static> {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let sender_runs = (unsafe { thread::current() }).handle() == sender_h;
     let other = if sender_runs { receiver_h } else { sender_h };
@@ -191,7 +194,7 @@ fn complete_typed(sender_h: thread::Handle, receiver_h: thread::Handle) -> Compl
             sender: !sender_runs,
         };
     }
-    let r = transfer(sender_h, receiver_h);
+    let r = transfer(k, sender_h, receiver_h);
     // The string-transfer links of this pair end here (only this pair's: a nested fault IPC
     // inside a copy completes too, and must leave the outer transfer's links alone).
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
@@ -259,25 +262,26 @@ fn copy_mrs(d: &mut [u64; 64], s: &[u64; 64], n: usize) {
 }
 
 /// The untyped part of a message (MR0..MRu): never blocks. Also reports an overflow.
-fn transfer_untyped(src: &Tcb, dst: &Tcb) -> Result<(), (IpcErr, IpcErr)> {
+fn transfer_untyped(src: &Tcb, dst: &mut Tcb) -> Result<(), (IpcErr, IpcErr)> {
     let tag = MsgTag::from_raw(src.mr(0));
     let u = tag.untyped() as usize;
     let t = tag.typed() as usize;
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    let d = unsafe { dst.mrs() };
+    let d = dst.mrs();
     d[0] = tag.clear_receive_flags().raw();
     if u + t >= 64 {
         let n = 63.min(u + t);
-        // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-        d[1..=n].copy_from_slice(&(unsafe { src.mrs() })[1..=n]);
+        d[1..=n].copy_from_slice(&src.mrs_ref()[1..=n]);
         return Err(overflow());
     }
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    copy_mrs(d, unsafe { src.mrs() }, u + t);
+    copy_mrs(d, src.mrs_ref(), u + t);
     Ok(())
 }
 
-fn transfer(src_h: thread::Handle, dst_h: thread::Handle) -> Result<(), (IpcErr, IpcErr)> {
+fn transfer(
+    k: &mut Kernel,
+    src_h: thread::Handle,
+    dst_h: thread::Handle,
+) -> Result<(), (IpcErr, IpcErr)> {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let (Some(src), Some(dst)) = (
         (unsafe { thread::get(src_h) }),
@@ -295,15 +299,14 @@ fn transfer(src_h: thread::Handle, dst_h: thread::Handle) -> Result<(), (IpcErr,
     // Typed items: work on a copy, since nested fault IPCs during string copies save and
     // restore the MRs.
     let mut s = [0u64; 64];
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    s[..=u + t].copy_from_slice(&(unsafe { src.mrs() })[..=u + t]);
+    s[..=u + t].copy_from_slice(&src.mrs_ref()[..=u + t]);
     let mut i = u + 1;
     let end = u + t + 1;
     let mut buffers: Option<crate::string::Buffers> = None;
     let mut copied = 0u64;
     while i < end {
         if abi::items::StringHeader::is_string_item(s[i]) {
-            i = string_item(src_h, dst_h, &s[..end], i, &mut buffers, &mut copied)?;
+            i = string_item(k, src_h, dst_h, &s[..end], i, &mut buffers, &mut copied)?;
             continue;
         }
         // A string copy before may have blocked: name the parties afresh.
@@ -337,6 +340,7 @@ fn transfer(src_h: thread::Handle, dst_h: thread::Handle) -> Result<(), (IpcErr,
 /// it. Kept out of `transfer` so that its large locals only occupy the stack for strings.
 #[inline(never)]
 fn string_item(
+    k: &mut Kernel,
     src_h: thread::Handle,
     dst_h: thread::Handle,
     words: &[u64],
@@ -370,7 +374,7 @@ fn string_item(
     let Some(recv) = buffers.as_mut().and_then(|b| b.next()) else {
         return Err(crate::string::overflow(*copied));
     };
-    crate::string::copy(src_h, &send, dst_h, &recv, copied)?;
+    crate::string::copy(k, src_h, &send, dst_h, &recv, copied)?;
     Ok(pos)
 }
 
@@ -382,16 +386,16 @@ fn overflow() -> (IpcErr, IpcErr) {
 }
 
 /// Delivers `sender`'s message to a `receiver` that is blocked receiving and accepts it.
-fn deliver(sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), IpcErr> {
-    match complete(sender, receiver) {
+fn deliver(k: &mut Kernel, sender: &mut Tcb, receiver: &mut Tcb) -> Result<(), IpcErr> {
+    match complete(k, sender, receiver) {
         Completion::PartnerGone => Err(err(IpcPhase::Send, IpcErrorCode::Aborted)),
         Completion::Done(receiver, Ok(())) => {
-            schedule::wake(receiver, IpcWake::Done);
+            schedule::wake(k, receiver, IpcWake::Done);
             Ok(())
         }
         Completion::Done(receiver, Err((se, re))) => {
             report_error(receiver, re);
-            schedule::wake(receiver, IpcWake::Error(re));
+            schedule::wake(k, receiver, IpcWake::Error(re));
             Err(se)
         }
     }
@@ -410,10 +414,10 @@ fn fail(cur: &Tcb, code: IpcErr) -> IpcResult {
 }
 
 /// The Ipc system call (spec 5.7) for the current thread.
-pub fn sys_ipc(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResult {
+pub fn sys_ipc(k: &mut Kernel, to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResult {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
-    match do_ipc(cur, to, from_spec, timeouts) {
+    match do_ipc(k, cur, to, from_spec, timeouts) {
         Ok(from) => IpcResult { from },
         Err(Phase::Send(code)) => fail(cur, code),
         Err(Phase::Receive(code)) => {
@@ -431,11 +435,16 @@ pub fn sys_ipc(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> IpcResu
 /// message and made ready; we block exactly as the general path would, so every other part of
 /// the kernel (timeouts, cancellation, deletion, interrupts, tunnelling) sees the usual states.
 /// Returns false, having changed nothing, when the case does not apply.
-pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Option<IpcResult> {
-    let (dl, _) = fast_send(to, from_spec, timeouts)?;
-    schedule::block_current(dl);
+pub fn fast_call(
+    k: &mut Kernel,
+    to: ThreadId,
+    from_spec: ThreadId,
+    timeouts: Timeouts,
+) -> Option<IpcResult> {
+    let (dl, _) = fast_send(k, to, from_spec, timeouts)?;
+    schedule::block_current(k, dl);
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    Some(fast_finish(unsafe { thread::current() }))
+    Some(fast_finish(k, unsafe { thread::current() }))
 }
 
 /// The send half of [`fast_call`] and its entry into the receive: when the case applies, the
@@ -444,7 +453,12 @@ pub fn fast_call(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
 /// nothing, when the case does not apply. Also the guard chain of the fast path
 /// (`fastpath.rs`), which blocks without keeping this call's frames. Also returns the partner.
 #[inline(always)]
-pub fn fast_send(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Option<(u64, *mut Tcb)> {
+pub fn fast_send(
+    k: &mut Kernel,
+    to: ThreadId,
+    from_spec: ThreadId,
+    timeouts: Timeouts,
+) -> Option<(u64, *mut Tcb)> {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
     let open = from_spec.is_any() || from_spec.is_any_local();
@@ -467,7 +481,7 @@ pub fn fast_send(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
     if dest.halted || !accepts(dest, cur) {
         return None;
     }
-    if open && (!cur.sendq.is_empty() || interrupt::pending_for(cur, ThreadId::ANY))
+    if open && (!cur.sendq.is_empty() || interrupt::pending_for(k, cur, ThreadId::ANY))
         || cur.sendq_propagated != 0
     {
         // Someone queued for us (or a propagated message that may appear to come from `dest`):
@@ -477,17 +491,15 @@ pub fn fast_send(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
     crate::profile::mark(crate::profile::Point::Resolved);
     // Send: the message, the from id, the partner ready.
     let u = tag.untyped() as usize;
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    let d = unsafe { dest.mrs() };
+    let d = dest.mrs();
     d[0] = tag.raw();
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    copy_mrs(d, unsafe { cur.mrs() }, u);
+    copy_mrs(d, cur.mrs_ref(), u);
     dest.ipc_from = sender_id_for(dest, cur);
     if dest.recvq_on == cur.no {
         // The usual reply: the partner waits in a closed receive from us.
         unlink_receiver(cur, dest);
     }
-    schedule::wake_handing_over(cur, dest);
+    schedule::wake_handing_over(k, cur, dest);
     crate::profile::mark(crate::profile::Point::Transferred);
     // Receive: wait for the answer.
     cur.recv_phase_done = false;
@@ -509,8 +521,8 @@ pub fn fast_send(to: ThreadId, from_spec: ThreadId, timeouts: Timeouts) -> Optio
 
 /// The end of a [`fast_call`] receive, once the caller runs again: a tunnelled page fault
 /// to serve, the outcome into the ErrorCode TCR; the from id.
-pub fn fast_finish(cur: &mut Tcb) -> IpcResult {
-    crate::string::serve_tunnel(cur, IpcPhase::Receive);
+pub fn fast_finish(k: &mut Kernel, cur: &mut Tcb) -> IpcResult {
+    crate::string::serve_tunnel(k, cur, IpcPhase::Receive);
     if let Err(e) = outcome(cur.wake, IpcPhase::Receive) {
         report_error(cur, e);
     }
@@ -527,6 +539,7 @@ pub enum Phase {
 /// queue passes straight into its receive phase (`enter_receive_after_send`), so a reply sent
 /// with a zero timeout right away finds it waiting.
 pub fn do_ipc(
+    k: &mut Kernel,
     cur: &mut Tcb,
     to: ThreadId,
     from_spec: ThreadId,
@@ -540,7 +553,7 @@ pub fn do_ipc(
     cur.recv_timeout = timeouts.receive();
     cur.recv_phase_done = false;
     if !to.is_nil() {
-        send_phase(cur, to, timeouts.send()).map_err(Phase::Send)?;
+        send_phase(k, cur, to, timeouts.send()).map_err(Phase::Send)?;
     }
     cur.recv_after_send = ThreadId::NIL;
     if cur.recv_phase_done {
@@ -552,16 +565,16 @@ pub fn do_ipc(
     if from_spec.is_nil() {
         return Ok(ThreadId::NIL);
     }
-    receive_phase(cur, from_spec, timeouts.receive()).map_err(Phase::Receive)
+    receive_phase(k, cur, from_spec, timeouts.receive()).map_err(Phase::Receive)
 }
 
 /// `s`'s send completed while it was blocked in a send queue. If it has a receive phase, it
 /// goes into it right now (still blocked) instead of waking up first; else it wakes.
-fn finish_queued_send(s: &mut Tcb) {
+fn finish_queued_send(k: &mut Kernel, s: &mut Tcb) {
     let spec = s.recv_after_send;
     if spec.is_nil() || spec.is_global() && spec.number() < thread::SYSTEM_BASE {
         // No receive phase, or one from an interrupt: the thread runs it itself.
-        return schedule::wake(s, IpcWake::Done);
+        return schedule::wake(k, s, IpcWake::Done);
     }
     let resolved = if spec.is_any() || spec.is_any_local() {
         Some(spec)
@@ -574,6 +587,7 @@ fn finish_queued_send(s: &mut Tcb) {
     s.recv_phase_done = true;
     let Some(resolved) = resolved else {
         return schedule::wake(
+            k,
             s,
             IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::NotExist)),
         );
@@ -582,10 +596,11 @@ fn finish_queued_send(s: &mut Tcb) {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     if (unsafe { queued_sender(s, resolved) }).is_some() {
         s.recv_phase_done = false;
-        return schedule::wake(s, IpcWake::Done);
+        return schedule::wake(k, s, IpcWake::Done);
     }
     let Some(dl) = deadline(s.recv_timeout) else {
         return schedule::wake(
+            k,
             s,
             IpcWake::Error(err(IpcPhase::Receive, IpcErrorCode::Timeout)),
         );
@@ -594,14 +609,19 @@ fn finish_queued_send(s: &mut Tcb) {
     enter_receive(s, resolved, None);
     s.wake = IpcWake::None;
     if dl != u64::MAX {
-        schedule::block_other(s, dl);
+        schedule::block_other(k, s, dl);
     }
 }
 
 /// Send phase: returns the ErrorCode value on failure.
-pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), IpcErr> {
+pub fn send_phase(
+    k: &mut Kernel,
+    cur: &mut Tcb,
+    to: ThreadId,
+    timeout: Time,
+) -> Result<(), IpcErr> {
     if to.is_global() && to.number() < thread::SYSTEM_BASE {
-        return interrupt::acknowledge(cur, to)
+        return interrupt::acknowledge(k, cur, to)
             .map_err(|_| err(IpcPhase::Send, IpcErrorCode::NotExist));
     }
     let Some(dest) =
@@ -613,7 +633,7 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), IpcE
     setup_propagation(cur, dest);
     crate::profile::mark(crate::profile::Point::Resolved);
     if accepts(dest, cur) {
-        let r = deliver(cur, dest);
+        let r = deliver(k, cur, dest);
         crate::profile::mark(crate::profile::Point::Transferred);
         return r;
     }
@@ -623,8 +643,8 @@ pub fn send_phase(cur: &mut Tcb, to: ThreadId, timeout: Time) -> Result<(), IpcE
     // Block in dest's send queue.
     cur.state = State::SendBlocked { to: dest.handle() };
     sendq_push(dest, cur);
-    schedule::block_current(dl);
-    crate::string::serve_tunnel(cur, IpcPhase::Send);
+    schedule::block_current(k, dl);
+    crate::string::serve_tunnel(k, cur, IpcPhase::Send);
     if cur.recv_phase_done {
         return Ok(());
     }
@@ -644,6 +664,7 @@ fn outcome(wake: IpcWake, phase: IpcPhase) -> Result<(), IpcErr> {
 
 /// Receive phase: returns the from id, or the ErrorCode value.
 pub fn receive_phase(
+    k: &mut Kernel,
     cur: &mut Tcb,
     from_spec: ThreadId,
     timeout: Time,
@@ -653,7 +674,7 @@ pub fn receive_phase(
     let mut partner = None;
     if !from_spec.is_any() && !from_spec.is_any_local() {
         if from_spec.is_global() && from_spec.number() < thread::SYSTEM_BASE {
-            if let Some(r) = interrupt::try_receive(cur, from_spec) {
+            if let Some(r) = interrupt::try_receive(k, cur, from_spec) {
                 return r;
             }
         } else {
@@ -673,22 +694,22 @@ pub fn receive_phase(
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     if let Some(s) = unsafe { queued_sender(cur, spec) } {
         sendq_remove(cur, s);
-        return match complete(s, cur) {
+        return match complete(k, s, cur) {
             Completion::PartnerGone => Err(err(IpcPhase::Receive, IpcErrorCode::Aborted)),
             Completion::Done(s, Ok(())) => {
-                finish_queued_send(s);
+                finish_queued_send(k, s);
                 // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
                 Ok((unsafe { thread::current() }).ipc_from)
             }
             Completion::Done(s, Err((se, re))) => {
                 report_error(s, se);
-                schedule::wake(s, IpcWake::Error(se));
+                schedule::wake(k, s, IpcWake::Error(se));
                 Err(re)
             }
         };
     }
-    if interrupt::pending_for(cur, spec) {
-        return interrupt::deliver_pending(cur, spec);
+    if interrupt::pending_for(k, cur, spec) {
+        return interrupt::deliver_pending(k, cur, spec);
     }
     let Some(dl) = deadline(timeout) else {
         return Err(err(IpcPhase::Receive, IpcErrorCode::Timeout));
@@ -700,8 +721,8 @@ pub fn receive_phase(
         }
         _ => enter_receive(cur, spec, None),
     }
-    schedule::block_current(dl);
-    crate::string::serve_tunnel(cur, IpcPhase::Receive);
+    schedule::block_current(k, dl);
+    crate::string::serve_tunnel(k, cur, IpcPhase::Receive);
     outcome(cur.wake, IpcPhase::Receive).map(|()| cur.ipc_from)
 }
 
@@ -799,7 +820,7 @@ unsafe fn queued_sender_in(r: &Tcb, spec: ThreadId) -> Option<&'static mut Tcb> 
 
 /// The reaction (decided by `kcore::state::react`) to an event, carried out: the one place
 /// where an event from outside ends or disturbs a thread's IPC.
-fn apply(t: &mut Tcb, r: Reaction) {
+fn apply(k: &mut Kernel, t: &mut Tcb, r: Reaction) {
     match r {
         Reaction::Stay | Reaction::Unlink { .. } => {}
         Reaction::Wake { leave, outcome } => {
@@ -812,31 +833,32 @@ fn apply(t: &mut Tcb, r: Reaction) {
                 Outcome::Error(phase, code) => IpcWake::Error(err(phase, code)),
                 Outcome::XferExpired => IpcWake::XferExpired,
             };
-            schedule::wake(t, how);
+            schedule::wake(k, t, how);
         }
-        Reaction::AbortTransfer { copier: None } => abort_copier(t),
+        Reaction::AbortTransfer { copier: None } => abort_copier(k, t),
         Reaction::AbortTransfer { copier: Some(c) } => {
             // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
             if let Some(c) = unsafe { thread::get(c) } {
-                abort_copier(c);
+                abort_copier(k, c);
             }
         }
     }
 }
 
 /// A blocked thread's timeout expired.
-pub fn timeout(t: &mut Tcb) {
+pub fn timeout(k: &mut Kernel, t: &mut Tcb) {
     let (r, _) = state::react(t.state, Event::Timeout);
-    apply(t, r);
+    apply(k, t, r);
 }
 
 /// Aborts a string transfer at its copier `c` (spec 5.2: code 7 for both parties): the copy
 /// loop sees `xfer_abort` at its next step; a wait for a tunnelled fault or a nested fault IPC
 /// of the copier ends now. Never called for the running thread's own nested IPC.
-fn abort_copier(c: &mut Tcb) {
+fn abort_copier(k: &mut Kernel, c: &mut Tcb) {
     c.xfer_abort = true;
     if let State::XferWait { .. } = c.state {
         schedule::wake(
+            k,
             c,
             IpcWake::Error(err(IpcPhase::Send, IpcErrorCode::Aborted)),
         );
@@ -846,13 +868,14 @@ fn abort_copier(c: &mut Tcb) {
     ) && !core::ptr::eq(c as *const Tcb, thread::current_ptr())
     {
         // The copier is in its own nested fault IPC: abort that.
-        cancel_blocked(c, true, true, IpcErrorCode::Aborted);
+        cancel_blocked(k, c, true, true, IpcErrorCode::Aborted);
     }
 }
 
 /// Aborts a blocked IPC of `t` (ExchangeRegisters, deletion): the thread returns with `code`
 /// for the phase it was in. Returns whether it was sending / receiving.
 pub fn cancel(
+    k: &mut Kernel,
     t: &mut Tcb,
     abort_send: bool,
     abort_receive: bool,
@@ -864,23 +887,24 @@ pub fn cancel(
         // In a string transfer (running it, waiting for it, or in a nested fault IPC inside
         // it): abort it for both parties (code 7, spec 5.2).
         if t.xfer_copier {
-            abort_copier(t);
+            abort_copier(k, t);
         // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
         } else if let Some(c) = unsafe { thread::get(partner) } {
-            abort_copier(c);
+            abort_copier(k, c);
         }
         return match t.state {
             State::XferWait { .. } => (true, false),
             State::Transfer { .. } => (false, true),
-            _ => cancel_blocked(t, abort_send, abort_receive, IpcErrorCode::Aborted),
+            _ => cancel_blocked(k, t, abort_send, abort_receive, IpcErrorCode::Aborted),
         };
     }
-    cancel_blocked(t, abort_send, abort_receive, code)
+    cancel_blocked(k, t, abort_send, abort_receive, code)
 }
 
 /// Cancels a thread's blocked IPC (send queue or receive wait) with `code` (canceled, 3, for
 /// ExchangeRegisters; aborted, 7, inside a transfer).
 pub fn cancel_blocked(
+    k: &mut Kernel,
     t: &mut Tcb,
     abort_send: bool,
     abort_receive: bool,
@@ -909,7 +933,7 @@ pub fn cancel_blocked(
         },
         other => other,
     };
-    apply(t, r);
+    apply(k, t, r);
     reported
 }
 
@@ -917,9 +941,9 @@ pub fn cancel_blocked(
 /// its own senders get "non-existing partner"; the other party of its string transfer is
 /// told (`kcore::state::react` decides each of these). Links to `gone` held elsewhere are
 /// handles: they fail from now on.
-pub fn unlink_deleted(gone: &mut Tcb) {
+pub fn unlink_deleted(k: &mut Kernel, gone: &mut Tcb) {
     let (r, _) = state::react(gone.state, Event::Deleted);
-    schedule::timer_drop(gone);
+    schedule::timer_drop(k, gone);
     let event = Event::PartnerDeleted {
         handle: gone.handle(),
         id: gone.id,
@@ -934,7 +958,7 @@ pub fn unlink_deleted(gone: &mut Tcb) {
             .or(gone.xfer_partner)
             .and_then(|h| unsafe { thread::get(h) })
         {
-            tell_transfer_partner(other, gone, event);
+            tell_transfer_partner(k, other, gone, event);
         }
     }
     while !gone.sendq.is_empty() {
@@ -942,7 +966,7 @@ pub fn unlink_deleted(gone: &mut Tcb) {
         let s = unsafe { queue_member(gone.sendq.head) };
         sendq_remove(gone, s);
         let (r, _) = state::react(s.state, event);
-        apply(s, r);
+        apply(k, s, r);
     }
     // Closed receives from `gone`: its list of waiting receivers (no scan of all threads).
     leave_receive_list(gone);
@@ -951,7 +975,7 @@ pub fn unlink_deleted(gone: &mut Tcb) {
         let w = unsafe { queue_member(gone.recvq.head) };
         unlink_receiver(gone, w);
         let (r, _) = state::react(w.state, event);
-        apply(w, r);
+        apply(k, w, r);
     }
 }
 
@@ -1013,14 +1037,14 @@ pub fn leave_receive_list(t: &mut Tcb) {
 }
 
 /// `gone`, a party of `other`'s string transfer, is being deleted.
-fn tell_transfer_partner(other: &mut Tcb, gone: &Tcb, event: Event) {
+fn tell_transfer_partner(k: &mut Kernel, other: &mut Tcb, gone: &Tcb, event: Event) {
     if other.xfer_partner != Some(gone.handle()) {
         return;
     }
     other.xfer_partner = None;
     if !gone.xfer_copier {
         // `other` runs the copy: it finds the handle of `gone` stale when its copy ends.
-        return abort_copier(other);
+        return abort_copier(k, other);
     }
     // `other` waits for the end of the copy, or serves a tunnelled fault
     // (`string::serve_tunnel` then finds its partner gone).
@@ -1028,10 +1052,10 @@ fn tell_transfer_partner(other: &mut Tcb, gone: &Tcb, event: Event) {
     match other.state {
         State::Transfer { .. } => {
             let (r, _) = state::react(other.state, event);
-            apply(other, r);
+            apply(k, other, r);
         }
         State::SendBlocked { .. } | State::RecvBlocked { .. } if other.kernel_ipc_depth > 0 => {
-            cancel_blocked(other, true, true, IpcErrorCode::Aborted);
+            cancel_blocked(k, other, true, true, IpcErrorCode::Aborted);
         }
         _ => {}
     }
@@ -1042,16 +1066,18 @@ fn tell_transfer_partner(other: &mut Tcb, gone: &Tcb, event: Event) {
 /// ErrorCode around it (spec 5.7.8). `build` fills the message; `reply` reads the answer
 /// before the registers are restored. Returns the ErrorCode value if the IPC failed.
 pub fn kernel_call(
+    k: &mut Kernel,
     cur: &mut Tcb,
     handler: ThreadId,
     build: impl FnOnce(&Tcb),
     reply: impl FnOnce(&Tcb),
 ) -> Result<(), IpcErr> {
-    kernel_call_timeout(cur, handler, Time::NEVER, build, reply)
+    kernel_call_timeout(k, cur, handler, Time::NEVER, build, reply)
 }
 
 /// `kernel_call` with a timeout for both phases.
 pub fn kernel_call_timeout(
+    k: &mut Kernel,
     cur: &mut Tcb,
     handler: ThreadId,
     timeout: Time,
@@ -1059,14 +1085,13 @@ pub fn kernel_call_timeout(
     reply: impl FnOnce(&Tcb),
 ) -> Result<(), IpcErr> {
     let mut saved = [0u64; 64];
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    saved.copy_from_slice(unsafe { cur.mrs() });
+    saved.copy_from_slice(cur.mrs_ref());
     let br0 = cur.utcb_word(utcb::br(0));
     let ec = cur.utcb_word(utcb::ERROR_CODE);
     cur.set_utcb_word(utcb::br(0), abi::fpage::Fpage::COMPLETE.raw());
     build(cur);
     cur.kernel_ipc_depth += 1;
-    let r = match do_ipc(cur, handler, handler, Timeouts::new(timeout, timeout)) {
+    let r = match do_ipc(k, cur, handler, handler, Timeouts::new(timeout, timeout)) {
         Ok(_) => Ok(()),
         Err(Phase::Send(e)) | Err(Phase::Receive(e)) => Err(e),
     };
@@ -1074,8 +1099,7 @@ pub fn kernel_call_timeout(
     if r.is_ok() {
         reply(cur);
     }
-    // SAFETY: the only reference to these MRs in use (the thread is in the kernel).
-    (unsafe { cur.mrs() }).copy_from_slice(&saved);
+    cur.mrs().copy_from_slice(&saved);
     cur.set_utcb_word(utcb::br(0), br0);
     cur.set_utcb_word(utcb::ERROR_CODE, ec);
     r
@@ -1093,6 +1117,8 @@ pub fn was_aborted(e: IpcErr) -> bool {
 /// First code of an activated thread: wait for the start-up message from the pager
 /// (spec 6.1), then enter user mode.
 pub extern "C" fn thread_startup(_: u64) -> ! {
+    // First run: the thread that switched here handed on its entry borrow; it ends here.
+    crate::kernel_state::continue_entry(|_| ());
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
     // The thread was put into RecvBlocked by ThreadControl and has now been woken.

@@ -19,6 +19,7 @@
 
 use crate::arch::trap::TrapFrame;
 use crate::arch::usercopy;
+use crate::kernel_state::Kernel;
 use crate::kprint;
 use crate::platform::{self, serial};
 use crate::sync::KernelValue;
@@ -58,7 +59,7 @@ fn full_rights() -> bool {
 
 /// Handles an int3 from user mode; returns false if it is not a KDB call (or the caller may
 /// not use the interface at all): then it is an ordinary breakpoint exception.
-pub fn handle(f: &mut TrapFrame) -> bool {
+pub fn handle(k: &mut Kernel, f: &mut TrapFrame) -> bool {
     let full = full_rights();
     if !full && POLICY.get() == Policy::Strict {
         return false;
@@ -85,10 +86,10 @@ pub fn handle(f: &mut TrapFrame) -> bool {
                 Some(0x20) => f.rax = crate::mm::frame::in_use(),
                 // l4rs extension, fuzz builds only: RAX = kernel invariant violations (0 = ok).
                 #[cfg(feature = "invariants")]
-                Some(0x21) => f.rax = crate::invariants::check(),
+                Some(0x21) => f.rax = crate::invariants::check(k),
                 Some(0x0D) if full => match serial::try_read_byte() {
                     Some(c) => f.rax = c as u64,
-                    None => wait_for_input(f),
+                    None => wait_for_input(k, f),
                 },
                 // Console input is not for this space: "no character".
                 Some(8) | Some(0x0D) => f.rax = u64::MAX,
@@ -145,14 +146,15 @@ pub fn handle(f: &mut TrapFrame) -> bool {
 /// ReadChar_Blocked without a character: puts the thread back on its `int3` (one byte `CC`,
 /// or `CD 03`) and lets every other ready thread run first; the call repeats when the thread
 /// next runs. Interrupts stay enabled in between (the thread is in user mode).
-fn wait_for_input(f: &mut TrapFrame) {
+fn wait_for_input(k: &mut Kernel, f: &mut TrapFrame) {
     let back = if usercopy::read_u8(f.rip.wrapping_sub(1)) == Some(0xCC) {
         1
     } else {
         2
     };
     f.rip = f.rip.wrapping_sub(back);
-    crate::schedule::sys_thread_switch(abi::thread_id::ThreadId::NIL);
+    let next = crate::schedule::sys_thread_switch(k, abi::thread_id::ThreadId::NIL);
+    crate::schedule::finish(k, next);
 }
 
 fn read_imm32(a: u64) -> Option<u32> {

@@ -351,8 +351,10 @@ pub fn start_root_servers() -> Result<(), &'static str> {
         // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
         let t = (unsafe { thread::create(id, space, scheduler) }).ok_or("out of kernel memory")?;
         t.priority = thread::ROOT_PRIORITY;
-        crate::thread_control::activate(t, ROOT_UTCB_AREA, pager)
-            .map_err(|_| "out of kernel memory")?;
+        crate::kernel_state::with_kernel(|k| {
+            crate::thread_control::activate(k, t, ROOT_UTCB_AREA, pager)
+        })
+        .map_err(|_| "out of kernel memory")?;
         let f = t.frame();
         f.rip = ip;
         f.rsp = sp;
@@ -363,7 +365,7 @@ pub fn start_root_servers() -> Result<(), &'static str> {
             0,
         );
         t.state = State::Ready;
-        schedule::enqueue(t);
+        crate::kernel_state::with_kernel(|k| schedule::enqueue(k, t));
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ mod invariants;
 mod io_space;
 mod ipc;
 mod kdb;
+mod kernel_state;
 mod kip;
 mod loader;
 mod mapping;

@@ -17,26 +17,37 @@ use abi::time::{Time, TimeSpec};
 
 use crate::arch::context::{self, SwitchTo};
 use crate::interrupt;
-use crate::sync::{KernelCell, KernelValue};
+use crate::kernel_state::Kernel;
+use crate::sync::KernelValue;
 use crate::thread::{self, IpcWake, State, Tcb};
-use kcore::queue::{Link, Links, Queue};
-use kcore::timer::TimerHeap;
+use kcore::queue::{Link, Links};
 
-/// (Fields and statics visible to the assembly fast path, `fastpath.rs`.)
-pub(crate) struct RunQueues {
-    /// Per priority, by thread number (`kcore::queue`): the running thread stays at its head.
-    pub(crate) queues: [Queue; 256],
-    pub(crate) bitmap: [u64; 4],
+/// What a handler decided about the processor, carried out once on the way out of the
+/// kernel entry ([`finish`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[must_use]
+pub enum Next {
+    /// The current thread goes on, whatever became ready (a tick within a slice).
+    Keep,
+    /// The current thread goes on unless a higher-priority thread became ready or it no
+    /// longer is ready.
+    Stay,
+    /// Run the best ready thread (the current one has blocked, halted or used its turn).
+    Switch,
+    /// Run this ready thread now (a ThreadSwitch donation, spec 5.5).
+    To(*mut Tcb),
 }
 
-pub(crate) static QUEUES: KernelCell<RunQueues> = KernelCell::new(RunQueues {
-    queues: [Queue::EMPTY; 256],
-    bitmap: [0; 4],
-});
-
-/// Armed timeouts of blocked threads, by thread slot: a heap, so arming, cancelling and
-/// expiring cost O(log n) in the number of armed timeouts (`kcore::timer`).
-static TIMERS: KernelCell<TimerHeap<{ thread::MAX_SLOTS }>> = KernelCell::new(TimerHeap::new());
+/// Carries out a handler's decision: the one switch of a kernel entry.
+#[inline(always)]
+pub fn finish(k: &mut Kernel, next: Next) {
+    match next {
+        Next::Keep => {}
+        Next::Stay => preempt_if_higher(k),
+        Next::Switch => schedule(k),
+        Next::To(t) => switch_to(k, thread::current_ptr(), t),
+    }
+}
 
 /// The idle thread: a kernel thread that halts the CPU when nothing is ready.
 static IDLE: KernelValue<*mut Tcb> = KernelValue::new(core::ptr::null_mut());
@@ -54,12 +65,11 @@ impl Links for ReadyLinks {
 }
 
 #[inline(always)]
-pub fn enqueue(t: &mut Tcb) {
+pub fn enqueue(k: &mut Kernel, t: &mut Tcb) {
     if t.ready_queued || t.halted || t.state != State::Ready {
         return;
     }
-    // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
-    let q = unsafe { QUEUES.get() };
+    let q = &mut k.run;
     let prio = t.priority as usize;
     if q.queues[prio].is_empty() {
         q.bitmap[prio / 64] |= 1 << (prio % 64);
@@ -69,12 +79,11 @@ pub fn enqueue(t: &mut Tcb) {
 }
 
 #[inline(always)]
-pub fn dequeue(t: &mut Tcb) {
+pub fn dequeue(k: &mut Kernel, t: &mut Tcb) {
     if !t.ready_queued {
         return;
     }
-    // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
-    let q = unsafe { QUEUES.get() };
+    let q = &mut k.run;
     let prio = t.priority as usize;
     q.queues[prio].remove(&t.ready_link, &mut ReadyLinks);
     if q.queues[prio].is_empty() {
@@ -84,9 +93,8 @@ pub fn dequeue(t: &mut Tcb) {
 }
 
 #[inline(always)]
-fn highest_ready() -> Option<usize> {
-    // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
-    let q = unsafe { QUEUES.get() };
+fn highest_ready(k: &Kernel) -> Option<usize> {
+    let q = &k.run;
     // Unrolled: an iterator here is an out-of-line call of ~30 instructions on every switch.
     let b = &q.bitmap;
     let (i, w) = if b[3] != 0 {
@@ -104,32 +112,39 @@ fn highest_ready() -> Option<usize> {
 }
 
 /// Moves a thread to the tail of its priority list (end of its turn).
-fn rotate(t: &mut Tcb) {
+fn rotate(k: &mut Kernel, t: &mut Tcb) {
     if t.ready_queued {
-        dequeue(t);
-        enqueue(t);
+        dequeue(k, t);
+        enqueue(k, t);
     }
 }
 
-/// Switches to the best ready thread (or idle). Returns when the caller runs again.
-pub fn schedule() {
-    let cur = thread::current_ptr();
-    let next = match highest_ready() {
-        Some(prio) => {
-            // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
-            let head = (unsafe { QUEUES.get() }).queues[prio].head;
-            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-            (unsafe { thread::linked(head) }) as *mut Tcb
-        }
+/// The best ready thread (or idle).
+#[inline(always)]
+fn best(k: &Kernel) -> *mut Tcb {
+    match highest_ready(k) {
+        // SAFETY: only the address of the head of a ready queue (a live thread) is kept.
+        Some(prio) => (unsafe { thread::linked(k.run.queues[prio].head) }) as *mut Tcb,
         None => IDLE.get(),
-    };
+    }
+}
+
+/// Switches to the best ready thread (or idle). Returns when the caller runs again. Called
+/// on the way out of a kernel entry ([`finish`]), and inside one only where a thread blocks
+/// on its kernel stack (the general IPC path, a string copy waiting for a tunnelled fault).
+pub fn schedule(k: &mut Kernel) {
+    let cur = thread::current_ptr();
+    let next = best(k);
     if next == cur {
         return;
     }
-    switch_to(cur, next);
+    switch_to(k, cur, next);
 }
 
-fn switch_to(cur: *mut Tcb, next: *mut Tcb) {
+/// The switch. It takes the entry borrow `k` (unused by the switch itself): whoever runs
+/// next continues with it, and this thread's use of it resumes only when it is switched back
+/// to (`kernel_state`).
+fn switch_to(_k: &mut Kernel, cur: *mut Tcb, next: *mut Tcb) {
     let to = prepare_switch(cur, next);
     // SAFETY: `cur` is the running thread (live).
     context::switch(unsafe { &mut (*cur).ksp }, &to);
@@ -182,17 +197,13 @@ fn prepare_switch(cur: *mut Tcb, next: *mut Tcb) -> SwitchTo {
 /// refuses).
 #[inline(always)]
 pub fn leave_current(
+    k: &mut Kernel,
     resume_ksp: u64,
     direct: *mut Tcb,
     direct_exit: impl FnOnce(&mut Tcb) -> bool,
 ) -> ! {
     let cur = thread::current_ptr();
-    let next = match highest_ready() {
-        // SAFETY: the only borrow of QUEUES in use (ends in this expression); the head of a
-        // ready queue is a live thread, and only its address is kept.
-        Some(prio) => unsafe { thread::linked(QUEUES.get().queues[prio].head) as *mut Tcb },
-        None => IDLE.get(),
-    };
+    let next = best(k);
     // SAFETY: `cur` is the running thread; its stack below the trap frame is abandoned.
     unsafe { (*cur).ksp = resume_ksp };
     if next == cur {
@@ -202,6 +213,7 @@ pub fn leave_current(
     let to = prepare_switch(cur, next);
     // SAFETY: `next` is a live TCB (the head of a ready queue).
     if next == direct && to.ksp == resume_ksp && direct_exit(unsafe { &mut *next }) {
+        crate::kernel_state::exit_to_user();
         context::switch_to_user(&to)
     }
     context::switch_away(&to)
@@ -213,7 +225,7 @@ pub(crate) static LAST_SPACE_USER: KernelValue<*mut crate::space::Space> =
 
 /// Makes a blocked thread runnable with the given IPC outcome.
 #[inline(always)]
-pub fn wake(t: &mut Tcb, how: IpcWake) {
+pub fn wake(k: &mut Kernel, t: &mut Tcb, how: IpcWake) {
     timer_remove(t);
     if t.recvq_on != 0 {
         // A list of waiting receivers to leave: out of the common path.
@@ -221,7 +233,7 @@ pub fn wake(t: &mut Tcb, how: IpcWake) {
     }
     t.wake = how;
     t.state = State::Ready;
-    enqueue(t);
+    enqueue(k, t);
 }
 
 /// [`wake`] for the partner `t` of the running thread `cur`, which blocks right after
@@ -231,18 +243,17 @@ pub fn wake(t: &mut Tcb, how: IpcWake) {
 /// bitmap end exactly as they would, so does the next choice of [`schedule`]. Otherwise the
 /// plain [`wake`], and `block_prepare` dequeues `cur`.
 #[inline(always)]
-pub fn wake_handing_over(cur: &mut Tcb, t: &mut Tcb) {
-    timer_remove(t);
-    if t.recvq_on != 0 {
-        leave_list(t);
-    }
-    t.wake = IpcWake::Done;
-    t.state = State::Ready;
+pub fn wake_handing_over(k: &mut Kernel, cur: &mut Tcb, t: &mut Tcb) {
     if t.priority == cur.priority && cur.ready_queued && !t.ready_queued && !t.halted {
-        // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
-        let q = &mut (unsafe { QUEUES.get() }).queues[t.priority as usize];
+        let q = &k.run.queues[t.priority as usize];
         if q.head == cur.no && q.tail == cur.no {
-            *q = Queue {
+            timer_remove(t);
+            if t.recvq_on != 0 {
+                leave_list(t);
+            }
+            t.wake = IpcWake::Done;
+            t.state = State::Ready;
+            k.run.queues[t.priority as usize] = kcore::queue::Queue {
                 head: t.no,
                 tail: t.no,
             };
@@ -252,7 +263,7 @@ pub fn wake_handing_over(cur: &mut Tcb, t: &mut Tcb) {
             return;
         }
     }
-    enqueue(t);
+    wake(k, t, IpcWake::Done);
 }
 
 #[inline(never)]
@@ -261,34 +272,33 @@ fn leave_list(t: &mut Tcb) {
 }
 
 /// Blocks the current thread (already in a blocked state) until woken; `deadline` in µs.
-pub fn block_current(deadline: u64) {
-    block_prepare(deadline);
-    schedule();
+pub fn block_current(k: &mut Kernel, deadline: u64) {
+    block_prepare(k, deadline);
+    schedule(k);
 }
 
 /// [`block_current`] up to the switch: out of the ready queue, no outcome yet, the timeout.
 #[inline(always)]
-pub fn block_prepare(deadline: u64) {
+pub fn block_prepare(k: &mut Kernel, deadline: u64) {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let t = unsafe { thread::current() };
-    dequeue(t);
+    dequeue(k, t);
     t.wake = IpcWake::None;
     if deadline != u64::MAX {
         t.deadline = deadline;
-        timer_insert(t);
+        timer_insert(k, t);
     }
 }
 
 /// Gives a blocked thread that is not running a timeout (µs deadline).
-pub fn block_other(t: &mut Tcb, deadline: u64) {
+pub fn block_other(k: &mut Kernel, t: &mut Tcb, deadline: u64) {
     t.deadline = deadline;
-    timer_insert(t);
+    timer_insert(k, t);
 }
 
 #[inline(always)]
-fn timer_insert(t: &mut Tcb) {
-    // SAFETY: the only borrow of TIMERS in use; it ends before any call that touches it.
-    (unsafe { TIMERS.get() }).arm(t.slot, t.deadline);
+fn timer_insert(k: &mut Kernel, t: &mut Tcb) {
+    k.timers.arm(t.slot, t.deadline);
 }
 
 /// Disarms a thread's timeout (if armed). Lazily: the heap entry stays until it expires (and
@@ -301,20 +311,19 @@ pub fn timer_remove(t: &mut Tcb) {
 
 /// Removes a thread's heap entry for good (the thread is being deleted: its slot may be
 /// reused, and the tick must never name a free slot).
-pub fn timer_drop(t: &mut Tcb) {
-    // SAFETY: the only borrow of TIMERS in use; it ends before any call that touches it.
-    (unsafe { TIMERS.get() }).cancel(t.slot);
+pub fn timer_drop(k: &mut Kernel, t: &mut Tcb) {
+    k.timers.cancel(t.slot);
     t.deadline = u64::MAX;
 }
 
 /// Timer tick (from user mode or idle): expire timeouts, account the running thread's slice.
-pub fn tick(tick_us: u64) {
+/// Returns the decision for the way out of the interrupt.
+pub fn tick(k: &mut Kernel, tick_us: u64) -> Next {
     let now = interrupt::now_us();
     let mut woke = false;
-    // A fresh, short borrow each round: `ipc::timeout` re-enters the timers and the run
-    // queues (wake → timer_remove, enqueue), so no borrow may live across it.
-    // SAFETY: the only borrow of TIMERS in use; it ends before any call that touches it.
-    while let Some(slot) = (unsafe { TIMERS.get() }).pop_due(now) {
+    // `ipc::timeout` changes the timers and the run queues (wake → enqueue) through the same
+    // `k`: the compiler sees that, so nothing of the heap is kept across it (issue 11).
+    while let Some(slot) = k.timers.pop_due(now) {
         // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
         let Some(t) = (unsafe { thread::of_slot(slot) }) else {
             break;
@@ -323,47 +332,48 @@ pub fn tick(tick_us: u64) {
             continue; // disarmed since (`timer_remove`)
         }
         t.deadline = u64::MAX;
-        crate::ipc::timeout(t);
+        crate::ipc::timeout(k, t);
         woke = true;
     }
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
     if thread::current_ptr() == IDLE.get() || cur.state != State::Ready {
-        return schedule();
+        return Next::Switch;
     }
     if cur.slice_left_us <= tick_us {
         cur.slice_left_us = cur.timeslice_us;
-        rotate(cur);
-        schedule();
+        rotate(k, cur);
+        Next::Switch
     } else {
         cur.slice_left_us -= tick_us;
         // A thread running on a ThreadSwitch donation keeps the processor until its slice
         // ends (spec 5.5), even with a higher-priority thread ready; only a wake-up is a
         // scheduling point before that.
-        if woke {
-            preempt_if_higher();
-        }
+        if woke { Next::Stay } else { Next::Keep }
     }
 }
 
 /// Runs a higher-priority thread if one became ready (after a wake-up in a system call).
-pub fn preempt_if_higher() {
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
-    if let Some(p) = highest_ready()
+pub fn preempt_if_higher(k: &mut Kernel) {
+    let cur = k.current();
+    if let Some(p) = highest_ready(k)
         && (thread::current_ptr() == IDLE.get()
             || p > cur.priority as usize
             || cur.state != State::Ready)
     {
-        schedule();
+        schedule(k);
     }
 }
 
 extern "C" fn idle_loop(_: u64) -> ! {
+    // First run: the thread that switched here handed on its entry borrow; end it.
+    crate::kernel_state::continue_entry(|_| ());
     loop {
         // SAFETY: idle: enable interrupts and wait for the next one; the tick reschedules.
-        unsafe { core::arch::asm!("sti; hlt; cli", options(nomem, nostack)) };
-        schedule();
+        // Not `nomem`: interrupt handlers run inside and change kernel memory (with `nomem`
+        // the compiler dropped the end-of-borrow store of the previous round as dead).
+        unsafe { core::arch::asm!("sti; hlt; cli", options(nostack)) };
+        crate::kernel_state::with_kernel(schedule);
     }
 }
 
@@ -393,18 +403,15 @@ pub fn init_idle(boot_tcb: *mut Tcb) -> bool {
 
 /// Invariant checks (`invariants.rs`): the ready queues and their bitmap.
 #[cfg(feature = "invariants")]
-pub fn queues_for_check() -> ([Queue; 256], [u64; 4]) {
-    // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
-    let q = unsafe { QUEUES.get() };
-    (q.queues, q.bitmap)
+pub fn queues_for_check(k: &Kernel) -> ([kcore::queue::Queue; 256], [u64; 4]) {
+    (k.run.queues, k.run.bitmap)
 }
 
 /// Invariant checks (`invariants.rs`): the timer heap's own check, and whether `slot` has an
 /// entry in it.
 #[cfg(feature = "invariants")]
-pub fn timers_for_check(slot: Option<u32>) -> Result<bool, &'static str> {
-    // SAFETY: the only borrow of TIMERS in use; it ends before any call that touches it.
-    let h = unsafe { TIMERS.get() };
+pub fn timers_for_check(k: &Kernel, slot: Option<u32>) -> Result<bool, &'static str> {
+    let h = &k.timers;
     match slot {
         None => h.check().map(|_| true),
         Some(s) => Ok(h.deadline(s).is_some()),
@@ -418,14 +425,14 @@ pub fn idle_tcb() -> *mut Tcb {
 /// Leaves the boot stack for good: switch to the best ready thread.
 pub fn start(boot: *mut Tcb) -> ! {
     thread::CURRENT.set(boot);
-    schedule();
+    crate::kernel_state::with_kernel(schedule);
     unreachable!("the boot context is never scheduled again");
 }
 
 // ---- system calls ----
 
 /// ThreadSwitch (spec 5.5).
-pub fn sys_thread_switch(dest: ThreadId) {
+pub fn sys_thread_switch(k: &mut Kernel, dest: ThreadId) -> Next {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
     if !dest.is_nil()
@@ -433,29 +440,27 @@ pub fn sys_thread_switch(dest: ThreadId) {
         && let Some(t) = (unsafe { thread::resolve(cur, dest) }).filter(|t| t.id.number() >= thread::USER_BASE)
     {
         if core::ptr::eq(t, cur) {
-            return;
+            return Next::Stay;
         }
         if t.state == State::Ready && !t.halted {
             // Donate (spec 5.5): run the target now, whatever its priority; the caller keeps
             // its place and the scheduler decides again at the target's next scheduling point.
-            rotate(cur);
-            dequeue(t);
-            enqueue_front(t);
-            switch_to(cur as *mut Tcb, t as *mut Tcb);
-            return;
+            rotate(k, cur);
+            dequeue(k, t);
+            enqueue_front(k, t);
+            return Next::To(t as *mut Tcb);
         }
     }
     cur.slice_left_us = cur.timeslice_us;
-    rotate(cur);
-    schedule();
+    rotate(k, cur);
+    Next::Switch
 }
 
-fn enqueue_front(t: &mut Tcb) {
+fn enqueue_front(k: &mut Kernel, t: &mut Tcb) {
     if t.ready_queued || t.halted || t.state != State::Ready {
         return;
     }
-    // SAFETY: the only borrow of QUEUES in use; it ends before any call that touches it.
-    let q = unsafe { QUEUES.get() };
+    let q = &mut k.run;
     let prio = t.priority as usize;
     if q.queues[prio].is_empty() {
         q.bitmap[prio / 64] |= 1 << (prio % 64);
@@ -465,11 +470,11 @@ fn enqueue_front(t: &mut Tcb) {
 }
 
 /// Schedule (spec 5.6): returns (result word, old TimeControl) or an error.
-pub fn sys_schedule(a: ScheduleArgs) -> Result<Out, SyscallError> {
-    schedule_call(a).map(|(result, old_tc)| Out::RaxRdx(result, old_tc))
+pub fn sys_schedule(k: &mut Kernel, a: ScheduleArgs) -> Result<Out, SyscallError> {
+    schedule_call(k, a).map(|(result, old_tc)| Out::RaxRdx(result, old_tc))
 }
 
-fn schedule_call(a: ScheduleArgs) -> Result<(u64, u64), SyscallError> {
+fn schedule_call(k: &mut Kernel, a: ScheduleArgs) -> Result<(u64, u64), SyscallError> {
     let ScheduleArgs {
         dest,
         time: time_control,
@@ -477,15 +482,15 @@ fn schedule_call(a: ScheduleArgs) -> Result<(u64, u64), SyscallError> {
         prio,
         preemption,
     } = a;
-    // Priority: all ones = no change, else the low 8 bits (as before the decoding moved to
-    // the boundary; `PrioControl::priority` reads 9 bits like Pistachio: not adopted yet).
-    let prio_control = prio.0;
+    // Priority: 9 bits like Pistachio (spec 5.6); all ones or a value above 255 = no change
+    // (`abi::syscall_args::PrioControl::priority`, the one decoder).
+    let new_prio = prio.priority();
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
     // SAFETY: a thread's space outlives it; the only reference to it in use.
     let privileged = (unsafe { cur.space() }).privileged;
     let t = if dest.is_global() && dest.number() < thread::SYSTEM_BASE {
-        return crate::interrupt::schedule_irq(dest, prio_control, privileged);
+        return crate::interrupt::schedule_irq(k, dest, new_prio, privileged);
     } else {
         // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
         (unsafe { thread::resolve(cur, dest) })
@@ -499,11 +504,11 @@ fn schedule_call(a: ScheduleArgs) -> Result<(u64, u64), SyscallError> {
         return Err(SyscallError::NoPrivilege);
     }
     let old_tc = encode_time_control(t.slice_left_us, t.total_quantum_us);
-    if prio_control != u64::MAX {
-        let prio = prio_control & 0xFF;
-        if !privileged && prio > cur.priority as u64 {
-            return Err(SyscallError::NoPrivilege);
-        }
+    if let Some(p) = new_prio
+        && !privileged
+        && p > cur.priority
+    {
+        return Err(SyscallError::NoPrivilege);
     }
     if !preemption.is_no_change() {
         let sensitive = preemption.sensitive_prio() as u64;
@@ -540,17 +545,16 @@ fn schedule_call(a: ScheduleArgs) -> Result<(u64, u64), SyscallError> {
     if let Some(q) = new_quantum {
         t.total_quantum_us = q;
     }
-    if prio_control != u64::MAX {
+    if let Some(p) = new_prio {
         let was_queued = t.ready_queued;
-        dequeue(t);
-        t.priority = (prio_control & 0xFF) as u8;
+        dequeue(k, t);
+        t.priority = p;
         if was_queued {
-            enqueue(t);
+            enqueue(k, t);
         }
     }
-    let result = state_result(t);
-    preempt_if_higher();
-    Ok((result as u64, old_tc))
+    // A changed priority takes effect on the way out (`syscall_dispatch`: `Next::Stay`).
+    Ok((state_result(t) as u64, old_tc))
 }
 
 pub fn state_result(t: &Tcb) -> ScheduleResult {

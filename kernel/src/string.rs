@@ -25,6 +25,7 @@ use abi::utcb;
 
 use crate::arch::paging::USER_END;
 use crate::ipc::IpcErr;
+use crate::kernel_state::Kernel;
 use crate::mm::phys::user_ram;
 use crate::schedule;
 use crate::thread::{self, IpcWake, State, Tcb};
@@ -202,6 +203,7 @@ pub enum Resolve {
 /// parties; both are named by handles and looked up afresh after every wait for a page fault,
 /// since the other may be deleted meanwhile (the copy is then aborted).
 pub fn copy(
+    k: &mut Kernel,
     src_h: thread::Handle,
     s: &Segments,
     dst_h: thread::Handle,
@@ -265,18 +267,18 @@ pub fn copy(
             (None, _) => {
                 let timeout = effective_timeout(src, dst);
                 let r = if cur_is_src {
-                    fault_self(src, timeout, sa, false)
+                    fault_self(k, src, timeout, sa, false)
                 } else {
-                    tunnel(dst, src, timeout, sa, false)
+                    tunnel(k, dst, src, timeout, sa, false)
                 };
                 check(r, src_h, dst_h, *copied)?;
             }
             (_, None) => {
                 let timeout = effective_timeout(src, dst);
                 let r = if cur_is_src {
-                    tunnel(src, dst, timeout, da, true)
+                    tunnel(k, src, dst, timeout, da, true)
                 } else {
-                    fault_self(dst, timeout, da, true)
+                    fault_self(k, dst, timeout, da, true)
                 };
                 check(r, src_h, dst_h, *copied)?;
             }
@@ -304,15 +306,27 @@ fn check(r: Resolve, src: thread::Handle, dst: thread::Handle, offset: u64) -> R
 
 /// The running thread `me` faulted at `va` in its own space during the copy: page-fault IPC to
 /// its pager, bounded by the transfer timeout.
-fn fault_self(me: &mut Tcb, timeout: (u64, Time), va: u64, receiver_side: bool) -> Resolve {
+fn fault_self(
+    k: &mut Kernel,
+    me: &mut Tcb,
+    timeout: (u64, Time),
+    va: u64,
+    receiver_side: bool,
+) -> Resolve {
     if timeout.0 == 0 {
         return Resolve::Timeout;
     }
-    pagefault_ipc(me, va, receiver_side, timeout.1)
+    pagefault_ipc(k, me, va, receiver_side, timeout.1)
 }
 
 /// Page-fault IPC of `me` (which must be running) for a fault at `va` during a string copy.
-pub fn pagefault_ipc(me: &mut Tcb, va: u64, receiver_side: bool, timeout: Time) -> Resolve {
+pub fn pagefault_ipc(
+    k: &mut Kernel,
+    me: &mut Tcb,
+    va: u64,
+    receiver_side: bool,
+    timeout: Time,
+) -> Resolve {
     let pager = ThreadId::from_raw(me.utcb_word(utcb::PAGER));
     if pager.is_nil() {
         return Resolve::Failed;
@@ -324,6 +338,7 @@ pub fn pagefault_ipc(me: &mut Tcb, va: u64, receiver_side: bool, timeout: Time) 
     };
     let rwx = if receiver_side { 2 } else { 4 };
     let r = crate::ipc::kernel_call_timeout(
+        k,
         me,
         pager,
         timeout,
@@ -346,6 +361,7 @@ pub fn pagefault_ipc(me: &mut Tcb, va: u64, receiver_side: bool, timeout: Time) 
 /// pager (tunnelling) and wait until it is resolved. The partner is named by its handle across
 /// the wait: it may be deleted meanwhile (the copy is then aborted).
 fn tunnel(
+    k: &mut Kernel,
     me: &mut Tcb,
     partner: &mut Tcb,
     timeout: (u64, Time),
@@ -365,19 +381,19 @@ fn tunnel(
     partner.tunnel_addr = va;
     partner.tunnel_receiver_side = receiver_side;
     partner.tunnel_abandon = false;
-    schedule::wake(partner, IpcWake::Tunnel);
+    schedule::wake(k, partner, IpcWake::Tunnel);
     me.state = State::XferWait {
         with: partner_handle,
     };
-    schedule::block_current(deadline);
+    schedule::block_current(k, deadline);
     match me.wake {
         IpcWake::Done => Resolve::Done,
         IpcWake::XferExpired => {
-            abandon(me, partner_handle);
+            abandon(k, me, partner_handle);
             Resolve::Timeout
         }
         IpcWake::Error(c) if crate::ipc::was_aborted(c) => {
-            abandon(me, partner_handle);
+            abandon(k, me, partner_handle);
             Resolve::Aborted
         }
         _ => Resolve::Failed,
@@ -386,18 +402,18 @@ fn tunnel(
 
 /// We stop waiting for the partner's tunnelled fault (timeout or abort): make it give up its
 /// fault IPC (or not start one) and wait until it has checked back in (or is deleted).
-fn abandon(me: &mut Tcb, partner: thread::Handle) {
+fn abandon(k: &mut Kernel, me: &mut Tcb, partner: thread::Handle) {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let Some(partner) = (unsafe { thread::get(partner) }) else {
         return;
     };
     partner.tunnel_abandon = true;
     if !matches!(partner.state, State::Transfer { .. }) {
-        crate::ipc::cancel_blocked(partner, true, true, IpcErrorCode::Aborted);
+        crate::ipc::cancel_blocked(k, partner, true, true, IpcErrorCode::Aborted);
         me.state = State::XferWait {
             with: partner.handle(),
         };
-        schedule::block_current(u64::MAX);
+        schedule::block_current(k, u64::MAX);
     }
 }
 
@@ -406,19 +422,19 @@ fn abandon(me: &mut Tcb, partner: thread::Handle) {
 /// thread running the copy is deleted meanwhile, the IPC of `me` ends with "aborted" in
 /// `phase`.
 #[inline(always)]
-pub fn serve_tunnel(me: &mut Tcb, phase: IpcPhase) {
+pub fn serve_tunnel(k: &mut Kernel, me: &mut Tcb, phase: IpcPhase) {
     if me.wake == IpcWake::Tunnel {
-        serve_tunnel_loop(me, phase);
+        serve_tunnel_loop(k, me, phase);
     }
 }
 
 #[inline(never)]
-fn serve_tunnel_loop(me: &mut Tcb, phase: IpcPhase) {
+fn serve_tunnel_loop(k: &mut Kernel, me: &mut Tcb, phase: IpcPhase) {
     while me.wake == IpcWake::Tunnel {
         let r = if me.tunnel_abandon {
             Resolve::Failed
         } else {
-            pagefault_ipc(me, me.tunnel_addr, me.tunnel_receiver_side, Time::NEVER)
+            pagefault_ipc(k, me, me.tunnel_addr, me.tunnel_receiver_side, Time::NEVER)
         };
         me.tunnel_abandon = false;
         // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
@@ -434,12 +450,12 @@ fn serve_tunnel_loop(me: &mut Tcb, phase: IpcPhase) {
                 Resolve::Aborted => IpcWake::Error(aborted(0).0),
                 _ => IpcWake::TunnelFailed,
             };
-            schedule::wake(w, how);
+            schedule::wake(k, w, how);
         }
         me.state = State::Transfer {
             with: copier,
             sender: me.xfer_sender,
         };
-        schedule::block_current(u64::MAX);
+        schedule::block_current(k, u64::MAX);
     }
 }

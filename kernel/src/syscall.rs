@@ -14,7 +14,8 @@ use crate::decode::{
     MemoryControlArgs, Out, ProcessorControlArgs, ResultReg, ScheduleArgs, SpaceControlArgs,
     ThreadControlArgs, UnmapArgs, finish,
 };
-use crate::schedule;
+use crate::kernel_state::{Kernel, with_kernel};
+use crate::schedule::{self, Next};
 use crate::thread;
 
 fn privileged() -> bool {
@@ -35,12 +36,11 @@ fn processor_control(a: ProcessorControlArgs) -> Result<Out, SyscallError> {
 }
 
 /// MemoryControl: only the default attribute (0) exists on this platform so far.
-fn memory_control(a: MemoryControlArgs) -> Result<Out, SyscallError> {
+fn memory_control(k: &Kernel, a: MemoryControlArgs) -> Result<Out, SyscallError> {
     if !privileged() {
         return Err(SyscallError::NoPrivilege);
     }
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    let cur = unsafe { thread::current() };
+    let cur = k.current();
     let ok = (0..=a.control.last_mr())
         .all(|i| a.attributes[MemoryControlWord::attribute_index(Fpage::from_raw(cur.mr(i)))] == 0);
     if ok {
@@ -50,59 +50,75 @@ fn memory_control(a: MemoryControlArgs) -> Result<Out, SyscallError> {
     }
 }
 
+/// The general system-call entry (`syscall_dispatch_vector` while the event trace is on):
+/// the entry borrow of the kernel state, then [`dispatch`].
 #[unsafe(no_mangle)]
 pub extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
+    with_kernel(|k| dispatch(k, f))
+}
+
+/// One system call: decode, run the handler, carry out its scheduling decision once on the
+/// way out (`schedule::finish`).
+#[inline(always)]
+fn dispatch(k: &mut Kernel, f: &mut TrapFrame) {
     let Some(call) = identify(f.rcx) else {
         // `syscall` outside the stubs: not a system call; return untouched.
         return;
     };
-    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-    if !(unsafe { thread::current() }).is_activated() {
+    if !k.current().is_activated() {
         return;
     }
     match call {
         Syscall::Ipc | Syscall::Lipc => {
             crate::profile::mark(crate::profile::Point::Dispatch);
-            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-            crate::fastpath::mrs_in(unsafe { thread::current() }, f);
+            crate::fastpath::mrs_in(k.current(), f);
             let (to, from, timeouts) = (
                 ThreadId::from_raw(f.rsi),
                 ThreadId::from_raw(f.rdx),
                 Timeouts(f.r8 & 0xFFFF_FFFF),
             );
-            if let Some(r) = crate::ipc::fast_call(to, from, timeouts) {
+            if let Some(r) = crate::ipc::fast_call(k, to, from, timeouts) {
                 f.rsi = r.from.raw();
-                schedule::preempt_if_higher();
+                schedule::finish(k, Next::Stay);
                 crate::profile::mark(crate::profile::Point::Resumed);
-                // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-                crate::fastpath::mrs_out(unsafe { thread::current() }, f);
+                crate::fastpath::mrs_out(k.current(), f);
                 return;
             }
             let r = crate::ipc::sys_ipc(
+                k,
                 ThreadId::from_raw(f.rsi),
                 ThreadId::from_raw(f.rdx),
                 Timeouts(f.r8 & 0xFFFF_FFFF),
             );
             f.rsi = r.from.raw();
-            schedule::preempt_if_higher();
+            schedule::finish(k, Next::Stay);
             crate::profile::mark(crate::profile::Point::Resumed);
-            // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
-            crate::fastpath::mrs_out(unsafe { thread::current() }, f);
+            crate::fastpath::mrs_out(k.current(), f);
             return;
         }
-        Syscall::ExchangeRegisters => crate::exregs::sys_exchange_registers(f),
-        Syscall::ThreadControl => finish(
-            f,
-            crate::thread_control::sys_thread_control(ThreadControlArgs::decode(f)),
-            ResultReg::Rax,
-        ),
+        // The two calls whose decision can be other than `Stay`: carried out here; when the
+        // thread runs again, the `Stay` below looks once more (as every call does).
+        Syscall::ExchangeRegisters => {
+            let next = crate::exregs::sys_exchange_registers(k, f);
+            if next != Next::Stay {
+                schedule::finish(k, next);
+            }
+        }
+        Syscall::ThreadSwitch => {
+            let next = schedule::sys_thread_switch(k, ThreadId::from_raw(f.rdi));
+            if next != Next::Stay {
+                schedule::finish(k, next);
+            }
+        }
+        Syscall::ThreadControl => {
+            let r = crate::thread_control::sys_thread_control(k, ThreadControlArgs::decode(f));
+            finish(f, r, ResultReg::Rax)
+        }
         Syscall::SystemClock => f.rax = crate::interrupt::now_us(),
-        Syscall::ThreadSwitch => schedule::sys_thread_switch(ThreadId::from_raw(f.rdi)),
-        Syscall::Schedule => finish(
-            f,
-            schedule::sys_schedule(ScheduleArgs::decode(f)),
-            ResultReg::Rax,
-        ),
+        Syscall::Schedule => {
+            let r = schedule::sys_schedule(k, ScheduleArgs::decode(f));
+            finish(f, r, ResultReg::Rax)
+        }
         Syscall::Unmap => finish(
             f,
             crate::space::sys_unmap(UnmapArgs::decode(f)),
@@ -120,16 +136,19 @@ pub extern "C" fn syscall_dispatch(f: &mut TrapFrame) {
         ),
         Syscall::MemoryControl => finish(
             f,
-            memory_control(MemoryControlArgs::decode(f)),
+            memory_control(k, MemoryControlArgs::decode(f)),
             ResultReg::Rdx,
         ),
     }
-    schedule::preempt_if_higher();
+    // Every other call decided `Stay`.
+    schedule::finish(k, Next::Stay);
     crate::profile::mark(crate::profile::Point::Resumed);
 }
 
 /// Start of a root server: straight to user mode with its prepared frame.
 pub extern "C" fn enter_user(_: u64) -> ! {
+    // First run: the thread that switched here handed on its entry borrow; it ends here.
+    crate::kernel_state::continue_entry(|_| ());
     return_to_user()
 }
 

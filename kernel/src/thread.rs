@@ -19,6 +19,7 @@ use abi::thread_id::ThreadId;
 use crate::arch::paging::{self, ADDR_MASK, G, NX, P, RW, table};
 use crate::arch::trap::{TRAP_FRAME_SIZE, TrapFrame};
 use crate::arch::{cpu, gdt};
+use crate::kernel_state::Kernel;
 use crate::mm::frame;
 use crate::space::Space;
 use crate::sync::{KernelCell, KernelValue};
@@ -304,13 +305,20 @@ impl Tcb {
         self.set_utcb_word(i as isize, v)
     }
 
-    /// The MR array of the UTCB.
-    /// # Safety
-    /// The caller must not use the returned reference while another reference to these MRs
-    /// is in use (the UTCB is also written by user code, but only while the thread runs).
-    pub unsafe fn mrs(&self) -> &'static mut [u64; 64] {
-        // SAFETY: as in `utcb_word`: MR0..MR63 occupy the upper 512 bytes of the UTCB.
+    /// The MR array of the UTCB, borrowed with the TCB: the UTCB belongs to this thread alone
+    /// (user code writes it only while the thread runs, never while the kernel holds its TCB).
+    pub fn mrs(&mut self) -> &mut [u64; 64] {
+        debug_assert!(self.utcb != 0);
+        // SAFETY: as in `utcb_word`: MR0..MR63 occupy the upper 512 bytes of the UTCB; the
+        // borrow of `self` is exclusive, so is this one.
         unsafe { &mut *((self.utcb + 0x200) as *mut [u64; 64]) }
+    }
+
+    /// The MR array of the UTCB, to read.
+    pub fn mrs_ref(&self) -> &[u64; 64] {
+        debug_assert!(self.utcb != 0);
+        // SAFETY: as in `mrs`; shared with the shared borrow of `self`.
+        unsafe { &*((self.utcb + 0x200) as *const [u64; 64]) }
     }
 
     /// The local id (MR0 address in its own space).
@@ -555,8 +563,8 @@ pub unsafe fn create(
 pub const USER_RFLAGS: u64 = 0x3202;
 
 /// Frees a thread that is no longer queued anywhere. Must not be the current thread.
-pub fn destroy(t: &mut Tcb) {
-    crate::thread_control::utcb_released(t);
+pub fn destroy(k: &mut Kernel, t: &mut Tcb) {
+    crate::thread_control::utcb_released(k, t);
     // Lazy FPU: its registers must not pass to a thread whose save area lands here.
     crate::arch::fpu::forget(t.fpu.0.as_mut_ptr());
     // SAFETY: the only borrow of THREADS in use; it ends before any call that touches it.

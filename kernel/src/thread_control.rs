@@ -8,25 +8,25 @@ use abi::utcb;
 
 use crate::arch::context;
 use crate::arch::trap::TRAP_FRAME_SIZE;
+use crate::kernel_state::Kernel;
 use crate::schedule;
 use crate::space;
-use crate::sync::KernelCell;
 use crate::thread::{self, Tcb};
-use kcore::utcb::UtcbSet;
 
 /// Gives an inactive thread its UTCB and pager and puts it into the start-up wait (spec 6.1).
-pub fn activate(t: &mut Tcb, utcb_location: u64, pager: ThreadId) -> Result<(), SyscallError> {
+pub fn activate(
+    k: &mut Kernel,
+    t: &mut Tcb,
+    utcb_location: u64,
+    pager: ThreadId,
+) -> Result<(), SyscallError> {
     // SAFETY: a thread's space outlives it; the only reference to it in use.
     let s = unsafe { t.space() };
     if !s.valid_utcb_location(utcb_location) {
         return Err(SyscallError::UtcbArea);
     }
     let kva = s.utcb_memory(utcb_location)?;
-    // SAFETY: the only borrow of UTCB_OWNERS in use; it ends before any call that touches it.
-    if (unsafe { UTCB_OWNERS.get() })
-        .insert(t.space as u64, utcb_location)
-        .is_err()
-    {
+    if k.utcbs.insert(t.space as u64, utcb_location).is_err() {
         return Err(SyscallError::NoMem);
     }
     t.utcb_location = utcb_location;
@@ -52,11 +52,11 @@ pub fn activate(t: &mut Tcb, utcb_location: u64, pager: ThreadId) -> Result<(), 
     Ok(())
 }
 
-pub fn sys_thread_control(a: ThreadControlArgs) -> Result<Out, SyscallError> {
-    control(a).map(|()| Out::Rax(1))
+pub fn sys_thread_control(k: &mut Kernel, a: ThreadControlArgs) -> Result<Out, SyscallError> {
+    control(k, a).map(|()| Out::Rax(1))
 }
 
-fn control(a: ThreadControlArgs) -> Result<(), SyscallError> {
+fn control(k: &mut Kernel, a: ThreadControlArgs) -> Result<(), SyscallError> {
     let ThreadControlArgs {
         dest,
         space: space_spec,
@@ -75,7 +75,7 @@ fn control(a: ThreadControlArgs) -> Result<(), SyscallError> {
     }
     let no = dest.number();
     if no < thread::SYSTEM_BASE {
-        return crate::interrupt::associate(dest, pager);
+        return crate::interrupt::associate(k, dest, pager);
     }
     if no < thread::USER_BASE || no as usize >= thread::MAX_THREADS {
         return Err(SyscallError::InvalidThread);
@@ -96,16 +96,16 @@ fn control(a: ThreadControlArgs) -> Result<(), SyscallError> {
     let pager = resolve(pager);
 
     if space_spec.is_nil() {
-        return delete(dest);
+        return delete(k, dest);
     }
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     match unsafe { thread::lookup_number(no) } {
-        Some(t) => modify(t, dest, space_spec, scheduler, pager, utcb_location),
-        None => create(dest, space_spec, scheduler, pager, utcb_location),
+        Some(t) => modify(k, t, dest, space_spec, scheduler, pager, utcb_location),
+        None => create(k, dest, space_spec, scheduler, pager, utcb_location),
     }
 }
 
-fn delete(dest: ThreadId) -> Result<(), SyscallError> {
+fn delete(k: &mut Kernel, dest: ThreadId) -> Result<(), SyscallError> {
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let cur = unsafe { thread::current() };
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
@@ -124,14 +124,15 @@ fn delete(dest: ThreadId) -> Result<(), SyscallError> {
         // The root servers stay (their spaces are the privileged ones).
         return Err(SyscallError::InvalidThread);
     }
-    crate::ipc::unlink_deleted(t);
-    crate::interrupt::handler_deleted(t.id);
-    schedule::dequeue(t);
-    thread::destroy(t);
+    crate::ipc::unlink_deleted(k, t);
+    crate::interrupt::handler_deleted(k, t.id);
+    schedule::dequeue(k, t);
+    thread::destroy(k, t);
     Ok(())
 }
 
 fn create(
+    k: &mut Kernel,
     dest: ThreadId,
     space_spec: ThreadId,
     scheduler: ThreadId,
@@ -165,7 +166,7 @@ fn create(
         }
         if utcb_location == u64::MAX
             || !s.valid_utcb_location(utcb_location)
-            || utcb_taken(sp, utcb_location)
+            || utcb_taken(k, sp, utcb_location)
         {
             return Err(SyscallError::UtcbArea);
         }
@@ -188,33 +189,27 @@ fn create(
         t.utcb_location = utcb_location;
     }
     if !pager.is_nil()
-        && let Err(e) = activate(t, utcb_location, pager)
+        && let Err(e) = activate(k, t, utcb_location, pager)
     {
-        thread::destroy(t);
+        thread::destroy(k, t);
         return Err(e);
     }
     Ok(())
 }
 
-/// The UTCB locations of activated threads, by space: whether a location is taken is found
-/// without looking at the threads (`kcore::utcb`). Capacity: every thread slot.
-static UTCB_OWNERS: KernelCell<UtcbSet<{ 2 * thread::MAX_SLOTS }>> =
-    KernelCell::new(UtcbSet::new());
-
-fn utcb_taken(space: *mut space::Space, loc: u64) -> bool {
-    // SAFETY: the only borrow of UTCB_OWNERS in use; it ends before any call that touches it.
-    (unsafe { UTCB_OWNERS.get() }).contains(space as u64, loc)
+fn utcb_taken(k: &Kernel, space: *mut space::Space, loc: u64) -> bool {
+    k.utcbs.contains(space as u64, loc)
 }
 
 /// An activated thread gives its UTCB location back (deletion).
-pub fn utcb_released(t: &Tcb) {
+pub fn utcb_released(k: &mut Kernel, t: &Tcb) {
     if t.is_activated() {
-        // SAFETY: the only borrow of UTCB_OWNERS in use; it ends before any call that touches it.
-        (unsafe { UTCB_OWNERS.get() }).remove(t.space as u64, t.utcb_location);
+        k.utcbs.remove(t.space as u64, t.utcb_location);
     }
 }
 
 fn modify(
+    k: &mut Kernel,
     t: &mut Tcb,
     dest: ThreadId,
     space_spec: ThreadId,
@@ -237,7 +232,7 @@ fn modify(
         // SAFETY: a live thread's space.
         let s = unsafe { &*target_space };
         if s.initialised
-            && (!s.valid_utcb_location(utcb_location) || utcb_taken(target_space, utcb_location))
+            && (!s.valid_utcb_location(utcb_location) || utcb_taken(k, target_space, utcb_location))
         {
             return Err(SyscallError::UtcbArea);
         }
@@ -263,7 +258,7 @@ fn modify(
             if !(unsafe { t.space() }).initialised {
                 return Err(SyscallError::InvalidSpace);
             }
-            activate(t, t.utcb_location, pager)?;
+            activate(k, t, t.utcb_location, pager)?;
         } else {
             t.set_utcb_word(utcb::PAGER, pager.raw());
         }
@@ -273,7 +268,7 @@ fn modify(
     }
     if dest != t.id {
         // Version change: the thread gets a new global id.
-        crate::ipc::cancel(t, true, true, IpcErrorCode::Canceled);
+        crate::ipc::cancel(k, t, true, true, IpcErrorCode::Canceled);
         t.id = dest;
         if t.is_activated() {
             t.set_utcb_word(utcb::MY_GLOBAL_ID, dest.raw());

@@ -473,8 +473,7 @@ pub fn now_us() -> u64 {
 }
 
 pub fn ticks() -> u64 {
-    // SAFETY: the only borrow of CLOCK in use; it ends before any call that touches it.
-    (unsafe { crate::interrupt::CLOCK.get() }).ticks
+    crate::interrupt::CLOCK.get().ticks
 }
 
 // ---- memory ----
@@ -596,8 +595,7 @@ fn pic_masked(irq: usize) -> bool {
 }
 
 pub fn irqs(mut f: impl FnMut(&IrqView)) {
-    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
-    let lines = unsafe { crate::interrupt::LINES.get() };
+    let lines = crate::kernel_state::lines_for_debugger();
     for (irq, l) in lines.iter().enumerate().take(pic::NUM_IRQS) {
         f(&IrqView {
             irq,
@@ -610,8 +608,7 @@ pub fn irqs(mut f: impl FnMut(&IrqView)) {
 }
 
 pub fn irq_has_handler(irq: usize) -> bool {
-    // SAFETY: the only borrow of LINES in use; it ends before any call that touches it.
-    !(unsafe { crate::interrupt::LINES.get() })[irq]
+    !crate::kernel_state::lines_for_debugger()[irq]
         .handler
         .is_nil()
 }

@@ -319,7 +319,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     if v < 32 {
         crate::exception::handle(frame);
     } else {
-        crate::interrupt::handle_irq(v - 32, frame);
+        crate::kernel_state::with_kernel(|k| crate::interrupt::handle_irq(k, v - 32, frame));
     }
 }
 

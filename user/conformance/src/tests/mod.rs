@@ -53,6 +53,7 @@ mod kip;
 mod lifecycle;
 mod lifetime;
 mod memory;
+mod prio_control;
 mod privilege;
 mod sched;
 mod schedule;
@@ -89,6 +90,7 @@ pub const ALL: &[Module] = &[
     module!(sched),
     module!(lifecycle),
     module!(schedule),
+    module!(prio_control),
     whole!(unmap),
     module!(io_ports),
     module!(io_quota),
