@@ -297,9 +297,28 @@ fn transfer(
         return Ok(());
     }
     // Typed items: work on a copy, since nested fault IPCs during string copies save and
-    // restore the MRs.
-    let mut s = [0u64; 64];
-    s[..=u + t].copy_from_slice(&src.mrs_ref()[..=u + t]);
+    // restore the MRs. A pager's reply (a map item and a few words) fits in 8 words, copied
+    // whole: no 512-byte buffer to clear first (issue 17: ~60 instructions per map item).
+    if u + t < 8 {
+        let mut s = [0u64; 8];
+        s.copy_from_slice(&src.mrs_ref()[..8]);
+        typed_items(k, src_h, dst_h, &s, u, t)
+    } else {
+        let mut s = [0u64; 64];
+        s[..=u + t].copy_from_slice(&src.mrs_ref()[..=u + t]);
+        typed_items(k, src_h, dst_h, &s, u, t)
+    }
+}
+
+/// `transfer`'s typed items, MR[u+1..=u+t] of the copy `s` of the sender's MRs.
+fn typed_items(
+    k: &mut Kernel,
+    src_h: thread::Handle,
+    dst_h: thread::Handle,
+    s: &[u64],
+    u: usize,
+    t: usize,
+) -> Result<(), (IpcErr, IpcErr)> {
     let mut i = u + 1;
     let end = u + t + 1;
     let mut buffers: Option<crate::string::Buffers> = None;

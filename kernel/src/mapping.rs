@@ -12,6 +12,8 @@
 //! `reserve` (one per table to be created, at most `MAX_SPARES` per operation), so `install`
 //! never allocates. Spares left over are returned after each operation.
 
+use core::sync::atomic::AtomicU32;
+
 use mapdb::{MapDb, MapError, Node, PageTableOps, Rights as MRights, SpaceId};
 
 use crate::arch::cpu;
@@ -76,8 +78,26 @@ pub fn init(sigma0: *mut Space) -> bool {
         }
         core::slice::from_raw_parts_mut(p, nodes as usize)
     };
+    // The look-up hint table (decision 011): one 4-byte slot per node, rounded up to a power
+    // of two (512 KiB for the default 74,898 nodes), so that hints rarely collide even with
+    // the database full; a slot is a guess the database checks before use.
+    let slots = nodes.next_power_of_two();
+    let Some(hbase) = frame::alloc_contiguous((slots * 4).div_ceil(frame::FRAME_SIZE)) else {
+        return false;
+    };
+    // SAFETY: as the slab: a run of pool frames that is ours for good, large enough for
+    // `slots` slots, reached through the direct map; every slot is written before use.
+    let hints = unsafe {
+        let p = crate::arch::paging::phys_to_virt(hbase) as *mut AtomicU32;
+        for i in 0..slots as usize {
+            p.add(i).write(AtomicU32::new(0));
+        }
+        core::slice::from_raw_parts(p, slots as usize)
+    };
+    let mut db = MapDb::new(slab, id(sigma0));
+    db.set_hints(hints);
     // SAFETY: the only borrow of DB in use; it ends before any call that touches it.
-    *(unsafe { DB.get() }) = Some(MapDb::new(slab, id(sigma0)));
+    *(unsafe { DB.get() }) = Some(db);
     true
 }
 

@@ -91,7 +91,7 @@ pub(crate) fn check(
         return Ok(0);
     }
     let n = &nodes[t as usize];
-    if !n.used || n.parent != parent {
+    if !n.used() || n.parent != parent {
         return Err("child list corrupt");
     }
     for c in [n.sib_left, n.sib_right] {

@@ -6,6 +6,8 @@
 //! an address cursor, so removals anywhere in the tree cannot leave it holding a dangling
 //! index.
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use crate::children;
 use crate::index;
 use crate::{MIN_PAGE_LOG2, MapError, Mapping, NIL, Node, PageTableOps, Rights, SpaceId, span};
@@ -24,6 +26,16 @@ pub struct MapDb<'a> {
     /// the node count of its dry run holds.
     defer_release: bool,
     unused_roots: u32,
+    /// The look-up hints ([`MapDb::set_hints`]); empty = none.
+    hints: &'a [AtomicU32],
+    /// `64 - log2(hints.len())`: the shift that turns a hash into a slot (63 without a table).
+    hint_shift: u32,
+}
+
+/// The hint slot of `(space, addr)` for a table of `64 - shift` bits.
+fn hint_slot(space: u64, addr: u64, shift: u32) -> usize {
+    let h = ((space >> 3) ^ (addr >> MIN_PAGE_LOG2)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> shift) as usize
 }
 
 /// Where a piece of a map or grant comes from.
@@ -95,7 +107,32 @@ impl<'a> MapDb<'a> {
             sigma0,
             defer_release: false,
             unused_roots: NIL,
+            hints: &[],
+            hint_shift: 63,
         }
+    }
+
+    /// Gives the database a look-up hint table (decision 011): a direct-mapped table from
+    /// `(space, 4 KiB page)` to the node last found or made there, `hints.len()` a power of
+    /// two (otherwise only the largest power of two that fits is used). A hint is only a
+    /// guess, checked against the node before use (in use, same space, covers the address:
+    /// the one node that can, since the mappings of a space do not overlap), so a stale or
+    /// overwritten slot costs one index descent, never a wrong answer; nothing clears it.
+    /// Without a table every look-up descends the index.
+    pub fn set_hints(&mut self, hints: &'a [AtomicU32]) {
+        if hints.len() < 2 {
+            // No table (a shift of 63 gives slots 0 and 1, which `get` does not find).
+            self.hints = &[];
+            self.hint_shift = 63;
+            return;
+        }
+        let bits = usize::BITS - 1 - hints.len().leading_zeros();
+        let hints = &hints[..1 << bits];
+        for h in hints {
+            h.store(NIL, Ordering::Relaxed);
+        }
+        self.hints = hints;
+        self.hint_shift = 64 - bits;
     }
 
     /// sigma0's space.
@@ -143,7 +180,7 @@ impl<'a> MapDb<'a> {
 
     /// The mapping of `space` that covers `vaddr`. In sigma0's space, the root node if any.
     pub fn lookup(&self, space: SpaceId, vaddr: u64) -> Option<Mapping> {
-        let i = index::first_overlapping(self.nodes, self.root, space.0, vaddr, vaddr);
+        let i = self.first_overlapping(space, vaddr, vaddr);
         (i != NIL).then(|| self.mapping(i))
     }
 
@@ -170,8 +207,38 @@ impl<'a> MapDb<'a> {
         self.node(i).parent == NIL
     }
 
+    /// The lowest-addressed node of `space` overlapping `[start, last]`, or `NIL`. The node
+    /// that covers `start` is the answer whenever there is one, and it is found first
+    /// through the hint table: O(1) when the hint holds, one index descent when not.
     fn first_overlapping(&self, space: SpaceId, start: u64, last: u64) -> u32 {
-        index::first_overlapping(self.nodes, self.root, space.0, start, last)
+        let slot = self.hints.get(hint_slot(space.0, start, self.hint_shift));
+        if let Some(slot) = slot {
+            let h = slot.load(Ordering::Relaxed);
+            if let Some(n) = self.nodes.get(h as usize)
+                && n.used()
+                && n.space == space.0
+                && n.vaddr <= start
+                && start <= n.last()
+            {
+                return h;
+            }
+        }
+        let i = index::first_overlapping(self.nodes, self.root, space.0, start, last);
+        if let Some(slot) = slot
+            && i != NIL
+            && self.nodes[i as usize].vaddr <= start
+        {
+            slot.store(i, Ordering::Relaxed);
+        }
+        i
+    }
+
+    /// Points the hint of `i`'s first page at `i`.
+    fn hint(&self, i: u32) {
+        let n = &self.nodes[i as usize];
+        if let Some(slot) = self.hints.get(hint_slot(n.space, n.vaddr, self.hint_shift)) {
+            slot.store(i, Ordering::Relaxed);
+        }
     }
 
     /// Take a free node, fill it in, index it and hang it under `parent`. The caller has
@@ -197,10 +264,10 @@ impl<'a> MapDb<'a> {
             paddr,
             size_log2,
             rights: rights.bits(),
-            used: true,
             ..Node::EMPTY
         };
         self.root = index::insert(self.nodes, self.root, i);
+        self.hint(i);
         if parent != NIL {
             self.link_child(parent, i);
             ops.mappings_changed(space, 1);
@@ -731,6 +798,7 @@ impl<'a> MapDb<'a> {
             node.vaddr = seg_dst;
             node.rights = eff.bits();
             self.root = index::insert(self.nodes, self.root, s);
+            self.hint(s);
             ops.install(to, seg_dst, n.size_log2, n.paddr, eff);
             if !lost.is_empty() {
                 self.revoke_children(ops, s, lost);
@@ -873,7 +941,7 @@ impl<'a> MapDb<'a> {
         let mut free = 0usize;
         let mut f = self.free;
         while f != NIL {
-            if free > cap || self.node(f).used {
+            if free > cap || self.node(f).used() {
                 return Err("free list corrupt");
             }
             free += 1;
@@ -884,12 +952,15 @@ impl<'a> MapDb<'a> {
         }
         let mut prev = NIL;
         let indexed = index::check(self.nodes, self.root, &mut prev)? as usize;
-        let used = self.nodes[..cap].iter().filter(|n| n.used).count();
+        if self.root != NIL && self.node(self.root).up != NIL {
+            return Err("index: root has a parent link");
+        }
+        let used = self.nodes[..cap].iter().filter(|n| n.used()).count();
         if used != indexed || used + free != cap {
             return Err("node accounting wrong");
         }
         for (i, n) in self.nodes[..cap].iter().enumerate() {
-            if !n.used {
+            if !n.used() {
                 continue;
             }
             let i = i as u32;
@@ -919,7 +990,7 @@ impl<'a> MapDb<'a> {
                 return Err("derived mapping in sigma0's space");
             }
             let p = self.node(n.parent);
-            if !p.used {
+            if !p.used() {
                 return Err("dangling parent");
             }
             if n.paddr < p.paddr || n.plast() > p.plast() {

@@ -33,12 +33,20 @@ impl Shape for Index {
     fn set_right(n: &mut Node, v: u32) {
         n.right = v;
     }
+    const UP: bool = true;
+    fn up(n: &Node) -> u32 {
+        n.up
+    }
+    fn set_up(n: &mut Node, v: u32) {
+        n.up = v;
+    }
 }
 
 /// Insert node `i` (its key must not be present) into the treap rooted at `root`.
 pub(crate) fn insert(nodes: &mut [Node], root: u32, i: u32) -> u32 {
     nodes[i as usize].left = NIL;
     nodes[i as usize].right = NIL;
+    nodes[i as usize].up = NIL;
     treap::insert::<Index>(nodes, root, i)
 }
 
@@ -96,12 +104,15 @@ pub(crate) fn check(nodes: &[Node], t: u32, prev: &mut u32) -> Result<u32, &'sta
         return Ok(0);
     }
     let n = &nodes[t as usize];
-    if !n.used {
+    if !n.used() {
         return Err("index: free node indexed");
     }
     for child in [n.left, n.right] {
         if child != NIL && priority(child) > priority(t) {
             return Err("index: heap order broken");
+        }
+        if child != NIL && nodes[child as usize].up != t {
+            return Err("index: parent link wrong");
         }
     }
     let mut count = check(nodes, n.left, prev)?;
@@ -181,7 +192,7 @@ mod tests {
                 // plus a second one further in, so ranges have gaps.
                 let (vaddr, size) = if big { (slot << 21, 21) } else { ((slot << 21) | ((slot % 7) << 12), 12) };
                 let i = i as u32;
-                nodes[i as usize] = Node { space, vaddr, size_log2: size, used: true, ..Node::EMPTY };
+                nodes[i as usize] = Node { space, vaddr, size_log2: size, ..Node::EMPTY };
                 root = insert(&mut nodes, root, i);
             }
             for (space, page, len) in queries {

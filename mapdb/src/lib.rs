@@ -266,14 +266,14 @@ pub struct Node {
     /// chain of unused roots, which are nobody's children).
     pub(crate) sib_right: u32,
     pub(crate) sib_left: u32,
-    /// Index links (see `index.rs`).
+    /// Index links (see `index.rs`): children and parent in the index treap.
     pub(crate) left: u32,
     pub(crate) right: u32,
+    pub(crate) up: u32,
     pub(crate) size_log2: u8,
     pub(crate) rights: u8,
     /// Status parked here by removed or reduced descendants, reported by the next query.
     pub(crate) pending: u8,
-    pub(crate) used: bool,
     /// A root node chained on `MapDb::unused_roots`.
     pub(crate) unused_root: bool,
 }
@@ -292,13 +292,17 @@ impl Node {
         sib_left: NIL,
         left: NIL,
         right: NIL,
+        up: NIL,
         size_log2: 0,
         rights: 0,
         pending: 0,
-        used: false,
         unused_root: false,
     };
 
+    /// In use (a free node has size 0; a node in use is at least 4 KiB).
+    pub(crate) fn used(&self) -> bool {
+        self.size_log2 != 0
+    }
     pub(crate) fn last(&self) -> u64 {
         self.vaddr.wrapping_add(span(self.size_log2))
     }
@@ -312,3 +316,6 @@ impl Default for Node {
         Node::EMPTY
     }
 }
+
+// A node stays 56 bytes (the default slab size in README and decision 006 counts on it).
+const _: () = assert!(core::mem::size_of::<Node>() == 56);

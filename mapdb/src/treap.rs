@@ -27,6 +27,16 @@ pub(crate) trait Shape {
     fn right(n: &Node) -> u32;
     fn set_left(n: &mut Node, v: u32);
     fn set_right(n: &mut Node, v: u32);
+    /// Parent links: a treap that keeps them (the index) finds a node's place in O(1) on
+    /// removal; one that does not (the child treaps) descends from the root.
+    const UP: bool = false;
+    fn up(n: &Node) -> u32 {
+        let _ = n;
+        NIL
+    }
+    fn set_up(n: &mut Node, v: u32) {
+        let _ = (n, v);
+    }
 }
 
 /// Where a subtree hangs: the root, or the left or right link of a node.
@@ -38,10 +48,22 @@ enum Slot {
 }
 
 fn put<S: Shape>(nodes: &mut [Node], root: &mut u32, slot: Slot, v: u32) {
-    match slot {
-        Slot::Root => *root = v,
-        Slot::Left(p) => S::set_left(&mut nodes[p as usize], v),
-        Slot::Right(p) => S::set_right(&mut nodes[p as usize], v),
+    let up = match slot {
+        Slot::Root => {
+            *root = v;
+            NIL
+        }
+        Slot::Left(p) => {
+            S::set_left(&mut nodes[p as usize], v);
+            p
+        }
+        Slot::Right(p) => {
+            S::set_right(&mut nodes[p as usize], v);
+            p
+        }
+    };
+    if S::UP && v != NIL {
+        S::set_up(&mut nodes[v as usize], up);
     }
 }
 
@@ -106,8 +128,9 @@ pub(crate) fn insert<S: Shape>(nodes: &mut [Node], mut root: u32, i: u32) -> u32
         }
     }
     let (l, r) = split::<S>(nodes, t, k);
-    S::set_left(&mut nodes[i as usize], l);
-    S::set_right(&mut nodes[i as usize], r);
+    let mut unused = NIL;
+    put::<S>(nodes, &mut unused, Slot::Left(i), l);
+    put::<S>(nodes, &mut unused, Slot::Right(i), r);
     put::<S>(nodes, &mut root, slot, i);
     root
 }
@@ -115,22 +138,37 @@ pub(crate) fn insert<S: Shape>(nodes: &mut [Node], mut root: u32, i: u32) -> u32
 /// Remove node `i` (which must be present) from the treap `root`; the new root. `i`'s links
 /// are cleared.
 pub(crate) fn remove<S: Shape>(nodes: &mut [Node], mut root: u32, i: u32) -> u32 {
-    let k = S::key(nodes, i);
-    let mut slot = Slot::Root;
-    let mut t = root;
-    while t != i {
-        assert!(t != NIL, "treap: removing a node that is not in it");
-        if k < S::key(nodes, t) {
-            slot = Slot::Left(t);
-            t = S::left(&nodes[t as usize]);
+    let slot = if S::UP {
+        // O(1): the parent link names the slot.
+        let p = S::up(&nodes[i as usize]);
+        if p == NIL {
+            assert!(root == i, "treap: removing a node that is not in it");
+            Slot::Root
+        } else if S::left(&nodes[p as usize]) == i {
+            Slot::Left(p)
         } else {
-            slot = Slot::Right(t);
-            t = S::right(&nodes[t as usize]);
+            Slot::Right(p)
         }
-    }
+    } else {
+        let k = S::key(nodes, i);
+        let mut slot = Slot::Root;
+        let mut t = root;
+        while t != i {
+            assert!(t != NIL, "treap: removing a node that is not in it");
+            if k < S::key(nodes, t) {
+                slot = Slot::Left(t);
+                t = S::left(&nodes[t as usize]);
+            } else {
+                slot = Slot::Right(t);
+                t = S::right(&nodes[t as usize]);
+            }
+        }
+        slot
+    };
     let (l, r) = (S::left(&nodes[i as usize]), S::right(&nodes[i as usize]));
     S::set_left(&mut nodes[i as usize], NIL);
     S::set_right(&mut nodes[i as usize], NIL);
+    S::set_up(&mut nodes[i as usize], NIL);
     let m = merge::<S>(nodes, l, r);
     put::<S>(nodes, &mut root, slot, m);
     root
@@ -151,6 +189,15 @@ mod tests {
         in_order(nodes, nodes[t as usize].left, out);
         out.push(nodes[t as usize].vaddr);
         in_order(nodes, nodes[t as usize].right, out);
+    }
+
+    /// Every node's parent link names the node whose child link holds it (NIL at the root).
+    fn up_ok(nodes: &[Node], t: u32, parent: u32) -> bool {
+        if t == NIL {
+            return true;
+        }
+        let n = &nodes[t as usize];
+        n.up == parent && up_ok(nodes, n.left, t) && up_ok(nodes, n.right, t)
     }
 
     fn heap_ok(nodes: &[Node], t: u32) -> bool {
@@ -191,6 +238,7 @@ mod tests {
                 in_order(&nodes, root, &mut got);
                 prop_assert_eq!(got, model.iter().copied().collect::<Vec<_>>());
                 prop_assert!(heap_ok(&nodes, root));
+                prop_assert!(up_ok(&nodes, root, NIL), "parent links wrong");
             }
         }
     }

@@ -370,7 +370,9 @@ proptest! {
         ops in proptest::collection::vec(op_strategy(16, vec![12, 13, 14]), 1..80),
     ) {
         let mut slab = slab(capacity);
+        let hints = hint_table(64);
         let mut db = MapDb::new(&mut slab, SIGMA0);
+        db.set_hints(&hints);
         let mut pt = FakePt::with_mask(1 << 12);
         let mut model = Model::default();
         for op in &ops {
@@ -405,13 +407,48 @@ proptest! {
         ops in proptest::collection::vec(op_strategy(2048, vec![12, 13, 16, 21, 22, 23]), 1..40),
     ) {
         let mut slab = slab(3000);
+        let hints = hint_table(64);
         let mut db = MapDb::new(&mut slab, SIGMA0);
+        db.set_hints(&hints);
         let mut pt = FakePt::with_mask((1 << 12) | (1 << 21));
         for op in &ops {
             let r = run_checked(&mut db, &mut pt, op);
             if let (Op::Unmap { space, page, size, rights, flush }, Ok(_)) = (op, r) {
                 let start = addr(*page, *size);
                 check_revoked(&db, SpaceId(*space), start, start + (1u64 << size) - 1, Rights::from_bits(*rights as u64), *flush);
+            }
+        }
+        delete_all(&mut db, &mut pt);
+    }
+
+    /// The look-up hints (decision 011) never change an answer: after every step, `lookup`
+    /// of every page of every space names exactly the mapping whose page-table entry covers
+    /// it (an independent record: the fake page table), with few nodes so that nodes are
+    /// freed and reused under stale hints.
+    #[test]
+    fn lookup_agrees_with_page_table(
+        capacity in prop_oneof![Just(8usize), Just(30), Just(3000)],
+        ops in proptest::collection::vec(op_strategy(1024, vec![12, 13, 16, 21]), 1..60),
+    ) {
+        let mut slab = slab(capacity);
+        let hints = hint_table(64);
+        let mut db = MapDb::new(&mut slab, SIGMA0);
+        db.set_hints(&hints);
+        let mut pt = FakePt::with_mask((1 << 12) | (1 << 21));
+        for op in &ops {
+            let _ = run_checked(&mut db, &mut pt, op);
+            for s in 1..SPACES {
+                for page in (0..1024u64).step_by(7).chain([1, 2, 511, 512, 513]) {
+                    let a = page << 12 | (page & 0xFFF);
+                    let want = pt
+                        .ptes
+                        .range(..=(s, a))
+                        .next_back()
+                        .filter(|(k, e)| k.0 == s && a <= k.1 + ((1u64 << e.size_log2) - 1))
+                        .map(|(k, e)| (k.1, e.size_log2, e.paddr));
+                    let got = db.lookup(SpaceId(s), a).map(|m| (m.vaddr, m.size_log2, m.paddr));
+                    prop_assert_eq!(got, want, "space {} address {:#x}", s, a);
+                }
             }
         }
         delete_all(&mut db, &mut pt);
@@ -427,7 +464,9 @@ proptest! {
         ops in proptest::collection::vec(op_strategy(2048, vec![12, 13, 16, 21, 22]), 1..60),
     ) {
         let mut slab = slab(3000);
+        let hints = hint_table(64);
         let mut db = MapDb::new(&mut slab, SIGMA0);
+        db.set_hints(&hints);
         let mut pt = FakePt::with_mask((1 << 12) | (1 << 21));
         pt.quota = Some(quota);
         for op in &ops {

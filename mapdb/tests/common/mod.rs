@@ -196,3 +196,10 @@ pub fn assert_pt_matches(db: &MapDb<'_>, pt: &FakePt, spaces: &[SpaceId]) {
 pub fn slab(n: usize) -> Vec<mapdb::Node> {
     vec![mapdb::Node::EMPTY; n]
 }
+
+/// A look-up hint table of `n` slots (small in tests, so that slots collide and go stale).
+pub fn hint_table(n: usize) -> Vec<std::sync::atomic::AtomicU32> {
+    (0..n)
+        .map(|_| std::sync::atomic::AtomicU32::new(0))
+        .collect()
+}

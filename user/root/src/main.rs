@@ -60,7 +60,7 @@ fn main() -> ! {
         "kdbtest" => kdbtest::run(args),
         "fuzz" => fuzz::run(args),
         "stress" => stress::run(args),
-        "scale" => scale::run(),
+        "scale" => scale::run(args),
         other => {
             println!("root: unknown mode `{other}`; running the demo");
             demo::run()

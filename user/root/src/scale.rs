@@ -15,7 +15,8 @@
 //!   also holds the pages of its code, data and stack, and the 129 pages of the fault figure);
 //! * `space-delete-empty`: deleting a space whose one thread never ran (KIP and UTCB pages
 //!   only), ThreadControl delete included;
-//! * `pagefault-roundtrip`: a 4 KiB page fault resolved by a pager's map item, per fault;
+//! * `pagefault-roundtrip`: a 4 KiB page fault resolved by a pager's map item, per fault (the
+//!   pager answers with ReplyWait: fault IPC, one ReplyWait carrying the map item);
 //! * `map-item`, `unmap`: one 4 KiB map item (beyond the IPC carrying it) and the Unmap of one
 //!   leaf mapping, with N other pages mapped in the receiving space ([`MAP_NS`]);
 //! * `unmap-in-superpage`: Unmap (no flush) of one 4 KiB page inside a 2 MiB mapping of the
@@ -24,6 +25,9 @@
 //! * `unmap-chain`: Unmap (no flush) of a page of the root that was mapped on through a
 //!   chain of N spaces (root → link 1 → … → link N): the depth of the mapping tree
 //!   ([`CHAIN_DEPTHS`]); every level is one mapping to revoke.
+//!
+//! `scale profile <k>` runs only k map items, each followed by the Unmap of its source page,
+//! for `scripts/profile-map.sh` (instructions by kernel function).
 //!
 //! Output: `scale: <op> n=<N> instr=<x.xx>` per figure, then `scale: done` and KDB
 //! `exit-success` (or `exit-failure` when a set-up step failed). Figures only: nothing here
@@ -136,8 +140,15 @@ const HOUR: u64 = 3_600_000_000;
 /// [`FILL_BASE`] are the root's own (image, statics, stacks) mapped at the same address;
 /// pages at or above it get [`FILLER`]. It also sends start-up messages for the root.
 extern "C" fn pager_main() -> ! {
+    // Each answer goes out with the next wait in one ReplyWait, as pagers do (sigma0, the
+    // reference pagers): a fault costs the fault IPC and one ReplyWait.
+    let mut reply: Option<ThreadId> = None;
     loop {
-        let Ok((from, tag)) = msg::wait() else {
+        let r = match reply.take() {
+            Some(to) => msg::reply_wait(to),
+            None => msg::wait(),
+        };
+        let Ok((from, tag)) = r else {
             continue;
         };
         if tag.label() & !0xF == labels::PAGE_FAULT {
@@ -153,7 +164,7 @@ extern "C" fn pager_main() -> ! {
                 .to_words(false);
             utcb::set_mrs(1, &w);
             utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
-            let _ = msg::send_timeout(from, Time::ZERO);
+            reply = Some(from);
         } else if tag.label() == START_REQUEST && tag.untyped() == 3 {
             let (t, ip, sp) = (ThreadId::from_raw(utcb::mr(1)), utcb::mr(2), utcb::mr(3));
             utcb::set_mrs(1, &[ip, sp]);
@@ -161,7 +172,7 @@ extern "C" fn pager_main() -> ! {
             let ok = msg::send_timeout(t, Time::period_micros(5_000_000)).is_ok();
             utcb::set_mr(1, ok as u64);
             utcb::set_mr(0, MsgTag::new(0, 1, 0).raw());
-            let _ = msg::send_timeout(from, Time::ZERO);
+            reply = Some(from);
         }
     }
 }
@@ -587,8 +598,48 @@ fn measure_unmap_chain(pager: ThreadId) -> bool {
     ok
 }
 
+/// `scale profile <k>`: only `k` map items of one 4 KiB page and `k` Unmaps of them (no
+/// figures), for an instruction profile of those paths: two boots (k and 0) under QEMU's
+/// `-d exec` log, the difference divided by k (`scripts/profile-map.sh`, decision 011).
+fn profile(k: u64) {
+    spaces::touch_image();
+    let pager = tid(PAGER);
+    // SAFETY: the stacks are not in use yet.
+    let sp_pager = unsafe { spaces::prepare_stack(&raw mut PAGER_STACK) };
+    let r = tid(RECEIVER);
+    // SAFETY: not in use.
+    let sp = unsafe { spaces::prepare_stack(&raw mut RECEIVER_STACK) };
+    let ok = spaces::spawn_local(pager, PAGER_SLOT, pager_main, sp_pager)
+        && new_space(r, spaces::UTCB_AREA, 14, pager)
+        && spaces::start_via_pager(pager, r, receiver, sp);
+    // SAFETY: our own statics, used by nobody else yet.
+    unsafe {
+        for j in 0..REPS {
+            core::ptr::write_volatile(one_child(j) as *mut u8, 1);
+        }
+    }
+    map_call(r, None);
+    for j in 0..k {
+        map_call(r, Some((one_child(j % REPS), MAP_MEASURE_BASE + (j << 12))));
+        utcb::set_mr(
+            0,
+            Fpage::new_log2(one_child(j % REPS), 12)
+                .with_rights(Rights::FULL)
+                .raw(),
+        );
+        syscall::unmap(0);
+    }
+    println!("scale: done");
+    l4::kdb::enter(if ok { "exit-success" } else { "exit-failure" });
+}
+
 /// Runs every measurement and ends the run.
-pub fn run() {
+pub fn run(args: &str) {
+    let mut words = args.split_whitespace().skip(1);
+    if words.next() == Some("profile") {
+        profile(words.next().and_then(|w| w.parse().ok()).unwrap_or(0));
+        return;
+    }
     println!("scale: start ({REPS} operations per figure)");
     spaces::touch_image();
     // Every background stack page is the root's before the pager hands it on.
