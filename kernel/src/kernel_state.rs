@@ -22,6 +22,8 @@
 //! lookups, whose "only reference in use" rule its call sites claim (decision 009).
 //!
 //! May touch: nothing itself; it owns the state that `schedule` and `thread_control` change.
+//! (Exception: the assembly IPC fast path, `fastpath.rs`, writes the ready queues and bitmap
+//! directly, outside any borrow, exactly as `schedule` would; no Rust borrow is live then.)
 
 use kcore::queue::Queue;
 use kcore::timer::TimerHeap;
@@ -59,7 +61,7 @@ pub struct State {
     pub threads: thread::Threads,
 }
 
-static STATE: KernelCell<State> = KernelCell::new(State {
+pub(crate) static STATE: KernelCell<State> = KernelCell::new(State {
     run: RunQueues {
         queues: [Queue::EMPTY; 256],
         bitmap: [0; 4],
