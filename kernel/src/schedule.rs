@@ -432,33 +432,29 @@ pub fn start(boot: *mut Tcb) -> ! {
 
 /// ThreadSwitch (spec 5.5).
 pub fn sys_thread_switch(k: &mut Kernel, dest: ThreadId) -> Next {
-    let s: &mut kernel_state::State = k;
-    let me = s.threads.current().handle();
+    // Not through `k.threads`: the donation holds the caller and the target at once, and
+    // looking the target up again by handle cost 17 instructions per ThreadSwitch (+5.7 %).
+    // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
+    let cur = unsafe { thread::current() };
     if !dest.is_nil()
-        && let Some(t) = s
-            .threads
-            .resolve_current_mut(dest)
-            .filter(|t| t.id.number() >= thread::USER_BASE)
+        // SAFETY: the only reference in use to this TCB (`t` is `cur` only when equal, then
+        // only compared); not held across a deletion or a blocking copy.
+        && let Some(t) = (unsafe { thread::resolve(cur, dest) }).filter(|t| t.id.number() >= thread::USER_BASE)
     {
-        if t.handle() == me {
+        if core::ptr::eq(t, cur) {
             return Next::Stay;
         }
         if t.state == State::Ready && !t.halted {
             // Donate (spec 5.5): run the target now, whatever its priority; the caller keeps
             // its place and the scheduler decides again at the target's next scheduling point.
-            let to = t.handle();
-            rotate(&mut s.run, s.threads.current_mut());
-            let Some(t) = s.threads.get_mut(to) else {
-                return Next::Stay; // not reached: nothing deleted it since
-            };
-            dequeue(&mut s.run, t);
-            enqueue_front(&mut s.run, t);
+            rotate(&mut k.run, cur);
+            dequeue(&mut k.run, t);
+            enqueue_front(&mut k.run, t);
             return Next::To(t as *mut Tcb);
         }
     }
-    let cur = s.threads.current_mut();
     cur.slice_left_us = cur.timeslice_us;
-    rotate(&mut s.run, cur);
+    rotate(&mut k.run, cur);
     Next::Switch
 }
 
