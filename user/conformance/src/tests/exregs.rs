@@ -226,6 +226,9 @@ fn startup_wait(s: &mut Cx) {
             W_MARK.load(Ordering::SeqCst)
         ),
     );
+    // The mark is stored just before the receive: wait for the receive itself (a tick can
+    // preempt the waiter between the two on a loaded host).
+    util::wait_until(|| query(w).1.control & 7 == 2);
     let (_, q3) = query(w);
     s.check_eq(
         "exregs.blocked_receiver_reports_receiving",
@@ -245,7 +248,9 @@ fn startup_wait(s: &mut Cx) {
             W_ERR.load(Ordering::SeqCst)
         ),
     );
-    // Abort send on a receiver: nothing to abort, reported receiving.
+    // Abort send on a receiver: nothing to abort, reported receiving (once it is back in
+    // its receive: it counted the wake-up just before).
+    util::wait_until(|| query(w).1.control & 7 == 2);
     let (_, old) = exr(w, 1 << 2, 0, 0, 0, 0, nil);
     util::sleep_us(5_000);
     s.check(
