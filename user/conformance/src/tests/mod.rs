@@ -85,7 +85,7 @@ pub const ALL: &[Module] = &[
     module!(lifetime),
     module!(cpu_state),
     whole!(fastpath),
-    whole!(fastasm),
+    module!(fastasm),
     module!(threads),
     module!(sched),
     module!(lifecycle),
