@@ -84,7 +84,7 @@ pub const ALL: &[Module] = &[
     module!(chain),
     module!(lifetime),
     module!(cpu_state),
-    whole!(fastpath),
+    module!(fastpath),
     module!(fastasm),
     module!(threads),
     module!(sched),
