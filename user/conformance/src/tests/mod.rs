@@ -98,7 +98,7 @@ pub const ALL: &[Module] = &[
     module!(privilege),
     module!(churn),
     module!(security_memory),
-    whole!(fuzz),
+    module!(fuzz),
     module!(security_entry),
     whole!(found_by_fuzz),
 ];
