@@ -217,11 +217,9 @@ fn setup(cx: &mut Cx, name: &str, warm: bool) -> Option<(ThreadId, ThreadId)> {
     ECHO_ID.store(e.raw(), Ordering::SeqCst);
     PARKED_ID.store(h.raw(), Ordering::SeqCst);
     msg::sleep(Time::period_micros(2000));
-    if warm {
-        if let Err(code) = echo_call(e, 1, false) {
-            cx.check(name, false, format_args!("warm-up call: error {code:#x}"));
-            return None;
-        }
+    if warm && let Err(code) = echo_call(e, 1, false) {
+        cx.check(name, false, format_args!("warm-up call: error {code:#x}"));
+        return None;
     }
     Some((e, h))
 }
