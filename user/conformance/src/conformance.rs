@@ -84,8 +84,8 @@ pub struct Module {
 // Resources.
 
 /// First thread number (above UserBase) handed out by [`Cx::thread`]; the range up to
-/// [`THREADS_END`] belongs to the allocator alone (the modules not yet converted use fixed
-/// numbers below 0x8000 and the fuzzers numbers from 0x1_0000 up).
+/// [`THREADS_END`] belongs to the allocator alone (`found_by_fuzz`, not yet converted, uses
+/// fixed numbers below 0x8000, and the fuzzers' victims numbers from 0x1_0000 up).
 pub const THREADS_BASE: u64 = 0x8000;
 /// End of the allocator's thread numbers.
 pub const THREADS_END: u64 = 0x1_0000;
@@ -96,7 +96,7 @@ pub const BLOCKS_BASE: u64 = 0x2_0000;
 /// End of the block numbers.
 pub const BLOCKS_END: u64 = 0x3_0000;
 /// Root UTCB slots handed out by [`Cx::slot`]: `SLOTS_BASE..SLOTS_BASE + SLOTS_N` (the
-/// modules not yet converted use fixed slots from 0x40 up, the root thread slot 0).
+/// module not yet converted uses fixed slots from 0x40 up, the root thread slot 0).
 pub const SLOTS_BASE: u64 = 0x10;
 /// Number of allocatable slots.
 pub const SLOTS_N: u64 = 0x30;

@@ -16,19 +16,6 @@ use l4::{kip, msg, syscall, utcb};
 
 use crate::conformance::{Check, Cx};
 
-/// The check functions: the chain is one scenario, step by step (its threads, slot and
-/// stacks come from its [`Cx`]); the sigma0 protocol another.
-pub const CHECKS: &[Check] = &[
-    Check {
-        name: "chain.spaces",
-        run: chain,
-    },
-    Check {
-        name: "chain.sigma0",
-        run: sigma0_protocol,
-    },
-];
-
 #[repr(C, align(4096))]
 struct Page([u64; 512]);
 static mut DATA_PAGE: Page = Page([0; 512]);
@@ -185,8 +172,8 @@ fn command(t: ThreadId, words: &[u64]) -> Option<u64> {
     (!r.tag.error()).then(|| utcb::mr(1))
 }
 
-/// A new space with one thread `t`, paged by `pager`, not yet started.
-fn new_space(s: &mut Cx, t: ThreadId, pager: ThreadId) -> bool {
+/// A new space with one thread `t`, paged by `pager`, not yet started. Err: ErrorCode.
+fn new_space(t: ThreadId, pager: ThreadId) -> Result<(), u64> {
     let me = root();
     let ok = syscall::thread_control(t, t, me, ThreadId::NIL, u64::MAX) == 1
         && syscall::space_control(
@@ -198,16 +185,28 @@ fn new_space(s: &mut Cx, t: ThreadId, pager: ThreadId) -> bool {
         )
         .0 == 1
         && syscall::thread_control(t, t, me, pager, UTCB_AREA) == 1;
-    s.check(
-        "chain.create_space",
-        ok,
-        format_args!("thread {:#x}: error {}", t.raw(), utcb::error_code()),
-    );
-    ok
+    if ok { Ok(()) } else { Err(utcb::error_code()) }
 }
 
-/// sigma0 → root → A → B, Unmap through the chain, read-only maps, sigma0 refusals.
-fn chain(s: &mut Cx) {
+/// The chain as [`build`] left it: `a` in space A (paged by the root's pager thread PG), `b`
+/// in space B (paged by `a`); what each step of the building returned. The runner deletes
+/// b, a (space A and everything derived from it) and PG when the check returns.
+struct Built {
+    a: ThreadId,
+    b: ThreadId,
+    /// Err: the step that failed (PG, space A, space B) and its ErrorCode.
+    made: Result<(), (&'static str, u64)>,
+    /// ExchangeRegisters starting `a` from our space (PG, a's pager, is ours).
+    start_a: ThreadId,
+    /// ExchangeRegisters on `b` from our space (b's pager is in A).
+    exregs_b: ThreadId,
+    /// `a`'s answer to "start b".
+    started_b: Option<u64>,
+}
+
+/// Builds the chain sigma0 → root → A → B (threads, slot and stacks from `s`), the data page
+/// holding 0xC4A1_0001 and nothing of it mapped in A or B yet; the counters cleared.
+fn build(s: &mut Cx) -> Built {
     for c in [&PG_DATA_FAULTS, &A_DATA_FAULTS_OF_B, &A_WRITE_FAULTS_OF_B] {
         c.store(0, Ordering::SeqCst);
     }
@@ -217,47 +216,47 @@ fn chain(s: &mut Cx) {
     // SAFETY: our own data page, before A and B exist.
     unsafe { (&raw mut DATA_PAGE.0[0]).write_volatile(0xC4A1_0001) };
     let (pgt, a, b) = (s.thread(), s.thread(), s.thread());
+    let mut built = Built {
+        a,
+        b,
+        made: Ok(()),
+        start_a: ThreadId::NIL,
+        exregs_b: ThreadId::NIL,
+        started_b: None,
+    };
     if syscall::thread_control(pgt, root(), root(), root(), slot) != 1 {
-        s.check(
-            "chain.pager",
-            false,
-            format_args!("error {}", utcb::error_code()),
-        );
-        return;
+        built.made = Err(("PG", utcb::error_code()));
+        return built;
     }
     l4::thread::start(
         pgt,
         stack_top[0],
         pg as extern "C" fn() -> ! as usize as u64,
     );
-    if !new_space(s, a, pgt) || !new_space(s, b, a) {
-        return;
+    if let Err(e) = new_space(a, pgt) {
+        built.made = Err(("space A", e));
+        return built;
+    }
+    if let Err(e) = new_space(b, a) {
+        built.made = Err(("space B", e));
+        return built;
     }
     // a's pager (PG) is in our space: ExchangeRegisters may start it (pagerexregs).
-    let r = l4::thread::start(
+    built.start_a = l4::thread::start(
         a,
         stack_top[1],
         a_main as extern "C" fn() -> ! as usize as u64,
     );
-    s.check(
-        "chain.exregs_allowed_from_pager_space",
-        !r.is_nil(),
-        format_args!("error {}", utcb::error_code()),
-    );
     // b's pager is a (space A): we may not, a starts it with the start-up message.
-    let (r, _) = syscall::exchange_registers(
+    built.exregs_b = syscall::exchange_registers(
         b,
         syscall::ExregsState {
             control: 0,
             ..Default::default()
         },
-    );
-    s.check(
-        "chain.exregs_refused_other_space",
-        r.is_nil(),
-        format_args!("result {:#x}", r.raw()),
-    );
-    let started = command(
+    )
+    .0;
+    built.started_b = command(
         a,
         &[
             2,
@@ -266,69 +265,268 @@ fn chain(s: &mut Cx) {
             b.raw(),
         ],
     );
-    s.check_eq("chain.b_started_by_its_pager", started, Some(1));
+    built
+}
 
-    // sigma0 → root → A → B by page faults and map items.
-    let va = command(a, &[1]);
-    s.check_eq("chain.a_reads_root_page", va, Some(0xC4A1_0001));
-    let vb = command(b, &[1]);
-    s.check_eq("chain.b_reads_through_a", vb, Some(0xC4A1_0001));
-    // An unprivileged space: ThreadControl, SpaceControl, ProcessorControl, MemoryControl all
-    // fail with ErrNoPrivilege (1) and result 0.
-    let codes = command(a, &[3]);
-    s.check_eq("chain.unprivileged_calls_refused", codes, Some(0x0101_0101));
+/// [`build`], for a check of what the running chain does: None (reported as a failure of
+/// check `name`) if it could not be built and started.
+fn ready(s: &mut Cx, name: &str) -> Option<Built> {
+    let c = build(s);
+    let ok = c.made.is_ok() && !c.start_a.is_nil() && c.started_b == Some(1);
+    if !ok {
+        s.check(
+            name,
+            false,
+            format_args!(
+                "chain not built: {:x?}, a started {:#x}, b started {:?}",
+                c.made,
+                c.start_a.raw(),
+                c.started_b
+            ),
+        );
+        return None;
+    }
+    Some(c)
+}
+
+/// The check functions: the chain is built for each ([`build`]), the steps before the one
+/// observed run again ([`unmap_step`], [`read_only_step`]); the sigma0 protocol apart.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "chain.create_space",
+        run: create_space,
+    },
+    Check {
+        name: "chain.exregs_allowed_from_pager_space",
+        run: exregs_allowed_from_pager_space,
+    },
+    Check {
+        name: "chain.exregs_refused_other_space",
+        run: exregs_refused_other_space,
+    },
+    Check {
+        name: "chain.b_started_by_its_pager",
+        run: b_started_by_its_pager,
+    },
+    Check {
+        name: "chain.a_reads_root_page",
+        run: a_reads_root_page,
+    },
+    Check {
+        name: "chain.b_reads_through_a",
+        run: b_reads_through_a,
+    },
+    Check {
+        name: "chain.unprivileged_calls_refused",
+        run: unprivileged_calls_refused,
+    },
+    Check {
+        name: "chain.b_reads_after_unmap",
+        run: b_reads_after_unmap,
+    },
+    Check {
+        name: "chain.unmap_at_root_removed_from",
+        run: unmap_at_root_removed,
+    },
+    Check {
+        name: "chain.read_only_write_faults_to_pager",
+        run: read_only_write_faults_to_pager,
+    },
+    Check {
+        name: "chain.b_write_reaches_root_page",
+        run: b_write_reaches_root_page,
+    },
+    Check {
+        name: "chain.string_cannot_read_other_space",
+        run: string_cannot_read_other_space,
+    },
+    Check {
+        name: "chain.sigma0",
+        run: sigma0_protocol,
+    },
+];
+
+/// Spaces A and B are created (one line each).
+fn create_space(s: &mut Cx) {
+    const NAME: &str = "chain.create_space";
+    let c = build(s);
+    match c.made {
+        Err(("PG", e)) => {
+            s.check(NAME, false, format_args!("pager thread: error {e}"));
+        }
+        Err((step, e)) => {
+            let a_ok = step != "space A";
+            s.check(
+                NAME,
+                a_ok,
+                format_args!("thread {:#x}: error {e}", c.a.raw()),
+            );
+            if a_ok {
+                s.check(
+                    NAME,
+                    false,
+                    format_args!("thread {:#x}: error {e}", c.b.raw()),
+                );
+            }
+        }
+        Ok(()) => {
+            s.check(NAME, true, format_args!(""));
+            s.check(NAME, true, format_args!(""));
+        }
+    }
+}
+
+/// a's pager (PG) is in our space: ExchangeRegisters may start it (pagerexregs).
+fn exregs_allowed_from_pager_space(s: &mut Cx) {
+    const NAME: &str = "chain.exregs_allowed_from_pager_space";
+    let c = build(s);
+    s.check(
+        NAME,
+        c.made.is_ok() && !c.start_a.is_nil(),
+        format_args!("{:x?}, error {}", c.made, utcb::error_code()),
+    );
+}
+
+/// b's pager is a (space A): we may not use ExchangeRegisters on b.
+fn exregs_refused_other_space(s: &mut Cx) {
+    const NAME: &str = "chain.exregs_refused_other_space";
+    let c = build(s);
+    s.check(
+        NAME,
+        c.made.is_ok() && c.exregs_b.is_nil(),
+        format_args!("{:x?}, result {:#x}", c.made, c.exregs_b.raw()),
+    );
+}
+
+/// a starts b with the start-up message.
+fn b_started_by_its_pager(s: &mut Cx) {
+    let c = build(s);
+    s.check_eq("chain.b_started_by_its_pager", c.started_b, Some(1));
+}
+
+/// sigma0 → root → A by a page fault and a map item.
+fn a_reads_root_page(s: &mut Cx) {
+    const NAME: &str = "chain.a_reads_root_page";
+    let Some(c) = ready(s, NAME) else { return };
+    let va = command(c.a, &[1]);
+    s.check_eq(NAME, va, Some(0xC4A1_0001));
+}
+
+/// sigma0 → root → A → B by page faults and map items.
+fn b_reads_through_a(s: &mut Cx) {
+    const NAME: &str = "chain.b_reads_through_a";
+    let Some(c) = ready(s, NAME) else { return };
+    let vb = command(c.b, &[1]);
+    s.check_eq(NAME, vb, Some(0xC4A1_0001));
+}
+
+/// An unprivileged space: ThreadControl, SpaceControl, ProcessorControl, MemoryControl all
+/// fail with ErrNoPrivilege (1) and result 0.
+fn unprivileged_calls_refused(s: &mut Cx) {
+    const NAME: &str = "chain.unprivileged_calls_refused";
+    let Some(c) = ready(s, NAME) else { return };
+    let codes = command(c.a, &[3]);
+    s.check_eq(NAME, codes, Some(0x0101_0101));
+}
+
+/// What [`unmap_step`] saw: B's read after the Unmap, and (before, after) it: B's data
+/// faults at `a`, A's data faults at PG.
+struct Unmapped {
+    vb: Option<u64>,
+    faults_a: (u64, u64),
+    faults_pg: (u64, u64),
+}
+
+/// A and B read the data page (mapped along the chain), the root unmaps it (A's and B's
+/// mappings, derived, go), B reads again (faulting again along the chain).
+fn unmap_step(c: &Built) -> Unmapped {
+    let _ = command(c.a, &[1]);
+    let _ = command(c.b, &[1]);
     let faults_pg = PG_DATA_FAULTS.load(Ordering::SeqCst);
     let faults_a = A_DATA_FAULTS_OF_B.load(Ordering::SeqCst);
-
-    // Unmap at the root: A's and B's mappings (derived) go; the next accesses fault again.
     let page = &raw const DATA_PAGE as u64;
     utcb::set_mr(0, Fpage::new_log2(page, 12).with_rights(Rights::FULL).raw());
     syscall::unmap(0);
-    let vb = command(b, &[1]);
-    s.check_eq("chain.b_reads_after_unmap", vb, Some(0xC4A1_0001));
+    let vb = command(c.b, &[1]);
+    Unmapped {
+        vb,
+        faults_a: (faults_a, A_DATA_FAULTS_OF_B.load(Ordering::SeqCst)),
+        faults_pg: (faults_pg, PG_DATA_FAULTS.load(Ordering::SeqCst)),
+    }
+}
+
+/// B still reads the page after the Unmap at the root.
+fn b_reads_after_unmap(s: &mut Cx) {
+    const NAME: &str = "chain.b_reads_after_unmap";
+    let Some(c) = ready(s, NAME) else { return };
+    let u = unmap_step(&c);
+    s.check_eq(NAME, u.vb, Some(0xC4A1_0001));
+}
+
+/// Unmap at the root removed the page from B (its next read faults to `a`) and from A (a's
+/// next access faults to PG).
+fn unmap_at_root_removed(s: &mut Cx) {
+    let Some(c) = ready(s, "chain.unmap_at_root_removed_from") else {
+        return;
+    };
+    let u = unmap_step(&c);
     s.check(
         "chain.unmap_at_root_removed_from_b",
-        A_DATA_FAULTS_OF_B.load(Ordering::SeqCst) > faults_a,
-        format_args!(
-            "b's faults at a: {}",
-            A_DATA_FAULTS_OF_B.load(Ordering::SeqCst)
-        ),
+        u.faults_a.1 > u.faults_a.0,
+        format_args!("b's faults at a: {:?}", u.faults_a),
     );
     s.check(
         "chain.unmap_at_root_removed_from_a",
-        PG_DATA_FAULTS.load(Ordering::SeqCst) > faults_pg,
-        format_args!(
-            "a's faults at PG: {}",
-            PG_DATA_FAULTS.load(Ordering::SeqCst)
-        ),
+        u.faults_pg.1 > u.faults_pg.0,
+        format_args!("a's faults at PG: {:?}", u.faults_pg),
     );
+}
 
-    // Rights reduction along the chain: a maps read-only to b; b's write faults (to a).
+/// Rights reduction along the chain, after [`unmap_step`]: the page unmapped again, `a` maps
+/// it read-only to b, then (asked again) read-write; b writes. Returns a's write faults of b
+/// (before, after the write), b's answer and what the root's page then holds.
+fn read_only_step(c: &Built) -> ((u64, u64), Option<u64>, u64) {
+    let _ = unmap_step(c);
+    let page = &raw const DATA_PAGE as u64;
     utcb::set_mr(0, Fpage::new_log2(page, 12).with_rights(Rights::FULL).raw());
     syscall::unmap(0);
     B_RIGHTS.store(Rights::R.raw(), Ordering::SeqCst);
-    let _ = command(b, &[1]);
+    let _ = command(c.b, &[1]);
     let w0 = A_WRITE_FAULTS_OF_B.load(Ordering::SeqCst);
     B_RIGHTS.store(Rights::RW.raw(), Ordering::SeqCst);
-    let vw = command(b, &[2]);
-    s.check(
-        "chain.read_only_write_faults_to_pager",
-        A_WRITE_FAULTS_OF_B.load(Ordering::SeqCst) > w0,
-        format_args!(
-            "write faults {}",
-            A_WRITE_FAULTS_OF_B.load(Ordering::SeqCst)
-        ),
-    );
+    let vw = command(c.b, &[2]);
+    let w1 = A_WRITE_FAULTS_OF_B.load(Ordering::SeqCst);
     // SAFETY: our own page, written by b through the chain.
     let seen = unsafe { (&raw const DATA_PAGE.0[0]).read_volatile() };
+    ((w0, w1), vw, seen)
+}
+
+/// A read-only map makes b's write fault to its pager.
+fn read_only_write_faults_to_pager(s: &mut Cx) {
+    const NAME: &str = "chain.read_only_write_faults_to_pager";
+    let Some(c) = ready(s, NAME) else { return };
+    let (w, _, _) = read_only_step(&c);
+    s.check(NAME, w.1 > w.0, format_args!("write faults {w:?}"));
+}
+
+/// b's write (once mapped read-write) reaches the root's page.
+fn b_write_reaches_root_page(s: &mut Cx) {
+    const NAME: &str = "chain.b_write_reaches_root_page";
+    let Some(c) = ready(s, NAME) else { return };
+    let (_, vw, seen) = read_only_step(&c);
     s.check(
-        "chain.b_write_reaches_root_page",
+        NAME,
         vw == Some(0xB0B0) && seen == 0xB0B0,
         format_args!("{vw:?} {seen:#x}"),
     );
+}
 
-    // Isolation: A names the root's secret page as a string source; the kernel reads it through
-    // A's own mappings only, so A's pager is asked (and refuses) and nothing arrives.
+/// Isolation: A names the root's secret page as a string source; the kernel reads it through
+/// A's own mappings only, so A's pager is asked (and refuses) and nothing arrives.
+fn string_cannot_read_other_space(s: &mut Cx) {
+    const NAME: &str = "chain.string_cannot_read_other_space";
+    let Some(c) = ready(s, NAME) else { return };
+    let a = c.a;
     // SAFETY: our own pages, prepared before the transfer.
     let (secret, inbox) = unsafe {
         (&raw mut SECRET.0[0]).write_volatile(0x5EC2_E75E_C2E7);
@@ -350,15 +548,10 @@ fn chain(s: &mut Cx) {
     // SAFETY: our inbox page.
     let got = unsafe { (&raw const INBOX.0[0]).read_volatile() };
     s.check(
-        "chain.string_cannot_read_other_space",
+        NAME,
         r.tag.error() && code & 0xF == 13 && got != 0x5EC2_E75E_C2E7,
         format_args!("error {code:#x} inbox {got:#x}"),
     );
-
-    // Deleting A's thread destroys space A and everything derived from it (B's DATA too).
-    syscall::thread_control(a, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
-    syscall::thread_control(b, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
-    syscall::thread_control(pgt, ThreadId::NIL, ThreadId::NIL, ThreadId::NIL, u64::MAX);
 }
 
 /// The sigma0 protocol (spec 6.7): a specific page, any page, and refusals.

@@ -3,20 +3,16 @@
 //! 4.4), not through the UTCB, both when the fast path hands them over and when the general
 //! path runs; guards new with the assembly path: local ids read as user memory (unmapped, in
 //! the kernel half), a partner of another priority (the hand-over into an empty queue).
-//! The guards shared with the Rust path are checked in `fastpath.rs`.
+//! The guards shared with the Rust path are checked in `fastpath.rs`. Each check function
+//! starts its own echo (id, UTCB slot and stack from its [`Cx`]).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use abi::{MsgTag, ThreadId, Time, Timeouts};
 use l4::{msg, syscall, utcb};
 
-use super::util::{self, root, set_prio, tid};
-use crate::conformance::Suite;
-
-const STACK: usize = 16 * 1024;
-#[repr(C, align(4096))]
-struct Stacks([[u8; STACK]; 1]);
-static mut STACKS: Stacks = Stacks([[0; STACK]; 1]);
+use super::util::set_prio;
+use crate::conformance::{Check, Cx};
 
 /// Messages the echo answered.
 static ANSWERED: AtomicU64 = AtomicU64::new(0);
@@ -82,27 +78,86 @@ fn raw_call(to: ThreadId, u: u64, mr1: u64, mr2: u64) -> (u64, u64, u64) {
     (r9, rax, rbx)
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
-    let e = tid(0x310);
+/// Starts the echo (its id from `cx`, priority 100) with us at 255, the counters cleared, and
+/// lets it reach its first (general path) receive. Err: ThreadControl's error.
+fn echo_up(cx: &mut Cx) -> Result<ThreadId, u64> {
     set_prio(utcb::my_global_id(), 255);
-    // SAFETY: only the address of the stack is taken; no thread uses it yet.
-    let sp = util::prefault_stack(unsafe { &raw mut STACKS.0[0] } as *mut u8, STACK);
-    let ok = util::spawn_local(e, 0xA8, sp, echo, root());
-    set_prio(e, 100);
-    s.check(
-        "fastasm.helpers",
-        ok,
-        format_args!("error {}", utcb::error_code()),
-    );
-    if !ok {
-        return;
+    ANSWERED.store(0, Ordering::SeqCst);
+    SEEN[0].store(0, Ordering::SeqCst);
+    SEEN[1].store(0, Ordering::SeqCst);
+    let e = cx.spawn_local(Some(100), echo);
+    if e.is_nil() {
+        return Err(utcb::error_code());
     }
     msg::sleep(Time::period_micros(2000));
+    Ok(e)
+}
 
-    // The register contract: the first Call finds the echo blocked in the general path (its
-    // first receive), the next ones in the fast path; each time the echo sees the words in
-    // our registers, and we get its answer in registers, whatever the UTCBs held.
+/// [`echo_up`], then one Call answered, so that the echo waits in its ReplyWait (where the
+/// fast path finds it); a failure is reported as check `name`.
+fn echo_warm(cx: &mut Cx, name: &str) -> Option<ThreadId> {
+    let e = match echo_up(cx) {
+        Ok(e) => e,
+        Err(ec) => {
+            cx.check(name, false, format_args!("echo: error {ec}"));
+            return None;
+        }
+    };
+    let got = raw_call(e, 2, 0x1, 0x2);
+    let ok = MsgTag::from_raw(got.0).label() == 0xA5 && got.1 == 0x2 && got.2 == 0x4;
+    if !ok {
+        cx.check(name, false, format_args!("warm-up call: got {got:x?}"));
+        return None;
+    }
+    Some(e)
+}
+
+/// The check functions (each with its own echo from [`echo_up`]).
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "fastasm.helpers",
+        run: helpers,
+    },
+    Check {
+        name: "fastasm.mrs_travel_in_registers_general_and_fast_path",
+        run: mrs_travel_in_registers,
+    },
+    Check {
+        name: "fastasm.unsent_mr_registers_do_not_reach_the_receiver",
+        run: unsent_mr_registers,
+    },
+    Check {
+        name: "fastasm.lipc_to_unmapped_local_id_fails",
+        run: lipc_to_unmapped_local_id,
+    },
+    Check {
+        name: "fastasm.lipc_to_kernel_half_local_id_fails",
+        run: lipc_to_kernel_half_local_id,
+    },
+    Check {
+        name: "fastasm.lower_priority_partner_and_finite_timeout_answered",
+        run: lower_priority_partner_and_finite_timeout,
+    },
+];
+
+/// The echo starts.
+fn helpers(cx: &mut Cx) {
+    let r = echo_up(cx);
+    cx.check("fastasm.helpers", r.is_ok(), format_args!("error {r:?}"));
+}
+
+/// The register contract: the first Call finds the echo blocked in the general path (its
+/// first receive), the next ones in the fast path; each time the echo sees the words in our
+/// registers, and we get its answer in registers, whatever the UTCBs held.
+fn mrs_travel_in_registers(cx: &mut Cx) {
+    const NAME: &str = "fastasm.mrs_travel_in_registers_general_and_fast_path";
+    let e = match echo_up(cx) {
+        Ok(e) => e,
+        Err(ec) => {
+            cx.check(NAME, false, format_args!("echo: error {ec}"));
+            return;
+        }
+    };
     let mut got = [(0, 0, 0); 3];
     for (i, g) in got.iter_mut().enumerate() {
         *g = raw_call(e, 2, 0x100 + i as u64, 0x200 + i as u64);
@@ -114,54 +169,73 @@ pub fn run(s: &mut Suite) {
             (MsgTag::from_raw(w.0).label(), w.1, w.2)
         }
     });
-    s.check(
-        "fastasm.mrs_travel_in_registers_general_and_fast_path",
-        good,
-        format_args!("got {got:x?}"),
-    );
+    cx.check(NAME, good, format_args!("got {got:x?}"));
+}
 
-    // A message of no words (u = 0) with our MR1 and MR7 registers holding values we do not
-    // send: the echo (taking it by the fast path) must not find them in its MR1 and MR7.
+/// A message of no words (u = 0) with our MR1 and MR7 registers holding values we do not
+/// send: the echo (taking it by the fast path: it waits in its ReplyWait) answers it and
+/// must not find them in its MR1 and MR7.
+fn unsent_mr_registers(cx: &mut Cx) {
+    const NAME: &str = "fastasm.unsent_mr_registers_do_not_reach_the_receiver";
+    let Some(e) = echo_warm(cx, NAME) else {
+        return;
+    };
     const SECRET: u64 = 0x5EC7_E700_0000_0001;
+    let n0 = ANSWERED.load(Ordering::SeqCst);
     let _ = raw_call(e, 0, SECRET, SECRET + 6);
+    let answered = ANSWERED.load(Ordering::SeqCst) - n0;
     let seen = [
         SEEN[0].load(Ordering::SeqCst),
         SEEN[1].load(Ordering::SeqCst),
     ];
-    s.check(
-        "fastasm.unsent_mr_registers_do_not_reach_the_receiver",
-        seen[0] != SECRET && seen[1] != SECRET + 6,
-        format_args!("the echo's MR1, MR7: {seen:#x?}"),
+    cx.check(
+        NAME,
+        answered == 1 && seen[0] != SECRET && seen[1] != SECRET + 6,
+        format_args!("answered {answered}, the echo's MR1, MR7: {seen:#x?}"),
     );
+}
 
-    // Local ids that name no UTCB: unmapped user memory (the MyGlobalId read faults inside
-    // the fast path and is answered by its fix-up) and a kernel-half address (out of the
-    // user range): both fall back, and the general path reports a non-existing partner (2)
-    // in the send phase.
-    for (name, id) in [
-        (
-            "fastasm.lipc_to_unmapped_local_id_fails",
-            0x0000_4000_0000_0000u64,
-        ),
-        (
-            "fastasm.lipc_to_kernel_half_local_id_fails",
-            0xFFFF_FFFF_8000_0000,
-        ),
-    ] {
-        let to = ThreadId::from_raw(id);
-        utcb::set_mr(0, MsgTag::new(0x12, 0, 0).raw());
-        let r = syscall::lipc(to, to, Timeouts::NEVER);
-        let ec = utcb::error_code();
-        s.check(
-            name,
-            r.tag.error() && ec & 0xF == 2 << 1,
-            format_args!("error {} code {ec:#x}", r.tag.error()),
-        );
-    }
+/// Lipc to local id `id` that names no UTCB falls back, and the general path reports a
+/// non-existing partner (2) in the send phase.
+fn lipc_to_bad_local_id(cx: &mut Cx, name: &str, id: u64) {
+    let to = ThreadId::from_raw(id);
+    utcb::set_mr(0, MsgTag::new(0x12, 0, 0).raw());
+    let r = syscall::lipc(to, to, Timeouts::NEVER);
+    let ec = utcb::error_code();
+    cx.check(
+        name,
+        r.tag.error() && ec & 0xF == 2 << 1,
+        format_args!("error {} code {ec:#x}", r.tag.error()),
+    );
+}
 
-    // A Call to a partner of a lower priority (100, we run at 255) and one with a finite
-    // receive timeout: both taken by the fast path now (hand-over into the partner's empty
-    // queue, timer armed) and answered; the echo keeps answering afterwards.
+/// A local id in unmapped user memory: the MyGlobalId read faults inside the fast path and
+/// is answered by its fix-up.
+fn lipc_to_unmapped_local_id(cx: &mut Cx) {
+    lipc_to_bad_local_id(
+        cx,
+        "fastasm.lipc_to_unmapped_local_id_fails",
+        0x0000_4000_0000_0000,
+    );
+}
+
+/// A local id in the kernel half (out of the user range).
+fn lipc_to_kernel_half_local_id(cx: &mut Cx) {
+    lipc_to_bad_local_id(
+        cx,
+        "fastasm.lipc_to_kernel_half_local_id_fails",
+        0xFFFF_FFFF_8000_0000,
+    );
+}
+
+/// A Call to a partner of a lower priority (100, we run at 255) and one with a finite
+/// receive timeout: both taken by the fast path (hand-over into the partner's empty queue,
+/// timer armed) and answered; the echo keeps answering afterwards.
+fn lower_priority_partner_and_finite_timeout(cx: &mut Cx) {
+    const NAME: &str = "fastasm.lower_priority_partner_and_finite_timeout_answered";
+    let Some(e) = echo_warm(cx, NAME) else {
+        return;
+    };
     let n0 = ANSWERED.load(Ordering::SeqCst);
     let le = l4::thread::local_id_of(e);
     let mut ok = true;
@@ -181,13 +255,12 @@ pub fn run(s: &mut Suite) {
         }
         ok &= good;
     }
-    s.check(
-        "fastasm.lower_priority_partner_and_finite_timeout_answered",
+    cx.check(
+        NAME,
         ok && ANSWERED.load(Ordering::SeqCst) == n0 + 4,
         format_args!(
             "answered {}, first bad reply (i, tag, from, MR1, MR2) {first_bad:x?}",
             ANSWERED.load(Ordering::SeqCst) - n0
         ),
     );
-    util::kill(e);
 }

@@ -5,7 +5,8 @@
 //! message, a higher-priority thread ready, a halted partner, a partner that is not waiting,
 //! another ready thread of the caller's priority (the ready-queue hand-over does not apply).
 //! FPU/SSE registers survive IPC between threads that use them, and a thread created in the
-//! slot of a deleted FPU owner starts with clean registers.
+//! slot of a deleted FPU owner starts with clean registers. Each check function starts its own
+//! echo server and parked thread ([`setup`]: ids, UTCB slots and stacks from its [`Cx`]).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,13 +14,8 @@ use abi::items::{MapItem, simple_string};
 use abi::{Fpage, MsgTag, Rights, ThreadId, Time, Timeouts};
 use l4::{msg, syscall, thread, utcb};
 
-use super::util::{self, root, set_prio, tid};
-use crate::conformance::Suite;
-
-const STACK: usize = 16 * 1024;
-#[repr(C, align(4096))]
-struct Stacks([[u8; STACK]; 7]);
-static mut STACKS: Stacks = Stacks([[0; STACK]; 7]);
+use super::util::{self, set_prio};
+use crate::conformance::{Check, Cx, start_local};
 
 /// Echo server's behaviour (see [`echo`]).
 static MODE: AtomicU64 = AtomicU64::new(ECHO);
@@ -40,9 +36,15 @@ static FRESH_XMM: AtomicU64 = AtomicU64::new(u64::MAX);
 const ECHO_LABEL: u64 = 0xEC;
 const FPU_LABEL: u64 = 0xF9;
 
-/// The echo server and the parked thread.
+/// The running check's echo server and parked thread (raw ids, set by [`setup`]).
+static ECHO_ID: AtomicU64 = AtomicU64::new(0);
+static PARKED_ID: AtomicU64 = AtomicU64::new(0);
+
 fn ids() -> (ThreadId, ThreadId) {
-    (tid(0x300), tid(0x302))
+    (
+        ThreadId::from_raw(ECHO_ID.load(Ordering::SeqCst)),
+        ThreadId::from_raw(PARKED_ID.load(Ordering::SeqCst)),
+    )
 }
 
 fn push_order(c: u8) {
@@ -154,16 +156,6 @@ extern "C" fn fpu_fresh() -> ! {
     util::park()
 }
 
-fn spawn(t: ThreadId, i: usize, slot: u64, prio: u64, f: extern "C" fn() -> !) -> bool {
-    // SAFETY: only the address of stack `i` is taken; no thread uses it yet.
-    let sp = util::prefault_stack(unsafe { &raw mut STACKS.0[i] } as *mut u8, STACK);
-    if !util::spawn_local(t, slot, sp, f, root()) {
-        return false;
-    }
-    set_prio(t, prio);
-    true
-}
-
 /// A Call of `u` words (MR i = base + i) to `to` by `lipc` or Ipc; true if the reply echoes.
 fn echo_call(to: ThreadId, u: usize, lipc: bool) -> Result<(), u64> {
     let base = 0x1000 * u as u64;
@@ -195,23 +187,113 @@ fn label() -> u64 {
     MsgTag::from_raw(LAST[0].load(Ordering::SeqCst)).label()
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
-    let (e, h) = ids();
-    let me = utcb::my_global_id();
-    set_prio(me, 255);
-    let ok = spawn(e, 0, 0xA0, 100, echo) && spawn(h, 1, 0xA2, 100, parked);
-    s.check(
-        "fastpath.helpers",
-        ok,
-        format_args!("error {}", utcb::error_code()),
-    );
-    if !ok {
-        return;
+/// Starts the echo server and the parked thread (ids, UTCB slots and stacks from `cx`,
+/// priority 100) with us at 255 and the shared state cleared, and lets the echo reach its
+/// first (general path) receive. With `warm`, one Call answered first, so that the echo waits
+/// in its ReplyWait, where the fast path finds it (each guard below must send the IPC from
+/// there to the general path). A failure is reported as check `name`.
+fn setup(cx: &mut Cx, name: &str, warm: bool) -> Option<(ThreadId, ThreadId)> {
+    set_prio(utcb::my_global_id(), 255);
+    MODE.store(ECHO, Ordering::SeqCst);
+    for w in LAST.iter() {
+        w.store(0, Ordering::SeqCst);
     }
+    ORDER.store(0, Ordering::SeqCst);
+    ECHO_XMM.store(0, Ordering::SeqCst);
+    let e = cx.spawn_local(Some(100), echo);
+    let h = if e.is_nil() {
+        ThreadId::NIL
+    } else {
+        cx.spawn_local(Some(100), parked)
+    };
+    if h.is_nil() {
+        cx.check(
+            name,
+            false,
+            format_args!("helpers: error {}", utcb::error_code()),
+        );
+        return None;
+    }
+    ECHO_ID.store(e.raw(), Ordering::SeqCst);
+    PARKED_ID.store(h.raw(), Ordering::SeqCst);
     msg::sleep(Time::period_micros(2000));
+    if warm && let Err(code) = echo_call(e, 1, false) {
+        cx.check(name, false, format_args!("warm-up call: error {code:#x}"));
+        return None;
+    }
+    Some((e, h))
+}
 
-    // The common case, every word count, by global id (Ipc) and local id (Lipc).
+/// The check functions (each with its own echo server from [`setup`]).
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "fastpath.helpers",
+        run: helpers,
+    },
+    Check {
+        name: "fastpath.call_reply_wait_0_to_63_words_ipc_and_lipc",
+        run: call_reply_wait,
+    },
+    Check {
+        name: "fastpath.fpu_registers_survive_ipc",
+        run: fpu_registers_survive_ipc,
+    },
+    Check {
+        name: "fastpath.finite_receive_timeout_expires",
+        run: finite_receive_timeout,
+    },
+    Check {
+        name: "fastpath.zero_receive_timeout_falls_back",
+        run: zero_receive_timeout,
+    },
+    Check {
+        name: "fastpath.string_item_falls_back",
+        run: string_item,
+    },
+    Check {
+        name: "fastpath.map_item_falls_back",
+        run: map_item,
+    },
+    Check {
+        name: "fastpath.propagation_falls_back",
+        run: propagation,
+    },
+    Check {
+        name: "fastpath.higher_priority_ready_runs_first",
+        run: higher_priority_ready,
+    },
+    Check {
+        name: "fastpath.halted_partner_falls_back",
+        run: halted_partner,
+    },
+    Check {
+        name: "fastpath.partner_not_waiting_queues",
+        run: partner_not_waiting,
+    },
+    Check {
+        name: "fastpath.handover_same_priority_ready_keeps_round_robin",
+        run: handover_keeps_round_robin,
+    },
+    Check {
+        name: "fastpath.fpu_owner_deleted_new_thread_starts_clean",
+        run: fpu_owner_deleted,
+    },
+];
+
+/// The echo server and the parked thread start.
+fn helpers(cx: &mut Cx) {
+    if setup(cx, "fastpath.helpers", false).is_some() {
+        cx.check("fastpath.helpers", true, format_args!(""));
+    }
+}
+
+/// The common case, every word count, by global id (Ipc) and local id (Lipc); the first
+/// Call finds the echo in its first receive (general path), the others in its ReplyWait.
+fn call_reply_wait(cx: &mut Cx) {
+    const NAME: &str = "fastpath.call_reply_wait_0_to_63_words_ipc_and_lipc";
+    let Some((e, _)) = setup(cx, NAME, false) else {
+        return;
+    };
     let le = thread::local_id_of(e);
     let mut bad = None;
     for u in [0usize, 1, 7, 8, 9, 63] {
@@ -221,14 +303,19 @@ pub fn run(s: &mut Suite) {
             }
         }
     }
-    s.check(
-        "fastpath.call_reply_wait_0_to_63_words_ipc_and_lipc",
+    cx.check(
+        NAME,
         bad.is_none(),
         format_args!("first failure (words, lipc, error): {bad:?}"),
     );
+}
 
-    // FPU/SSE registers survive IPC between two threads that both use them (lazy switching).
-    let mut fpu_ok = true;
+/// FPU/SSE registers survive IPC between two threads that both use them (lazy switching).
+fn fpu_registers_survive_ipc(cx: &mut Cx) {
+    const NAME: &str = "fastpath.fpu_registers_survive_ipc";
+    let Some((e, _)) = setup(cx, NAME, true) else {
+        return;
+    };
     for i in 1..=20u64 {
         let mine = 0x5A5A_0000_0000_0000 | i;
         xmm0_set(mine);
@@ -243,21 +330,24 @@ pub fn run(s: &mut Suite) {
             0xEC40_0000_0000_0000 | (i - 1)
         };
         if r.tag.error() || after != mine || theirs != want_theirs {
-            fpu_ok = false;
-            s.check(
-                "fastpath.fpu_registers_survive_ipc",
+            cx.check(
+                NAME,
                 false,
                 format_args!("round {i}: ours {after:#x} (want {mine:#x}), echo's {theirs:#x}"),
             );
-            break;
+            return;
         }
     }
-    if fpu_ok {
-        s.check("fastpath.fpu_registers_survive_ipc", true, format_args!(""));
-    }
+    cx.check(NAME, true, format_args!(""));
+}
 
-    // Guard: finite receive timeout. The partner takes the message and does not answer: the
-    // caller, blocked by the fast path with a timer, wakes with a receive timeout (3).
+/// Guard: finite receive timeout. The partner takes the message and does not answer: the
+/// caller, blocked by the fast path with a timer, wakes with a receive timeout (3).
+fn finite_receive_timeout(cx: &mut Cx) {
+    const NAME: &str = "fastpath.finite_receive_timeout_expires";
+    let Some((e, _)) = setup(cx, NAME, true) else {
+        return;
+    };
     MODE.store(SILENT, Ordering::SeqCst);
     let c0 = count();
     utcb::set_mr(0, MsgTag::new(0x21, 0, 0).raw());
@@ -266,8 +356,8 @@ pub fn run(s: &mut Suite) {
     // The echo has the message, but on a loaded host our timeout may fire before it ran to
     // count it (seen once in ten loaded runs): wait for the count (bounded), not for a window.
     util::wait_until(|| count() > c0);
-    s.check(
-        "fastpath.finite_receive_timeout_expires",
+    cx.check(
+        NAME,
         // The partner took the message; it counts it when it next runs, which a loaded host
         // may delay past the 5 ms timeout: wait for the count itself.
         r.tag.error() && ec & 0xF == 3 && util::wait_until(|| count() == c0 + 1),
@@ -278,27 +368,39 @@ pub fn run(s: &mut Suite) {
         ),
     );
     MODE.store(ECHO, Ordering::SeqCst);
+}
 
-    // Guard: zero receive timeout (general path): the message is delivered, the receive phase
-    // fails at once with a timeout; the echo's reply then finds nobody waiting.
+/// Guard: zero receive timeout (general path): the message is delivered, the receive phase
+/// fails at once with a timeout; the echo's reply then finds nobody waiting.
+fn zero_receive_timeout(cx: &mut Cx) {
+    const NAME: &str = "fastpath.zero_receive_timeout_falls_back";
+    let Some((e, _)) = setup(cx, NAME, true) else {
+        return;
+    };
     let c0 = count();
     utcb::set_mr(0, MsgTag::new(0x22, 0, 0).raw());
     let r = syscall::ipc(e, e, Timeouts::new(Time::NEVER, Time::ZERO));
     let ec = utcb::error_code();
     util::wait_until(|| count() > c0 && label() == 0x22);
-    s.check(
-        "fastpath.zero_receive_timeout_falls_back",
+    cx.check(
+        NAME,
         r.tag.error()
             && ec & 0xF == 3
             && MsgTag::from_raw(LAST[0].load(Ordering::SeqCst)).label() == 0x22,
         format_args!("error {} code {ec:#x}", r.tag.error()),
     );
-    msg::sleep(Time::period_micros(2000));
+}
 
-    // Guard: a string item to a receiver without string buffers: message overflow (4) in the
-    // send phase for us, in the receive phase for it.
+static SRC: [u8; 64] = [7; 64];
+
+/// Guard: a string item to a receiver without string buffers: message overflow (4) in the
+/// send phase for us, in the receive phase for it.
+fn string_item(cx: &mut Cx) {
+    const NAME: &str = "fastpath.string_item_falls_back";
+    let Some((e, _)) = setup(cx, NAME, true) else {
+        return;
+    };
     let c0 = count();
-    static SRC: [u8; 64] = [7; 64];
     let words = simple_string(64, SRC.as_ptr() as u64);
     utcb::set_br(0, 0);
     utcb::set_mrs(1, &words);
@@ -311,15 +413,20 @@ pub fn run(s: &mut Suite) {
     let ec = utcb::error_code();
     util::wait_until(|| count() > c0);
     let theirs = LAST[3].load(Ordering::SeqCst);
-    s.check(
-        "fastpath.string_item_falls_back",
+    cx.check(
+        NAME,
         r.tag.error() && ec & 0xF == 4 << 1 && theirs & 0xF == (4 << 1) | 1,
         format_args!("ours {ec:#x}, echo's {theirs:#x}"),
     );
-    msg::sleep(Time::period_micros(2000));
+}
 
-    // Guard: a map item (general path). The echo accepts no mappings (nil receive window):
-    // message overflow (4) for both parties (spec 2.4, issue 14), as for the string item.
+/// Guard: a map item (general path). The echo accepts no mappings (nil receive window):
+/// message overflow (4) for both parties (spec 2.4, issue 14), as for the string item.
+fn map_item(cx: &mut Cx) {
+    const NAME: &str = "fastpath.map_item_falls_back";
+    let Some((e, _)) = setup(cx, NAME, true) else {
+        return;
+    };
     let c0 = count();
     let page = &raw const SRC as u64 & !0xFFF;
     let m = MapItem::new(Fpage::new_log2(page, 12).with_rights(Rights::R), 0).to_words(false);
@@ -335,15 +442,21 @@ pub fn run(s: &mut Suite) {
     let ec = utcb::error_code();
     util::wait_until(|| count() > c0);
     let theirs = LAST[3].load(Ordering::SeqCst);
-    s.check(
-        "fastpath.map_item_falls_back",
+    cx.check(
+        NAME,
         r.tag.error() && ec & 0xF == 4 << 1 && theirs & 0xF == (4 << 1) | 1,
         format_args!("ours {ec:#x}, echo's {theirs:#x}"),
     );
-    msg::sleep(Time::period_micros(2000));
+}
 
-    // Guard: propagation. Sent on behalf of the parked thread (our space): the echo sees it
-    // as the sender and us as ActualSender (its answer to the parked thread fails).
+/// Guard: propagation. Sent on behalf of the parked thread (our space): the echo sees it as
+/// the sender and us as ActualSender (its answer to the parked thread fails).
+fn propagation(cx: &mut Cx) {
+    const NAME: &str = "fastpath.propagation_falls_back";
+    let Some((e, h)) = setup(cx, NAME, true) else {
+        return;
+    };
+    let me = utcb::my_global_id();
     let c0 = count();
     utcb::set_virtual_sender(h);
     utcb::set_mr(0, MsgTag::new(0x25, 0, 0).with_propagated(true).raw());
@@ -351,31 +464,41 @@ pub fn run(s: &mut Suite) {
     util::wait_until(|| count() > c0 && label() == 0x25);
     let from = ThreadId::from_raw(LAST[1].load(Ordering::SeqCst));
     let actual = ThreadId::from_raw(LAST[2].load(Ordering::SeqCst));
-    s.check(
-        "fastpath.propagation_falls_back",
+    cx.check(
+        NAME,
         !r.tag.error()
             && (from == h || from == thread::local_id_of(h))
             && (actual == me || actual == utcb::my_local_id()),
         format_args!("from {:#x}, actual sender {:#x}", from.raw(), actual.raw()),
     );
-    msg::sleep(Time::period_micros(2000));
+}
 
-    // Guard: a higher-priority thread ready. Ours (255) > it (150) > echo (100): when we block
-    // in the Call, it runs before the echo.
-    let hi = tid(0x303);
+/// Guard: a higher-priority thread ready. Ours (255) > it (150) > echo (100): when we block
+/// in the Call, it runs before the echo.
+fn higher_priority_ready(cx: &mut Cx) {
+    const NAME: &str = "fastpath.higher_priority_ready_runs_first";
+    let Some((e, _)) = setup(cx, NAME, true) else {
+        return;
+    };
     ORDER.store(0, Ordering::SeqCst);
-    let ok = spawn(hi, 2, 0xA3, 150, high);
+    let hi = cx.spawn_local(Some(150), high);
+    let ok = !hi.is_nil();
     let r = echo_call(e, 2, false);
     let order = ORDER.load(Ordering::SeqCst);
-    s.check(
-        "fastpath.higher_priority_ready_runs_first",
+    cx.check(
+        NAME,
         ok && r.is_ok() && order == ((b'H' as u64) << 8 | b'E' as u64),
         format_args!("spawned {ok}, call {r:?}, order {order:#x} (want H then E)"),
     );
-    util::kill(hi);
+}
 
-    // Guard: a halted partner. The message is delivered (general path) but the echo runs only
-    // once resumed (its answer then finds nobody waiting: counted too).
+/// Guard: a halted partner. The message is delivered (general path) but the echo runs only
+/// once resumed (its answer then finds nobody waiting: counted too).
+fn halted_partner(cx: &mut Cx) {
+    const NAME: &str = "fastpath.halted_partner_falls_back";
+    let Some((e, _)) = setup(cx, NAME, true) else {
+        return;
+    };
     let c0 = count();
     ORDER.store(0, Ordering::SeqCst);
     let halt = syscall::ExregsState {
@@ -393,8 +516,8 @@ pub fn run(s: &mut Suite) {
     };
     syscall::exchange_registers(e, resume);
     util::wait_until(|| count() > c0 && label() == 0x26);
-    s.check(
-        "fastpath.halted_partner_falls_back",
+    cx.check(
+        NAME,
         !r.tag.error()
             && before == c0
             && count() > c0
@@ -406,56 +529,66 @@ pub fn run(s: &mut Suite) {
             count() - c0
         ),
     );
-    msg::sleep(Time::period_micros(2000));
+}
 
-    // Guard: the partner is not waiting for us (in a closed receive from another thread): the
-    // Call queues; the partner takes it when it receives again and answers.
+/// Guard: the partner is not waiting for us (in a closed receive from another thread): the
+/// Call queues; the partner takes it when it receives again and answers.
+fn partner_not_waiting(cx: &mut Cx) {
+    const NAME: &str = "fastpath.partner_not_waiting_queues";
+    let Some((e, _)) = setup(cx, NAME, true) else {
+        return;
+    };
     MODE.store(BUSY, Ordering::SeqCst);
     utcb::set_mr(0, MsgTag::new(0x27, 0, 0).raw());
     let _ = syscall::ipc(e, ThreadId::NIL, Timeouts::NEVER);
     let st = util::state_of(e);
     let r = echo_call(e, 3, false);
-    s.check(
-        "fastpath.partner_not_waiting_queues",
+    cx.check(
+        NAME,
         r.is_ok(),
         format_args!("call {r:?}, echo state before {st:#x}"),
     );
+}
 
-    // Guard of the ready-queue hand-over (`schedule::wake_handing_over`): the caller is not
-    // the only ready thread of its priority, so the partner is queued behind the other one
-    // (round robin), as the general path does: X calls, Y runs, then the echo, then X again.
-    let (x, y) = (tid(0x306), tid(0x307));
+/// Guard of the ready-queue hand-over (`schedule::wake_handing_over`): the caller is not the
+/// only ready thread of its priority, so the partner is queued behind the other one (round
+/// robin), as the general path does: X calls, Y runs, then the echo, then X again.
+fn handover_keeps_round_robin(cx: &mut Cx) {
+    const NAME: &str = "fastpath.handover_same_priority_ready_keeps_round_robin";
+    if setup(cx, NAME, true).is_none() {
+        return;
+    }
     ORDER.store(0, Ordering::SeqCst);
-    let ok = spawn(x, 5, 0xA6, 100, caller_x) && spawn(y, 6, 0xA7, 100, sibling);
+    let ok = !cx.spawn_local(Some(100), caller_x).is_nil()
+        && !cx.spawn_local(Some(100), sibling).is_nil();
     util::wait_until(|| ORDER.load(Ordering::SeqCst) & 0xFF == b'x' as u64);
     let o = ORDER.load(Ordering::SeqCst);
     let want = u64::from_be_bytes([0, 0, 0, 0, b'X', b'Y', b'E', b'x']);
-    s.check(
-        "fastpath.handover_same_priority_ready_keeps_round_robin",
+    cx.check(
+        NAME,
         ok && o == want,
         format_args!("spawned {ok}, order {o:#x} (want {want:#x})"),
     );
-    util::kill(x);
-    util::kill(y);
+}
 
-    // Lazy FPU and deletion: a thread created in the slot of the deleted FPU owner (same TCB
-    // address) starts with clean registers, not the owner's.
-    let (f1, f2) = (tid(0x304), tid(0x305));
+/// Lazy FPU and deletion: a thread created in the UTCB slot of the deleted FPU owner starts
+/// with clean registers, not the owner's.
+fn fpu_owner_deleted(cx: &mut Cx) {
+    const NAME: &str = "fastpath.fpu_owner_deleted_new_thread_starts_clean";
+    set_prio(utcb::my_global_id(), 255);
+    let (f1, f2, loc) = (cx.thread(), cx.thread(), cx.slot());
+    let (sp1, sp2) = (cx.stack(), cx.stack());
     ORDER.store(0, Ordering::SeqCst);
-    let ok1 = spawn(f1, 3, 0xA4, 100, fpu_owner);
+    let ok1 = start_local(f1, loc, sp1, Some(100), fpu_owner);
     util::wait_until(|| ORDER.load(Ordering::SeqCst) == b'F' as u64);
     util::kill(f1);
     FRESH_XMM.store(u64::MAX, Ordering::SeqCst);
-    let ok2 = spawn(f2, 4, 0xA4, 100, fpu_fresh);
+    let ok2 = start_local(f2, loc, sp2, Some(100), fpu_fresh);
     util::wait_until(|| FRESH_XMM.load(Ordering::SeqCst) != u64::MAX);
     let x = FRESH_XMM.load(Ordering::SeqCst);
-    s.check(
-        "fastpath.fpu_owner_deleted_new_thread_starts_clean",
+    cx.check(
+        NAME,
         ok1 && ok2 && x == 0,
         format_args!("spawned {ok1}/{ok2}, xmm0 of the new thread {x:#x}"),
     );
-    util::kill(f2);
-
-    util::kill(e);
-    util::kill(h);
 }

@@ -11,7 +11,8 @@
 //! numbers ≥ 0x30000 (deleted afterwards) or random values, and the root never flushes its
 //! own pages with Unmap (sigma0 serves its image only to the root thread itself).
 //!
-//! Threads: UserBase + 0x1B0 (the fuzzing child); pool 0x30000..0x30007; stack 23.
+//! Threads: the fuzzing child's id and stack from the check's [`Cx`]; the root's pool
+//! 0x30000..0x30007 (above the `Cx` ranges), deleted by the check that made it.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,8 +20,8 @@ use abi::{ThreadId, Time};
 use l4::syscall::link;
 use l4::{kdb, syscall, utcb};
 
-use super::util::{self, kill_r, root, tid};
-use crate::conformance::Suite;
+use super::util::{self, kill_r, root};
+use crate::conformance::{Check, Cx};
 
 static TARGET: AtomicU64 = AtomicU64::new(0);
 static RBX_VAL: AtomicU64 = AtomicU64::new(0);
@@ -182,13 +183,28 @@ extern "C" fn child() -> ! {
     util::park()
 }
 
-/// Runs this module's checks.
-pub fn run(s: &mut Suite) {
-    if !util::ensure_pager() {
-        s.check("fuzz.pager_thread_up", false, format_args!(""));
-        return;
-    }
-    // `syscall` outside the stub page: not a system call, registers unchanged.
+/// The check functions. `kernel_works_after_fuzzing` runs both fuzzers itself first.
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "fuzz.syscall_outside_stub_page_ignored",
+        run: syscall_outside_stub_page,
+    },
+    Check {
+        name: "fuzz.unprivileged_random_syscalls_survived",
+        run: unprivileged,
+    },
+    Check {
+        name: "fuzz.root",
+        run: root_fuzz,
+    },
+    Check {
+        name: "fuzz.kernel_works_after_fuzzing",
+        run: kernel_works_after_fuzzing,
+    },
+];
+
+/// `syscall` outside the stub page: not a system call, registers unchanged.
+fn syscall_outside_stub_page(cx: &mut Cx) {
     let v: [u64; 11] = core::array::from_fn(|i| 0x0123_4567_89AB_0000 + i as u64 * 0x1111);
     let mut o = v;
     // SAFETY: executes `syscall` in our own text; the kernel must return without effect.
@@ -202,20 +218,34 @@ pub fn run(s: &mut Suite) {
             out("rcx") _, out("r11") _,
         );
     }
-    s.check_eq("fuzz.syscall_outside_stub_page_ignored", o, v);
+    cx.check_eq("fuzz.syscall_outside_stub_page_ignored", o, v);
+}
 
-    // The unprivileged child.
-    let c = tid(0x1B0);
-    let t0 = syscall::system_clock();
-    let st = util::spawn_in_new_space(c, child, 23);
+/// The child's start (Err: step, code) and report (Err: IPC ErrorCode).
+type ChildRun = (Result<(), (u64, u64)>, Result<([u64; 12], ThreadId), u64>);
+
+/// Runs the unprivileged child (id and stack from `cx`) in a new space to its report and
+/// deletes it: whether it started, and its report (the number of calls that returned).
+fn fuzz_child(cx: &mut Cx) -> ChildRun {
+    let c = cx.thread();
+    let sp = cx.stack();
+    let st = util::spawn_in_new_space_at(c, child, sp);
     let rep = util::receive_report(c, 60_000);
+    kill_r(c);
+    (st, rep)
+}
+
+/// The unprivileged child's CHILD_CALLS random calls all return.
+fn unprivileged(cx: &mut Cx) {
+    let t0 = syscall::system_clock();
+    let (st, rep) = fuzz_child(cx);
     let ms = (syscall::system_clock() - t0) / 1000;
     l4::println!(
         "fuzz: {} random calls from an unprivileged space took {} ms",
         CHILD_CALLS,
         ms
     );
-    s.check(
+    cx.check(
         "fuzz.unprivileged_random_syscalls_survived",
         st.is_ok() && matches!(rep, Ok((w, _)) if w[0] == CHILD_CALLS),
         format_args!(
@@ -224,9 +254,19 @@ pub fn run(s: &mut Suite) {
             util::PAGER_BAD_ADDR.load(Ordering::SeqCst)
         ),
     );
-    kill_r(c);
+}
 
-    // The root itself.
+/// What the root's fuzzing left: calls that returned, whether every pool thread could be
+/// deleted (ErrorCode of the first failure), kernel frames in use before and after.
+struct RootFuzz {
+    returned: u64,
+    pool_deleted: Result<(), u64>,
+    frames: (u64, u64),
+}
+
+/// The root's ROOT_CALLS random calls, then its pager and priority restored and the pool
+/// deleted.
+fn fuzz_root() -> RootFuzz {
     util::prepare();
     let before = kdb::kernel_frames_in_use();
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
@@ -240,25 +280,61 @@ pub fn run(s: &mut Suite) {
     }
     utcb::set_pager(pager);
     util::set_prio(root(), 255);
-    s.check_eq("fuzz.root_random_syscalls_survived", n, ROOT_CALLS);
-    let mut cleanup = true;
+    let mut pool_deleted = Ok(());
     for k in 0..8 {
-        cleanup &= kill_r(ThreadId::global(POOL + k, 1)) == 1;
+        if kill_r(ThreadId::global(POOL + k, 1)) != 1 && pool_deleted.is_ok() {
+            pool_deleted = Err(utcb::error_code());
+        }
     }
-    s.check(
-        "fuzz.root_pool_deleted",
-        cleanup,
-        format_args!("error {}", utcb::error_code()),
-    );
     util::prepare();
     let after = kdb::kernel_frames_in_use();
-    s.check_eq("fuzz.root_fuzz_kernel_memory_returns", after, before);
-    // Still working: create and delete a thread, and the pager still serves a new space.
-    let t = tid(0x1B1);
-    let ok = util::spawn_in_new_space(t, util::child_hello, 23).is_ok()
+    RootFuzz {
+        returned: n,
+        pool_deleted,
+        frames: (before, after),
+    }
+}
+
+/// The root's random calls return, its pool threads are deleted and the kernel memory they
+/// took returns.
+fn root_fuzz(cx: &mut Cx) {
+    let r = fuzz_root();
+    cx.check_eq("fuzz.root_random_syscalls_survived", r.returned, ROOT_CALLS);
+    cx.check(
+        "fuzz.root_pool_deleted",
+        r.pool_deleted.is_ok(),
+        format_args!("error {:?}", r.pool_deleted),
+    );
+    cx.check_eq(
+        "fuzz.root_fuzz_kernel_memory_returns",
+        r.frames.1,
+        r.frames.0,
+    );
+}
+
+/// After both fuzzers ran (here, whatever ran before), the kernel still creates and deletes a
+/// thread, and the pager still serves a new space.
+fn kernel_works_after_fuzzing(cx: &mut Cx) {
+    const NAME: &str = "fuzz.kernel_works_after_fuzzing";
+    let (st, rep) = fuzz_child(cx);
+    let r = fuzz_root();
+    if st.is_err() || rep.is_err() || r.returned != ROOT_CALLS {
+        cx.check(
+            NAME,
+            false,
+            format_args!(
+                "fuzzing: child start {st:?} report {rep:x?}, root {}",
+                r.returned
+            ),
+        );
+        return;
+    }
+    let t = cx.thread();
+    let sp = cx.stack();
+    let ok = util::spawn_in_new_space_at(t, util::child_hello, sp).is_ok()
         && util::receive_report(t, 2000).is_ok();
-    s.check(
-        "fuzz.kernel_works_after_fuzzing",
+    cx.check(
+        NAME,
         ok && kill_r(t) == 1,
         format_args!("error {}", utcb::error_code()),
     );

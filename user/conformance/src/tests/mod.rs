@@ -5,9 +5,11 @@
 //! `module!(<topic>)` to [`ALL`].
 //!
 //! Modules not yet split into check functions have `pub fn run(s: &mut Suite)` and appear as
-//! `whole!(<topic>)`: one check function named like the module; they still use fixed thread
-//! numbers and UTCB slots, partitioned in their header comments, below the ranges of `Cx`
-//! (`conformance.rs`). No check relies on one before it: `reverse`, `shuffle=<seed>` and
+//! `whole!(<topic>)`: one check function named like the module (`found_by_fuzz`, with fixed
+//! thread numbers and UTCB slots partitioned in its header comment, below the ranges of `Cx`
+//! in `conformance.rs`; the empty `sigma0` and `unmap`). A scenario of dependent steps is one
+//! check function per fact that runs the steps before it through a set-up helper (`chain`,
+//! `io_quota`, `fastpath`). No check relies on one before it: `reverse`, `shuffle=<seed>` and
 //! `repeat=<n>` pass (the `conformance-*` integration tests).
 
 use crate::conformance::{Check, Module};
@@ -84,8 +86,8 @@ pub const ALL: &[Module] = &[
     module!(chain),
     module!(lifetime),
     module!(cpu_state),
-    whole!(fastpath),
-    whole!(fastasm),
+    module!(fastpath),
+    module!(fastasm),
     module!(threads),
     module!(sched),
     module!(lifecycle),
@@ -98,7 +100,7 @@ pub const ALL: &[Module] = &[
     module!(privilege),
     module!(churn),
     module!(security_memory),
-    whole!(fuzz),
+    module!(fuzz),
     module!(security_entry),
     whole!(found_by_fuzz),
 ];
