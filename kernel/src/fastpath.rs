@@ -115,6 +115,12 @@ fn general_ipc(k: &mut Kernel, f: &mut TrapFrame) -> bool {
 /// is to run, false if the thread is not activated (`syscall_dispatch` ignores the call).
 #[inline(never)]
 fn try_ipc(k: &mut Kernel, f: &mut TrapFrame) -> bool {
+    #[cfg(feature = "invariants")]
+    crate::invariants::running_unblocked(
+        k.current(),
+        "entered the IPC fast path",
+        core::panic::Location::caller(),
+    );
     if !k.current().is_activated() {
         return false;
     }
