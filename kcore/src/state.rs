@@ -25,8 +25,10 @@ pub struct Handle {
     pub generation: u32,
 }
 
-/// What a thread is doing.
+/// What a thread is doing. `repr(u8)`: the tag is the first byte, as the kernel's assembly
+/// fast path reads and writes it (`kernel/src/fastpath.rs`, checked there at compile time).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
 pub enum ThreadState {
     /// Created, not yet activated.
     Inactive,

@@ -27,10 +27,11 @@ pub enum Event {
     Cr0Write = 7,
 }
 
-const N: usize = 8;
+pub(crate) const N: usize = 8;
 
+/// (Also incremented by the assembly fast path, `fastpath.rs`, in `counters` builds.)
 #[cfg(feature = "counters")]
-static COUNTS: KernelCell<[u64; N]> = KernelCell::new([0; N]);
+pub(crate) static COUNTS: KernelCell<[u64; N]> = KernelCell::new([0; N]);
 
 /// Counts one event (nothing without the `counters` feature).
 #[inline(always)]

@@ -187,7 +187,7 @@ fn pending_line(k: &Kernel, cur: &Tcb, spec: ThreadId) -> Option<usize> {
 }
 
 /// Lines fired whose message is not delivered yet (a shortcut for every receive).
-static PENDING: KernelValue<u32> = KernelValue::new(0);
+pub(crate) static PENDING: KernelValue<u32> = KernelValue::new(0);
 
 fn set_pending(line: &mut Line, on: bool) {
     if line.pending != on {

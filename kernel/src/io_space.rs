@@ -70,7 +70,7 @@ pub struct SpaceIo {
     /// Physical addresses of the bitmap's two 4 KiB halves (0: no bitmap).
     halves: [u64; 2],
     /// Unique id of this bitmap (0: none).
-    serial: u64,
+    pub(crate) serial: u64,
     /// Leading bytes of the bitmap that may hold a 0 (allowed) bit.
     span: u32,
     /// IO mappings (non-root nodes of the IO database) this space holds (quota).

@@ -69,7 +69,7 @@ pub fn report_error(t: &Tcb, e: IpcErr) {
 }
 
 /// Absolute deadline (µs) of a timeout, `None` = zero timeout, `Some(MAX)` = never.
-fn deadline(t: Time) -> Option<u64> {
+pub(crate) fn deadline(t: Time) -> Option<u64> {
     if t == Time::NEVER {
         return Some(u64::MAX);
     }
@@ -534,7 +534,7 @@ pub fn fast_send(
         // The usual reply: the partner waits in a closed receive from us.
         unlink_receiver(cur, dest);
     }
-    schedule::wake(k, dest, IpcWake::Done);
+    schedule::wake_handing_over(k, cur, dest);
     crate::profile::mark(crate::profile::Point::Transferred);
     // Receive: wait for the answer.
     cur.recv_phase_done = false;

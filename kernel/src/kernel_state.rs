@@ -21,6 +21,8 @@
 //! "only reference in use" rule the call sites still claim (CAVEATS.md, decision 009).
 //!
 //! May touch: nothing itself; it owns the state that `schedule` and `thread_control` change.
+//! (Exception: the assembly IPC fast path, `fastpath.rs`, writes the ready queues and bitmap
+//! directly, outside any borrow, exactly as `schedule` would; no Rust borrow is live then.)
 
 use kcore::queue::Queue;
 use kcore::timer::TimerHeap;
@@ -50,7 +52,7 @@ pub struct State {
     pub lines: [crate::interrupt::Line; crate::platform::pic::NUM_IRQS],
 }
 
-static STATE: KernelCell<State> = KernelCell::new(State {
+pub(crate) static STATE: KernelCell<State> = KernelCell::new(State {
     run: RunQueues {
         queues: [Queue::EMPTY; 256],
         bitmap: [0; 4],

@@ -225,7 +225,7 @@ pub fn leave_current(
 }
 
 /// The space whose page tables are loaded (idle keeps the last user space's tables).
-static LAST_SPACE_USER: KernelValue<*mut crate::space::Space> =
+pub(crate) static LAST_SPACE_USER: KernelValue<*mut crate::space::Space> =
     KernelValue::new(core::ptr::null_mut());
 
 /// Makes a blocked thread runnable with the given IPC outcome.
@@ -242,6 +242,36 @@ pub fn wake(k: &mut Kernel, t: &mut Tcb, how: IpcWake) {
     t.wake = how;
     t.state = State::Ready;
     enqueue(k, t);
+}
+
+/// [`wake`] for the partner `t` of the running thread `cur`, which blocks right after
+/// ([`block_prepare`]): the IPC fast paths (`ipc::fast_send`). When `cur` is the only ready
+/// thread of `t`'s priority, `t` takes its place in that queue (one store of the queue ends,
+/// the bitmap unchanged) instead of `enqueue(t)` then `dequeue(cur)`: the queues and the
+/// bitmap end exactly as they would, so does the next choice of [`schedule`]. Otherwise the
+/// plain [`wake`], and `block_prepare` dequeues `cur`.
+#[inline(always)]
+pub fn wake_handing_over(k: &mut Kernel, cur: &mut Tcb, t: &mut Tcb) {
+    if t.priority == cur.priority && cur.ready_queued && !t.ready_queued && !t.halted {
+        let q = &k.run.queues[t.priority as usize];
+        if q.head == cur.no && q.tail == cur.no {
+            timer_remove(t);
+            if t.recvq_on != 0 {
+                leave_list(t);
+            }
+            t.wake = IpcWake::Done;
+            t.state = State::Ready;
+            k.run.queues[t.priority as usize] = kcore::queue::Queue {
+                head: t.no,
+                tail: t.no,
+            };
+            t.ready_link = Link { prev: 0, next: 0 };
+            t.ready_queued = true;
+            cur.ready_queued = false;
+            return;
+        }
+    }
+    wake(k, t, IpcWake::Done);
 }
 
 #[inline(never)]

@@ -77,6 +77,7 @@ fn dispatch(k: &mut Kernel, f: &mut TrapFrame) {
     match call {
         Syscall::Ipc | Syscall::Lipc => {
             crate::profile::mark(crate::profile::Point::Dispatch);
+            crate::fastpath::mrs_in(k.current(), f);
             let (to, from, timeouts) = (
                 ThreadId::from_raw(f.rsi),
                 ThreadId::from_raw(f.rdx),
@@ -86,6 +87,7 @@ fn dispatch(k: &mut Kernel, f: &mut TrapFrame) {
                 f.rsi = r.from.raw();
                 schedule::finish(k, Next::Stay);
                 crate::profile::mark(crate::profile::Point::Resumed);
+                crate::fastpath::mrs_out(k.current(), f);
                 return;
             }
             let r = crate::ipc::sys_ipc(
@@ -95,6 +97,10 @@ fn dispatch(k: &mut Kernel, f: &mut TrapFrame) {
                 Timeouts(f.r8 & 0xFFFF_FFFF),
             );
             f.rsi = r.from.raw();
+            schedule::finish(k, Next::Stay);
+            crate::profile::mark(crate::profile::Point::Resumed);
+            crate::fastpath::mrs_out(k.current(), f);
+            return;
         }
         // The two calls whose decision can be other than `Stay`: carried out here; when the
         // thread runs again, the `Stay` below looks once more (as every call does).

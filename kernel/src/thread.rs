@@ -59,8 +59,10 @@ pub use kcore::state::Handle;
 /// the reactions to timeouts, aborts and deletions are decided and host-tested).
 pub use kcore::state::ThreadState as State;
 
-/// How a blocked IPC ended, written by whoever woke the thread.
+/// How a blocked IPC ended, written by whoever woke the thread. `repr(u8)`: the tag is the
+/// first byte (the assembly fast path writes it, `fastpath.rs`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
 pub enum IpcWake {
     None,
     /// The message was transferred (for a receiver: from `ipc_from`).

@@ -40,6 +40,8 @@ struct IpcFigures {
     ipc: [[f64; 64]; 3],
     null_syscall: f64,
     exception: f64,
+    /// ThreadSwitch to a ready thread (per switch).
+    thread_switch: f64,
     /// IO-fpages: (set-up, 0-word inter-AS one-way IPC).
     io_switch: Vec<(String, f64)>,
 }
@@ -61,6 +63,7 @@ fn parse(name: &'static str, unit: &'static str, out: &str) -> Result<IpcFigures
         ipc: [[f64::NAN; 64]; 3],
         null_syscall: f64::NAN,
         exception: f64::NAN,
+        thread_switch: f64::NAN,
         io_switch: Vec::new(),
     };
     for line in out.lines() {
@@ -71,6 +74,8 @@ fn parse(name: &'static str, unit: &'static str, out: &str) -> Result<IpcFigures
             f.null_syscall = float_after(rest, "cycles=").unwrap_or(f64::NAN);
         } else if rest.starts_with("exception ") {
             f.exception = float_after(rest, "cycles=").unwrap_or(f64::NAN);
+        } else if rest.starts_with("thread-switch ") {
+            f.thread_switch = float_after(rest, "cycles=").unwrap_or(f64::NAN);
         } else if rest.starts_with("io-switch ") {
             let kind = rest
                 .split_once("kind=")
@@ -90,7 +95,8 @@ fn parse(name: &'static str, unit: &'static str, out: &str) -> Result<IpcFigures
     }
     let missing = f.ipc.iter().flatten().any(|v| v.is_nan())
         || f.null_syscall.is_nan()
-        || f.exception.is_nan();
+        || f.exception.is_nan()
+        || f.thread_switch.is_nan();
     if missing || !out.contains("bench: done") {
         return Err(format!("incomplete figures in the output:\n{out}"));
     }
@@ -133,6 +139,10 @@ fn print_table(f: &IpcFigures) {
         "exception round trip (ud2, handler, RIP+2):     {:.2}",
         f.exception
     );
+    println!(
+        "ThreadSwitch to a ready thread (per switch):    {:.2}",
+        f.thread_switch
+    );
     for (kind, v) in &f.io_switch {
         let what = match kind.as_str() {
             "one" => "ping's space holds ports, pong's none",
@@ -173,9 +183,10 @@ fn write_files(boot: (u64, u64), runs: &[IpcFigures], scale: &ScaleFigures) -> R
             }
         }
         json.push_str(&format!(
-            "     \"null_syscall\": {:.2}, \"exception\": {:.2}}}{}\n",
+            "     \"null_syscall\": {:.2}, \"exception\": {:.2}, \"thread_switch\": {:.2}}}{}\n",
             f.null_syscall,
             f.exception,
+            f.thread_switch,
             if i + 1 < runs.len() { "," } else { "" }
         ));
         csv.push_str(&format!(
@@ -185,6 +196,10 @@ fn write_files(boot: (u64, u64), runs: &[IpcFigures], scale: &ScaleFigures) -> R
         csv.push_str(&format!(
             "{},{},exception,,{:.2}\n",
             f.name, f.unit, f.exception
+        ));
+        csv.push_str(&format!(
+            "{},{},thread-switch,,{:.2}\n",
+            f.name, f.unit, f.thread_switch
         ));
         for (kind, v) in &f.io_switch {
             csv.push_str(&format!(
@@ -474,6 +489,7 @@ fn gated_figures(ipc: &IpcFigures, scale: &ScaleFigures) -> BTreeMap<String, f64
     }
     m.insert("null-syscall".into(), ipc.null_syscall);
     m.insert("exception".into(), ipc.exception);
+    m.insert("thread-switch".into(), ipc.thread_switch);
     for (kind, v) in &ipc.io_switch {
         m.insert(format!("io-switch.{kind}"), *v);
     }
@@ -669,8 +685,8 @@ fn print_counters(rows: &CounterRows) {
         );
     }
     println!(
-        "(exception: per round trip; iretq = kernel entries, each left by one iretq; the null \
-         system call (SystemClock) is answered at the entry with sysretq: no counted event; \
-         serialising per IPC = CR3 + MSR + CR0 + iretq)"
+        "(exception: per round trip; iretq = kernel entries left by iretq; the assembly IPC \
+         fast path (`fast`) and the null system call (SystemClock) leave with sysretq, which is \
+         not counted (not serialising); serialising per IPC = CR3 + MSR + CR0 + iretq)"
     );
 }

@@ -112,7 +112,9 @@ impl Boot {
         }
         if self.icount {
             a.push("-icount".into());
-            a.push("shift=0".into());
+            // sleep=off: idle time does not follow the host clock, so figures that include idle
+            // periods (timer ticks) repeat whatever the host load.
+            a.push("shift=0,sleep=off".into());
         }
         a.extend(self.extra.iter().cloned());
         a

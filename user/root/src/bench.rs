@@ -13,6 +13,8 @@
 //!   ThreadSwitch would go through the scheduler and KernelInterface is an emulated #UD.
 //! * Exception round trip: a thread of the root space executes `ud2`; its exception handler
 //!   (the root) replies with RIP + 2; per exception = fault, exception IPC, reply, resume.
+//! * ThreadSwitch to a ready thread: two threads of the root space (same priority) switch to
+//!   each other with `ThreadSwitch(other)`; per switch (the user loop included).
 //!
 //! * IO-fpages: the 0-word inter-AS figure again with spaces that hold ports (8 each), ping's
 //!   below 0x400: `one` (pong's space has none), `one-access` (ping also reads one of its
@@ -24,7 +26,7 @@
 //!   item in reply to a request each thread sends first).
 //!
 //! Output: `bench: <kind> words=<n> cycles=<x.xx>`, `bench: null-syscall cycles=<x.xx>`,
-//! `bench: exception cycles=<x.xx>`, `bench: io-switch kind=<k> cycles=<x.xx>`, then
+//! `bench: exception cycles=<x.xx>`, `bench: thread-switch cycles=<x.xx>`, `bench: io-switch kind=<k> cycles=<x.xx>`, then
 //! `bench: done` and KDB `exit-success`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -319,6 +321,75 @@ fn exception_run() -> bool {
     ok
 }
 
+/// The two threads of the ThreadSwitch figure (set before they start).
+static SWITCH_PEER: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+/// Set by the measuring thread when it is done: the other one stops switching.
+static SWITCH_STOP: AtomicU64 = AtomicU64::new(0);
+static SWITCH_RESULT: AtomicU64 = AtomicU64::new(0);
+
+/// ThreadSwitch figure, measuring side: `CALLS` switches to the other thread, each answered by
+/// one switch back; per switch = delta / 2·CALLS.
+extern "C" fn switcher_a() -> ! {
+    let b = ThreadId::from_raw(SWITCH_PEER[1].load(Ordering::SeqCst));
+    for _ in 0..WARMUP {
+        syscall::thread_switch(b);
+    }
+    let t0 = rdtsc();
+    for _ in 0..CALLS {
+        syscall::thread_switch(b);
+    }
+    let t1 = rdtsc();
+    SWITCH_RESULT.store((t1 - t0) * 100 / (2 * CALLS), Ordering::SeqCst);
+    SWITCH_STOP.store(1, Ordering::SeqCst);
+    utcb::set_mr(0, MsgTag::new(DONE, 0, 0).raw());
+    let _ = msg::send_timeout(spaces::root(), Time::period_micros(5_000_000));
+    loop {
+        msg::sleep(Time::NEVER);
+    }
+}
+
+/// ThreadSwitch figure, answering side: switches back until told to stop.
+extern "C" fn switcher_b() -> ! {
+    let a = ThreadId::from_raw(SWITCH_PEER[0].load(Ordering::SeqCst));
+    while SWITCH_STOP.load(Ordering::SeqCst) == 0 {
+        syscall::thread_switch(a);
+    }
+    loop {
+        msg::sleep(Time::NEVER);
+    }
+}
+
+/// ThreadSwitch to a ready thread: two threads of the root's space (same priority) switch to
+/// each other; the figure is per switch (user loop included).
+fn thread_switch_run() -> bool {
+    let (a, b) = (spaces::tid(0x34), spaces::tid(0x35));
+    SWITCH_PEER[0].store(a.raw(), Ordering::SeqCst);
+    SWITCH_PEER[1].store(b.raw(), Ordering::SeqCst);
+    SWITCH_STOP.store(0, Ordering::SeqCst);
+    // SAFETY: not in use (the faulter is deleted; ping and pong are not created yet).
+    let (sa, sb) = unsafe {
+        (
+            spaces::prepare_stack(&raw mut PING_STACK),
+            spaces::prepare_stack(&raw mut PONG_STACK),
+        )
+    };
+    let ok = spaces::spawn_local(b, 0x27, switcher_b, sb)
+        && spaces::spawn_local(a, 0x26, switcher_a, sa)
+        && matches!(
+            msg::receive_timeout(a, Time::period_micros(60_000_000)),
+            Ok(tag) if tag.label() == DONE
+        );
+    if ok {
+        let (i, f) = fixed(SWITCH_RESULT.load(Ordering::SeqCst));
+        println!("bench: thread-switch cycles={i}.{f:02}");
+    } else {
+        println!("bench: thread-switch FAILED");
+    }
+    spaces::delete(a);
+    spaces::delete(b);
+    ok
+}
+
 fn null_syscall() {
     for _ in 0..WARMUP {
         syscall::system_clock();
@@ -348,6 +419,7 @@ pub fn run(args: &str) {
     let mut ok = spaces::start_pager(pager, PAGER);
     null_syscall();
     ok &= exception_run();
+    ok &= thread_switch_run();
     ok &= ipc_run("inter-as", 0, pager, 0x20, 0x21);
     ok &= ipc_run("intra-as", 1, pager, 0x22, 0x23);
     ok &= ipc_run("intra-as-lipc", 2, pager, 0x24, 0x25);

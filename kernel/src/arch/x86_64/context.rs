@@ -136,7 +136,7 @@ pub fn resume_at(ksp: u64) -> ! {
 }
 
 /// The GS base loaded (the MSR is written only when it changes).
-static GS_LOADED: KernelValue<u64> = KernelValue::new(0);
+pub(crate) static GS_LOADED: KernelValue<u64> = KernelValue::new(0);
 
 /// The CPU state of the thread that runs next: kernel stack, page tables, GS base, FPU.
 #[inline(always)]

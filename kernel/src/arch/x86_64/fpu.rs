@@ -18,15 +18,15 @@ use super::cpu;
 use crate::counters::{self, Event};
 use crate::sync::KernelCell;
 
-struct Lazy {
+pub(crate) struct Lazy {
     /// Save area of the thread whose state is in the registers (null: nobody's, e.g. at boot
     /// or after the owner was deleted).
-    owner: *mut u8,
+    pub(crate) owner: *mut u8,
     /// Whether CR0.TS is set.
-    ts: bool,
+    pub(crate) ts: bool,
 }
 
-static LAZY: KernelCell<Lazy> = KernelCell::new(Lazy {
+pub(crate) static LAZY: KernelCell<Lazy> = KernelCell::new(Lazy {
     owner: core::ptr::null_mut(),
     ts: false,
 });

@@ -39,7 +39,7 @@ pub struct Tss {
     pub ist: [u64; 7],
     _r2: u64,
     _r3: u16,
-    iomap_base: u16,
+    pub(crate) iomap_base: u16,
 }
 
 /// Bytes of the I/O permission bitmap (one bit per port, 65,536 ports).
@@ -59,7 +59,7 @@ pub const IOMAP_DENY_ALL: u16 = 0xFFFF;
 /// `iomap_base` value that selects the bitmap in [`TssArea::iomap`].
 pub const IOMAP_OFFSET: u16 = size_of::<Tss>() as u16;
 
-static TSS: KernelCell<TssArea> = KernelCell::new(TssArea {
+pub(crate) static TSS: KernelCell<TssArea> = KernelCell::new(TssArea {
     tss: Tss {
         _r0: 0,
         rsp0: 0,

@@ -22,16 +22,16 @@ use super::gdt::{self, IOMAP_BYTES, IOMAP_DENY_ALL, IOMAP_OFFSET};
 use crate::sync::KernelCell;
 
 /// What the TSS holds.
-struct Loaded {
+pub(crate) struct Loaded {
     /// Serial of the bitmap in effect (0: every port denied).
-    serial: u64,
+    pub(crate) serial: u64,
     /// Serial of the bitmap whose copy is in the TSS area, in effect or not (0: none).
-    content: u64,
+    pub(crate) content: u64,
     /// How many leading bytes of the TSS copy may hold a 0 bit.
     span: usize,
 }
 
-static LOADED: KernelCell<Loaded> = KernelCell::new(Loaded {
+pub(crate) static LOADED: KernelCell<Loaded> = KernelCell::new(Loaded {
     serial: 0,
     content: 0,
     span: 0,

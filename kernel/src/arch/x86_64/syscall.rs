@@ -6,9 +6,13 @@
 //! in (RCX after `syscall` is the return address inside the stub), so no register is spent on
 //! a call number and every register contract of spec 4.4 is kept.
 //!
-//! Ipc, Lipc and Unmap stubs store MR0..MR7 from their registers into the UTCB before entering
-//! and reload them afterwards, so the kernel only ever reads and writes message registers in
-//! UTCB memory. Entry builds a `TrapFrame` on the thread's kernel stack; return is `iretq`
+//! The Ipc and Lipc stubs are `syscall; ret`: MR0..MR7 travel in their registers (R9, RAX, RBX,
+//! R10, R12..R15, spec table 4.4) through the kernel. The assembly fast path hands them from
+//! the sender's registers to the receiver's; the general path stores them into the caller's
+//! UTCB on entry and loads the UTCB's MR0..MR7 into them on the return to the stub
+//! (`fastpath::mrs_in`/`mrs_out`), so the rest of the kernel reads and writes message
+//! registers in UTCB memory only. The Unmap stub stores MR0..MR7 into the UTCB before entering
+//! and reloads them afterwards. Entry builds a `TrapFrame` on the thread's kernel stack; return is `iretq`
 //! through `trap_return`, so every register the call does not define keeps its value.
 //!
 //! Other ways into the kernel that look like system calls (issue 10, docs/security.md):
@@ -88,16 +92,16 @@ global_asm!(
     .balign 4096
     .global user_stubs_base
 user_stubs_base:
-    /* 0: Ipc */
-    STORE_MRS
+    /* 0: Ipc. MR0..MR7 stay in their registers (the kernel moves them: fastpath.rs). */
     syscall
-    LOAD_MRS
+    .global ipc_stub_return
+ipc_stub_return:
     ret
     .balign 256
     /* 1: Lipc */
-    STORE_MRS
     syscall
-    LOAD_MRS
+    .global lipc_stub_return
+lipc_stub_return:
     ret
     .balign 256
     /* 2: ExchangeRegisters */
@@ -197,7 +201,16 @@ syscall_entry:
     pushq %r14
     pushq %r15
     movq %rsp, %rdi
-    call *syscall_dispatch_vector(%rip)
+    /* The Ipc and Lipc stubs: the assembly fast path (kernel/src/fastpath.rs), unless the
+       debugger's event trace has redirected the dispatch vector. */
+    cmpq $ipc_stub_return, %rcx
+    je 2f
+    cmpq $lipc_stub_return, %rcx
+    jne 3f
+2:  leaq fastpath_dispatch(%rip), %rax
+    cmpq %rax, syscall_dispatch_vector(%rip)
+    je fastpath_ipc
+3:  call *syscall_dispatch_vector(%rip)
     jmp trap_return
 
     /* `syscall` from compatibility mode (MSR CSTAR): unreachable from user mode (no 32-bit

@@ -2,7 +2,8 @@
 //! case (untyped Call / ReplyWait to a waiting partner, Ipc and Lipc, 0..63 words) and every
 //! guard that must send an IPC to the general path, each with the outcome the general path
 //! gives: a finite and a zero receive timeout, a string item, a map item, a propagated
-//! message, a higher-priority thread ready, a halted partner, a partner that is not waiting.
+//! message, a higher-priority thread ready, a halted partner, a partner that is not waiting,
+//! another ready thread of the caller's priority (the ready-queue hand-over does not apply).
 //! FPU/SSE registers survive IPC between threads that use them, and a thread created in the
 //! slot of a deleted FPU owner starts with clean registers.
 
@@ -17,8 +18,8 @@ use crate::conformance::Suite;
 
 const STACK: usize = 16 * 1024;
 #[repr(C, align(4096))]
-struct Stacks([[u8; STACK]; 5]);
-static mut STACKS: Stacks = Stacks([[0; STACK]; 5]);
+struct Stacks([[u8; STACK]; 7]);
+static mut STACKS: Stacks = Stacks([[0; STACK]; 7]);
 
 /// Echo server's behaviour (see [`echo`]).
 static MODE: AtomicU64 = AtomicU64::new(ECHO);
@@ -120,6 +121,23 @@ extern "C" fn high() -> ! {
 
 /// Parked: a thread of our space for closed receives and virtual senders.
 extern "C" fn parked() -> ! {
+    util::park()
+}
+
+/// Hand-over check, the caller: Calls the echo server (waiting, same priority) while
+/// [`sibling`] is ready at that priority too; notes 'X' before and 'x' after.
+extern "C" fn caller_x() -> ! {
+    push_order(b'X');
+    let (e, _) = ids();
+    utcb::set_mr(0, MsgTag::new(0x28, 0, 0).raw());
+    let _ = syscall::ipc(e, e, Timeouts::NEVER);
+    push_order(b'x');
+    util::park()
+}
+
+/// Hand-over check: a ready thread of the caller's priority; notes 'Y' and parks.
+extern "C" fn sibling() -> ! {
+    push_order(b'Y');
     util::park()
 }
 
@@ -402,6 +420,23 @@ pub fn run(s: &mut Suite) {
         r.is_ok(),
         format_args!("call {r:?}, echo state before {st:#x}"),
     );
+
+    // Guard of the ready-queue hand-over (`schedule::wake_handing_over`): the caller is not
+    // the only ready thread of its priority, so the partner is queued behind the other one
+    // (round robin), as the general path does: X calls, Y runs, then the echo, then X again.
+    let (x, y) = (tid(0x306), tid(0x307));
+    ORDER.store(0, Ordering::SeqCst);
+    let ok = spawn(x, 5, 0xA6, 100, caller_x) && spawn(y, 6, 0xA7, 100, sibling);
+    util::wait_until(|| ORDER.load(Ordering::SeqCst) & 0xFF == b'x' as u64);
+    let o = ORDER.load(Ordering::SeqCst);
+    let want = u64::from_be_bytes([0, 0, 0, 0, b'X', b'Y', b'E', b'x']);
+    s.check(
+        "fastpath.handover_same_priority_ready_keeps_round_robin",
+        ok && o == want,
+        format_args!("spawned {ok}, order {o:#x} (want {want:#x})"),
+    );
+    util::kill(x);
+    util::kill(y);
 
     // Lazy FPU and deletion: a thread created in the slot of the deleted FPU owner (same TCB
     // address) starts with clean registers, not the owner's.

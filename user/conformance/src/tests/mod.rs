@@ -41,6 +41,7 @@ mod clock;
 mod compat;
 mod cpu_state;
 mod exregs;
+mod fastasm;
 mod fastpath;
 mod found_by_fuzz;
 mod fuzz;
@@ -84,6 +85,7 @@ pub const ALL: &[Module] = &[
     module!(lifetime),
     module!(cpu_state),
     whole!(fastpath),
+    whole!(fastasm),
     module!(threads),
     module!(sched),
     module!(lifecycle),
