@@ -177,6 +177,12 @@ fn mrs_out_of(utcb: u64, f: &mut TrapFrame) {
 /// is to run, false if the thread is not activated (`syscall_dispatch` ignores the call).
 #[inline(never)]
 fn try_ipc(k: &mut Kernel, f: &mut TrapFrame) -> bool {
+    #[cfg(feature = "invariants")]
+    crate::invariants::running_unblocked(
+        k.current(),
+        "entered the IPC fast path",
+        core::panic::Location::caller(),
+    );
     if !k.current().is_activated() {
         return false;
     }

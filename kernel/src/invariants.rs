@@ -133,6 +133,81 @@ pub fn ready_off_lists(t: &Tcb, what: &str, at: &'static core::panic::Location<'
     }
 }
 
+/// Called (invariants build only) where a thread enters the kernel by a system call and where
+/// a blocked thread's wait returns: it must be ready then, and not a member of a send queue
+/// (only a `SendBlocked` thread is). Reports at once, with the place.
+pub fn running_unblocked(t: &Tcb, what: &str, at: &'static core::panic::Location<'static>) {
+    let mut n = t.sendq.head;
+    let mut steps = 0;
+    let mut own = false;
+    while n != 0 && steps < thread::MAX_SLOTS {
+        if n == t.no {
+            own = true;
+            break;
+        }
+        match thread_no(n) {
+            Some(m) => n = m.sendq_link.next,
+            None => break,
+        }
+        steps += 1;
+    }
+    if t.state != State::Ready || own {
+        kprintln!(
+            "invariant violated: thread {:?} {} at {} in state {:?} (wake {:?}, in its own send \
+             queue {}, halted {}, xfer_partner {:?}, depth {})",
+            name(t),
+            what,
+            at,
+            t.state,
+            t.wake,
+            own,
+            t.halted,
+            t.xfer_partner,
+            t.kernel_ipc_depth
+        );
+    }
+}
+
+/// Whether thread `no` is a member of `owner`'s send queue (a bounded walk).
+fn in_send_queue(owner: &Tcb, no: u32) -> bool {
+    let mut n = owner.sendq.head;
+    let mut steps = 0;
+    while n != 0 && steps < thread::MAX_SLOTS {
+        if n == no {
+            return true;
+        }
+        match thread_no(n) {
+            Some(m) => n = m.sendq_link.next,
+            None => return false,
+        }
+        steps += 1;
+    }
+    false
+}
+
+/// Called (invariants build only) where a blocked thread is made ready: it must have left the
+/// send queue it was in (and its own). Reports at once, with the place.
+pub fn woken_off_queues(t: &Tcb, at: &'static core::panic::Location<'static>) {
+    let queued_to = match t.state {
+        State::SendBlocked { to } => thread_no(to.no).filter(|o| in_send_queue(o, t.no)),
+        _ => None,
+    };
+    if queued_to.is_some() || in_send_queue(t, t.no) {
+        kprintln!(
+            "invariant violated: thread {:?} woken at {} while in a send queue (state {:?}, \
+             wake {:?}, in its own queue {}, halted {}, xfer_partner {:?}, depth {})",
+            name(t),
+            at,
+            t.state,
+            t.wake,
+            in_send_queue(t, t.no),
+            t.halted,
+            t.xfer_partner,
+            t.kernel_ipc_depth
+        );
+    }
+}
+
 /// Thread table and space thread counts; returns the number of spaces found (in `SPACES`).
 fn check_threads(r: &mut Report) -> usize {
     // SAFETY: the only borrow of SPACES in use; it ends before any call that touches it.

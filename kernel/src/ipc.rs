@@ -199,6 +199,7 @@ fn complete_typed(
     // inside a copy completes too, and must leave the outer transfer's links alone).
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let me = unsafe { thread::current() };
+    let me_h = me.handle();
     let ours = me.xfer_partner == Some(other);
     if ours {
         me.xfer_partner = None;
@@ -208,9 +209,18 @@ fn complete_typed(
     let Some(o) = (unsafe { thread::get(other) }) else {
         return Completion::PartnerGone;
     };
-    if ours {
+    if o.xfer_partner == Some(me_h) {
         o.xfer_partner = None;
         o.xfer_copier = false;
+    }
+    // The other party must still wait for this transfer. It may have left it while the copy
+    // waited (an abort of the copier's wait for a tunnelled fault that it was still serving,
+    // or a serve that found its link gone): it then runs on, or blocks in another IPC (a send
+    // queue), and must not be woken or written by this transfer (docs/kernel-bugs.md: "thread
+    // in two send queues"). With its link cleared above, a tunnelled fault it still serves
+    // ends its own IPC with "aborted".
+    if !matches!(o.state, State::Transfer { with, .. } if with == me_h) {
+        return Completion::PartnerGone;
     }
     // SAFETY: the only reference in use to this TCB; not held across a deletion or a blocking copy.
     let (Some(sender), Some(receiver)) = (
@@ -373,6 +383,12 @@ fn string_item(
             return Err(crate::string::aborted(*copied));
         };
         *buffers = crate::string::Buffers::of(dst);
+        if buffers.is_none() {
+            // No string accepted: an overflow before any copy, and no transfer links. (A
+            // kernel-generated IPC, which accepts no strings, may run inside a string copy of
+            // its receiver: linking it here replaced the links of that outer transfer.)
+            return Err(crate::string::overflow(*copied));
+        }
         let src_runs = core::ptr::eq(&*src, thread::current_ptr());
         src.xfer_partner = Some(dst.handle());
         dst.xfer_partner = Some(src.handle());

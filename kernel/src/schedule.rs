@@ -230,7 +230,10 @@ pub(crate) static LAST_SPACE_USER: KernelValue<*mut crate::space::Space> =
 
 /// Makes a blocked thread runnable with the given IPC outcome.
 #[inline(always)]
+#[cfg_attr(feature = "invariants", track_caller)]
 pub fn wake(run: &mut RunQueues, t: &mut Tcb, how: IpcWake) {
+    #[cfg(feature = "invariants")]
+    crate::invariants::woken_off_queues(t, core::panic::Location::caller());
     timer_remove(t);
     if t.recvq_on != 0 {
         // A list of waiting receivers to leave: out of the common path.
@@ -277,9 +280,16 @@ fn leave_list(t: &mut Tcb) {
 }
 
 /// Blocks the current thread (already in a blocked state) until woken; `deadline` in µs.
+#[cfg_attr(feature = "invariants", track_caller)]
 pub fn block_current(k: &mut Kernel, deadline: u64) {
     block_prepare(k, deadline);
     schedule(k);
+    #[cfg(feature = "invariants")]
+    crate::invariants::running_unblocked(
+        k.current(),
+        "resumed from a block",
+        core::panic::Location::caller(),
+    );
 }
 
 /// [`block_current`] up to the switch: out of the ready queue, no outcome yet, the timeout.

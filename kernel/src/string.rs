@@ -373,6 +373,11 @@ fn tunnel(
     if us == 0 {
         return Resolve::Timeout;
     }
+    if !matches!(partner.state, State::Transfer { with, .. } if with == me.handle()) {
+        // The partner no longer waits for this transfer (it left it: see `ipc::complete_typed`);
+        // waking it would end whatever it does now (e.g. leave it in a send queue while ready).
+        return Resolve::Aborted;
+    }
     let deadline = if us == u64::MAX {
         u64::MAX
     } else {

@@ -65,6 +65,12 @@ fn dispatch(k: &mut Kernel, f: &mut TrapFrame) {
         // `syscall` outside the stubs: not a system call; return untouched.
         return;
     };
+    #[cfg(feature = "invariants")]
+    crate::invariants::running_unblocked(
+        k.current(),
+        "entered a system call",
+        core::panic::Location::caller(),
+    );
     if !k.current().is_activated() {
         return;
     }

@@ -74,6 +74,20 @@ extern "C" fn slow_pager() -> ! {
         }
         let addr = utcb::mr(1) & !0xFFF;
         let dst = &raw const DST as u64;
+        if addr >= dst && addr < dst + 8192 && STRING_REPLY.load(Ordering::SeqCst) {
+            // Check 3: answer the receiver's fault IPC (run inside its string copy) with a
+            // string item, which a kernel-generated IPC does not accept.
+            SLOW_FAULTS.fetch_add(1, Ordering::SeqCst);
+            let w = simple_string(8, &raw const SRC as u64);
+            utcb::set_mrs(1, &w);
+            utcb::set_mr(0, MsgTag::new(0, 0, 2).raw());
+            let _ = syscall::ipc(
+                r.from,
+                ThreadId::NIL,
+                Timeouts::new(Time::ZERO, Time::NEVER),
+            );
+            continue;
+        }
         if addr >= dst && addr < dst + 8192 {
             // Only the receive buffer is slow: the receiver's way into its receive is fast.
             SLOW_FAULTS.fetch_add(1, Ordering::SeqCst);
@@ -146,8 +160,23 @@ extern "C" fn sender() -> ! {
         if r.tag.error() { utcb::error_code() } else { 0 },
         Ordering::SeqCst,
     );
+    if SELF_SEND.load(Ordering::SeqCst) {
+        // Check 3: a send to itself (blocks until aborted), as the fuzz thread did.
+        utcb::set_mr(0, MsgTag::new(0x52, 0, 0).raw());
+        let me = ThreadId::from_raw(SENDER.load(Ordering::SeqCst));
+        let r = syscall::ipc(me, ThreadId::NIL, Timeouts::new(Time::NEVER, Time::NEVER));
+        S_SELF_RESULT.store(
+            if r.tag.error() { utcb::error_code() } else { 0 },
+            Ordering::SeqCst,
+        );
+    }
     util::park()
 }
+/// Check 3: the slow pager answers the receiver's fault with a string item; the sender then
+/// sends to itself, and the ErrorCode of that send.
+static STRING_REPLY: AtomicBool = AtomicBool::new(false);
+static SELF_SEND: AtomicBool = AtomicBool::new(false);
+static S_SELF_RESULT: AtomicU64 = AtomicU64::new(u64::MAX);
 static RECEIVER: AtomicU64 = AtomicU64::new(0);
 
 /// Sets up C (slow pager) and S queued on it, then gives C the go. Returns (C, S, pager).
@@ -278,6 +307,52 @@ pub fn run(s: &mut Suite) {
             );
         }
     }
+    // 3. The receiver's own fault IPC inside its string copy is answered with a string item
+    //    (not accepted: overflow). That nested transfer used to replace the links of the outer
+    //    one, so the sender kept a stale link to the receiver: aborting the sender's next IPC
+    //    (a send to itself) then aborted the receiver's copy (code 7 instead of 3), and a
+    //    transfer partner that left its transfer could be woken later while in a send queue
+    //    (docs/kernel-bugs.md, "thread in two send queues").
+    STRING_REPLY.store(true, Ordering::SeqCst);
+    SELF_SEND.store(true, Ordering::SeqCst);
+    S_SELF_RESULT.store(u64::MAX, Ordering::SeqCst);
+    let name = "found_by_fuzz.string_reply_to_fault_in_copy_keeps_transfer_links";
+    match setup(2) {
+        Ok((c, snd, p)) => {
+            let rep = util::receive_report(c, 20_000);
+            let sent = util::wait_until(|| S_RESULT.load(Ordering::SeqCst) != u64::MAX);
+            let pending = abi::syscall_args::ScheduleResult::PendingSend as u64;
+            let queued = util::wait_until(|| util::state_of(snd) == pending);
+            let (r, _) = syscall::exchange_registers(
+                snd,
+                syscall::ExregsState {
+                    control: (1 << 1) | (1 << 2),
+                    ..Default::default()
+                },
+            );
+            let ended = util::wait_until(|| S_SELF_RESULT.load(Ordering::SeqCst) != u64::MAX);
+            let code = S_SELF_RESULT.load(Ordering::SeqCst);
+            // Canceled (3) in the send phase: ErrorCode 3 << 1.
+            s.check(
+                name,
+                sent && queued && !r.is_nil() && ended && code == 3 << 1,
+                format_args!(
+                    "receiver {rep:x?}, sender {:#x}, send to itself queued {queued}, \
+                     its error after the abort {code:#x} (want 0x6), slow faults {}",
+                    S_RESULT.load(Ordering::SeqCst),
+                    SLOW_FAULTS.load(Ordering::SeqCst)
+                ),
+            );
+            for t in [c, snd, p] {
+                kill_r(t);
+            }
+        }
+        Err(e) => {
+            s.check(name, false, format_args!("{e}"));
+        }
+    }
+    STRING_REPLY.store(false, Ordering::SeqCst);
+    SELF_SEND.store(false, Ordering::SeqCst);
     // The kernel still works.
     let t = tid(0x1CF);
     let ok = util::spawn_in_new_space(t, util::child_hello, 21).is_ok()
